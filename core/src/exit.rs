@@ -1,0 +1,141 @@
+//! What a VM exit means, independent of the architecture that produced it.
+//!
+//! Each architecture's vCPU decodes its own trap registers (`scause`,
+//! `ESR_EL2`, the VMCB exit code) into an [`Exit`]; the run loop only ever
+//! sees this type.
+
+/// The kind of access that faulted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+    Execute,
+}
+
+impl core::fmt::Display for Access {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Access::Read => "read",
+            Access::Write => "write",
+            Access::Execute => "execute",
+        })
+    }
+}
+
+/// Why the guest stopped running and the hypervisor got control.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Stage-2 translation has no (or no sufficient) mapping for `gpa`.
+    NestedPageFault { gpa: u64, access: Access },
+    /// The guest asked the hypervisor for a service (SBI ecall, HVC,
+    /// VMMCALL), already decoded by the architecture's calling convention.
+    Hypercall(Request),
+    /// The timer the guest armed through a hypercall has expired.
+    TimerExpired,
+    /// Anything else: the VM stops with this diagnostic.
+    Unexpected(Unexpected),
+}
+
+/// An exit the hypervisor does not handle, described for the diagnostic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unexpected {
+    /// Human-readable name of the exit cause.
+    pub what: &'static str,
+    /// The architecture's raw exit code (`scause`, ESR EC, SVM exit code).
+    pub code: u64,
+    /// Extra registers worth printing (`stval`/`htval`, EXITINFO1/2, ...).
+    pub info: [u64; 2],
+}
+
+/// Why the guest asked to be shut down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownReason {
+    /// An ordinary power-off request.
+    Normal,
+    /// The guest reported a failure (SBI SRST reason "system failure", ...);
+    /// carries the raw reason code.
+    Failure(u64),
+}
+
+/// A hypercall, in architecture-neutral terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// A query answered from constants (SBI base extension, PSCI version).
+    Answer(u64),
+    /// Print one byte on the console.
+    ConsolePutByte(u8),
+    /// Print `len` bytes found at guest-physical address `gpa`.
+    ConsoleWrite { gpa: u64, len: u64 },
+    /// Read console input; there is none, so this answers "0 bytes".
+    ConsoleRead,
+    /// Arm the guest's timer for the absolute time `deadline` (in ticks of
+    /// the platform timer); `u64::MAX` disarms it.
+    SetTimer { deadline: u64 },
+    /// Power the VM off.
+    Shutdown(ShutdownReason),
+    /// A call that does nothing, for measuring the exit round trip.
+    Null,
+    /// A call the hypervisor does not implement; the guest gets the
+    /// calling convention's NOT_SUPPORTED.
+    Unsupported { id: u64, function: u64 },
+    /// A call the hypervisor knows but that cannot be honoured for this VM
+    /// (a reboot, say); the guest gets NOT_SUPPORTED.
+    Refused { id: u64, function: u64 },
+    /// A known call with arguments that are not valid; the guest gets
+    /// INVALID_PARAM.
+    Invalid { id: u64, function: u64 },
+}
+
+/// The reply to a request that needs nothing from the hypervisor's state,
+/// or `None` when the run loop must act on it.
+pub fn immediate_reply(req: &Request) -> Option<Reply> {
+    match *req {
+        Request::Answer(v) => Some(Reply::Value(v)),
+        Request::Unsupported { .. } | Request::Refused { .. } => Some(Reply::NotSupported),
+        Request::Invalid { .. } => Some(Reply::InvalidParam),
+        _ => None,
+    }
+}
+
+/// The result of a hypercall, encoded back by the architecture's ABI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Value(u64),
+    NotSupported,
+    InvalidParam,
+    InvalidAddress,
+}
+
+/// Exit classes counted in the shutdown report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitKind {
+    NestedPageFault = 0,
+    Hypercall = 1,
+    Timer = 2,
+    Unexpected = 3,
+}
+
+impl ExitKind {
+    pub const ALL: [ExitKind; 4] =
+        [ExitKind::NestedPageFault, ExitKind::Hypercall, ExitKind::Timer, ExitKind::Unexpected];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            ExitKind::NestedPageFault => "nested page fault",
+            ExitKind::Hypercall => "hypercall",
+            ExitKind::Timer => "timer",
+            ExitKind::Unexpected => "unexpected",
+        }
+    }
+}
+
+impl Exit {
+    pub const fn kind(&self) -> ExitKind {
+        match self {
+            Exit::NestedPageFault { .. } => ExitKind::NestedPageFault,
+            Exit::Hypercall(_) => ExitKind::Hypercall,
+            Exit::TimerExpired => ExitKind::Timer,
+            Exit::Unexpected(_) => ExitKind::Unexpected,
+        }
+    }
+}

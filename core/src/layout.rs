@@ -1,0 +1,290 @@
+//! The guest's physical address map, and the policy that decides what a
+//! faulting guest-physical address is.
+//!
+//! A [`GuestLayout`] lists every region the hypervisor declares for the
+//! guest. A nested page fault inside a region is served by mapping one page
+//! as [`Region::backing_for`] says; a fault outside every region is a wild
+//! access and stops the VM. Pass-through regions are checked against the
+//! host's RAM so the host never hands its own memory to the guest.
+
+use crate::exit::Access;
+use crate::{PAGE_SIZE, page_base};
+
+bitflags::bitflags! {
+    /// What the guest may do with a region.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Perms: u8 {
+        const READ = 1 << 0;
+        const WRITE = 1 << 1;
+        const EXECUTE = 1 << 2;
+        const RW = Self::READ.bits() | Self::WRITE.bits();
+        const RWX = Self::RW.bits() | Self::EXECUTE.bits();
+    }
+}
+
+impl Perms {
+    /// Whether this permission set allows `access`.
+    pub fn allows(self, access: Access) -> bool {
+        self.contains(match access {
+            Access::Read => Perms::READ,
+            Access::Write => Perms::WRITE,
+            Access::Execute => Perms::EXECUTE,
+        })
+    }
+}
+
+/// How the pages of a region are backed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegionKind {
+    /// Guest RAM: each page is a fresh, zeroed host frame allocated on the
+    /// first fault (or at load time for the image).
+    Ram,
+    /// A real device the guest may use directly: GPA `gpa + off` maps to
+    /// host-physical `hpa + off`.
+    Passthrough { hpa: u64 },
+    /// A device the hypervisor emulates with one read-only page holding
+    /// `content` at its start (the rest zero), repeated over the region.
+    Emulated { content: &'static [u8] },
+}
+
+/// One declared guest-physical region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub name: &'static str,
+    pub gpa: u64,
+    pub size: u64,
+    pub perms: Perms,
+    pub kind: RegionKind,
+}
+
+/// What a single guest page is backed by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backing {
+    /// A fresh zeroed host frame.
+    FreshRam,
+    /// This host-physical page (device memory).
+    Device { hpa: u64 },
+    /// A fresh host frame initialised with `content`, mapped read-only.
+    Content(&'static [u8]),
+}
+
+impl Region {
+    pub const fn end(&self) -> u64 {
+        self.gpa + self.size
+    }
+
+    pub const fn contains(&self, gpa: u64) -> bool {
+        gpa >= self.gpa && gpa < self.end()
+    }
+
+    /// The backing of the page containing `gpa`, which must lie in `self`.
+    pub fn backing_for(&self, gpa: u64) -> Backing {
+        debug_assert!(self.contains(gpa));
+        match self.kind {
+            RegionKind::Ram => Backing::FreshRam,
+            RegionKind::Passthrough { hpa } => Backing::Device { hpa: hpa + page_base(gpa - self.gpa) },
+            RegionKind::Emulated { content } => Backing::Content(content),
+        }
+    }
+}
+
+/// Why a layout cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// A region's start or size is not page aligned, or it is empty.
+    Unaligned { region: &'static str },
+    /// Two regions overlap.
+    Overlap { first: &'static str, second: &'static str },
+    /// A pass-through region would expose host RAM to the guest.
+    ExposesHostRam { region: &'static str, hpa: u64 },
+    /// The layout has no RAM region containing the entry point.
+    EntryNotInRam { entry: u64 },
+}
+
+impl core::fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LayoutError::Unaligned { region } => write!(f, "guest region `{region}` is empty or not page aligned"),
+            LayoutError::Overlap { first, second } => write!(f, "guest regions `{first}` and `{second}` overlap"),
+            LayoutError::ExposesHostRam { region, hpa } => {
+                write!(f, "guest region `{region}` would pass host RAM at {hpa:#x} through to the guest")
+            }
+            LayoutError::EntryNotInRam { entry } => write!(f, "guest entry point {entry:#x} is not in guest RAM"),
+        }
+    }
+}
+
+/// The guest-physical address map of one VM.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestLayout {
+    pub regions: &'static [Region],
+    /// Where the guest image is placed and where the vCPU starts.
+    pub entry: u64,
+}
+
+impl GuestLayout {
+    /// The region containing `gpa`, if the guest owns that address.
+    pub fn region_of(&self, gpa: u64) -> Option<&Region> {
+        self.regions.iter().find(|r| r.contains(gpa))
+    }
+
+    /// The RAM region the image is loaded into.
+    pub fn ram(&self) -> Option<&Region> {
+        self.region_of(self.entry).filter(|r| r.kind == RegionKind::Ram)
+    }
+
+    /// Checks alignment, overlap, the entry point, and that no pass-through
+    /// region reaches into any of `host_ram` (`(start, size)` ranges).
+    pub fn validate(&self, host_ram: &[(u64, u64)]) -> Result<(), LayoutError> {
+        for (i, r) in self.regions.iter().enumerate() {
+            if r.size == 0 || r.gpa % PAGE_SIZE != 0 || r.size % PAGE_SIZE != 0 {
+                return Err(LayoutError::Unaligned { region: r.name });
+            }
+            if let Some(other) = self.regions[..i].iter().find(|o| o.gpa < r.end() && r.gpa < o.end()) {
+                return Err(LayoutError::Overlap { first: other.name, second: r.name });
+            }
+            if let RegionKind::Passthrough { hpa } = r.kind {
+                if hpa % PAGE_SIZE != 0 {
+                    return Err(LayoutError::Unaligned { region: r.name });
+                }
+                if let Some(&(start, _)) =
+                    host_ram.iter().find(|&&(start, size)| hpa < start + size && start < hpa + r.size)
+                {
+                    return Err(LayoutError::ExposesHostRam { region: r.name, hpa: hpa.max(start) });
+                }
+            }
+        }
+        if self.ram().is_none() {
+            return Err(LayoutError::EntryNotInRam { entry: self.entry });
+        }
+        Ok(())
+    }
+}
+
+/// The layouts of the machines this project boots, as SPEC.md gives them.
+pub mod machines {
+    use super::*;
+
+    /// QEMU `virt` (riscv64): 16 MiB of RAM at 0x8000_0000 with the image
+    /// at 0x8020_0000 (where OpenSBI would put an S-mode kernel), the
+    /// 16550 UART and pflash1 passed through from the real machine.
+    pub const RISCV64_VIRT: GuestLayout = GuestLayout {
+        regions: &[
+            Region {
+                name: "uart",
+                gpa: 0x1000_0000,
+                size: 0x1000,
+                perms: Perms::RW,
+                kind: RegionKind::Passthrough { hpa: 0x1000_0000 },
+            },
+            Region {
+                name: "pflash",
+                gpa: 0x2200_0000,
+                size: 0x200_0000,
+                perms: Perms::READ,
+                kind: RegionKind::Passthrough { hpa: 0x2200_0000 },
+            },
+            Region { name: "ram", gpa: 0x8000_0000, size: 0x100_0000, perms: Perms::RWX, kind: RegionKind::Ram },
+        ],
+        entry: 0x8020_0000,
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::machines::RISCV64_VIRT;
+    use super::*;
+
+    const HOST_RAM: &[(u64, u64)] = &[(0x8000_0000, 0x800_0000)];
+
+    #[test]
+    fn riscv64_layout_is_valid_and_matches_spec() {
+        assert_eq!(RISCV64_VIRT.validate(HOST_RAM), Ok(()));
+        assert_eq!(RISCV64_VIRT.entry, 0x8020_0000);
+        assert_eq!(RISCV64_VIRT.region_of(0x2200_0000).unwrap().name, "pflash");
+        assert_eq!(RISCV64_VIRT.ram().unwrap().size, 16 << 20);
+    }
+
+    #[test]
+    fn faults_resolve_to_their_region_or_nothing() {
+        let l = RISCV64_VIRT;
+        assert_eq!(l.region_of(0x8000_0000).unwrap().name, "ram");
+        assert_eq!(l.region_of(0x80ff_ffff).unwrap().name, "ram");
+        assert!(l.region_of(0x8100_0000).is_none(), "one past guest RAM is not the guest's");
+        assert!(l.region_of(0x7fff_ffff).is_none());
+        assert!(l.region_of(0x3000_0000).is_none(), "PCI ECAM is not declared");
+        assert!(l.region_of(0).is_none());
+        assert!(l.region_of(u64::MAX).is_none());
+    }
+
+    #[test]
+    fn passthrough_backing_keeps_the_page_offset() {
+        let pflash = RISCV64_VIRT.region_of(0x2200_0000).unwrap();
+        assert_eq!(pflash.backing_for(0x2200_0000), Backing::Device { hpa: 0x2200_0000 });
+        assert_eq!(pflash.backing_for(0x2200_1abc), Backing::Device { hpa: 0x2200_1000 });
+        let ram = RISCV64_VIRT.ram().unwrap();
+        assert_eq!(ram.backing_for(0x8012_3456), Backing::FreshRam);
+    }
+
+    #[test]
+    fn emulated_backing_carries_its_content() {
+        let r = Region {
+            name: "pflash",
+            gpa: 0xffc0_0000,
+            size: 0x1000,
+            perms: Perms::READ,
+            kind: RegionKind::Emulated { content: b"pfld" },
+        };
+        assert_eq!(r.backing_for(0xffc0_0000), Backing::Content(b"pfld"));
+    }
+
+    #[test]
+    fn pass_through_of_host_ram_is_refused() {
+        const BAD: GuestLayout = GuestLayout {
+            regions: &[
+                Region { name: "ram", gpa: 0x8000_0000, size: 0x1000, perms: Perms::RWX, kind: RegionKind::Ram },
+                Region {
+                    name: "sneaky",
+                    gpa: 0x1000_0000,
+                    size: 0x2000,
+                    perms: Perms::RW,
+                    kind: RegionKind::Passthrough { hpa: 0x87ff_f000 },
+                },
+            ],
+            entry: 0x8000_0000,
+        };
+        assert_eq!(BAD.validate(HOST_RAM), Err(LayoutError::ExposesHostRam { region: "sneaky", hpa: 0x87ff_f000 }));
+        // The same layout is fine on a host whose RAM is elsewhere.
+        assert_eq!(BAD.validate(&[(0x4000_0000, 0x1000_0000)]), Ok(()));
+    }
+
+    #[test]
+    fn overlap_alignment_and_entry_are_checked() {
+        const OVERLAP: GuestLayout = GuestLayout {
+            regions: &[
+                Region { name: "a", gpa: 0x1000, size: 0x2000, perms: Perms::RW, kind: RegionKind::Ram },
+                Region { name: "b", gpa: 0x2000, size: 0x1000, perms: Perms::RW, kind: RegionKind::Ram },
+            ],
+            entry: 0x1000,
+        };
+        assert_eq!(OVERLAP.validate(&[]), Err(LayoutError::Overlap { first: "a", second: "b" }));
+        const UNALIGNED: GuestLayout = GuestLayout {
+            regions: &[Region { name: "a", gpa: 0x1800, size: 0x1000, perms: Perms::RW, kind: RegionKind::Ram }],
+            entry: 0x1800,
+        };
+        assert_eq!(UNALIGNED.validate(&[]), Err(LayoutError::Unaligned { region: "a" }));
+        const NO_ENTRY: GuestLayout = GuestLayout {
+            regions: &[Region { name: "a", gpa: 0x1000, size: 0x1000, perms: Perms::RW, kind: RegionKind::Ram }],
+            entry: 0x9000,
+        };
+        assert_eq!(NO_ENTRY.validate(&[]), Err(LayoutError::EntryNotInRam { entry: 0x9000 }));
+    }
+
+    #[test]
+    fn permissions_gate_accesses() {
+        assert!(Perms::READ.allows(Access::Read));
+        assert!(!Perms::READ.allows(Access::Write));
+        assert!(!Perms::RW.allows(Access::Execute));
+        assert!(Perms::RWX.allows(Access::Execute));
+    }
+}

@@ -1,0 +1,31 @@
+//! The architecture-neutral half of arceos-guestaspace.
+//!
+//! Everything here is plain `no_std` Rust that also builds and unit-tests on
+//! the host (`cargo test`): what a VM exit means ([`exit`]), the run loop
+//! that dispatches exits ([`runloop`]), which guest-physical addresses the
+//! guest owns and how each is backed ([`layout`]), the stage-2 page tables
+//! ([`stage2`]), SBI decoding ([`sbi`]), RISC-V trap decoding
+//! ([`riscv`]), guest-image checks ([`image`]) and the exit/page counters
+//! printed at shutdown ([`stats`]).
+//!
+//! The hypervisor crate supplies the rest per architecture: a [`runloop::Vcpu`]
+//! that enters the guest and returns an [`exit::Exit`], and a
+//! [`stage2::Host`] that hands out host frames and flushes the TLB.
+#![cfg_attr(not(test), no_std)]
+
+pub mod exit;
+pub mod image;
+pub mod layout;
+pub mod riscv;
+pub mod runloop;
+pub mod sbi;
+pub mod stage2;
+pub mod stats;
+
+/// Size of the pages the hypervisor maps for the guest.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Rounds `addr` down to the start of its 4 KiB page.
+pub const fn page_base(addr: u64) -> u64 {
+    addr & !(PAGE_SIZE - 1)
+}

@@ -1,0 +1,162 @@
+//! Decoding a trap taken from a RISC-V VS-mode guest into an [`Exit`].
+//!
+//! The vCPU hands over `scause`, `stval`, `htval` and the guest's `a0..a7`;
+//! this module says what happened. Cause numbers are from the privileged
+//! specification (tables 3.6 and 8.x of the H extension).
+
+use crate::exit::{Access, Exit, Unexpected};
+use crate::sbi;
+
+/// `scause` exception codes an H-extension hypervisor sees from a guest.
+pub mod cause {
+    pub const INSTRUCTION_MISALIGNED: u64 = 0;
+    pub const INSTRUCTION_ACCESS_FAULT: u64 = 1;
+    pub const ILLEGAL_INSTRUCTION: u64 = 2;
+    pub const BREAKPOINT: u64 = 3;
+    pub const LOAD_ACCESS_FAULT: u64 = 5;
+    pub const STORE_ACCESS_FAULT: u64 = 7;
+    pub const ECALL_FROM_U: u64 = 8;
+    pub const ECALL_FROM_VS: u64 = 10;
+    pub const INSTRUCTION_PAGE_FAULT: u64 = 12;
+    pub const LOAD_PAGE_FAULT: u64 = 13;
+    pub const STORE_PAGE_FAULT: u64 = 15;
+    pub const INSTRUCTION_GUEST_PAGE_FAULT: u64 = 20;
+    pub const LOAD_GUEST_PAGE_FAULT: u64 = 21;
+    pub const VIRTUAL_INSTRUCTION: u64 = 22;
+    pub const STORE_GUEST_PAGE_FAULT: u64 = 23;
+    /// Interrupt code of the supervisor timer (with the interrupt bit set
+    /// in `scause`).
+    pub const SUPERVISOR_TIMER_INTERRUPT: u64 = 5;
+    /// The interrupt bit of `scause` on RV64.
+    pub const INTERRUPT: u64 = 1 << 63;
+}
+
+/// The trap registers the vCPU read on exit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Trap {
+    pub scause: u64,
+    pub stval: u64,
+    pub htval: u64,
+}
+
+/// The guest-physical address of a guest-page fault: `htval` holds it
+/// shifted right by two, and the low two bits come from `stval`.
+pub const fn guest_fault_address(htval: u64, stval: u64) -> u64 {
+    (htval << 2) | (stval & 3)
+}
+
+/// Decodes a trap; `a` holds the guest's `a0..a7` (needed for SBI calls).
+pub fn decode(trap: &Trap, a: &[u64; 8]) -> Exit {
+    let code = trap.scause & !cause::INTERRUPT;
+    if trap.scause & cause::INTERRUPT != 0 {
+        return if code == cause::SUPERVISOR_TIMER_INTERRUPT {
+            Exit::TimerExpired
+        } else {
+            unexpected(trap)
+        };
+    }
+    let fault = |access| Exit::NestedPageFault { gpa: guest_fault_address(trap.htval, trap.stval), access };
+    match code {
+        cause::INSTRUCTION_GUEST_PAGE_FAULT => fault(Access::Execute),
+        cause::LOAD_GUEST_PAGE_FAULT => fault(Access::Read),
+        cause::STORE_GUEST_PAGE_FAULT => fault(Access::Write),
+        cause::ECALL_FROM_VS => {
+            Exit::Hypercall(sbi::decode(a[7], a[6], [a[0], a[1], a[2], a[3], a[4], a[5]]))
+        }
+        _ => unexpected(trap),
+    }
+}
+
+fn unexpected(trap: &Trap) -> Exit {
+    Exit::Unexpected(Unexpected { what: cause_name(trap.scause), code: trap.scause, info: [trap.stval, trap.htval] })
+}
+
+/// A readable name for an `scause` value.
+pub fn cause_name(scause: u64) -> &'static str {
+    use cause::*;
+    if scause & INTERRUPT != 0 {
+        return match scause & !INTERRUPT {
+            1 => "supervisor software interrupt",
+            SUPERVISOR_TIMER_INTERRUPT => "supervisor timer interrupt",
+            9 => "supervisor external interrupt",
+            _ => "interrupt",
+        };
+    }
+    match scause {
+        INSTRUCTION_MISALIGNED => "instruction address misaligned",
+        INSTRUCTION_ACCESS_FAULT => "instruction access fault",
+        ILLEGAL_INSTRUCTION => "illegal instruction",
+        BREAKPOINT => "breakpoint",
+        LOAD_ACCESS_FAULT => "load access fault",
+        STORE_ACCESS_FAULT => "store/AMO access fault",
+        ECALL_FROM_U => "ecall from U/VU-mode",
+        ECALL_FROM_VS => "ecall from VS-mode",
+        INSTRUCTION_PAGE_FAULT => "instruction page fault",
+        LOAD_PAGE_FAULT => "load page fault",
+        STORE_PAGE_FAULT => "store/AMO page fault",
+        INSTRUCTION_GUEST_PAGE_FAULT => "instruction guest-page fault",
+        LOAD_GUEST_PAGE_FAULT => "load guest-page fault",
+        VIRTUAL_INSTRUCTION => "virtual instruction",
+        STORE_GUEST_PAGE_FAULT => "store/AMO guest-page fault",
+        _ => "unknown exception",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::{Request, ShutdownReason};
+
+    fn trap(scause: u64, stval: u64, htval: u64) -> Trap {
+        Trap { scause, stval, htval }
+    }
+
+    #[test]
+    fn fault_address_combines_htval_and_stval() {
+        assert_eq!(guest_fault_address(0x2200_0000 >> 2, 0xffff_ffc0_2200_0000), 0x2200_0000);
+        assert_eq!(guest_fault_address(0x8020_1234 >> 2, 0xffff_ffc0_8020_1236), 0x8020_1236);
+        assert_eq!(guest_fault_address(0x8020_1234 >> 2, 0x1), 0x8020_1235);
+        // Above 4 GiB: htval carries GPA bits up to 41 without loss.
+        assert_eq!(guest_fault_address(0x1_ffff_f000u64 >> 2, 0), 0x1_ffff_f000);
+    }
+
+    #[test]
+    fn guest_page_faults_carry_access_type() {
+        let a = [0; 8];
+        assert_eq!(
+            decode(&trap(21, 0xffff_ffc0_2200_0000, 0x2200_0000 >> 2), &a),
+            Exit::NestedPageFault { gpa: 0x2200_0000, access: Access::Read }
+        );
+        assert_eq!(
+            decode(&trap(23, 0x8000_0008, 0x8000_0008 >> 2), &a),
+            Exit::NestedPageFault { gpa: 0x8000_0008, access: Access::Write }
+        );
+        assert_eq!(
+            decode(&trap(20, 0x8020_0000, 0x8020_0000 >> 2), &a),
+            Exit::NestedPageFault { gpa: 0x8020_0000, access: Access::Execute }
+        );
+    }
+
+    #[test]
+    fn ecall_from_vs_is_an_sbi_call() {
+        // a7 = SRST, a6 = 0, a0 = shutdown, a1 = no reason
+        let a = [0, 0, 0, 0, 0, 0, 0, 0x5352_5354];
+        assert_eq!(decode(&trap(10, 0, 0), &a), Exit::Hypercall(Request::Shutdown(ShutdownReason::Normal)));
+        let putchar = [b'x' as u64, 0, 0, 0, 0, 0, 0, 1];
+        assert_eq!(decode(&trap(10, 0, 0), &putchar), Exit::Hypercall(Request::ConsolePutByte(b'x')));
+    }
+
+    #[test]
+    fn timer_interrupt_and_unexpected_causes() {
+        let a = [0; 8];
+        assert_eq!(decode(&trap(cause::INTERRUPT | 5, 0, 0), &a), Exit::TimerExpired);
+        let Exit::Unexpected(u) = decode(&trap(22, 0x1234_5678, 0), &a) else { panic!("virtual instruction") };
+        assert_eq!(u.what, "virtual instruction");
+        assert_eq!(u.code, 22);
+        assert_eq!(u.info, [0x1234_5678, 0]);
+        let Exit::Unexpected(u) = decode(&trap(cause::INTERRUPT | 9, 0, 0), &a) else { panic!("external") };
+        assert_eq!(u.what, "supervisor external interrupt");
+        assert!(matches!(decode(&trap(2, 0, 0), &a), Exit::Unexpected(Unexpected { what: "illegal instruction", .. })));
+        assert!(matches!(decode(&trap(8, 0, 0), &a), Exit::Unexpected(_)), "ecall from VU is not ours");
+    }
+}
