@@ -19,6 +19,7 @@ pub mod layout;
 pub mod riscv;
 pub mod runloop;
 pub mod sbi;
+pub mod scenario;
 pub mod stage2;
 pub mod stats;
 

@@ -1,4 +1,55 @@
+//! gkernel: the guest the hypervisor boots.
+//!
+//! A real ArceOS kernel (the banner and `arch`/`platform`/`smp` lines come
+//! from ArceOS itself) that reads the first word of the pflash device
+//! through its own page tables. The hypervisor has not mapped that page in
+//! stage-2, so the read exits to it as a nested page fault; once mapped,
+//! the read completes and returns the magic `pfld`. Then the guest asks to
+//! be powered off. A word after the magic can ask for a misbehaving run
+//! (see `guestaspace_core::scenario`), for the hypervisor's tests.
 #![no_std]
 #![no_main]
-#[macro_use] extern crate axstd as std;
-#[unsafe(no_mangle)] fn main(){ println!("hi"); }
+
+#[macro_use]
+extern crate axstd;
+
+mod platform;
+
+use axhal::mem::{PhysAddr, phys_to_virt};
+use guestaspace_core::scenario::{SCENARIO_OFFSET, Scenario};
+
+#[unsafe(no_mangle)]
+fn main() {
+    println!("Reading PFlash at physical address {:#X}...", platform::PFLASH);
+    let base = phys_to_virt(PhysAddr::from(platform::PFLASH));
+    let word = |offset: usize| {
+        // SAFETY: the first pflash page is in this kernel's MMIO ranges, so
+        // it is mapped at `base`; the device is readable as 32-bit words.
+        unsafe { base.as_ptr().add(offset).cast::<u32>().read_volatile() }
+    };
+    let magic = word(0);
+    println!("Try to access pflash dev region [{:#X}], got {:#X}", base.as_usize(), magic);
+    match core::str::from_utf8(&magic.to_le_bytes()) {
+        Ok(text) => println!("Got pflash magic: {text}"),
+        Err(_) => println!("Got pflash magic: (not text) {:02x?}", magic.to_le_bytes()),
+    }
+
+    match Scenario::from_code(word(SCENARIO_OFFSET)) {
+        Scenario::Normal => {}
+        Scenario::WildAccess => {
+            println!("Scenario wild-access: reading {:#X}", platform::UNDECLARED);
+            let p = phys_to_virt(PhysAddr::from(platform::UNDECLARED)).as_ptr().cast::<u32>();
+            // SAFETY: mapped in this kernel's MMIO ranges on purpose; the
+            // hypervisor is expected to stop the VM on this read.
+            let v = unsafe { p.read_volatile() };
+            println!("Read {v:#x} from an undeclared address: the hypervisor let it through!");
+        }
+        Scenario::NeverShutdown => {
+            println!("Scenario never-shutdown: spinning forever");
+            loop {
+                core::hint::spin_loop();
+            }
+        }
+    }
+    platform::power_off(true)
+}

@@ -1,4 +1,85 @@
+//! arceos-guestaspace: a hypervisor that is an ArceOS application.
+//!
+//! It declares the guest's physical address map, loads `/sbin/gkernel` from
+//! the FAT32 disk into guest RAM, and runs the guest's vCPU in a loop,
+//! mapping guest memory page by page as nested page faults ask for it, until
+//! the guest requests shutdown. Everything here is architecture-neutral; the
+//! architecture lives behind [`arch::Arch`].
 #![no_std]
 #![no_main]
-#[macro_use] extern crate axstd as std;
-#[unsafe(no_mangle)] fn main(){ println!("hi"); }
+
+#[macro_use]
+extern crate axstd;
+extern crate alloc;
+
+mod arch;
+mod console;
+mod error;
+mod guest_image;
+mod host_memory;
+
+use arch::{Arch, Current, Outcome};
+use error::HvError;
+use guestaspace_core::runloop;
+use guestaspace_core::stage2::{AddressSpace, Format};
+use guestaspace_core::stats::Stats;
+
+/// Where the guest kernel is found on the disk.
+const GUEST_PATH: &str = "/sbin/gkernel";
+
+#[unsafe(no_mangle)]
+fn main() {
+    match run() {
+        Ok(()) => Current::power_off(Outcome::Success),
+        Err(e) => {
+            println!("error: {e}");
+            Current::power_off(Outcome::Failure)
+        }
+    }
+}
+
+fn run() -> Result<(), HvError> {
+    println!("arceos-guestaspace: {}", Current::DESCRIPTION);
+    Current::init_hardware().map_err(HvError::Hardware)?;
+
+    let layout = Current::LAYOUT;
+    layout.validate(&host_memory::host_ram_ranges()).map_err(HvError::Layout)?;
+    let mut space = AddressSpace::<<Current as Arch>::Format, _>::new(host_memory::HostMemory::<Current>::new())
+        .map_err(HvError::Map)?;
+    println!(
+        "Created guest address space: {} stage-2 table, root at {:#x}",
+        <<Current as Arch>::Format as Format>::NAME,
+        space.root()
+    );
+    for r in layout.regions {
+        println!("  {:<7} GPA {:#010x}..{:#010x} {:?} {:?}", r.name, r.gpa, r.end(), r.perms, r.kind);
+    }
+
+    let mut stats = Stats::default();
+    let image = guest_image::read(GUEST_PATH, &layout)?;
+    guest_image::load(&mut space, &layout, &image, &mut stats)?;
+    println!(
+        "Loaded {} bytes from {GUEST_PATH} at GPA {:#x} ({} pages mapped up front)",
+        image.len(),
+        layout.entry,
+        stats.total_pages()
+    );
+    drop(image);
+
+    let mut vcpu = Current::new_vcpu(layout.entry, space.root());
+    println!("Guest entry point {:#x}", layout.entry);
+    println!("Entering VM run loop...");
+    let result = runloop::run(&mut vcpu, &mut space, &layout, &mut console::HostConsole, &mut stats);
+    match result {
+        Ok(()) => {
+            println!("Shutdown vm normally!");
+            println!("{}", stats.report(&layout));
+            println!("Hypervisor ok!");
+            Ok(())
+        }
+        Err(e) => {
+            println!("{}", stats.report(&layout));
+            Err(HvError::Vm(e))
+        }
+    }
+}

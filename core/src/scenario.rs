@@ -1,0 +1,61 @@
+//! What the guest's pflash tells it, beyond the magic: a test scenario.
+//!
+//! The pflash image `cargo xtask` writes starts with the magic `pfld` and a
+//! little-endian u32 scenario code, so the end-to-end tests can ask the same
+//! gkernel to misbehave in a chosen way without rebuilding it.
+
+/// The first four bytes of the pflash image.
+pub const PFLASH_MAGIC: [u8; 4] = *b"pfld";
+/// The magic read as a little-endian u32, as the guest prints it.
+pub const PFLASH_MAGIC_U32: u32 = u32::from_le_bytes(PFLASH_MAGIC);
+/// Byte offset of the scenario code in the pflash image.
+pub const SCENARIO_OFFSET: usize = 4;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Scenario {
+    /// Read pflash, print the magic, shut down.
+    Normal = 0,
+    /// After the pflash read, touch a guest-physical address the
+    /// hypervisor never declared.
+    WildAccess = 1,
+    /// After the pflash read, spin forever without shutting down.
+    NeverShutdown = 2,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 3] = [Scenario::Normal, Scenario::WildAccess, Scenario::NeverShutdown];
+
+    /// The scenario for a code; unknown codes (an erased flash reads
+    /// 0xffff_ffff) mean a normal run.
+    pub fn from_code(code: u32) -> Scenario {
+        Self::ALL.into_iter().find(|s| *s as u32 == code).unwrap_or(Scenario::Normal)
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Scenario::Normal => "normal",
+            Scenario::WildAccess => "wild-access",
+            Scenario::NeverShutdown => "never-shutdown",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_reads_as_the_spec_value() {
+        assert_eq!(PFLASH_MAGIC_U32, 0x646c_6670);
+    }
+
+    #[test]
+    fn codes_round_trip_and_unknown_is_normal() {
+        for s in Scenario::ALL {
+            assert_eq!(Scenario::from_code(s as u32), s);
+        }
+        assert_eq!(Scenario::from_code(0xffff_ffff), Scenario::Normal);
+        assert_eq!(Scenario::from_code(1).name(), "wild-access");
+    }
+}

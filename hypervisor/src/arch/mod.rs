@@ -1,0 +1,55 @@
+//! The architecture boundary: everything the neutral code needs from one
+//! CPU architecture, behind the [`Arch`] trait. Exactly one implementation
+//! is compiled in, chosen by the target, and exported as [`Current`].
+//!
+//! # Exit status
+//! QEMU's exit status tells `cargo xtask` whether the run succeeded, so the
+//! hypervisor powers the machine off through a device that carries a code
+//! ([`Arch::power_off`]). ArceOS powers off by itself only on a panic (or if
+//! `main` returned, which it never does), so the build wraps its power-off
+//! entry point (`--wrap=__PowerIf_system_off`, see build.rs) and routes it
+//! to `power_off(Outcome::Failure)`.
+
+use guestaspace_core::layout::GuestLayout;
+use guestaspace_core::runloop::Vcpu;
+use guestaspace_core::stage2::Format;
+
+/// How the run ended, as QEMU's exit status will say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+pub trait Arch {
+    /// The stage-2 descriptor format.
+    type Format: Format;
+    /// The virtual CPU.
+    type Vcpu: Vcpu;
+    /// One line printed at start: architecture and virtualization mode.
+    const DESCRIPTION: &'static str;
+    /// The guest's physical address map.
+    const LAYOUT: GuestLayout;
+
+    /// Checks the virtualization extension is there and configures the
+    /// hypervisor-level registers that do not depend on the VM.
+    fn init_hardware() -> Result<(), &'static str>;
+    /// A vCPU that starts at `entry` with stage-2 root `stage2_root`.
+    fn new_vcpu(entry: u64, stage2_root: u64) -> Self::Vcpu;
+    /// Drops cached stage-2 translations of the guest page at `gpa`.
+    fn invalidate_guest_page(gpa: u64);
+    /// Powers the machine off with an exit status that carries `outcome`.
+    fn power_off(outcome: Outcome) -> !;
+}
+
+/// The replacement for ArceOS's platform power-off (see "Exit status").
+#[unsafe(no_mangle)]
+#[allow(non_snake_case)]
+extern "Rust" fn __wrap___PowerIf_system_off() -> ! {
+    Current::power_off(Outcome::Failure)
+}
+
+#[cfg(target_arch = "riscv64")]
+mod riscv64;
+#[cfg(target_arch = "riscv64")]
+pub use riscv64::Riscv64 as Current;

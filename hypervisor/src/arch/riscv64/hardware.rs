@@ -1,0 +1,69 @@
+//! The H-extension registers that do not belong to one vCPU: which guest
+//! traps and interrupts go straight to VS-mode, the guest's view of the
+//! counters, and G-stage TLB maintenance.
+
+use core::arch::asm;
+use riscv_h::register::{hcounteren, hedeleg, hgatp, hideleg, htimedelta, hvip, vsatp};
+
+/// `hgatp.MODE` value for Sv39x4.
+pub const HGATP_MODE_SV39X4: usize = 8;
+
+pub fn init() -> Result<(), &'static str> {
+    // Synchronous exceptions the guest handles itself: its own page faults,
+    // breakpoints, misaligned accesses, illegal instructions and ecalls
+    // from its user mode. Guest-page faults, ecalls from VS-mode and
+    // virtual-instruction traps stay with us.
+    let mut deleg = hedeleg::Hedeleg::from_bits(0);
+    deleg.set_ex0(true); // instruction address misaligned
+    deleg.set_ex2(true); // illegal instruction
+    deleg.set_ex3(true); // breakpoint
+    deleg.set_ex4(true); // load address misaligned
+    deleg.set_ex6(true); // store address misaligned
+    deleg.set_ex8(true); // ecall from VU-mode
+    deleg.set_ex12(true); // instruction page fault
+    deleg.set_ex13(true); // load page fault
+    deleg.set_ex15(true); // store page fault
+    let mut ideleg = hideleg::Hideleg::from_bits(0);
+    ideleg.set_sip(true);
+    ideleg.set_tip(true);
+    ideleg.set_eip(true);
+    // The guest may read time, cycle and instret directly.
+    let mut counters = hcounteren::Hcounteren::from_bits(0);
+    counters.set_cy(true);
+    counters.set_tm(true);
+    counters.set_ir(true);
+    // SAFETY: these registers only affect execution with V=1, and no guest
+    // runs yet.
+    unsafe {
+        deleg.write();
+        ideleg.write();
+        counters.write();
+        hvip::Hvip::from_bits(0).write();
+        htimedelta::write(0);
+        vsatp::Vsatp::from_bits(0).write();
+    }
+    // An implementation without Sv39x4 ignores the mode write.
+    let mut probe = hgatp::Hgatp::from_bits(0);
+    probe.set_mode(hgatp::HgatpValues::Sv39x4);
+    // SAFETY: as above; hgatp is cleared again right after the probe.
+    let supported = unsafe {
+        probe.write();
+        let ok = hgatp::read().bits() >> 60 == HGATP_MODE_SV39X4;
+        hgatp::Hgatp::from_bits(0).write();
+        ok
+    };
+    if supported { Ok(()) } else { Err("hgatp does not support Sv39x4 G-stage translation") }
+}
+
+/// Invalidates G-stage translations of the guest page at `gpa`, for all
+/// VMIDs. `hfence.gvma` takes the guest-physical address shifted right by 2.
+pub fn hfence_gvma_page(gpa: u64) {
+    // SAFETY: a TLB fence has no effect on memory or registers.
+    unsafe { asm!(".option push", ".option arch, +h", "hfence.gvma {0}, zero", ".option pop", in(reg) gpa >> 2) };
+}
+
+/// Invalidates every G-stage translation.
+pub fn hfence_gvma_all() {
+    // SAFETY: as above.
+    unsafe { asm!(".option push", ".option arch, +h", "hfence.gvma zero, zero", ".option pop") };
+}

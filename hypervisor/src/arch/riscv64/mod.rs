@@ -1,0 +1,36 @@
+//! riscv64 with the H extension: the guest runs in VS-mode behind an
+//! Sv39x4 G-stage table in `hgatp`; traps from the guest come to HS-mode,
+//! where this hypervisor (an ArceOS S-mode kernel) runs.
+
+mod hardware;
+mod power;
+mod vcpu;
+
+use super::{Arch, Outcome};
+use guestaspace_core::layout::{GuestLayout, machines};
+use guestaspace_core::stage2::Sv39x4;
+
+pub struct Riscv64;
+
+impl Arch for Riscv64 {
+    type Format = Sv39x4;
+    type Vcpu = vcpu::RiscvVcpu;
+    const DESCRIPTION: &'static str = "riscv64 H extension, guest in VS-mode behind an Sv39x4 G-stage";
+    const LAYOUT: GuestLayout = machines::RISCV64_VIRT;
+
+    fn init_hardware() -> Result<(), &'static str> {
+        hardware::init()
+    }
+
+    fn new_vcpu(entry: u64, stage2_root: u64) -> vcpu::RiscvVcpu {
+        vcpu::RiscvVcpu::new(entry, stage2_root)
+    }
+
+    fn invalidate_guest_page(gpa: u64) {
+        hardware::hfence_gvma_page(gpa);
+    }
+
+    fn power_off(outcome: Outcome) -> ! {
+        power::power_off(outcome)
+    }
+}

@@ -1,0 +1,33 @@
+//! Everything that can stop the hypervisor before or while the guest runs,
+//! each with a message that names what and where.
+
+use alloc::string::String;
+use core::fmt;
+use guestaspace_core::image::ImageError;
+use guestaspace_core::layout::LayoutError;
+use guestaspace_core::runloop::VmError;
+use guestaspace_core::stage2::MapError;
+
+pub enum HvError {
+    /// The CPU lacks (or refuses) the virtualization feature.
+    Hardware(&'static str),
+    Layout(LayoutError),
+    Map(MapError),
+    /// `/sbin/gkernel` could not be read: path and the file system's word.
+    Disk { path: &'static str, reason: String },
+    Image { path: &'static str, error: ImageError },
+    Vm(VmError),
+}
+
+impl fmt::Display for HvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HvError::Hardware(what) => write!(f, "virtualization hardware: {what}"),
+            HvError::Layout(e) => write!(f, "guest layout: {e}"),
+            HvError::Map(e) => write!(f, "guest memory: {e}"),
+            HvError::Disk { path, reason } => write!(f, "cannot read {path} from the disk: {reason}"),
+            HvError::Image { path, error } => write!(f, "{path}: {error}"),
+            HvError::Vm(e) => write!(f, "VM stopped: {e}"),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Reads the guest kernel from the FAT32 disk and places it in guest RAM.
+
+use crate::error::HvError;
+use alloc::format;
+use alloc::vec::Vec;
+use guestaspace_core::image::check_flat;
+use guestaspace_core::layout::{Backing, GuestLayout};
+use guestaspace_core::stage2::{AddressSpace, Format, Host};
+use guestaspace_core::stats::Stats;
+use guestaspace_core::PAGE_SIZE;
+
+/// Reads `path` after checking, from its size alone, that it will fit.
+pub fn read(path: &'static str, layout: &GuestLayout) -> Result<Vec<u8>, HvError> {
+    let fs = axfs::ROOT_FS_CONTEXT.get().ok_or(HvError::Disk { path, reason: "no file system is mounted".into() })?;
+    let disk_err = |e| HvError::Disk { path, reason: format!("{e:?}") };
+    let meta = fs.metadata(path).map_err(disk_err)?;
+    // Check the size before reading, so a huge file is refused without
+    // reading it; the first bytes are checked again once read.
+    check_flat(&[], meta.size, layout).map_err(|error| HvError::Image { path, error })?;
+    let bytes = fs.read(path).map_err(disk_err)?;
+    check_flat(&bytes, bytes.len() as u64, layout).map_err(|error| HvError::Image { path, error })?;
+    Ok(bytes)
+}
+
+/// Maps fresh RAM pages for the image at the layout's entry point and copies
+/// it in; the pages are counted like faulted-in ones.
+pub fn load<F: Format, H: Host>(
+    space: &mut AddressSpace<F, H>,
+    layout: &GuestLayout,
+    image: &[u8],
+    stats: &mut Stats,
+) -> Result<(), HvError> {
+    let ram_index = layout.regions.iter().position(|r| r.contains(layout.entry)).expect("validated layout");
+    let ram = &layout.regions[ram_index];
+    let mut gpa = layout.entry;
+    while gpa < layout.entry + image.len() as u64 {
+        space.map_backed(gpa, Backing::FreshRam, ram.perms).map_err(HvError::Map)?;
+        stats.count_page(ram_index);
+        gpa += PAGE_SIZE;
+    }
+    let written = space.write(layout.entry, image);
+    assert_eq!(written, image.len(), "every page of the image was just mapped");
+    Ok(())
+}

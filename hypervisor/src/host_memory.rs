@@ -1,0 +1,49 @@
+//! Host frames for guest memory and stage-2 tables, from ArceOS's page
+//! allocator, reached through the kernel's linear mapping.
+
+use crate::arch::Arch;
+use alloc::vec::Vec;
+use axalloc::{UsageKind, global_allocator};
+use axhal::mem::{PhysAddr, VirtAddr, phys_to_virt, virt_to_phys};
+use core::marker::PhantomData;
+use guestaspace_core::PAGE_SIZE;
+use guestaspace_core::stage2::Host;
+
+/// The host's RAM, as `(start, size)` ranges, for the layout check that no
+/// pass-through region exposes it.
+pub fn host_ram_ranges() -> Vec<(u64, u64)> {
+    axhal::mem::phys_ram_ranges().iter().map(|&(start, size)| (start as u64, size as u64)).collect()
+}
+
+pub struct HostMemory<A: Arch> {
+    _arch: PhantomData<A>,
+}
+
+impl<A: Arch> HostMemory<A> {
+    pub fn new() -> Self {
+        Self { _arch: PhantomData }
+    }
+}
+
+// SAFETY: frames come from the global page allocator, which hands each out
+// once, and `frame_ptr` goes through the kernel's linear mapping of all RAM.
+unsafe impl<A: Arch> Host for HostMemory<A> {
+    fn alloc_frames(&mut self, pages: usize) -> Option<u64> {
+        debug_assert!(pages.is_power_of_two());
+        let va = global_allocator().alloc_pages(pages, pages * PAGE_SIZE as usize, UsageKind::VirtMem).ok()?;
+        Some(virt_to_phys(VirtAddr::from(va)).as_usize() as u64)
+    }
+
+    fn free_frames(&mut self, hpa: u64, pages: usize) {
+        let va = phys_to_virt(PhysAddr::from(hpa as usize));
+        global_allocator().dealloc_pages(va.as_usize(), pages, UsageKind::VirtMem);
+    }
+
+    fn frame_ptr(&self, hpa: u64) -> *mut u8 {
+        phys_to_virt(PhysAddr::from(hpa as usize)).as_mut_ptr()
+    }
+
+    fn invalidate(&mut self, gpa: u64) {
+        A::invalidate_guest_page(gpa);
+    }
+}
