@@ -34,6 +34,9 @@ fn main() {
         Err(_) => println!("Got pflash magic: (not text) {:02x?}", magic.to_le_bytes()),
     }
 
+    let waited = platform::timer_round_trip();
+    println!("Guest timer interrupt arrived after {waited} ticks (armed for {})", platform::TIMER_DELAY);
+
     match Scenario::from_code(word(SCENARIO_OFFSET)) {
         Scenario::Normal => {}
         Scenario::WildAccess => {

@@ -1,6 +1,7 @@
 //! What gkernel knows of the machine the hypervisor gives it, per
 //! architecture: where pflash is, an address the hypervisor does not
-//! declare, and how to ask for power-off.
+//! declare, how to check the timer the hypervisor emulates, and how to ask
+//! for power-off.
 
 #[cfg(target_arch = "riscv64")]
 mod imp {
@@ -8,6 +9,25 @@ mod imp {
     pub const PFLASH: usize = 0x2200_0000;
     /// PCI ECAM on the real machine; not part of the guest's layout.
     pub const UNDECLARED: usize = 0x3000_0000;
+
+    /// Ticks of the timer the guest arms in [`timer_round_trip`] (1 ms at
+    /// QEMU virt's 10 MHz).
+    pub const TIMER_DELAY: u64 = 10_000;
+
+    /// Arms the SBI timer `TIMER_DELAY` ticks ahead and waits until the
+    /// hypervisor makes the timer interrupt pending; returns the ticks that
+    /// passed. Interrupts stay disabled: only the pending bit is watched.
+    pub fn timer_round_trip() -> u64 {
+        use riscv::register::{sip, time};
+        let start = time::read64();
+        let _ = sbi_rt::set_timer(start + TIMER_DELAY);
+        while !sip::read().stimer() {
+            core::hint::spin_loop();
+        }
+        let waited = time::read64() - start;
+        let _ = sbi_rt::set_timer(u64::MAX);
+        waited
+    }
 
     /// SBI SRST shutdown; `clean == false` gives the reason "system failure".
     pub fn power_off(clean: bool) -> ! {

@@ -3,7 +3,7 @@
 //! counters, and G-stage TLB maintenance.
 
 use core::arch::asm;
-use riscv_h::register::{hcounteren, hedeleg, hgatp, hideleg, htimedelta, hvip, vsatp};
+use riscv_h::register::{hcounteren, hedeleg, henvcfg, hgatp, hideleg, htimedelta, hvip, vsatp, vstimecmp};
 
 /// `hgatp.MODE` value for Sv39x4.
 pub const HGATP_MODE_SV39X4: usize = 8;
@@ -38,8 +38,9 @@ pub fn init() -> Result<(), &'static str> {
         deleg.write();
         ideleg.write();
         counters.write();
-        hvip::Hvip::from_bits(0).write();
         htimedelta::write(0);
+        disarm_sstc_guest_timer();
+        hvip::Hvip::from_bits(0).write();
         vsatp::Vsatp::from_bits(0).write();
     }
     // An implementation without Sv39x4 ignores the mode write.
@@ -53,6 +54,30 @@ pub fn init() -> Result<(), &'static str> {
         ok
     };
     if supported { Ok(()) } else { Err("hgatp does not support Sv39x4 G-stage translation") }
+}
+
+/// The guest's timer is the SBI TIME call, delivered through hvip.VSTIP.
+/// Where the CPU has Sstc, its own guest timer (`vstimecmp`) would raise
+/// VSTIP by itself: QEMU arms it when `htimedelta` is written, and with
+/// `vstimecmp` at its reset value 0 it fires at once. So it is parked at the
+/// end of time, and the guest is denied direct access (henvcfg.STCE = 0).
+/// henvcfg.STCE is writable only when Sstc is present and enabled, which is
+/// how its presence is detected.
+///
+/// # Safety
+/// Must run before any guest does, after `htimedelta` is set.
+unsafe fn disarm_sstc_guest_timer() {
+    let mut envcfg = henvcfg::read();
+    envcfg.set_stce(true);
+    // SAFETY: STCE only affects VS-mode, which is not running.
+    unsafe { envcfg.write() };
+    if henvcfg::read().stce() {
+        // SAFETY: Sstc is present, so vstimecmp exists.
+        unsafe { vstimecmp::write(usize::MAX) };
+    }
+    envcfg.set_stce(false);
+    // SAFETY: as above.
+    unsafe { envcfg.write() };
 }
 
 /// Invalidates G-stage translations of the guest page at `gpa`, for all
