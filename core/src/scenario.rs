@@ -21,10 +21,18 @@ pub enum Scenario {
     WildAccess = 1,
     /// After the pflash read, spin forever without shutting down.
     NeverShutdown = 2,
+    /// Time null hypercalls and fresh-page faults, then shut down (for
+    /// `cargo xtask bench`); the counts follow the scenario code.
+    Bench = 3,
 }
 
+/// Byte offset of the bench's hypercall count (u32 LE) in the pflash image.
+pub const BENCH_HYPERCALLS_OFFSET: usize = 8;
+/// Byte offset of the bench's fresh-page count (u32 LE) in the pflash image.
+pub const BENCH_PAGES_OFFSET: usize = 12;
+
 impl Scenario {
-    pub const ALL: [Scenario; 3] = [Scenario::Normal, Scenario::WildAccess, Scenario::NeverShutdown];
+    pub const ALL: [Scenario; 4] = [Scenario::Normal, Scenario::WildAccess, Scenario::NeverShutdown, Scenario::Bench];
 
     /// The scenario for a code; unknown codes (an erased flash reads
     /// 0xffff_ffff) mean a normal run.
@@ -37,6 +45,7 @@ impl Scenario {
             Scenario::Normal => "normal",
             Scenario::WildAccess => "wild-access",
             Scenario::NeverShutdown => "never-shutdown",
+            Scenario::Bench => "bench",
         }
     }
 }

@@ -13,10 +13,11 @@
 #[macro_use]
 extern crate axstd;
 
+mod bench;
 mod platform;
 
 use axhal::mem::{PhysAddr, phys_to_virt};
-use guestaspace_core::scenario::{SCENARIO_OFFSET, Scenario};
+use guestaspace_core::scenario::{BENCH_HYPERCALLS_OFFSET, BENCH_PAGES_OFFSET, SCENARIO_OFFSET, Scenario};
 
 #[unsafe(no_mangle)]
 fn main() {
@@ -47,6 +48,7 @@ fn main() {
             let v = unsafe { p.read_volatile() };
             println!("Read {v:#x} from an undeclared address: the hypervisor let it through!");
         }
+        Scenario::Bench => bench::run(word(BENCH_HYPERCALLS_OFFSET), word(BENCH_PAGES_OFFSET)),
         Scenario::NeverShutdown => {
             println!("Scenario never-shutdown: spinning forever");
             loop {

@@ -29,6 +29,18 @@ mod imp {
         waited
     }
 
+    /// One call of the hypervisor's null SBI function (our firmware
+    /// extension, function 0), which only exits and comes back.
+    #[inline(always)]
+    pub fn null_hypercall() {
+        use guestaspace_core::sbi::{EID_GUESTASPACE, FID_NULL};
+        // SAFETY: an SBI call; it clobbers a0/a1 and nothing else.
+        unsafe {
+            core::arch::asm!("ecall", in("a7") EID_GUESTASPACE, in("a6") FID_NULL,
+                lateout("a0") _, lateout("a1") _, options(nostack));
+        }
+    }
+
     /// SBI SRST shutdown; `clean == false` gives the reason "system failure".
     pub fn power_off(clean: bool) -> ! {
         if clean {
