@@ -19,9 +19,11 @@ pub mod layout;
 pub mod riscv;
 pub mod runloop;
 pub mod sbi;
+pub mod smccc;
 pub mod scenario;
 pub mod stage2;
 pub mod stats;
+pub mod svm;
 
 /// Size of the pages the hypervisor maps for the guest.
 pub const PAGE_SIZE: u64 = 4096;
