@@ -188,6 +188,24 @@ pub mod machines {
         ],
         entry: 0x8020_0000,
     };
+
+    /// QEMU q35 (x86_64, SVM): 16 MiB of RAM from GPA 0, the boot
+    /// structures of `x86_boot` below 1 MiB, the image at 1 MiB, and an
+    /// emulated pflash page holding `pfld` at 0xFFC0_0000. The console is a
+    /// hypercall, so no device is passed through.
+    pub const X86_64_Q35: GuestLayout = GuestLayout {
+        regions: &[
+            Region { name: "ram", gpa: 0, size: 0x100_0000, perms: Perms::RWX, kind: RegionKind::Ram },
+            Region {
+                name: "pflash",
+                gpa: 0xffc0_0000,
+                size: 0x1000,
+                perms: Perms::READ,
+                kind: RegionKind::Emulated { content: &crate::scenario::PFLASH_MAGIC },
+            },
+        ],
+        entry: crate::x86_boot::IMAGE,
+    };
 }
 
 #[cfg(test)]
@@ -203,6 +221,16 @@ mod tests {
         assert_eq!(RISCV64_VIRT.entry, 0x8020_0000);
         assert_eq!(RISCV64_VIRT.region_of(0x2200_0000).unwrap().name, "pflash");
         assert_eq!(RISCV64_VIRT.ram().unwrap().size, 16 << 20);
+    }
+
+    #[test]
+    fn x86_64_layout_is_valid_and_matches_spec() {
+        use super::machines::X86_64_Q35;
+        assert_eq!(X86_64_Q35.validate(&[(0, 0x800_0000)]), Ok(()));
+        let pflash = X86_64_Q35.region_of(0xffc0_0000).unwrap();
+        assert_eq!(pflash.backing_for(0xffc0_0000), Backing::Content(b"pfld"));
+        assert!(X86_64_Q35.region_of(0xfec0_0000).is_none(), "the IO APIC is not the guest's");
+        assert_eq!(X86_64_Q35.ram().unwrap().gpa, 0);
     }
 
     #[test]

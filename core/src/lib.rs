@@ -24,6 +24,7 @@ pub mod scenario;
 pub mod stage2;
 pub mod stats;
 pub mod svm;
+pub mod x86_boot;
 
 /// Size of the pages the hypervisor maps for the guest.
 pub const PAGE_SIZE: u64 = 4096;

@@ -30,15 +30,43 @@ pub fn load<F: Format, H: Host>(
     image: &[u8],
     stats: &mut Stats,
 ) -> Result<(), HvError> {
-    let ram_index = layout.regions.iter().position(|r| r.contains(layout.entry)).expect("validated layout");
-    let ram = &layout.regions[ram_index];
-    let mut gpa = layout.entry;
-    while gpa < layout.entry + image.len() as u64 {
-        space.map_backed(gpa, Backing::FreshRam, ram.perms).map_err(HvError::Map)?;
-        stats.count_page(ram_index);
-        gpa += PAGE_SIZE;
+    place(space, layout, layout.entry, image, stats)
+}
+
+/// Writes the architecture's boot pages (page tables, GDT) into guest RAM.
+pub fn place_boot_pages<F: Format, H: Host>(
+    space: &mut AddressSpace<F, H>,
+    layout: &GuestLayout,
+    pages: impl Iterator<Item = (u64, [u64; 512])>,
+    stats: &mut Stats,
+) -> Result<(), HvError> {
+    for (gpa, words) in pages {
+        let mut bytes = [0u8; PAGE_SIZE as usize];
+        for (chunk, w) in bytes.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
+        place(space, layout, gpa, &bytes, stats)?;
     }
-    let written = space.write(layout.entry, image);
-    assert_eq!(written, image.len(), "every page of the image was just mapped");
+    Ok(())
+}
+
+/// Maps fresh RAM for `[gpa, gpa + data.len())` and copies `data` there.
+fn place<F: Format, H: Host>(
+    space: &mut AddressSpace<F, H>,
+    layout: &GuestLayout,
+    gpa: u64,
+    data: &[u8],
+    stats: &mut Stats,
+) -> Result<(), HvError> {
+    let ram_index = layout.regions.iter().position(|r| r.contains(gpa)).expect("validated layout");
+    let ram = &layout.regions[ram_index];
+    let mut page = gpa;
+    while page < gpa + data.len() as u64 {
+        space.map_backed(page, Backing::FreshRam, ram.perms).map_err(HvError::Map)?;
+        stats.count_page(ram_index);
+        page += PAGE_SIZE;
+    }
+    let written = space.write(gpa, data);
+    assert_eq!(written, data.len(), "every page was just mapped");
     Ok(())
 }

@@ -15,6 +15,17 @@ pub fn host_ram_ranges() -> Vec<(u64, u64)> {
     axhal::mem::phys_ram_ranges().iter().map(|&(start, size)| (start as u64, size as u64)).collect()
 }
 
+/// Zeroed host pages for the hypervisor's own use (VMCBs, permission
+/// maps), never freed: they live as long as the VM. Returns the kernel
+/// pointer and the host-physical address.
+pub fn alloc_host_pages(pages: usize) -> Option<(*mut u8, u64)> {
+    let va = global_allocator().alloc_pages(pages, PAGE_SIZE as usize, UsageKind::Global).ok()?;
+    let ptr = va as *mut u8;
+    // SAFETY: the allocator just handed us these `pages` pages.
+    unsafe { ptr.write_bytes(0, pages * PAGE_SIZE as usize) };
+    Some((ptr, virt_to_phys(VirtAddr::from(va)).as_usize() as u64))
+}
+
 pub struct HostMemory<A: Arch> {
     _arch: PhantomData<A>,
 }

@@ -56,10 +56,11 @@ fn run() -> Result<(), HvError> {
     }
 
     let mut stats = Stats::default();
+    guest_image::place_boot_pages(&mut space, &layout, Current::boot_pages(), &mut stats)?;
     let image = guest_image::read(GUEST_PATH, &layout)?;
     guest_image::load(&mut space, &layout, &image, &mut stats)?;
     println!(
-        "Loaded {} bytes from {GUEST_PATH} at GPA {:#x} ({} pages mapped up front)",
+        "Loaded {} bytes from {GUEST_PATH} at GPA {:#x} ({} pages mapped up front with the boot structures)",
         image.len(),
         layout.entry,
         stats.total_pages()

@@ -36,6 +36,9 @@ pub trait Arch {
     fn init_hardware() -> Result<(), &'static str>;
     /// A vCPU that starts at `entry` with stage-2 root `stage2_root`.
     fn new_vcpu(entry: u64, stage2_root: u64) -> Self::Vcpu;
+    /// Pages the loader writes into guest RAM before the guest starts
+    /// (the x86_64 guest's page tables and GDT), as 512 u64 words each.
+    fn boot_pages() -> impl Iterator<Item = (u64, [u64; 512])>;
     /// Drops cached stage-2 translations of the guest page at `gpa`.
     fn invalidate_guest_page(gpa: u64);
     /// Powers the machine off with an exit status that carries `outcome`.
@@ -53,3 +56,8 @@ extern "Rust" fn __wrap___PowerIf_system_off() -> ! {
 mod riscv64;
 #[cfg(target_arch = "riscv64")]
 pub use riscv64::Riscv64 as Current;
+
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::X86_64 as Current;

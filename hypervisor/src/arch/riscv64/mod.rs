@@ -26,6 +26,11 @@ impl Arch for Riscv64 {
         vcpu::RiscvVcpu::new(entry, stage2_root)
     }
 
+    fn boot_pages() -> impl Iterator<Item = (u64, [u64; 512])> {
+        // The guest boots like an S-mode kernel: nothing to prepare.
+        core::iter::empty()
+    }
+
     fn invalidate_guest_page(gpa: u64) {
         hardware::hfence_gvma_page(gpa);
     }

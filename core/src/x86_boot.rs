@@ -1,0 +1,124 @@
+//! The x86_64 guest's boot structures: what the loader puts in guest RAM so
+//! the guest can start directly in 64-bit long mode at the image's entry.
+//!
+//! Declared layout (guest-physical, all inside guest RAM, below the image):
+//!
+//! | GPA | what |
+//! |---|---|
+//! | `0x1000` | GDT: null, 64-bit code (selector 0x08), data (0x10) |
+//! | `0x2000` | PML4 |
+//! | `0x3000` | PDPT |
+//! | `0x4000..0x8000` | four page directories: 0..4 GiB identity, 2 MiB pages |
+//! | `..0x10_0000` | the stack, growing down from 1 MiB (faulted in on use) |
+//! | `0x10_0000` | the image, entered at its first byte |
+//!
+//! The identity map covers the emulated pflash at 0xFFC0_0000 as well as
+//! RAM; which guest-physical pages really exist is the hypervisor's
+//! business (stage-2), not the guest page tables'.
+
+pub const GDT: u64 = 0x1000;
+pub const PML4: u64 = 0x2000;
+pub const PDPT: u64 = 0x3000;
+pub const PD: u64 = 0x4000;
+/// Number of page directories (each maps 1 GiB).
+pub const PD_COUNT: u64 = 4;
+pub const STACK_TOP: u64 = 0x10_0000;
+pub const IMAGE: u64 = 0x10_0000;
+
+pub const CODE_SELECTOR: u16 = 0x08;
+pub const DATA_SELECTOR: u16 = 0x10;
+/// GDT limit (three 8-byte descriptors, minus one).
+pub const GDT_LIMIT: u32 = 3 * 8 - 1;
+
+/// Long-mode control-register values the guest starts with.
+pub const CR0: u64 = 1 << 0 | 1 << 4 | 1 << 5 | 1 << 16 | 1 << 31; // PE ET NE WP PG
+pub const CR4: u64 = 1 << 5; // PAE
+/// EFER: LME, LMA, NXE, and SVME, which the VMRUN consistency checks want
+/// set in the guest EFER.
+pub const EFER: u64 = 1 << 8 | 1 << 10 | 1 << 11 | 1 << 12;
+
+const P: u64 = 1 << 0;
+const RW: u64 = 1 << 1;
+const PS: u64 = 1 << 7;
+
+/// Every boot page and its contents, as 512 little-endian u64 words.
+pub fn pages() -> impl Iterator<Item = (u64, [u64; 512])> {
+    let gdt = {
+        let mut t = [0u64; 512];
+        t[1] = 0x00af_9b00_0000_ffff; // code: P, DPL 0, exec/read, L, G
+        t[2] = 0x00cf_9300_0000_ffff; // data: P, DPL 0, read/write, D/B, G
+        (GDT, t)
+    };
+    let pml4 = {
+        let mut t = [0u64; 512];
+        t[0] = PDPT | P | RW;
+        (PML4, t)
+    };
+    let pdpt = {
+        let mut t = [0u64; 512];
+        for i in 0..PD_COUNT {
+            t[i as usize] = (PD + i * 0x1000) | P | RW;
+        }
+        (PDPT, t)
+    };
+    let pds = (0..PD_COUNT).map(|i| {
+        let mut t = [0u64; 512];
+        for (j, e) in t.iter_mut().enumerate() {
+            *e = (i << 30) + ((j as u64) << 21) | P | RW | PS;
+        }
+        (PD + i * 0x1000, t)
+    });
+    [gdt, pml4, pdpt].into_iter().chain(pds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::machines::X86_64_Q35;
+
+    /// Walks the boot page tables like the MMU (2 MiB pages).
+    fn translate(va: u64) -> Option<u64> {
+        let tables: std::collections::HashMap<u64, [u64; 512]> = pages().collect();
+        let pml4e = tables[&PML4][(va >> 39 & 511) as usize];
+        let pdpte = tables.get(&(pml4e & !0xfff))?[(va >> 30 & 511) as usize];
+        let pde = tables.get(&(pdpte & !0xfff))?[(va >> 21 & 511) as usize];
+        (pde & P != 0 && pde & PS != 0).then(|| (pde & !0x1f_ffff & !(1 << 63)) | (va & 0x1f_ffff))
+    }
+
+    #[test]
+    fn page_tables_identity_map_ram_and_pflash() {
+        assert_eq!(translate(IMAGE), Some(IMAGE));
+        assert_eq!(translate(STACK_TOP - 8), Some(STACK_TOP - 8));
+        assert_eq!(translate(0xffc0_0000), Some(0xffc0_0000));
+        assert_eq!(translate(0x3000_0123), Some(0x3000_0123));
+        assert_eq!(translate(0x1_0000_0000), None, "nothing above 4 GiB");
+    }
+
+    #[test]
+    fn boot_structures_sit_in_guest_ram_below_the_image() {
+        let ram = X86_64_Q35.ram().unwrap();
+        for (gpa, _) in pages() {
+            assert!(ram.contains(gpa) && gpa + 0x1000 <= IMAGE, "{gpa:#x}");
+        }
+        assert_eq!(X86_64_Q35.entry, IMAGE);
+        assert!(STACK_TOP <= IMAGE && STACK_TOP > PD + PD_COUNT * 0x1000);
+        assert_eq!(pages().count(), 7);
+    }
+
+    #[test]
+    fn gdt_descriptors_are_long_mode_code_and_data() {
+        let (_, gdt) = pages().next().unwrap();
+        assert_eq!(gdt[0], 0);
+        let code = gdt[(CODE_SELECTOR / 8) as usize];
+        assert_eq!(code >> 40 & 0xff, 0x9b, "present ring-0 code");
+        assert_eq!(code >> 53 & 1, 1, "L bit");
+        assert_eq!(gdt[(DATA_SELECTOR / 8) as usize] >> 40 & 0xff, 0x93);
+    }
+
+    #[test]
+    fn control_registers_enable_long_mode_paging() {
+        assert_eq!(CR0 & 0x8000_0001, 0x8000_0001);
+        assert_eq!(CR4 & 0x20, 0x20);
+        assert_eq!(EFER & 0x1d00, 0x1d00);
+    }
+}

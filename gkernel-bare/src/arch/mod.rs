@@ -1,0 +1,6 @@
+//! The machine-specific half of gkernel-bare: entry, hypercalls, counter.
+
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::*;

@@ -1,0 +1,88 @@
+//! gkernel-bare: the guest on architectures whose guest is a small
+//! bare-metal program rather than an ArceOS kernel (x86_64).
+//!
+//! It does what the ArceOS gkernel does, with hypercalls for the console
+//! and for power: prints who it is, reads the first word of the pflash
+//! device (a nested page fault the hypervisor serves), prints the magic,
+//! and asks to be powered off. The test scenario comes from the build
+//! (`GKERNEL_SCENARIO`), because this machine's pflash is emulated by the
+//! hypervisor and only ever holds the magic.
+#![no_std]
+#![no_main]
+
+mod arch;
+mod console;
+
+use guestaspace_core::scenario::Scenario;
+
+/// The scenario this image was built for.
+fn scenario() -> Scenario {
+    match option_env!("GKERNEL_SCENARIO") {
+        Some("wild-access") => Scenario::WildAccess,
+        Some("never-shutdown") => Scenario::NeverShutdown,
+        Some("bench") => Scenario::Bench,
+        _ => Scenario::Normal,
+    }
+}
+
+/// Called by the architecture's entry code with a stack.
+pub fn main() -> ! {
+    println!();
+    println!("gkernel-bare: a bare-metal guest of arceos-guestaspace");
+    println!("arch = {}", arch::ARCH);
+    println!("platform = {}", arch::PLATFORM);
+    println!("smp = 1");
+    println!();
+    println!("Reading PFlash at physical address {:#X}...", arch::PFLASH);
+    // SAFETY: the boot page tables identity-map the pflash address.
+    let magic = unsafe { (arch::PFLASH as *const u32).read_volatile() };
+    println!("Try to access pflash dev region [{:#X}], got {:#X}", arch::PFLASH, magic);
+    match core::str::from_utf8(&magic.to_le_bytes()) {
+        Ok(text) => println!("Got pflash magic: {text}"),
+        Err(_) => println!("Got pflash magic: (not text) {:02x?}", magic.to_le_bytes()),
+    }
+    match scenario() {
+        Scenario::Normal => {}
+        Scenario::WildAccess => {
+            println!("Scenario wild-access: reading {:#X}", arch::UNDECLARED);
+            // SAFETY: identity mapped; the hypervisor is expected to stop the VM.
+            let v = unsafe { (arch::UNDECLARED as *const u32).read_volatile() };
+            println!("Read {v:#x} from an undeclared address: the hypervisor let it through!");
+        }
+        Scenario::NeverShutdown => {
+            println!("Scenario never-shutdown: spinning forever");
+            loop {
+                core::hint::spin_loop();
+            }
+        }
+        Scenario::Bench => bench(),
+    }
+    arch::power_off()
+}
+
+/// Times null hypercalls and first touches of fresh RAM pages with the
+/// guest's own counter; the counts come from the build too.
+fn bench() {
+    const CALLS: u32 = 10_000;
+    const PAGES: u64 = 1000;
+    /// Fresh RAM: 8 MiB up, far above the image and the stack.
+    const FRESH: u64 = 0x80_0000;
+    let start = arch::counter();
+    for _ in 0..CALLS {
+        arch::null_hypercall();
+    }
+    let call_ticks = arch::counter() - start;
+    let start = arch::counter();
+    for i in 0..PAGES {
+        // SAFETY: guest RAM, identity mapped, used by nothing else.
+        unsafe { ((FRESH + i * 4096) as *mut u8).write_volatile(1) };
+    }
+    let page_ticks = arch::counter() - start;
+    println!("bench: {CALLS} hypercalls in {call_ticks} ticks; {PAGES} fresh pages in {page_ticks} ticks");
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("gkernel-bare panicked: {info}");
+    arch::crash()
+}

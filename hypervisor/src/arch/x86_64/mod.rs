@@ -1,0 +1,48 @@
+//! x86_64 with AMD SVM: the guest runs in long mode under VMRUN, its
+//! guest-physical memory translated by nested page tables (`nCR3`); every
+//! intercepted event comes back as a #VMEXIT with a code in the VMCB.
+
+mod power;
+mod svm;
+mod vcpu;
+
+use super::{Arch, Outcome};
+use core::sync::atomic::{AtomicBool, Ordering};
+use guestaspace_core::layout::{GuestLayout, machines};
+use guestaspace_core::stage2::Npt;
+use guestaspace_core::x86_boot;
+
+pub struct X86_64;
+
+/// Set when a nested mapping changed; the next VMRUN flushes the guest's
+/// TLB entries (TLB_CONTROL) and clears it.
+static FLUSH_GUEST_TLB: AtomicBool = AtomicBool::new(false);
+
+impl Arch for X86_64 {
+    type Format = Npt;
+    type Vcpu = vcpu::SvmVcpu;
+    const DESCRIPTION: &'static str = "x86_64 AMD SVM, guest in long mode behind nested page tables";
+    const LAYOUT: GuestLayout = machines::X86_64_Q35;
+
+    fn init_hardware() -> Result<(), &'static str> {
+        svm::enable()
+    }
+
+    fn new_vcpu(entry: u64, stage2_root: u64) -> vcpu::SvmVcpu {
+        vcpu::SvmVcpu::new(entry, stage2_root)
+    }
+
+    fn boot_pages() -> impl Iterator<Item = (u64, [u64; 512])> {
+        x86_boot::pages()
+    }
+
+    fn invalidate_guest_page(_gpa: u64) {
+        // SVM has no per-page nested-TLB flush without INVLPGB; flushing
+        // the guest's ASID on the next VMRUN covers every change.
+        FLUSH_GUEST_TLB.store(true, Ordering::Relaxed);
+    }
+
+    fn power_off(outcome: Outcome) -> ! {
+        power::power_off(outcome)
+    }
+}

@@ -1,0 +1,159 @@
+//! The SVM vCPU: a VMCB set up to start the guest in long mode on the
+//! boot structures of `x86_boot`, the intercepts, and the exit decoding.
+
+use super::FLUSH_GUEST_TLB;
+use crate::host_memory::alloc_host_pages;
+use core::mem::offset_of;
+use core::sync::atomic::Ordering;
+use guestaspace_core::exit::{Exit, Reply};
+use guestaspace_core::runloop::Vcpu;
+use guestaspace_core::smccc;
+use guestaspace_core::svm::{self, CallRegs, InterceptMisc1, InterceptMisc2, Segment, Vmcb};
+use guestaspace_core::x86_boot as boot;
+
+/// ASID of our one guest (0 is the host's).
+const ASID: u32 = 1;
+/// Length of the VMMCALL instruction (0F 01 D9).
+const VMMCALL_LEN: u64 = 3;
+/// The I/O permission map is 12 KiB, the MSR permission map 8 KiB; all
+/// bits set intercepts every port and MSR.
+const IOPM_PAGES: usize = 3;
+const MSRPM_PAGES: usize = 2;
+/// Exception vector of #MC: a machine check is never the guest's to see.
+const VECTOR_MC: u32 = 18;
+
+/// Guest general registers the VMCB does not hold.
+#[repr(C)]
+#[derive(Default)]
+pub struct GuestGprs {
+    rbx: u64,
+    rcx: u64,
+    rdx: u64,
+    rsi: u64,
+    rdi: u64,
+    rbp: u64,
+    r8_r15: [u64; 8],
+}
+
+core::arch::global_asm!(
+    include_str!("vmrun.S"),
+    RBX = const offset_of!(GuestGprs, rbx),
+    RCX = const offset_of!(GuestGprs, rcx),
+    RDX = const offset_of!(GuestGprs, rdx),
+    RSI = const offset_of!(GuestGprs, rsi),
+    RDI = const offset_of!(GuestGprs, rdi),
+    RBP = const offset_of!(GuestGprs, rbp),
+    R8 = const offset_of!(GuestGprs, r8_r15),
+);
+
+unsafe extern "C" {
+    fn _guestaspace_svm_run(gprs: *mut GuestGprs, vmcb_pa: u64, host_vmcb_pa: u64);
+}
+
+pub struct SvmVcpu {
+    vmcb: &'static mut Vmcb,
+    vmcb_pa: u64,
+    host_vmcb_pa: u64,
+    gprs: GuestGprs,
+}
+
+fn pages(n: usize) -> (*mut u8, u64) {
+    alloc_host_pages(n).expect("no host memory for the VMCB and permission maps")
+}
+
+impl SvmVcpu {
+    pub fn new(entry: u64, stage2_root: u64) -> Self {
+        let (vmcb_ptr, vmcb_pa) = pages(1);
+        let (_, host_vmcb_pa) = pages(1);
+        let (iopm, iopm_pa) = pages(IOPM_PAGES);
+        let (msrpm, msrpm_pa) = pages(MSRPM_PAGES);
+        // SAFETY: the maps were just allocated with these sizes.
+        unsafe {
+            iopm.write_bytes(0xff, IOPM_PAGES * 4096);
+            msrpm.write_bytes(0xff, MSRPM_PAGES * 4096);
+        }
+        // SAFETY: a zeroed, page-aligned page of ours, used only as this VMCB.
+        let vmcb = unsafe { &mut *vmcb_ptr.cast::<Vmcb>() };
+
+        let c = &mut vmcb.control;
+        c.intercept_exceptions = 1 << VECTOR_MC;
+        c.intercept_misc1 = (InterceptMisc1::INTR
+            | InterceptMisc1::NMI
+            | InterceptMisc1::SMI
+            | InterceptMisc1::INIT
+            | InterceptMisc1::INVD
+            | InterceptMisc1::HLT
+            | InterceptMisc1::IOIO_PROT
+            | InterceptMisc1::MSR_PROT
+            | InterceptMisc1::SHUTDOWN)
+            .bits();
+        c.intercept_misc2 = (InterceptMisc2::VMRUN
+            | InterceptMisc2::VMMCALL
+            | InterceptMisc2::VMLOAD
+            | InterceptMisc2::VMSAVE
+            | InterceptMisc2::STGI
+            | InterceptMisc2::CLGI
+            | InterceptMisc2::SKINIT
+            | InterceptMisc2::XSETBV)
+            .bits();
+        c.iopm_base_pa = iopm_pa;
+        c.msrpm_base_pa = msrpm_pa;
+        c.guest_asid = ASID;
+        c.tlb_control = svm::TLB_FLUSH_GUEST;
+        c.np_control = svm::NP_ENABLE;
+        c.ncr3 = stage2_root;
+
+        let s = &mut vmcb.save;
+        s.cs = Segment::code64(boot::CODE_SELECTOR);
+        let data = Segment::data(boot::DATA_SELECTOR);
+        (s.ds, s.es, s.ss, s.fs, s.gs) = (data, data, data, data, data);
+        s.gdtr = Segment::table(boot::GDT, boot::GDT_LIMIT);
+        // No IDT: an exception the guest does not expect ends in a triple
+        // fault, which the SHUTDOWN intercept turns into a diagnostic.
+        s.idtr = Segment::table(0, 0);
+        s.ldtr = Segment::ldt();
+        s.tr = Segment::tss(0);
+        s.cpl = 0;
+        s.efer = boot::EFER;
+        s.cr0 = boot::CR0;
+        s.cr3 = boot::PML4;
+        s.cr4 = boot::CR4;
+        s.rflags = 1 << 1; // the always-one bit; IF clear
+        s.rip = entry;
+        s.rsp = boot::STACK_TOP;
+        s.dr6 = 0xffff_0ff0;
+        s.dr7 = 0x400;
+        s.g_pat = 0x0007_0406_0007_0406; // the power-on PAT
+        Self { vmcb, vmcb_pa, host_vmcb_pa, gprs: GuestGprs::default() }
+    }
+}
+
+impl Vcpu for SvmVcpu {
+    fn run(&mut self) -> Exit {
+        if FLUSH_GUEST_TLB.swap(false, Ordering::Relaxed) {
+            self.vmcb.control.tlb_control = svm::TLB_FLUSH_GUEST;
+        }
+        // SAFETY: the VMCB and host-state VMCB are ours and set up; the
+        // nested tables at nCR3 only map what the address space allows.
+        unsafe { _guestaspace_svm_run(&mut self.gprs, self.vmcb_pa, self.host_vmcb_pa) };
+        self.vmcb.control.tlb_control = 0;
+        let c = &self.vmcb.control;
+        let regs = CallRegs { rax: self.vmcb.save.rax, rdi: self.gprs.rdi, rsi: self.gprs.rsi, rdx: self.gprs.rdx };
+        svm::decode(c.exit_code, c.exit_info1, c.exit_info2, &regs)
+    }
+
+    fn pc(&self) -> u64 {
+        self.vmcb.save.rip
+    }
+
+    fn finish_hypercall(&mut self, reply: Reply) {
+        self.vmcb.save.rax = smccc::encode(reply);
+        self.vmcb.save.rip += VMMCALL_LEN;
+    }
+
+    fn set_timer(&mut self, _deadline: u64) {
+        // The SMCCC ABI has no timer call, so the run loop never asks.
+    }
+
+    fn deliver_timer(&mut self) {}
+}
