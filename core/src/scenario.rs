@@ -24,6 +24,9 @@ pub enum Scenario {
     /// Time null hypercalls and fresh-page faults, then shut down (for
     /// `cargo xtask bench`); the counts follow the scenario code.
     Bench = 3,
+    /// After the pflash read, crash the guest CPU (a triple fault on
+    /// x86_64, a kernel panic on the ArceOS guest).
+    Crash = 4,
 }
 
 /// Byte offset of the bench's hypercall count (u32 LE) in the pflash image.
@@ -32,12 +35,18 @@ pub const BENCH_HYPERCALLS_OFFSET: usize = 8;
 pub const BENCH_PAGES_OFFSET: usize = 12;
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [Scenario::Normal, Scenario::WildAccess, Scenario::NeverShutdown, Scenario::Bench];
+    pub const ALL: [Scenario; 5] =
+        [Scenario::Normal, Scenario::WildAccess, Scenario::NeverShutdown, Scenario::Bench, Scenario::Crash];
 
     /// The scenario for a code; unknown codes (an erased flash reads
     /// 0xffff_ffff) mean a normal run.
     pub fn from_code(code: u32) -> Scenario {
         Self::ALL.into_iter().find(|s| *s as u32 == code).unwrap_or(Scenario::Normal)
+    }
+
+    /// The scenario called `name`.
+    pub fn from_name(name: &str) -> Option<Scenario> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
     }
 
     pub const fn name(self) -> &'static str {
@@ -46,6 +55,7 @@ impl Scenario {
             Scenario::WildAccess => "wild-access",
             Scenario::NeverShutdown => "never-shutdown",
             Scenario::Bench => "bench",
+            Scenario::Crash => "crash",
         }
     }
 }
@@ -66,5 +76,9 @@ mod tests {
         }
         assert_eq!(Scenario::from_code(0xffff_ffff), Scenario::Normal);
         assert_eq!(Scenario::from_code(1).name(), "wild-access");
+        for s in Scenario::ALL {
+            assert_eq!(Scenario::from_name(s.name()), Some(s));
+        }
+        assert_eq!(Scenario::from_name("nonsense"), None);
     }
 }

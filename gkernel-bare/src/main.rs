@@ -17,12 +17,7 @@ use guestaspace_core::scenario::Scenario;
 
 /// The scenario this image was built for.
 fn scenario() -> Scenario {
-    match option_env!("GKERNEL_SCENARIO") {
-        Some("wild-access") => Scenario::WildAccess,
-        Some("never-shutdown") => Scenario::NeverShutdown,
-        Some("bench") => Scenario::Bench,
-        _ => Scenario::Normal,
-    }
+    option_env!("GKERNEL_SCENARIO").and_then(Scenario::from_name).unwrap_or(Scenario::Normal)
 }
 
 /// Called by the architecture's entry code with a stack.
@@ -56,6 +51,10 @@ pub fn main() -> ! {
             }
         }
         Scenario::Bench => bench(),
+        Scenario::Crash => {
+            println!("Scenario crash: executing UD2 with no IDT (a triple fault)");
+            arch::crash()
+        }
     }
     arch::power_off()
 }

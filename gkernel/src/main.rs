@@ -49,6 +49,7 @@ fn main() {
             println!("Read {v:#x} from an undeclared address: the hypervisor let it through!");
         }
         Scenario::Bench => bench::run(word(BENCH_HYPERCALLS_OFFSET), word(BENCH_PAGES_OFFSET)),
+        Scenario::Crash => panic!("scenario crash: the guest kernel panics on purpose"),
         Scenario::NeverShutdown => {
             println!("Scenario never-shutdown: spinning forever");
             loop {
