@@ -189,6 +189,23 @@ pub mod machines {
         entry: 0x8020_0000,
     };
 
+    /// QEMU `virt` (aarch64, EL2): 16 MiB of RAM at IPA 0x4000_0000 with
+    /// the image at 0x4020_0000, and pflash1 passed through at 0x0400_0000.
+    /// The console is a hypercall (HVC), so the PL011 is not given away.
+    pub const AARCH64_VIRT: GuestLayout = GuestLayout {
+        regions: &[
+            Region {
+                name: "pflash",
+                gpa: 0x0400_0000,
+                size: 0x400_0000,
+                perms: Perms::READ,
+                kind: RegionKind::Passthrough { hpa: 0x0400_0000 },
+            },
+            Region { name: "ram", gpa: 0x4000_0000, size: 0x100_0000, perms: Perms::RWX, kind: RegionKind::Ram },
+        ],
+        entry: 0x4020_0000,
+    };
+
     /// QEMU q35 (x86_64, SVM): 16 MiB of RAM from GPA 0, the boot
     /// structures of `x86_boot` below 1 MiB, the image at 1 MiB, and an
     /// emulated pflash page holding `pfld` at 0xFFC0_0000. The console is a
@@ -221,6 +238,15 @@ mod tests {
         assert_eq!(RISCV64_VIRT.entry, 0x8020_0000);
         assert_eq!(RISCV64_VIRT.region_of(0x2200_0000).unwrap().name, "pflash");
         assert_eq!(RISCV64_VIRT.ram().unwrap().size, 16 << 20);
+    }
+
+    #[test]
+    fn aarch64_layout_is_valid_and_matches_spec() {
+        use super::machines::AARCH64_VIRT;
+        assert_eq!(AARCH64_VIRT.validate(&[(0x4000_0000, 0x800_0000)]), Ok(()));
+        assert_eq!(AARCH64_VIRT.region_of(0x0400_0000).unwrap().backing_for(0x0400_0010), Backing::Device { hpa: 0x0400_0000 });
+        assert!(AARCH64_VIRT.region_of(0x0900_0000).is_none(), "the PL011 stays the host's");
+        assert!(AARCH64_VIRT.region_of(0x4100_0000).is_none(), "host RAM beyond the guest's");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! [`stage2::Host`] that hands out host frames and flushes the TLB.
 #![cfg_attr(not(test), no_std)]
 
+pub mod aarch64;
 pub mod exit;
 pub mod image;
 pub mod layout;

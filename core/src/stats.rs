@@ -75,6 +75,7 @@ impl core::fmt::Display for Report<'_> {
 /// Checks at compile time that every shipped layout fits the counters.
 const _: () = assert!(crate::layout::machines::RISCV64_VIRT.regions.len() <= MAX_REGIONS);
 const _: () = assert!(crate::layout::machines::X86_64_Q35.regions.len() <= MAX_REGIONS);
+const _: () = assert!(crate::layout::machines::AARCH64_VIRT.regions.len() <= MAX_REGIONS);
 
 #[cfg(test)]
 mod tests {
