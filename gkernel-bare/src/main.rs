@@ -1,5 +1,5 @@
 //! gkernel-bare: the guest on architectures whose guest is a small
-//! bare-metal program rather than an ArceOS kernel (x86_64).
+//! bare-metal program rather than an ArceOS kernel (x86_64, aarch64).
 //!
 //! It does what the ArceOS gkernel does, with hypercalls for the console
 //! and for power: prints who it is, reads the first word of the pflash
@@ -52,7 +52,7 @@ pub fn main() -> ! {
         }
         Scenario::Bench => bench(),
         Scenario::Crash => {
-            println!("Scenario crash: executing UD2 with no IDT (a triple fault)");
+            println!("Scenario crash: an undefined instruction with no exception vectors");
             arch::crash()
         }
     }
@@ -64,8 +64,8 @@ pub fn main() -> ! {
 fn bench() {
     const CALLS: u32 = 10_000;
     const PAGES: u64 = 1000;
-    /// Fresh RAM: 8 MiB up, far above the image and the stack.
-    const FRESH: u64 = 0x80_0000;
+    /// Fresh RAM, 8 MiB into guest RAM, far above the image and the stack.
+    const FRESH: u64 = arch::RAM_BASE + 0x80_0000;
     let start = arch::counter();
     for _ in 0..CALLS {
         arch::null_hypercall();

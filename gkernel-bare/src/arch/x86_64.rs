@@ -6,6 +6,8 @@ use guestaspace_core::smccc;
 
 pub const ARCH: &str = "x86_64";
 pub const PLATFORM: &str = "x86-pc";
+/// Start of guest RAM.
+pub const RAM_BASE: u64 = 0;
 /// The pflash page the hypervisor emulates.
 pub const PFLASH: usize = 0xffc0_0000;
 /// The IO APIC: real on q35, never declared for the guest.
