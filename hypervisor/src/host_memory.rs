@@ -18,6 +18,7 @@ pub fn host_ram_ranges() -> Vec<(u64, u64)> {
 /// Zeroed host pages for the hypervisor's own use (VMCBs, permission
 /// maps), never freed: they live as long as the VM. Returns the kernel
 /// pointer and the host-physical address.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only SVM needs such pages so far
 pub fn alloc_host_pages(pages: usize) -> Option<(*mut u8, u64)> {
     let va = global_allocator().alloc_pages(pages, PAGE_SIZE as usize, UsageKind::Global).ok()?;
     let ptr = va as *mut u8;

@@ -61,3 +61,8 @@ pub use riscv64::Riscv64 as Current;
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::X86_64 as Current;
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "aarch64")]
+pub use aarch64::Aarch64 as Current;

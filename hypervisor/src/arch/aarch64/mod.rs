@@ -1,0 +1,42 @@
+//! aarch64 at EL2 with VHE: the hypervisor (an ArceOS kernel) runs at EL2
+//! with HCR_EL2.{E2H,TGE} = {1,1}, so its EL1-named register accesses reach
+//! EL2; the guest runs at EL1 behind a stage-2 table in VTTBR_EL2, with
+//! TGE cleared for the duration of each entry.
+
+mod power;
+mod registers;
+mod vcpu;
+
+use super::{Arch, Outcome};
+use guestaspace_core::layout::{GuestLayout, machines};
+use guestaspace_core::stage2::ArmStage2;
+
+pub struct Aarch64;
+
+impl Arch for Aarch64 {
+    type Format = ArmStage2;
+    type Vcpu = vcpu::ArmVcpu;
+    const DESCRIPTION: &'static str = "aarch64 EL2 (VHE), guest at EL1 behind a VTTBR_EL2 stage-2 table";
+    const LAYOUT: GuestLayout = machines::AARCH64_VIRT;
+
+    fn init_hardware() -> Result<(), &'static str> {
+        registers::init()
+    }
+
+    fn new_vcpu(entry: u64, stage2_root: u64) -> vcpu::ArmVcpu {
+        vcpu::ArmVcpu::new(entry, stage2_root)
+    }
+
+    fn boot_pages() -> impl Iterator<Item = (u64, [u64; 512])> {
+        // The guest starts with its MMU off: nothing to prepare.
+        core::iter::empty()
+    }
+
+    fn invalidate_guest_page(gpa: u64) {
+        registers::invalidate_ipa(gpa);
+    }
+
+    fn power_off(outcome: Outcome) -> ! {
+        power::power_off(outcome)
+    }
+}

@@ -1,0 +1,72 @@
+//! EL2 configuration for running a guest: the stage-2 translation control,
+//! the HCR_EL2 values for host and guest, and stage-2 TLB maintenance.
+
+use aarch64_cpu::registers::{CurrentEL, HCR_EL2, Readable, VTCR_EL2, Writeable};
+use core::arch::asm;
+
+/// HCR_EL2 while the guest runs: stage-2 on, AArch64 EL1, physical
+/// interrupts and SErrors routed to EL2, SMC trapped, pointer
+/// authentication not trapped (`-cpu max` has it), and VHE kept (E2H).
+pub fn hcr_guest() -> u64 {
+    (HCR_EL2::VM::Enable
+        + HCR_EL2::SWIO::SET
+        + HCR_EL2::FMO::EnableVirtualFIQ
+        + HCR_EL2::IMO::EnableVirtualIRQ
+        + HCR_EL2::AMO::SET
+        + HCR_EL2::TSC::EnableTrapEl1SmcToEl2
+        + HCR_EL2::RW::EL1IsAarch64
+        + HCR_EL2::E2H::EnableOsAtEl2
+        + HCR_EL2::APK::DisableTrapPointerAuthKeyRegsToEl2
+        + HCR_EL2::API::DisableTrapPointerAuthInstToEl2)
+        .value
+}
+
+/// HCR_EL2 while the host runs: VHE with TGE, as the platform set it up.
+pub fn hcr_host() -> u64 {
+    (HCR_EL2::RW::EL1IsAarch64
+        + HCR_EL2::E2H::EnableOsAtEl2
+        + HCR_EL2::TGE::EnableTrapGeneralExceptionsToEl2
+        + HCR_EL2::APK::DisableTrapPointerAuthKeyRegsToEl2
+        + HCR_EL2::API::DisableTrapPointerAuthInstToEl2)
+        .value
+}
+
+pub fn init() -> Result<(), &'static str> {
+    if CurrentEL.read(CurrentEL::EL) != 2 {
+        return Err("the hypervisor is not running at EL2 (QEMU needs -machine virt,virtualization=on)");
+    }
+    println!("CurrentEL = 2");
+    if !HCR_EL2.is_set(HCR_EL2::E2H) {
+        return Err("the platform did not enable VHE (HCR_EL2.E2H = 0)");
+    }
+    // Stage 2: 4 KiB granule, 39-bit IPA (T0SZ = 25) starting at level 1
+    // (SL0 = 1), write-back inner-shareable walks, 40-bit output.
+    VTCR_EL2.write(
+        VTCR_EL2::T0SZ.val(25)
+            + VTCR_EL2::SL0::Granule4KBLevel1
+            + VTCR_EL2::IRGN0::NormalWBRAWA
+            + VTCR_EL2::ORGN0::NormalWBRAWA
+            + VTCR_EL2::SH0::Inner
+            + VTCR_EL2::TG0::Granule4KB
+            + VTCR_EL2::PS::PA_40B_1TB,
+    );
+    Ok(())
+}
+
+/// Drops stage-2 TLB entries for the page at `ipa`, then every combined
+/// stage-1+2 entry of the current VMID (VTTBR_EL2), which may hold it.
+/// (VMALLE1IS would not do: with TGE set it targets the host's regime.)
+pub fn invalidate_ipa(ipa: u64) {
+    // SAFETY: TLB maintenance and barriers have no memory effects.
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "tlbi ipas2e1is, {0}",
+            "dsb ish",
+            "tlbi vmalls12e1is",
+            "dsb ish",
+            "isb",
+            in(reg) ipa >> 12,
+        )
+    };
+}

@@ -1,0 +1,131 @@
+//! The aarch64 vCPU: guest registers, entry through `switch.S`, and the
+//! guest's EL1 state reached through the VHE `*_EL12` aliases.
+
+use super::registers::{hcr_guest, hcr_host};
+use core::arch::asm;
+use core::mem::offset_of;
+use guestaspace_core::aarch64::{Trap, decode};
+use guestaspace_core::exit::{Exit, Reply, Unexpected};
+use guestaspace_core::runloop::Vcpu;
+use guestaspace_core::smccc;
+
+/// VMID of our one guest.
+const VMID: u64 = 1;
+/// Guest PSTATE at entry: EL1h, D, A, I, F masked.
+const SPSR_EL1H_MASKED: u64 = 0x3c5;
+/// SCTLR_EL1 with only its RES1 bits: MMU and caches off.
+const SCTLR_EL1_RES1: u64 = 0x30d0_0800;
+
+/// What the world switch saves and restores; offsets go to the assembly.
+#[repr(C)]
+#[derive(Default)]
+pub struct ArmVcpuState {
+    /// Guest x0..x30.
+    guest: [u64; 31],
+    /// Host x19..x30 while the guest runs.
+    host: [u64; 12],
+    host_vbar: u64,
+}
+
+core::arch::global_asm!(
+    include_str!("switch.S"),
+    GUEST = const offset_of!(ArmVcpuState, guest),
+    HOST = const offset_of!(ArmVcpuState, host),
+    HOST_VBAR = const offset_of!(ArmVcpuState, host_vbar),
+);
+
+unsafe extern "C" {
+    fn _guestaspace_el1_enter(state: *mut ArmVcpuState) -> u64;
+}
+
+pub struct ArmVcpu {
+    state: ArmVcpuState,
+    pc: u64,
+    pstate: u64,
+    vttbr: u64,
+}
+
+impl ArmVcpu {
+    pub fn new(entry: u64, stage2_root: u64) -> Self {
+        // SAFETY: the guest's EL1 system registers are not used by the host
+        // (under VHE it runs on the EL2 ones); set a clean EL1 with the MMU
+        // off and no vectors, and a zero virtual-counter offset.
+        unsafe {
+            asm!(
+                // SCTLR_EL12 and VBAR_EL12 by encoding: the assembler
+                // knows them only with FEAT_VHE enabled for the whole crate.
+                "msr S3_5_C1_C0_0, {sctlr}",
+                "msr S3_5_C12_C0_0, xzr",
+                "msr cntvoff_el2, xzr",
+                "isb",
+                sctlr = in(reg) SCTLR_EL1_RES1,
+            )
+        };
+        Self { state: ArmVcpuState::default(), pc: entry, pstate: SPSR_EL1H_MASKED, vttbr: VMID << 48 | stage2_root }
+    }
+}
+
+impl Vcpu for ArmVcpu {
+    fn run(&mut self) -> Exit {
+        let kind;
+        // SAFETY: with interrupts masked at EL2, program the guest's return
+        // state, stage-2 and HCR, enter, and put the host's HCR back. The
+        // stage-2 root belongs to the guest's address space, which outlives
+        // the vCPU.
+        unsafe {
+            asm!(
+                "msr daifset, #0xf",
+                "msr elr_el2, {pc}",
+                "msr spsr_el2, {pstate}",
+                "msr vttbr_el2, {vttbr}",
+                "msr hcr_el2, {hcr}",
+                "isb",
+                pc = in(reg) self.pc,
+                pstate = in(reg) self.pstate,
+                vttbr = in(reg) self.vttbr,
+                hcr = in(reg) hcr_guest(),
+            );
+            kind = _guestaspace_el1_enter(&mut self.state);
+            asm!(
+                "msr hcr_el2, {hcr}",
+                "isb",
+                "mrs {pc}, elr_el2",
+                "mrs {pstate}, spsr_el2",
+                hcr = in(reg) hcr_host(),
+                pc = out(reg) self.pc,
+                pstate = out(reg) self.pstate,
+            );
+        }
+        let (esr, far, hpfar): (u64, u64, u64);
+        // SAFETY: reading the syndrome registers has no side effects.
+        unsafe {
+            asm!("mrs {0}, esr_el2", "mrs {1}, far_el2", "mrs {2}, hpfar_el2", out(reg) esr, out(reg) far, out(reg) hpfar)
+        };
+        match kind {
+            0 => {
+                let x = [self.state.guest[0], self.state.guest[1], self.state.guest[2], self.state.guest[3]];
+                decode(&Trap { esr, far, hpfar }, &x)
+            }
+            other => Exit::Unexpected(Unexpected {
+                what: ["", "physical IRQ", "physical FIQ", "SError"][other.min(3) as usize],
+                code: other,
+                info: [esr, far],
+            }),
+        }
+    }
+
+    fn pc(&self) -> u64 {
+        self.pc
+    }
+
+    fn finish_hypercall(&mut self, reply: Reply) {
+        // ELR_EL2 already points past the HVC.
+        self.state.guest[0] = smccc::encode(reply);
+    }
+
+    fn set_timer(&mut self, _deadline: u64) {
+        // The guest uses its virtual timer directly; SMCCC has no timer call.
+    }
+
+    fn deliver_timer(&mut self) {}
+}
