@@ -3,7 +3,7 @@
 //! failure uses Arm semihosting's SYS_EXIT with a non-zero code, which
 //! QEMU (started with `-semihosting`) turns into its exit status.
 
-use crate::arch::Outcome;
+use crate::arch::{Outcome, platform_power_off};
 
 /// Semihosting operation SYS_EXIT and the "application exit" reason.
 const SYS_EXIT: u64 = 0x18;
@@ -11,15 +11,9 @@ const ADP_STOPPED_APPLICATION_EXIT: u64 = 0x2_0026;
 /// QEMU's exit status for a failed run.
 const FAILURE_STATUS: u64 = 1;
 
-unsafe extern "Rust" {
-    /// The platform's power-off, reached past the `--wrap` (see arch/mod.rs).
-    fn __real___PowerIf_system_off() -> !;
-}
-
 pub fn power_off(outcome: Outcome) -> ! {
     match outcome {
-        // SAFETY: the platform's power-off is safe to call at any time.
-        Outcome::Success => unsafe { __real___PowerIf_system_off() },
+        Outcome::Success => platform_power_off(),
         Outcome::Failure => {
             let block = [ADP_STOPPED_APPLICATION_EXIT, FAILURE_STATUS];
             // SAFETY: the semihosting call reads the two-word block and

@@ -3,20 +3,14 @@
 //! device at port 0xf4, which `cargo xtask` attaches, and QEMU exits with
 //! `(value << 1) | 1`, i.e. 1.
 
-use crate::arch::Outcome;
+use crate::arch::{Outcome, platform_power_off};
 use x86_64::instructions::port::Port;
 
 const DEBUG_EXIT_PORT: u16 = 0xf4;
 
-unsafe extern "Rust" {
-    /// The platform's power-off, reached past the `--wrap` (see arch/mod.rs).
-    fn __real___PowerIf_system_off() -> !;
-}
-
 pub fn power_off(outcome: Outcome) -> ! {
     match outcome {
-        // SAFETY: ArceOS's platform power-off is safe to call at any time.
-        Outcome::Success => unsafe { __real___PowerIf_system_off() },
+        Outcome::Success => platform_power_off(),
         Outcome::Failure => {
             // SAFETY: port 0xf4 is the debug-exit device or nothing.
             unsafe { Port::<u32>::new(DEBUG_EXIT_PORT).write(0) };
