@@ -33,6 +33,16 @@ impl Perms {
     }
 }
 
+impl core::fmt::Display for Perms {
+    /// `rwx` style, `-` for what is not allowed.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (flag, c) in [(Perms::READ, 'r'), (Perms::WRITE, 'w'), (Perms::EXECUTE, 'x')] {
+            core::fmt::Write::write_char(f, if self.contains(flag) { c } else { '-' })?;
+        }
+        Ok(())
+    }
+}
+
 /// How the pages of a region are backed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RegionKind {
@@ -45,6 +55,16 @@ pub enum RegionKind {
     /// A device the hypervisor emulates with one read-only page holding
     /// `content` at its start (the rest zero), repeated over the region.
     Emulated { content: &'static [u8] },
+}
+
+impl core::fmt::Display for RegionKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RegionKind::Ram => f.write_str("RAM, a zeroed page on first touch"),
+            RegionKind::Passthrough { hpa } => write!(f, "device, passed through to {hpa:#x}"),
+            RegionKind::Emulated { content } => write!(f, "emulated, a page starting with \"{}\"", content.escape_ascii()),
+        }
+    }
 }
 
 /// One declared guest-physical region.
@@ -332,6 +352,14 @@ mod tests {
             entry: 0x9000,
         };
         assert_eq!(NO_ENTRY.validate(&[]), Err(LayoutError::EntryNotInRam { entry: 0x9000 }));
+    }
+
+    #[test]
+    fn regions_print_readably() {
+        assert_eq!(Perms::RWX.to_string(), "rwx");
+        assert_eq!(Perms::READ.to_string(), "r--");
+        assert_eq!(RegionKind::Passthrough { hpa: 0x2200_0000 }.to_string(), "device, passed through to 0x22000000");
+        assert_eq!(RegionKind::Emulated { content: b"pf\x01" }.to_string(), "emulated, a page starting with \"pf\\x01\"");
     }
 
     #[test]

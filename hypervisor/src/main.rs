@@ -52,7 +52,7 @@ fn run() -> Result<(), HvError> {
         space.root()
     );
     for r in layout.regions {
-        println!("  {:<7} GPA {:#010x}..{:#010x} {:?} {:?}", r.name, r.gpa, r.end(), r.perms, r.kind);
+        println!("  {:<7} GPA {:#010x}..{:#010x} {} {}", r.name, r.gpa, r.end(), r.perms, r.kind);
     }
 
     let mut stats = Stats::default();
