@@ -1,0 +1,254 @@
+//! Disk images, built in Rust with `fatfs`: the FAT32 disk the hypervisor
+//! reads `/sbin/gkernel` from, and a disk with no file system at all for the
+//! tests.
+//!
+//! A FAT image is only rebuilt when the files it should hold differ from
+//! what the existing image holds (read back through `fatfs`), so an
+//! unchanged guest costs one small read, not a 64 MiB write. Timestamps in
+//! the image are fixed, so the same files always give the same bytes.
+
+use crate::fsio;
+use anyhow::{Context, Result, bail};
+use fatfs::{
+    Date, DateTime, FatType, FileSystem, FormatVolumeOptions, FsOptions, Time, TimeProvider,
+};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// Size of every disk image.
+pub const DISK_SIZE: u64 = 64 << 20;
+
+/// What a FAT image holds: absolute paths (`/sbin/gkernel`) to contents.
+pub type DiskFiles = BTreeMap<String, Vec<u8>>;
+
+/// Makes `image` a FAT32 disk holding exactly `files` (their parent
+/// directories are created). Returns whether the image was (re)written.
+pub fn write_fat_disk(image: &Path, files: &DiskFiles) -> Result<bool> {
+    if holds_exactly(image, files) {
+        return Ok(false);
+    }
+    fsio::create_parent(image)?;
+    let tmp = fsio::temp_path(image);
+    format_fat32(&tmp, files)
+        .with_context(|| format!("cannot build the FAT32 image {}", tmp.display()))?;
+    fsio::replace(&tmp, image)?;
+    Ok(true)
+}
+
+/// Every file in the FAT image at `image`, by absolute path.
+pub fn read_fat_files(image: &Path) -> Result<DiskFiles> {
+    let disk = File::open(image).with_context(|| format!("cannot open {}", image.display()))?;
+    let fs = FileSystem::new(disk, FsOptions::new())
+        .with_context(|| format!("{} holds no FAT file system", image.display()))?;
+    let mut files = DiskFiles::new();
+    collect_files(&fs.root_dir(), "", &mut files)
+        .with_context(|| format!("cannot read {}", image.display()))?;
+    Ok(files)
+}
+
+/// Makes `image` a disk of [`DISK_SIZE`] bytes that holds no file system:
+/// a repeated line of text, so no sector looks like a boot sector.
+pub fn write_non_fat_disk(image: &Path) -> Result<bool> {
+    let line = b"This disk holds no file system, on purpose.\n";
+    let mut bytes = line.repeat(DISK_SIZE as usize / line.len() + 1);
+    bytes.truncate(DISK_SIZE as usize);
+    fsio::write_if_different(image, &bytes)
+}
+
+fn holds_exactly(image: &Path, files: &DiskFiles) -> bool {
+    let right_size = std::fs::metadata(image).is_ok_and(|m| m.len() == DISK_SIZE);
+    right_size && read_fat_files(image).is_ok_and(|found| &found == files)
+}
+
+fn format_fat32(path: &Path, files: &DiskFiles) -> Result<()> {
+    let mut disk = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    disk.set_len(DISK_SIZE)?;
+    let options = FormatVolumeOptions::new()
+        .fat_type(FatType::Fat32)
+        .volume_id(0x6775_6573)
+        .volume_label(*b"GUESTASPACE");
+    fatfs::format_volume(&mut disk, options).context("cannot format")?;
+    let fs = FileSystem::new(disk, FsOptions::new().time_provider(&FIXED_TIME))?;
+    for (path, bytes) in files {
+        add_file(&fs, path, bytes).with_context(|| format!("cannot add {path}"))?;
+    }
+    fs.unmount()?;
+    Ok(())
+}
+
+fn add_file(fs: &FileSystem<File>, path: &str, bytes: &[u8]) -> Result<()> {
+    let Some(relative) = path.strip_prefix('/') else {
+        bail!("disk paths must be absolute");
+    };
+    let (dirs, name) = relative.rsplit_once('/').unwrap_or(("", relative));
+    let mut dir = fs.root_dir();
+    for part in dirs.split('/').filter(|p| !p.is_empty()) {
+        dir = match dir.open_dir(part) {
+            Ok(existing) => existing,
+            Err(_) => dir.create_dir(part)?,
+        };
+    }
+    let mut file = dir.create_file(name)?;
+    file.truncate()?;
+    file.write_all(bytes)?;
+    file.flush()?;
+    Ok(())
+}
+
+fn collect_files(dir: &fatfs::Dir<File>, prefix: &str, out: &mut DiskFiles) -> Result<()> {
+    for entry in dir.iter() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == "." || name == ".." {
+            continue;
+        }
+        let path = format!("{prefix}/{name}");
+        if entry.is_dir() {
+            collect_files(&entry.to_dir(), &path, out)?;
+        } else {
+            let mut bytes = Vec::with_capacity(entry.len() as usize);
+            entry.to_file().read_to_end(&mut bytes)?;
+            out.insert(path, bytes);
+        }
+    }
+    Ok(())
+}
+
+/// File times written into images: fixed, so images are reproducible.
+#[derive(Debug)]
+struct FixedTime;
+
+static FIXED_TIME: FixedTime = FixedTime;
+
+impl TimeProvider for FixedTime {
+    fn get_current_date(&self) -> Date {
+        Date {
+            year: 2024,
+            month: 1,
+            day: 1,
+        }
+    }
+
+    fn get_current_date_time(&self) -> DateTime {
+        DateTime {
+            date: self.get_current_date(),
+            time: Time {
+                hour: 0,
+                min: 0,
+                sec: 0,
+                millis: 0,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn files(entries: &[(&str, &[u8])]) -> DiskFiles {
+        entries
+            .iter()
+            .map(|(p, b)| (p.to_string(), b.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn gkernel_is_found_under_sbin_with_its_bytes() {
+        let image = fsio::testdir::fresh("disk").join("disk.img");
+        let gkernel: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let wanted = files(&[("/sbin/gkernel", &gkernel)]);
+        let start = Instant::now();
+        assert!(write_fat_disk(&image, &wanted).unwrap());
+        eprintln!(
+            "FAT32 image with a 300 KB file built in {:?}",
+            start.elapsed()
+        );
+        assert_eq!(std::fs::metadata(&image).unwrap().len(), DISK_SIZE);
+
+        let fs = FileSystem::new(File::open(&image).unwrap(), FsOptions::new()).unwrap();
+        assert_eq!(fs.fat_type(), FatType::Fat32);
+        let sbin = fs.root_dir().open_dir("sbin").unwrap();
+        let mut found = Vec::new();
+        sbin.open_file("gkernel")
+            .unwrap()
+            .read_to_end(&mut found)
+            .unwrap();
+        assert_eq!(found, gkernel);
+        drop(sbin);
+        drop(fs);
+        assert_eq!(read_fat_files(&image).unwrap(), wanted);
+    }
+
+    #[test]
+    fn the_same_files_do_not_rewrite_the_image_but_new_files_do() {
+        let image = fsio::testdir::fresh("disk-again").join("disk.img");
+        let wanted = files(&[("/sbin/gkernel", b"v1")]);
+        assert!(write_fat_disk(&image, &wanted).unwrap());
+        let mtime = std::fs::metadata(&image).unwrap().modified().unwrap();
+        let start = Instant::now();
+        assert!(!write_fat_disk(&image, &wanted).unwrap());
+        eprintln!("unchanged FAT32 image checked in {:?}", start.elapsed());
+        assert_eq!(
+            std::fs::metadata(&image).unwrap().modified().unwrap(),
+            mtime
+        );
+        let changed = files(&[("/sbin/gkernel", b"v2")]);
+        assert!(write_fat_disk(&image, &changed).unwrap());
+        assert_eq!(read_fat_files(&image).unwrap(), changed);
+    }
+
+    #[test]
+    fn a_disk_without_gkernel_has_no_sbin_gkernel() {
+        let image = fsio::testdir::fresh("no-gkernel").join("disk.img");
+        let wanted = files(&[("/README.txt", b"no guest here\n")]);
+        write_fat_disk(&image, &wanted).unwrap();
+        let found = read_fat_files(&image).unwrap();
+        assert_eq!(found, wanted);
+        assert!(!found.contains_key("/sbin/gkernel"));
+        let fs = FileSystem::new(File::open(&image).unwrap(), FsOptions::new()).unwrap();
+        assert!(fs.root_dir().open_file("sbin/gkernel").is_err());
+    }
+
+    #[test]
+    fn identical_files_give_identical_images() {
+        let dir = fsio::testdir::fresh("repro");
+        let wanted = files(&[("/sbin/gkernel", b"same")]);
+        write_fat_disk(&dir.join("a.img"), &wanted).unwrap();
+        write_fat_disk(&dir.join("b.img"), &wanted).unwrap();
+        assert!(
+            std::fs::read(dir.join("a.img")).unwrap() == std::fs::read(dir.join("b.img")).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_large_file_fits_and_reads_back() {
+        let image = fsio::testdir::fresh("big").join("disk.img");
+        let big = vec![0x13u8; 15 << 20];
+        let start = Instant::now();
+        write_fat_disk(&image, &files(&[("/sbin/gkernel", &big)])).unwrap();
+        eprintln!(
+            "FAT32 image with a 15 MiB file built in {:?}",
+            start.elapsed()
+        );
+        assert_eq!(read_fat_files(&image).unwrap()["/sbin/gkernel"], big);
+    }
+
+    #[test]
+    fn the_non_fat_disk_is_full_size_and_not_a_file_system() {
+        let image = fsio::testdir::fresh("garbage").join("disk.img");
+        assert!(write_non_fat_disk(&image).unwrap());
+        assert_eq!(std::fs::metadata(&image).unwrap().len(), DISK_SIZE);
+        assert!(read_fat_files(&image).is_err());
+        let first_sector = &std::fs::read(&image).unwrap()[..512];
+        assert_ne!(&first_sector[510..], &[0x55, 0xaa]);
+    }
+}

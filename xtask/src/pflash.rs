@@ -1,0 +1,55 @@
+//! The pflash image the guest reads: the magic `pfld`, the test scenario
+//! code, and erased flash (0xFF) up to the size QEMU `virt` requires.
+
+use crate::fsio;
+use anyhow::Result;
+use guestaspace_core::scenario::{PFLASH_MAGIC, SCENARIO_OFFSET, Scenario};
+use std::path::Path;
+
+/// QEMU `virt` insists on exactly this size for pflash1.
+pub const PFLASH_SIZE: usize = 32 << 20;
+
+/// The bytes of a pflash image asking for `scenario`.
+pub fn pflash_bytes(scenario: Scenario) -> Vec<u8> {
+    let mut image = vec![0xffu8; PFLASH_SIZE];
+    image[..PFLASH_MAGIC.len()].copy_from_slice(&PFLASH_MAGIC);
+    image[SCENARIO_OFFSET..SCENARIO_OFFSET + 4].copy_from_slice(&(scenario as u32).to_le_bytes());
+    image
+}
+
+/// Writes the pflash image for `scenario` to `path` unless it is already
+/// there. Returns whether the file was written.
+pub fn write_pflash(path: &Path, scenario: Scenario) -> Result<bool> {
+    fsio::write_if_different(path, &pflash_bytes(scenario))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_magic_scenario_then_erased_flash() {
+        for (scenario, code) in [
+            (Scenario::Normal, 0u32),
+            (Scenario::WildAccess, 1),
+            (Scenario::NeverShutdown, 2),
+        ] {
+            let image = pflash_bytes(scenario);
+            assert_eq!(image.len(), 32 * 1024 * 1024);
+            assert_eq!(&image[0..4], b"pfld");
+            assert_eq!(u32::from_le_bytes(image[4..8].try_into().unwrap()), code);
+            assert!(image[8..].iter().all(|&b| b == 0xff));
+        }
+    }
+
+    #[test]
+    fn the_file_is_rewritten_only_when_the_scenario_changes() {
+        let path = crate::fsio::testdir::fresh("pflash").join("pflash.img");
+        assert!(write_pflash(&path, Scenario::Normal).unwrap());
+        assert!(!write_pflash(&path, Scenario::Normal).unwrap());
+        assert!(write_pflash(&path, Scenario::WildAccess).unwrap());
+        let image = std::fs::read(&path).unwrap();
+        assert_eq!(image.len(), PFLASH_SIZE);
+        assert_eq!(&image[..8], b"pfld\x01\0\0\0");
+    }
+}
