@@ -1,0 +1,157 @@
+//! The architecture table: everything xtask needs to know to build and boot
+//! one architecture (target triple, ArceOS configurations, guest layout,
+//! QEMU binary and machine arguments).
+//!
+//! Adding an architecture means writing one [`ArchSpec`] (see
+//! `arch/riscv64.rs`) and returning it from [`Arch::spec`].
+
+pub(crate) mod riscv64;
+
+use anyhow::{Result, bail};
+use clap::ValueEnum;
+use guestaspace_core::layout::GuestLayout;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::Path;
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    #[value(name = "riscv64")]
+    Riscv64,
+    #[value(name = "aarch64")]
+    Aarch64,
+    #[value(name = "x86_64")]
+    X86_64,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 3] = [Arch::Riscv64, Arch::Aarch64, Arch::X86_64];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Arch::Riscv64 => "riscv64",
+            Arch::Aarch64 => "aarch64",
+            Arch::X86_64 => "x86_64",
+        }
+    }
+
+    /// How to build and boot this architecture, or an error if xtask does
+    /// not support it yet.
+    pub fn spec(self) -> Result<&'static ArchSpec> {
+        match self {
+            Arch::Riscv64 => Ok(&riscv64::SPEC),
+            Arch::Aarch64 | Arch::X86_64 => bail!("not implemented yet for {self}"),
+        }
+    }
+
+    /// The architectures [`Arch::spec`] knows.
+    pub fn implemented() -> Vec<Arch> {
+        Self::ALL.into_iter().filter(|a| a.spec().is_ok()).collect()
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One ArceOS application to build: a workspace package and the ArceOS
+/// configuration file (under `configs/`) it is built with.
+pub struct App {
+    pub package: &'static str,
+    pub config: &'static str,
+}
+
+/// The files a VM boots from.
+pub struct VmFiles<'a> {
+    /// The hypervisor, as a flat binary.
+    pub kernel: &'a Path,
+    /// The disk holding `/sbin/gkernel`.
+    pub disk: &'a Path,
+    /// The pflash image the guest reads.
+    pub pflash: &'a Path,
+}
+
+/// The QEMU side of an architecture.
+pub struct QemuSpec {
+    pub binary: &'static str,
+    /// The Debian package that provides `binary`.
+    pub debian_package: &'static str,
+    /// Oldest QEMU version known to work, as (major, minor).
+    pub min_version: (u32, u32),
+    /// Everything after the binary name on the command line.
+    pub args: fn(&VmFiles) -> Vec<OsString>,
+}
+
+pub struct ArchSpec {
+    pub arch: Arch,
+    pub triple: &'static str,
+    pub guest: App,
+    pub hypervisor: App,
+    /// The guest-physical map the hypervisor gives the guest.
+    pub layout: &'static GuestLayout,
+    /// Physical address QEMU loads the flat hypervisor image at.
+    pub hv_load_addr: u64,
+    /// ArceOS links its kernels without `AT()`, so the "physical" addresses
+    /// in their ELF files are the higher-half virtual ones. An ELF address
+    /// at or above this offset (the `phys-virt-offset` of the ArceOS
+    /// configurations) stands for the physical address `addr - offset`.
+    pub phys_virt_offset: u64,
+    pub qemu: QemuSpec,
+}
+
+impl ArchSpec {
+    /// The physical address an ELF load address stands for.
+    pub fn physical(&self, elf_addr: u64) -> u64 {
+        if elf_addr >= self.phys_virt_offset {
+            elf_addr - self.phys_virt_offset
+        } else {
+            elf_addr
+        }
+    }
+}
+
+/// Formats `path` for a QEMU `-drive file=` option, where a comma must be
+/// written twice.
+pub fn drive_path(path: &Path) -> String {
+    path.display().to_string().replace(',', ",,")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_riscv64_is_implemented_and_the_others_say_so() {
+        assert_eq!(Arch::implemented(), vec![Arch::Riscv64]);
+        let err = Arch::Aarch64.spec().err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("not implemented yet for aarch64"));
+        let err = Arch::X86_64.spec().err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("not implemented yet for x86_64"));
+    }
+
+    #[test]
+    fn arch_names_are_the_cli_names() {
+        for arch in Arch::ALL {
+            let parsed = Arch::from_str(arch.name(), false).ok();
+            assert_eq!(parsed, Some(arch));
+        }
+        assert!(Arch::from_str("mips", false).is_err());
+    }
+
+    #[test]
+    fn higher_half_elf_addresses_stand_for_physical_ones() {
+        let spec = Arch::Riscv64.spec().unwrap();
+        assert_eq!(spec.physical(0xffff_ffc0_8020_0000), 0x8020_0000);
+        assert_eq!(spec.physical(0x8020_0000), 0x8020_0000);
+    }
+
+    #[test]
+    fn commas_in_drive_paths_are_doubled() {
+        assert_eq!(
+            drive_path(Path::new("/tmp/a,b/disk.img")),
+            "/tmp/a,,b/disk.img"
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! riscv64 on QEMU `virt`: the hypervisor runs in HS-mode behind OpenSBI,
+//! the disk is a virtio-blk PCI device and the guest's pflash is pflash1.
+
+use super::{App, Arch, ArchSpec, QemuSpec, VmFiles, drive_path};
+use guestaspace_core::layout::machines::RISCV64_VIRT;
+use std::ffi::OsString;
+
+pub const SPEC: ArchSpec = ArchSpec {
+    arch: Arch::Riscv64,
+    triple: "riscv64gc-unknown-none-elf",
+    guest: App {
+        package: "gkernel",
+        config: "riscv64-guest.toml",
+    },
+    hypervisor: App {
+        package: "arceos-guestaspace",
+        config: "riscv64-hypervisor.toml",
+    },
+    layout: &RISCV64_VIRT,
+    hv_load_addr: 0x8020_0000,
+    phys_virt_offset: 0xffff_ffc0_0000_0000,
+    qemu: QemuSpec {
+        binary: "qemu-system-riscv64",
+        debian_package: "qemu-system-misc",
+        min_version: (7, 2),
+        args: qemu_args,
+    },
+};
+
+fn qemu_args(files: &VmFiles) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "-machine",
+        "virt",
+        "-m",
+        "128M",
+        "-bios",
+        "default",
+        "-nographic",
+        "-no-reboot",
+        "-kernel",
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    args.push(files.kernel.into());
+    args.push("-drive".into());
+    args.push(
+        format!(
+            "if=none,file={},format=raw,id=disk0",
+            drive_path(files.disk)
+        )
+        .into(),
+    );
+    args.push("-device".into());
+    args.push("virtio-blk-pci,drive=disk0".into());
+    args.push("-drive".into());
+    args.push(
+        format!(
+            "if=pflash,unit=1,format=raw,readonly=on,file={}",
+            drive_path(files.pflash)
+        )
+        .into(),
+    );
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_offset_is_the_one_both_arceos_configurations_use() {
+        let repo = crate::paths::repo_root();
+        for app in [&SPEC.guest, &SPEC.hypervisor] {
+            let config = std::fs::read_to_string(repo.join("configs").join(app.config)).unwrap();
+            let line = config
+                .lines()
+                .find(|l| l.starts_with("phys-virt-offset"))
+                .unwrap();
+            let value = line.split('"').nth(1).unwrap().replace('_', "");
+            let value = u64::from_str_radix(value.trim_start_matches("0x"), 16).unwrap();
+            assert_eq!(value, SPEC.phys_virt_offset, "{}", app.config);
+        }
+    }
+
+    #[test]
+    fn command_line_boots_the_flat_hypervisor_with_disk_and_pflash1() {
+        let files = VmFiles {
+            kernel: Path::new("/t/hv.bin"),
+            disk: Path::new("/t/disk.img"),
+            pflash: Path::new("/t/pflash.img"),
+        };
+        let args: Vec<String> = qemu_args(&files)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        let line = args.join(" ");
+        assert!(line.starts_with(
+            "-machine virt -m 128M -bios default -nographic -no-reboot -kernel /t/hv.bin "
+        ));
+        assert!(line.contains(
+            "-drive if=none,file=/t/disk.img,format=raw,id=disk0 -device virtio-blk-pci,drive=disk0"
+        ));
+        assert!(
+            line.ends_with("-drive if=pflash,unit=1,format=raw,readonly=on,file=/t/pflash.img")
+        );
+    }
+}

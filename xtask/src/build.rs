@@ -1,0 +1,75 @@
+//! Builds the ArceOS applications with cargo: each in its own target
+//! directory with its own `AX_CONFIG_PATH`, so the guest's and the
+//! hypervisor's configurations never invalidate each other's builds.
+
+use crate::arch::{App, ArchSpec};
+use crate::paths::ArchPaths;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Where cargo's progress messages go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CargoOutput {
+    /// Shown to the user as cargo prints them.
+    Live,
+    /// Kept and returned (for checks on what cargo did).
+    Captured,
+}
+
+/// Builds `app` for `spec` into `target_dir`; returns what cargo printed
+/// on stderr if `output` is [`CargoOutput::Captured`] (else nothing).
+pub fn build_app(
+    spec: &ArchSpec,
+    paths: &ArchPaths,
+    app: &App,
+    target_dir: &Path,
+    output: CargoOutput,
+) -> Result<String> {
+    let config = paths.config(app.config);
+    if !config.is_file() {
+        bail!("the ArceOS configuration {} is missing", config.display());
+    }
+    let mut cmd = Command::new(cargo_binary());
+    cmd.current_dir(&paths.repo)
+        .args([
+            "build",
+            "--package",
+            app.package,
+            "--release",
+            "--target",
+            spec.triple,
+            "--target-dir",
+        ])
+        .arg(target_dir)
+        .env("AX_CONFIG_PATH", &config)
+        .stdin(Stdio::null());
+    let (status, log) = match output {
+        CargoOutput::Live => (cmd.status(), String::new()),
+        CargoOutput::Captured => match cmd.output() {
+            Ok(out) => (
+                Ok(out.status),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ),
+            Err(e) => (Err(e), String::new()),
+        },
+    };
+    let status = status.context("cannot run cargo")?;
+    if !status.success() {
+        if output == CargoOutput::Captured {
+            eprint!("{log}");
+        }
+        bail!(
+            "building {} for {} failed ({status})",
+            app.package,
+            spec.arch
+        );
+    }
+    Ok(log)
+}
+
+/// The cargo this xtask was started by, so the same toolchain builds
+/// everything.
+fn cargo_binary() -> PathBuf {
+    std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
+}

@@ -1,0 +1,89 @@
+//! The command line: `cargo xtask build|run [--arch ARCH]` and the
+//! options of each command, and the dispatch to the command's module.
+
+use crate::arch::Arch;
+use crate::prepare::GuestSource;
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use guestaspace_core::scenario::Scenario;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo xtask",
+    about = "Build, run and test arceos-guestaspace under QEMU"
+)]
+pub struct Cli {
+    /// Print the exact QEMU command line before running it.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build the guest and the hypervisor and write the disk and pflash images.
+    Build(ArchArg),
+    /// Build everything and boot the hypervisor and its guest in QEMU.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ArchArg {
+    /// Target architecture.
+    #[arg(long, value_enum, default_value_t = Arch::Riscv64)]
+    pub arch: Arch,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub arch: ArchArg,
+    /// Boot this guest image (ELF or flat binary) instead of building gkernel.
+    #[arg(long, value_name = "PATH")]
+    pub guest: Option<PathBuf>,
+    /// Kill QEMU and fail after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// Ask the guest to misbehave in a chosen way (a test hook).
+    #[arg(long, value_enum, default_value_t = ScenarioArg::Normal)]
+    pub scenario: ScenarioArg,
+}
+
+/// The scenarios `run` offers; the guest reads the code from its pflash.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScenarioArg {
+    Normal,
+    WildAccess,
+    NeverShutdown,
+}
+
+impl From<ScenarioArg> for Scenario {
+    fn from(s: ScenarioArg) -> Scenario {
+        match s {
+            ScenarioArg::Normal => Scenario::Normal,
+            ScenarioArg::WildAccess => Scenario::WildAccess,
+            ScenarioArg::NeverShutdown => Scenario::NeverShutdown,
+        }
+    }
+}
+
+/// Runs the command `cli` asks for.
+pub fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Build(a) => crate::run::build_only(a.arch),
+        Command::Run(a) => {
+            let guest = a.guest.map_or(GuestSource::Bundled, GuestSource::File);
+            let options = crate::run::RunOptions {
+                arch: a.arch.arch,
+                guest,
+                scenario: a.scenario.into(),
+                timeout: Duration::from_secs(a.timeout),
+                verbose: cli.verbose,
+            };
+            crate::run::run(&options)
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Where things live: the repository, the build output directories of each
+//! architecture, and the images xtask writes.
+
+use crate::arch::ArchSpec;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// The repository root (the parent of `xtask/`).
+pub fn repo_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// `$CARGO_TARGET_DIR` if set (relative to the current directory, as cargo
+/// reads it), else `<repo>/target`.
+pub fn target_base(repo: &Path) -> Result<PathBuf> {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                Ok(dir)
+            } else {
+                let cwd = std::env::current_dir().context("cannot read the current directory")?;
+                Ok(cwd.join(dir))
+            }
+        }
+        _ => Ok(repo.join("target")),
+    }
+}
+
+/// Every path of one architecture's build.
+#[derive(Clone, Debug)]
+pub struct ArchPaths {
+    pub repo: PathBuf,
+    /// Cargo target directory of the guest (its own, because its ArceOS
+    /// configuration differs from the hypervisor's).
+    pub guest_target: PathBuf,
+    pub hv_target: PathBuf,
+    pub guest_elf: PathBuf,
+    pub guest_flat: PathBuf,
+    pub hv_elf: PathBuf,
+    pub hv_flat: PathBuf,
+    pub disk: PathBuf,
+    pub pflash: PathBuf,
+    /// Scratch directory of the end-to-end tests' own images.
+    pub e2e: PathBuf,
+}
+
+impl ArchPaths {
+    pub fn new(repo: &Path, base: &Path, spec: &ArchSpec) -> ArchPaths {
+        let arch = spec.arch.name();
+        let guest_target = base.join(format!("guest-{arch}"));
+        let hv_target = base.join(format!("hv-{arch}"));
+        let release =
+            |dir: &Path, package: &str| dir.join(spec.triple).join("release").join(package);
+        ArchPaths {
+            repo: repo.to_path_buf(),
+            guest_elf: release(&guest_target, spec.guest.package),
+            guest_flat: guest_target.join(format!("{}.bin", spec.guest.package)),
+            hv_elf: release(&hv_target, spec.hypervisor.package),
+            hv_flat: hv_target.join(format!("{}.bin", spec.hypervisor.package)),
+            disk: base.join(format!("{arch}-disk.img")),
+            pflash: base.join(format!("{arch}-pflash.img")),
+            e2e: base.join(format!("e2e-{arch}")),
+            guest_target,
+            hv_target,
+        }
+    }
+
+    /// The paths of `spec` in this checkout.
+    pub fn for_spec(spec: &ArchSpec) -> Result<ArchPaths> {
+        let repo = repo_root();
+        let base = target_base(&repo)?;
+        Ok(ArchPaths::new(&repo, &base, spec))
+    }
+
+    pub fn config(&self, file: &str) -> PathBuf {
+        self.repo.join("configs").join(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_app_has_its_own_target_dir_and_the_documented_outputs() {
+        let spec = crate::arch::Arch::Riscv64.spec().unwrap();
+        let p = ArchPaths::new(Path::new("/r"), Path::new("/r/target"), spec);
+        assert_eq!(
+            p.guest_elf,
+            Path::new("/r/target/guest-riscv64/riscv64gc-unknown-none-elf/release/gkernel")
+        );
+        assert_eq!(
+            p.hv_elf,
+            Path::new("/r/target/hv-riscv64/riscv64gc-unknown-none-elf/release/arceos-guestaspace")
+        );
+        assert_eq!(
+            p.hv_flat,
+            Path::new("/r/target/hv-riscv64/arceos-guestaspace.bin")
+        );
+        assert_eq!(p.disk, Path::new("/r/target/riscv64-disk.img"));
+        assert_eq!(p.pflash, Path::new("/r/target/riscv64-pflash.img"));
+        assert_eq!(
+            p.config("riscv64-guest.toml"),
+            Path::new("/r/configs/riscv64-guest.toml")
+        );
+    }
+
+    #[test]
+    fn repo_root_holds_the_workspace_manifest() {
+        assert!(repo_root().join("xtask").join("Cargo.toml").is_file());
+    }
+}

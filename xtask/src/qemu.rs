@@ -1,0 +1,88 @@
+//! Finding QEMU: the system emulator of an architecture must be installed
+//! and recent enough, or the user is told which Debian package to install.
+
+use crate::arch::QemuSpec;
+use anyhow::{Result, bail};
+use std::process::{Command, Stdio};
+
+/// Checks that `qemu.binary` runs and is at least `qemu.min_version`.
+pub fn check_qemu(qemu: &QemuSpec) -> Result<()> {
+    let (major, minor) = qemu.min_version;
+    let install = format!(
+        "Install it with: sudo apt-get install {}",
+        qemu.debian_package
+    );
+    let output = Command::new(qemu.binary)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output();
+    let text = match output {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        _ => bail!(
+            "{} not found (need QEMU >= {major}.{minor}). {install}",
+            qemu.binary
+        ),
+    };
+    match parse_version(&text) {
+        Some(found) if (found.0, found.1) >= (major, minor) => Ok(()),
+        Some(found) => bail!(
+            "{} is too old: found {}.{}.{}, need >= {major}.{minor}. {install} (from bookworm-backports on Debian 12)",
+            qemu.binary,
+            found.0,
+            found.1,
+            found.2
+        ),
+        None => bail!(
+            "cannot tell the version of {} from {:?}. {install}",
+            qemu.binary,
+            text.trim()
+        ),
+    }
+}
+
+/// The `X.Y.Z` of `QEMU emulator version X.Y.Z (...)`.
+pub fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    let rest = &text[text.find("version ")? + "version ".len()..];
+    let word = rest.split_whitespace().next()?;
+    let mut numbers = word.split('.').map(|n| n.parse::<u32>().ok());
+    let major = numbers.next()??;
+    let minor = numbers.next().flatten().unwrap_or(0);
+    let patch = numbers.next().flatten().unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_read_from_the_banner() {
+        let debian = "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\nCopyright (c) 2003-2025";
+        assert_eq!(parse_version(debian), Some((10, 0, 2)));
+        assert_eq!(
+            parse_version("QEMU emulator version 7.2.15"),
+            Some((7, 2, 15))
+        );
+        assert_eq!(parse_version("QEMU emulator version 8.1"), Some((8, 1, 0)));
+        assert_eq!(parse_version("something else"), None);
+    }
+
+    #[test]
+    fn a_missing_binary_names_the_package_to_install() {
+        let spec = QemuSpec {
+            binary: "qemu-system-does-not-exist",
+            debian_package: "qemu-system-misc",
+            min_version: (7, 2),
+            args: |_| Vec::new(),
+        };
+        let err = check_qemu(&spec).unwrap_err().to_string();
+        assert!(
+            err.starts_with("qemu-system-does-not-exist not found"),
+            "{err}"
+        );
+        assert!(
+            err.contains("sudo apt-get install qemu-system-misc"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,59 @@
+//! The `build` and `run` commands: the build step, then (for `run`) one VM
+//! whose output the user watches, judged by QEMU's exit status.
+
+use crate::arch::{Arch, VmFiles};
+use crate::build::CargoOutput;
+use crate::paths::ArchPaths;
+use crate::prepare::{GuestSource, PrepareOptions, prepare};
+use crate::qemu::check_qemu;
+use crate::vm::{RunSpec, run_vm};
+use anyhow::Result;
+use guestaspace_core::scenario::Scenario;
+use std::time::Duration;
+
+pub struct RunOptions {
+    pub arch: Arch,
+    pub guest: GuestSource,
+    pub scenario: Scenario,
+    pub timeout: Duration,
+    pub verbose: bool,
+}
+
+/// `cargo xtask build`: everything `run` needs, without running it.
+pub fn build_only(arch: Arch) -> Result<()> {
+    let spec = arch.spec()?;
+    let paths = ArchPaths::for_spec(spec)?;
+    let options = PrepareOptions {
+        guest: GuestSource::Bundled,
+        scenario: Scenario::Normal,
+        cargo: CargoOutput::Live,
+    };
+    prepare(spec, &paths, &options)?;
+    Ok(())
+}
+
+/// `cargo xtask run`.
+pub fn run(options: &RunOptions) -> Result<()> {
+    let spec = options.arch.spec()?;
+    check_qemu(&spec.qemu)?;
+    let paths = ArchPaths::for_spec(spec)?;
+    let prepare_options = PrepareOptions {
+        guest: options.guest.clone(),
+        scenario: options.scenario,
+        cargo: CargoOutput::Live,
+    };
+    prepare(spec, &paths, &prepare_options)?;
+    let run = RunSpec {
+        spec,
+        files: VmFiles {
+            kernel: &paths.hv_flat,
+            disk: &paths.disk,
+            pflash: &paths.pflash,
+        },
+        timeout: options.timeout,
+        echo: true,
+        show_command: options.verbose,
+    };
+    let output = run_vm(&run)?;
+    output.check()
+}

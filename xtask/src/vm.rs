@@ -1,0 +1,267 @@
+//! Running one VM in QEMU: spawn it, copy its output live to ours while
+//! keeping a copy, kill it after a timeout, and report how it ended.
+//!
+//! QEMU's exit status is the verdict: 0 means the guest asked to power off
+//! and the hypervisor stopped it cleanly; anything else is a failure.
+
+use crate::arch::{ArchSpec, VmFiles};
+use anyhow::{Context, Result, bail};
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// What to boot and how.
+pub struct RunSpec<'a> {
+    pub spec: &'static ArchSpec,
+    pub files: VmFiles<'a>,
+    pub timeout: Duration,
+    /// Copy QEMU's output to ours as it comes.
+    pub echo: bool,
+    /// Print the QEMU command line first.
+    pub show_command: bool,
+}
+
+/// How the QEMU process ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VmEnd {
+    Exited(i32),
+    /// Ended by a signal it was not sent by us.
+    Killed(String),
+    /// Still running at the timeout, so we killed it.
+    TimedOut,
+}
+
+pub struct RunOutput {
+    /// Everything QEMU printed (stdout and stderr, as they came).
+    pub text: String,
+    pub end: VmEnd,
+    /// From spawning QEMU to its end.
+    pub wall: Duration,
+    pub timeout: Duration,
+}
+
+impl RunOutput {
+    /// `Ok` if the VM succeeded, else the error `run` reports.
+    pub fn check(&self) -> Result<()> {
+        match &self.end {
+            VmEnd::Exited(0) => Ok(()),
+            VmEnd::Exited(code) => bail!("QEMU exited with status {code}: the VM failed"),
+            VmEnd::Killed(how) => bail!("QEMU was {how}: the VM failed"),
+            VmEnd::TimedOut => bail!("QEMU timed out after {} s", self.timeout.as_secs_f64()),
+        }
+    }
+}
+
+/// Boots `run` and waits for QEMU to end or time out.
+pub fn run_vm(run: &RunSpec) -> Result<RunOutput> {
+    let qemu = &run.spec.qemu;
+    let args = (qemu.args)(&run.files);
+    if run.show_command {
+        eprintln!("{}", shell_line(qemu.binary, &args));
+    }
+    let start = Instant::now();
+    let mut child = Command::new(qemu.binary)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", qemu.binary))?;
+    let captured = Arc::new(Mutex::new(Vec::new()));
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|out| tee(out, Sink::Stdout, run.echo, &captured)),
+        child
+            .stderr
+            .take()
+            .map(|err| tee(err, Sink::Stderr, run.echo, &captured)),
+    ];
+    let end = wait_until(&mut child, start + run.timeout)?;
+    let wall = start.elapsed();
+    for reader in readers.into_iter().flatten() {
+        let _ = reader.join();
+    }
+    let text =
+        String::from_utf8_lossy(&captured.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    Ok(RunOutput {
+        text,
+        end,
+        wall,
+        timeout: run.timeout,
+    })
+}
+
+/// Waits for `child` to exit, killing it at `deadline`.
+fn wait_until(child: &mut Child, deadline: Instant) -> Result<VmEnd> {
+    loop {
+        if let Some(status) = child.try_wait().context("cannot wait for QEMU")? {
+            return Ok(match status.code() {
+                Some(code) => VmEnd::Exited(code),
+                None => VmEnd::Killed(status.to_string()),
+            });
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            child.kill().context("cannot kill QEMU")?;
+            child.wait().context("cannot wait for QEMU")?;
+            return Ok(VmEnd::TimedOut);
+        }
+        thread::sleep((deadline - now).min(Duration::from_millis(5)));
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Sink {
+    Stdout,
+    Stderr,
+}
+
+/// Copies everything from `from` into `captured`, and to our `sink` too if
+/// `echo`, chunk by chunk as it arrives.
+fn tee(
+    mut from: impl Read + Send + 'static,
+    sink: Sink,
+    echo: bool,
+    captured: &Arc<Mutex<Vec<u8>>>,
+) -> JoinHandle<()> {
+    let captured = Arc::clone(captured);
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            if echo {
+                // Our own output going away must not stop the capture.
+                let _ = match sink {
+                    Sink::Stdout => write_flush(&mut std::io::stdout().lock(), &buf[..n]),
+                    Sink::Stderr => write_flush(&mut std::io::stderr().lock(), &buf[..n]),
+                };
+            }
+            captured
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(&buf[..n]);
+        }
+    })
+}
+
+fn write_flush(to: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    to.write_all(bytes)?;
+    to.flush()
+}
+
+/// `program args...` as one line a shell would run as is.
+pub fn shell_line(program: &str, args: &[OsString]) -> String {
+    let mut line = program.to_string();
+    for arg in args {
+        let arg = arg.to_string_lossy();
+        line.push(' ');
+        if !arg.is_empty()
+            && arg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./,=:@+".contains(c))
+        {
+            line.push_str(&arg);
+        } else {
+            line.push('\'');
+            line.push_str(&arg.replace('\'', r"'\''"));
+            line.push('\'');
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verdict_is_the_exit_status() {
+        let out = |end| RunOutput {
+            text: String::new(),
+            end,
+            wall: Duration::ZERO,
+            timeout: Duration::from_secs(5),
+        };
+        assert!(out(VmEnd::Exited(0)).check().is_ok());
+        let err = out(VmEnd::Exited(1)).check().unwrap_err().to_string();
+        assert_eq!(err, "QEMU exited with status 1: the VM failed");
+        let err = out(VmEnd::TimedOut).check().unwrap_err().to_string();
+        assert_eq!(err, "QEMU timed out after 5 s");
+    }
+
+    /// An architecture whose "QEMU" is `sh -c KERNEL`, so a test picks what
+    /// the VM does through the kernel path.
+    static FAKE: ArchSpec = ArchSpec {
+        qemu: crate::arch::QemuSpec {
+            binary: "sh",
+            debian_package: "dash",
+            min_version: (0, 0),
+            args: |files| vec!["-c".into(), files.kernel.into()],
+        },
+        ..crate::arch::riscv64::SPEC
+    };
+
+    fn fake_run(script: &str, timeout: Duration) -> RunOutput {
+        let none = std::path::Path::new("");
+        let files = VmFiles {
+            kernel: std::path::Path::new(script),
+            disk: none,
+            pflash: none,
+        };
+        let run = RunSpec {
+            spec: &FAKE,
+            files,
+            timeout,
+            echo: false,
+            show_command: false,
+        };
+        run_vm(&run).unwrap()
+    }
+
+    #[test]
+    fn output_of_both_streams_is_captured_with_the_exit_status() {
+        let out = fake_run(
+            "echo booting; echo oops >&2; sleep 0.1; echo done; exit 3",
+            Duration::from_secs(10),
+        );
+        assert_eq!(out.end, VmEnd::Exited(3));
+        assert!(
+            out.text.contains("booting\n")
+                && out.text.contains("oops\n")
+                && out.text.contains("done\n")
+        );
+        assert!(out.wall >= Duration::from_millis(100));
+        assert_eq!(
+            fake_run("exit 0", Duration::from_secs(10)).end,
+            VmEnd::Exited(0)
+        );
+    }
+
+    #[test]
+    fn a_vm_still_running_at_the_timeout_is_killed() {
+        let out = fake_run("echo spinning; exec sleep 30", Duration::from_millis(300));
+        assert_eq!(out.end, VmEnd::TimedOut);
+        assert!(
+            out.wall >= Duration::from_millis(300) && out.wall < Duration::from_secs(5),
+            "{:?}",
+            out.wall
+        );
+        assert_eq!(out.text, "spinning\n");
+    }
+
+    #[test]
+    fn command_lines_are_quoted_only_where_needed() {
+        let args: Vec<OsString> = ["-m", "128M", "file=/a b/c", "it's"]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(
+            shell_line("qemu", &args),
+            r"qemu -m 128M 'file=/a b/c' 'it'\''s'"
+        );
+    }
+}
