@@ -1,4 +1,4 @@
-//! The command line: `cargo xtask build|run [--arch ARCH]` and the
+//! The command line: `cargo xtask build|run|test [--arch ARCH]` and the
 //! options of each command, and the dispatch to the command's module.
 
 use crate::arch::Arch;
@@ -28,6 +28,8 @@ pub enum Command {
     Build(ArchArg),
     /// Build everything and boot the hypervisor and its guest in QEMU.
     Run(RunArgs),
+    /// Run the end-to-end QEMU test cases.
+    Test(TestArgs),
 }
 
 #[derive(Args, Debug)]
@@ -50,6 +52,13 @@ pub struct RunArgs {
     /// Ask the guest to misbehave in a chosen way (a test hook).
     #[arg(long, value_enum, default_value_t = ScenarioArg::Normal)]
     pub scenario: ScenarioArg,
+}
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Test only this architecture (default: every implemented one).
+    #[arg(long, value_enum)]
+    pub arch: Option<Arch>,
 }
 
 /// The scenarios `run` offers; the guest reads the code from its pflash.
@@ -85,5 +94,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             };
             crate::run::run(&options)
         }
+        Command::Test(a) => crate::e2e::run_all(a.arch, cli.verbose),
     }
 }

@@ -8,6 +8,7 @@ mod arch;
 mod build;
 mod cli;
 mod disk;
+mod e2e;
 mod flatten;
 mod fsio;
 mod guest_image;
@@ -17,6 +18,7 @@ mod prepare;
 mod qemu;
 mod run;
 mod vm;
+mod vm_report;
 
 use clap::Parser;
 use std::process::ExitCode;

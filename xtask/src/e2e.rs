@@ -1,0 +1,139 @@
+//! `cargo xtask test`: the end-to-end cases, each a real QEMU run (or a real
+//! rebuild) with assertions on what happened. Prints `PASS name (1.23 s)`
+//! or `FAIL name: reason` per case and `N passed, M failed` at the end.
+
+mod cases;
+
+use crate::arch::{Arch, ArchSpec, VmFiles};
+use crate::build::CargoOutput;
+use crate::paths::ArchPaths;
+use crate::pflash::write_pflash;
+use crate::prepare::{GuestSource, PrepareOptions, Prepared, prepare};
+use crate::qemu::check_qemu;
+use crate::vm::{RunOutput, RunSpec, run_vm};
+use anyhow::{Result, bail};
+use guestaspace_core::scenario::Scenario;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Timeout of the cases that expect the VM to end by itself.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One end-to-end case.
+pub struct Case {
+    pub name: &'static str,
+    pub run: fn(&Ctx) -> Result<()>,
+}
+
+/// What the cases of one architecture share: the build, done once.
+pub struct Ctx {
+    pub spec: &'static ArchSpec,
+    pub paths: ArchPaths,
+    pub prepared: Prepared,
+    pub verbose: bool,
+}
+
+impl Ctx {
+    /// Boots the hypervisor with `disk` and a pflash asking for `scenario`.
+    pub fn boot(&self, disk: &Path, scenario: Scenario, timeout: Duration) -> Result<RunOutput> {
+        let pflash = self
+            .paths
+            .e2e
+            .join(format!("pflash-{}.img", scenario.name()));
+        write_pflash(&pflash, scenario)?;
+        let run = RunSpec {
+            spec: self.spec,
+            files: VmFiles {
+                kernel: &self.paths.hv_flat,
+                disk,
+                pflash: &pflash,
+            },
+            timeout,
+            echo: self.verbose,
+            show_command: self.verbose,
+        };
+        run_vm(&run)
+    }
+
+    /// Boots the normal disk with `scenario` and the default timeout.
+    pub fn boot_scenario(&self, scenario: Scenario) -> Result<RunOutput> {
+        self.boot(&self.paths.disk, scenario, DEFAULT_TIMEOUT)
+    }
+}
+
+/// Runs every case of `arch`, or of every implemented architecture.
+pub fn run_all(arch: Option<Arch>, verbose: bool) -> Result<()> {
+    let arches = match arch {
+        Some(arch) => vec![arch],
+        None => Arch::implemented(),
+    };
+    let specs = arches
+        .into_iter()
+        .map(Arch::spec)
+        .collect::<Result<Vec<_>>>()?;
+    let mut tally = Tally::default();
+    for spec in specs {
+        println!("== {} ==", spec.arch);
+        run_arch(spec, verbose, &mut tally);
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    if tally.failed > 0 {
+        bail!("{} end-to-end test case(s) failed", tally.failed);
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+fn run_arch(spec: &'static ArchSpec, verbose: bool, tally: &mut Tally) {
+    let cases = cases::for_arch(spec.arch);
+    let ctx = match setup(spec, verbose) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            for case in cases {
+                println!("FAIL {}: setup failed: {e:#}", case.name);
+                tally.failed += 1;
+            }
+            return;
+        }
+    };
+    for case in cases {
+        let start = Instant::now();
+        match (case.run)(&ctx) {
+            Ok(()) => {
+                println!(
+                    "PASS {} ({:.2} s)",
+                    case.name,
+                    start.elapsed().as_secs_f64()
+                );
+                tally.passed += 1;
+            }
+            Err(e) => {
+                println!("FAIL {}: {e:#}", case.name);
+                tally.failed += 1;
+            }
+        }
+    }
+}
+
+/// Checks QEMU and builds everything once for the cases.
+fn setup(spec: &'static ArchSpec, verbose: bool) -> Result<Ctx> {
+    check_qemu(&spec.qemu)?;
+    let paths = ArchPaths::for_spec(spec)?;
+    let options = PrepareOptions {
+        guest: GuestSource::Bundled,
+        scenario: Scenario::Normal,
+        cargo: CargoOutput::Live,
+    };
+    let prepared = prepare(spec, &paths, &options)?;
+    Ok(Ctx {
+        spec,
+        paths,
+        prepared,
+        verbose,
+    })
+}

@@ -1,0 +1,270 @@
+//! The end-to-end cases: a normal boot with its counters checked, each way
+//! a run must fail (and that it does fail), and a no-op rebuild.
+
+use super::{Case, Ctx};
+use crate::arch::Arch;
+use crate::build::CargoOutput;
+use crate::disk::{DiskFiles, write_fat_disk, write_non_fat_disk};
+use crate::prepare::{GuestSource, PrepareOptions, prepare};
+use crate::vm::{RunOutput, VmEnd};
+use crate::vm_report::{check_in_order, parse_exits, parse_pages};
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use guestaspace_core::PAGE_SIZE;
+use guestaspace_core::scenario::Scenario;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The cases of `arch`, in the order they run.
+pub fn for_arch(arch: Arch) -> Vec<Case> {
+    match arch {
+        Arch::Riscv64 => vec![
+            Case {
+                name: "boot",
+                run: boot,
+            },
+            Case {
+                name: "wild-access",
+                run: wild_access,
+            },
+            Case {
+                name: "timeout",
+                run: timeout,
+            },
+            Case {
+                name: "missing-gkernel",
+                run: missing_gkernel,
+            },
+            Case {
+                name: "oversized-gkernel",
+                run: oversized_gkernel,
+            },
+            Case {
+                name: "bad-disk",
+                run: bad_disk,
+            },
+            Case {
+                name: "incremental",
+                run: incremental,
+            },
+        ],
+        Arch::Aarch64 | Arch::X86_64 => Vec::new(),
+    }
+}
+
+/// What a good riscv64 run prints, in this order.
+const BOOT_LINES: &[&str] = &[
+    "Entering VM run loop...",
+    "arch = riscv64",
+    "platform = riscv64-qemu-virt",
+    "smp = 1",
+    "Reading PFlash at physical address 0x22000000...",
+    "Try to access pflash dev region [0xFFFFFFC022000000], got 0x646C6670",
+    "Got pflash magic: pfld",
+    "Shutdown vm normally!",
+    "VM exits: ",
+    "Guest pages mapped: ",
+    "Hypervisor ok!",
+];
+
+fn boot(ctx: &Ctx) -> Result<()> {
+    let out = ctx.boot_scenario(Scenario::Normal)?;
+    out.check().map_err(|e| with_output(&out, e))?;
+    check_in_order(&out.text, BOOT_LINES).map_err(|e| with_output(&out, e))?;
+    check_counters(&out.text, ctx).map_err(|e| with_output(&out, e))
+}
+
+/// The shutdown counters must add up and show memory built on demand.
+fn check_counters(text: &str, ctx: &Ctx) -> Result<()> {
+    let exits = parse_exits(text)?;
+    let faults = exits.get("nested page fault")?;
+    let hypercalls = exits.get("hypercall")?;
+    let timer = exits.get("timer")?;
+    let unexpected = exits.get("unexpected")?;
+    ensure!(
+        faults >= 2,
+        "{faults} nested page faults, expected at least 2 (pflash and RAM)"
+    );
+    ensure!(
+        hypercalls >= 1,
+        "no hypercall exit, expected at least the shutdown call"
+    );
+    ensure!(unexpected == 0, "{unexpected} unexpected exits");
+    let sum: u64 = exits.kinds.iter().map(|&(_, n)| n).sum();
+    ensure!(
+        exits.total == faults + hypercalls + timer + unexpected && exits.total == sum,
+        "exit total {} is not the sum of its kinds",
+        exits.total
+    );
+
+    let pages = parse_pages(text)?;
+    let pflash = pages.region("pflash")?.mapped;
+    let ram = pages.region("ram")?;
+    let ram_pages = ram.of.context("the RAM page count has no region size")?;
+    ensure!(pflash == 1, "{pflash} pflash pages mapped, expected 1");
+    ensure!(ram.mapped > 0, "no RAM page mapped");
+    let declared = ctx.spec.layout.ram().map_or(0, |r| r.size / PAGE_SIZE);
+    ensure!(
+        ram_pages == declared,
+        "guest RAM has {ram_pages} pages, but the layout declares {declared}"
+    );
+    ensure!(
+        ram.mapped < ram_pages,
+        "all {ram_pages} RAM pages mapped: memory is not built on demand"
+    );
+    Ok(())
+}
+
+fn wild_access(ctx: &Ctx) -> Result<()> {
+    let out = ctx.boot_scenario(Scenario::WildAccess)?;
+    expect_vm_failure(&out)?;
+    expect_text(&out, "outside every region the hypervisor declared")?;
+    expect_text(&out, "0x30000000")?;
+    ensure!(
+        !out.text.contains("Hypervisor ok!"),
+        with_output(&out, "`Hypervisor ok!` printed on a failed run")
+    );
+    Ok(())
+}
+
+fn timeout(ctx: &Ctx) -> Result<()> {
+    let limit = Duration::from_secs(5);
+    let out = ctx.boot(&ctx.paths.disk, Scenario::NeverShutdown, limit)?;
+    if out.end != VmEnd::TimedOut {
+        return Err(with_output(
+            &out,
+            format!("QEMU ended ({:?}) instead of timing out", out.end),
+        ));
+    }
+    ensure!(
+        out.wall >= limit && out.wall < limit + Duration::from_secs(3),
+        "killed after {:?}, not at {limit:?}",
+        out.wall
+    );
+    let message = out.check().err().map(|e| e.to_string()).unwrap_or_default();
+    ensure!(
+        message.contains("timed out"),
+        "the run error is {message:?}, which does not say `timed out`"
+    );
+    Ok(())
+}
+
+fn missing_gkernel(ctx: &Ctx) -> Result<()> {
+    let disk = ctx.paths.e2e.join("missing-gkernel.img");
+    let files = DiskFiles::from([(
+        "/README.txt".to_string(),
+        b"This disk has no /sbin/gkernel.\n".to_vec(),
+    )]);
+    write_fat_disk(&disk, &files)?;
+    let out = ctx.boot(&disk, Scenario::Normal, super::DEFAULT_TIMEOUT)?;
+    expect_vm_failure(&out)?;
+    expect_text(&out, "/sbin/gkernel")
+}
+
+fn oversized_gkernel(ctx: &Ctx) -> Result<()> {
+    let disk = ctx.paths.e2e.join("oversized-gkernel.img");
+    // Guest RAM from 0x8020_0000 to 0x8100_0000 holds 14 MiB.
+    let files = DiskFiles::from([("/sbin/gkernel".to_string(), vec![0x13u8; 15 << 20])]);
+    write_fat_disk(&disk, &files)?;
+    let out = ctx.boot(&disk, Scenario::Normal, super::DEFAULT_TIMEOUT)?;
+    expect_vm_failure(&out)?;
+    expect_text(&out, "holds only")
+}
+
+fn bad_disk(ctx: &Ctx) -> Result<()> {
+    let disk = ctx.paths.e2e.join("not-a-file-system.img");
+    write_non_fat_disk(&disk)?;
+    let out = ctx.boot(&disk, Scenario::Normal, super::DEFAULT_TIMEOUT)?;
+    expect_vm_failure(&out)
+}
+
+/// A second build step with nothing changed compiles nothing, rewrites
+/// nothing and is quick.
+fn incremental(ctx: &Ctx) -> Result<()> {
+    let p = &ctx.paths;
+    let outputs = [
+        &p.guest_elf,
+        &p.hv_elf,
+        &p.guest_flat,
+        &p.hv_flat,
+        &p.disk,
+        &p.pflash,
+    ];
+    let before = outputs
+        .iter()
+        .map(|f| mtime(f))
+        .collect::<Result<Vec<_>>>()?;
+    let options = PrepareOptions {
+        guest: GuestSource::Bundled,
+        scenario: Scenario::Normal,
+        cargo: CargoOutput::Captured,
+    };
+    let start = Instant::now();
+    let prepared = prepare(ctx.spec, p, &options)?;
+    let took = start.elapsed();
+    if let Some(line) = prepared
+        .cargo_log
+        .lines()
+        .find(|l| l.trim_start().starts_with("Compiling"))
+    {
+        bail!(
+            "cargo compiled something on a no-op rebuild: {}",
+            line.trim()
+        );
+    }
+    for (file, old) in outputs.iter().zip(before) {
+        ensure!(
+            mtime(file)? == old,
+            "{} was rewritten on a no-op rebuild",
+            file.display()
+        );
+    }
+    ensure!(
+        prepared.guest == ctx.prepared.guest,
+        "the rebuilt guest differs from the first build"
+    );
+    ensure!(
+        took < Duration::from_millis(1500),
+        "the no-op rebuild took {:.2} s (limit 1.5 s)",
+        took.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn mtime(path: &Path) -> Result<SystemTime> {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .with_context(|| format!("cannot stat {}", path.display()))
+}
+
+/// The VM must have failed by itself: QEMU exited with a non-zero status
+/// (not a timeout, which would hide a hang).
+fn expect_vm_failure(out: &RunOutput) -> Result<()> {
+    match out.end {
+        VmEnd::Exited(code) if code != 0 => Ok(()),
+        ref end => Err(with_output(
+            out,
+            format!("expected QEMU to exit with a failure status, but it ended {end:?}"),
+        )),
+    }
+}
+
+fn expect_text(out: &RunOutput, needle: &str) -> Result<()> {
+    ensure!(
+        out.text.contains(needle),
+        with_output(out, format!("the output does not contain `{needle}`"))
+    );
+    Ok(())
+}
+
+/// `reason`, followed by the last lines QEMU printed.
+fn with_output(out: &RunOutput, reason: impl std::fmt::Display) -> anyhow::Error {
+    const TAIL: usize = 15;
+    let lines: Vec<&str> = out.text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(TAIL)..]
+        .iter()
+        .map(|l| format!("\n    | {}", l.trim_end()));
+    anyhow!(
+        "{reason}; last lines of QEMU output:{}",
+        tail.collect::<String>()
+    )
+}

@@ -1,0 +1,210 @@
+//! Reading the hypervisor's output: lines expected in order, and the two
+//! counter lines it prints at shutdown:
+//!
+//! ```text
+//! VM exits: 31 total, nested page fault 27, hypercall 3, timer 1, unexpected 0
+//! Guest pages mapped: 55 (220 KiB), uart 1, pflash 1, ram 53 of 4096 (212 KiB of 16 MiB)
+//! ```
+
+use anyhow::{Context, Result, bail};
+
+/// Checks that each of `needles` is part of a line of `text`, each on a
+/// later line than the one before.
+pub fn check_in_order(text: &str, needles: &[&str]) -> Result<()> {
+    let mut lines = text.lines().enumerate();
+    let mut last: Option<(usize, &str)> = None;
+    for needle in needles {
+        match lines.find(|(_, line)| line.contains(needle)) {
+            Some((n, _)) => last = Some((n, needle)),
+            None => match last {
+                Some((n, previous)) => bail!(
+                    "no line with `{needle}` after `{previous}` (line {})",
+                    n + 1
+                ),
+                None => bail!("no line with `{needle}`"),
+            },
+        }
+    }
+    Ok(())
+}
+
+/// The `VM exits:` line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ExitCounts {
+    pub total: u64,
+    /// Count per exit kind, in the printed order.
+    pub kinds: Vec<(String, u64)>,
+}
+
+impl ExitCounts {
+    /// The count of the exit kind `name`.
+    pub fn get(&self, name: &str) -> Result<u64> {
+        self.kinds
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|&(_, n)| n)
+            .with_context(|| format!("no `{name}` exit count"))
+    }
+}
+
+pub fn parse_exits(text: &str) -> Result<ExitCounts> {
+    let rest = line_after(text, "VM exits: ")?;
+    let mut parts = rest.split(", ");
+    let total = parts
+        .next()
+        .and_then(|p| p.strip_suffix(" total"))
+        .context("no total in `VM exits:`")?;
+    let mut kinds = Vec::new();
+    for part in parts {
+        let (name, count) = part
+            .rsplit_once(' ')
+            .with_context(|| format!("bad exit count `{part}`"))?;
+        kinds.push((name.to_string(), number(count)?));
+    }
+    Ok(ExitCounts {
+        total: number(total)?,
+        kinds,
+    })
+}
+
+/// One region's part of the `Guest pages mapped:` line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RegionPages {
+    pub name: String,
+    pub mapped: u64,
+    /// Pages in the region, printed for RAM (`ram 53 of 4096`).
+    pub of: Option<u64>,
+}
+
+/// The `Guest pages mapped:` line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PageCounts {
+    pub total: u64,
+    pub regions: Vec<RegionPages>,
+}
+
+impl PageCounts {
+    pub fn region(&self, name: &str) -> Result<&RegionPages> {
+        self.regions
+            .iter()
+            .find(|r| r.name == name)
+            .with_context(|| format!("no `{name}` page count"))
+    }
+}
+
+pub fn parse_pages(text: &str) -> Result<PageCounts> {
+    let rest = line_after(text, "Guest pages mapped: ")?;
+    let mut parts = rest.split(", ");
+    let total = parts
+        .next()
+        .and_then(|p| p.split_whitespace().next())
+        .context("no total in `Guest pages mapped:`")?;
+    let mut regions = Vec::new();
+    for part in parts {
+        let words: Vec<&str> = part.split_whitespace().collect();
+        let (name, mapped) = match words.as_slice() {
+            [name, mapped, ..] => (name.to_string(), number(mapped)?),
+            _ => bail!("bad page count `{part}`"),
+        };
+        let of = match words.get(2..4) {
+            Some(["of", size]) => Some(number(size)?),
+            _ => None,
+        };
+        regions.push(RegionPages { name, mapped, of });
+    }
+    Ok(PageCounts {
+        total: number(total)?,
+        regions,
+    })
+}
+
+/// The rest of the first line containing `prefix`, after it.
+fn line_after<'a>(text: &'a str, prefix: &str) -> Result<&'a str> {
+    text.lines()
+        .find_map(|line| {
+            line.find(prefix)
+                .map(|at| line[at + prefix.len()..].trim_end())
+        })
+        .with_context(|| format!("no `{}` line", prefix.trim_end()))
+}
+
+fn number(text: &str) -> Result<u64> {
+    text.parse()
+        .with_context(|| format!("`{text}` is not a number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPORT: &str = "Shutdown vm normally!\r\n\
+        VM exits: 31 total, nested page fault 27, hypercall 3, timer 1, unexpected 0\r\n\
+        Guest pages mapped: 55 (220 KiB), uart 1, pflash 1, ram 53 of 4096 (212 KiB of 16 MiB)\r\n\
+        Hypervisor ok!\r\n";
+
+    #[test]
+    fn exit_counts_are_read_by_kind() {
+        let exits = parse_exits(REPORT).unwrap();
+        assert_eq!(exits.total, 31);
+        assert_eq!(exits.get("nested page fault").unwrap(), 27);
+        assert_eq!(exits.get("hypercall").unwrap(), 3);
+        assert_eq!(exits.get("timer").unwrap(), 1);
+        assert_eq!(exits.get("unexpected").unwrap(), 0);
+        assert!(exits.get("nonsense").is_err());
+    }
+
+    #[test]
+    fn page_counts_are_read_by_region() {
+        let pages = parse_pages(REPORT).unwrap();
+        assert_eq!(pages.total, 55);
+        assert_eq!(
+            pages.region("uart").unwrap(),
+            &RegionPages {
+                name: "uart".into(),
+                mapped: 1,
+                of: None
+            }
+        );
+        assert_eq!(pages.region("pflash").unwrap().mapped, 1);
+        assert_eq!(
+            pages.region("ram").unwrap(),
+            &RegionPages {
+                name: "ram".into(),
+                mapped: 53,
+                of: Some(4096)
+            }
+        );
+    }
+
+    #[test]
+    fn missing_or_broken_lines_are_errors() {
+        assert!(parse_exits("nothing here").is_err());
+        assert!(parse_exits("VM exits: many total, hypercall 1").is_err());
+        assert!(parse_pages("Guest pages mapped: 3 (12 KiB), ram x of 4096").is_err());
+    }
+
+    #[test]
+    fn order_is_checked_line_by_line() {
+        assert!(
+            check_in_order(
+                REPORT,
+                &[
+                    "Shutdown vm",
+                    "VM exits: ",
+                    "Guest pages mapped: ",
+                    "Hypervisor ok!"
+                ]
+            )
+            .is_ok()
+        );
+        let err = check_in_order(REPORT, &["Hypervisor ok!", "VM exits: "])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no line with `VM exits: ` after `Hypervisor ok!`"),
+            "{err}"
+        );
+        // Two needles on one line do not count as in order.
+        assert!(check_in_order("a b\n", &["a", "b"]).is_err());
+    }
+}
