@@ -163,7 +163,8 @@ mod tests {
 
     #[test]
     fn gkernel_is_found_under_sbin_with_its_bytes() {
-        let image = fsio::testdir::fresh("disk").join("disk.img");
+        let dir = fsio::testdir::fresh("disk");
+        let image = dir.join("disk.img");
         let gkernel: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let wanted = files(&[("/sbin/gkernel", &gkernel)]);
         let start = Instant::now();
@@ -190,7 +191,8 @@ mod tests {
 
     #[test]
     fn the_same_files_do_not_rewrite_the_image_but_new_files_do() {
-        let image = fsio::testdir::fresh("disk-again").join("disk.img");
+        let dir = fsio::testdir::fresh("disk-again");
+        let image = dir.join("disk.img");
         let wanted = files(&[("/sbin/gkernel", b"v1")]);
         assert!(write_fat_disk(&image, &wanted).unwrap());
         let mtime = std::fs::metadata(&image).unwrap().modified().unwrap();
@@ -208,7 +210,8 @@ mod tests {
 
     #[test]
     fn a_disk_without_gkernel_has_no_sbin_gkernel() {
-        let image = fsio::testdir::fresh("no-gkernel").join("disk.img");
+        let dir = fsio::testdir::fresh("no-gkernel");
+        let image = dir.join("disk.img");
         let wanted = files(&[("/README.txt", b"no guest here\n")]);
         write_fat_disk(&image, &wanted).unwrap();
         let found = read_fat_files(&image).unwrap();
@@ -231,7 +234,8 @@ mod tests {
 
     #[test]
     fn a_large_file_fits_and_reads_back() {
-        let image = fsio::testdir::fresh("big").join("disk.img");
+        let dir = fsio::testdir::fresh("big");
+        let image = dir.join("disk.img");
         let big = vec![0x13u8; 15 << 20];
         let start = Instant::now();
         write_fat_disk(&image, &files(&[("/sbin/gkernel", &big)])).unwrap();
@@ -244,7 +248,8 @@ mod tests {
 
     #[test]
     fn the_non_fat_disk_is_full_size_and_not_a_file_system() {
-        let image = fsio::testdir::fresh("garbage").join("disk.img");
+        let dir = fsio::testdir::fresh("garbage");
+        let image = dir.join("disk.img");
         assert!(write_non_fat_disk(&image).unwrap());
         assert_eq!(std::fs::metadata(&image).unwrap().len(), DISK_SIZE);
         assert!(read_fat_files(&image).is_err());

@@ -56,19 +56,34 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 pub mod testdir {
-    //! Fresh scratch directories for unit tests.
-    use std::path::PathBuf;
+    //! Scratch directories for unit tests, removed when dropped.
+    use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicU32, Ordering};
 
+    pub struct TestDir(PathBuf);
+
+    impl std::ops::Deref for TestDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     /// An empty directory unique to this test process and `name`.
-    pub fn fresh(name: &str) -> PathBuf {
+    pub fn fresh(name: &str) -> TestDir {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir =
             std::env::temp_dir().join(format!("xtask-test-{}-{n}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("cannot create a test directory");
-        dir
+        TestDir(dir)
     }
 }
 

@@ -44,7 +44,8 @@ mod tests {
 
     #[test]
     fn the_file_is_rewritten_only_when_the_scenario_changes() {
-        let path = crate::fsio::testdir::fresh("pflash").join("pflash.img");
+        let dir = crate::fsio::testdir::fresh("pflash");
+        let path = dir.join("pflash.img");
         assert!(write_pflash(&path, Scenario::Normal).unwrap());
         assert!(!write_pflash(&path, Scenario::Normal).unwrap());
         assert!(write_pflash(&path, Scenario::WildAccess).unwrap());
