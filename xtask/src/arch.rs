@@ -6,6 +6,7 @@
 //! `arch/riscv64.rs`) and returning it from [`Arch::spec`].
 
 pub(crate) mod riscv64;
+pub(crate) mod x86_64;
 
 use anyhow::{Result, bail};
 use clap::ValueEnum;
@@ -40,7 +41,8 @@ impl Arch {
     pub fn spec(self) -> Result<&'static ArchSpec> {
         match self {
             Arch::Riscv64 => Ok(&riscv64::SPEC),
-            Arch::Aarch64 | Arch::X86_64 => bail!("not implemented yet for {self}"),
+            Arch::X86_64 => Ok(&x86_64::SPEC),
+            Arch::Aarch64 => bail!("not implemented yet for {self}"),
         }
     }
 
@@ -56,11 +58,21 @@ impl fmt::Display for Arch {
     }
 }
 
-/// One ArceOS application to build: a workspace package and the ArceOS
-/// configuration file (under `configs/`) it is built with.
+/// One application to build: a workspace package, the binary it makes,
+/// and the ArceOS configuration file (under `configs/`) it is built with,
+/// if it is an ArceOS application.
 pub struct App {
     pub package: &'static str,
-    pub config: &'static str,
+    pub binary: &'static str,
+    pub config: Option<&'static str>,
+}
+
+/// How QEMU takes the hypervisor.
+pub enum KernelImage {
+    /// A flat binary loaded at `load_addr` (the ELF is flattened).
+    Flat { load_addr: u64 },
+    /// The ELF itself (x86's multiboot loader reads it).
+    Elf,
 }
 
 /// The files a VM boots from.
@@ -91,14 +103,23 @@ pub struct ArchSpec {
     pub hypervisor: App,
     /// The guest-physical map the hypervisor gives the guest.
     pub layout: &'static GuestLayout,
-    /// Physical address QEMU loads the flat hypervisor image at.
-    pub hv_load_addr: u64,
+    pub kernel: KernelImage,
     /// ArceOS links its kernels without `AT()`, so the "physical" addresses
     /// in their ELF files are the higher-half virtual ones. An ELF address
     /// at or above this offset (the `phys-virt-offset` of the ArceOS
     /// configurations) stands for the physical address `addr - offset`.
     pub phys_virt_offset: u64,
     pub qemu: QemuSpec,
+    /// The scenario reaches the guest through its build (the
+    /// `GKERNEL_SCENARIO` variable) rather than through the pflash image,
+    /// which this machine's hypervisor emulates with fixed content.
+    pub scenario_in_image: bool,
+    /// What a good run prints, in this order.
+    pub boot_lines: &'static [&'static str],
+    /// The undeclared address the wild-access scenario touches, as printed.
+    pub wild_gpa: &'static str,
+    /// What the hypervisor says when the guest crashes on purpose.
+    pub crash_text: &'static str,
 }
 
 impl ArchSpec {
@@ -123,12 +144,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_riscv64_is_implemented_and_the_others_say_so() {
-        assert_eq!(Arch::implemented(), vec![Arch::Riscv64]);
+    fn riscv64_and_x86_64_are_implemented_and_aarch64_says_it_is_not() {
+        assert_eq!(Arch::implemented(), vec![Arch::Riscv64, Arch::X86_64]);
         let err = Arch::Aarch64.spec().err().map(|e| e.to_string());
         assert_eq!(err.as_deref(), Some("not implemented yet for aarch64"));
-        let err = Arch::X86_64.spec().err().map(|e| e.to_string());
-        assert_eq!(err.as_deref(), Some("not implemented yet for x86_64"));
+        for arch in Arch::implemented() {
+            assert_eq!(arch.spec().unwrap().arch, arch);
+        }
     }
 
     #[test]

@@ -17,20 +17,25 @@ pub enum CargoOutput {
     Captured,
 }
 
-/// Builds `app` for `spec` into `target_dir`; returns what cargo printed
-/// on stderr if `output` is [`CargoOutput::Captured`] (else nothing).
+/// Builds `app` for `spec` into `target_dir`, with `env` set for the
+/// build; returns what cargo printed on stderr if `output` is
+/// [`CargoOutput::Captured`] (else nothing).
 pub fn build_app(
     spec: &ArchSpec,
     paths: &ArchPaths,
     app: &App,
     target_dir: &Path,
+    env: &[(&str, &str)],
     output: CargoOutput,
 ) -> Result<String> {
-    let config = paths.config(app.config);
-    if !config.is_file() {
-        bail!("the ArceOS configuration {} is missing", config.display());
-    }
     let mut cmd = Command::new(cargo_binary());
+    if let Some(file) = app.config {
+        let config = paths.config(file);
+        if !config.is_file() {
+            bail!("the ArceOS configuration {} is missing", config.display());
+        }
+        cmd.env("AX_CONFIG_PATH", config);
+    }
     cmd.current_dir(&paths.repo)
         .args([
             "build",
@@ -42,7 +47,7 @@ pub fn build_app(
             "--target-dir",
         ])
         .arg(target_dir)
-        .env("AX_CONFIG_PATH", &config)
+        .envs(env.iter().copied())
         .stdin(Stdio::null());
     let (status, log) = match output {
         CargoOutput::Live => (cmd.status(), String::new()),

@@ -4,7 +4,7 @@
 use crate::arch::Arch;
 use crate::prepare::GuestSource;
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use guestaspace_core::scenario::Scenario;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -50,8 +50,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// Ask the guest to misbehave in a chosen way (a test hook).
-    #[arg(long, value_enum, default_value_t = ScenarioArg::Normal)]
-    pub scenario: ScenarioArg,
+    #[arg(long, default_value = "normal", value_parser = scenario_parser())]
+    pub scenario: Scenario,
 }
 
 #[derive(Args, Debug)]
@@ -61,22 +61,11 @@ pub struct TestArgs {
     pub arch: Option<Arch>,
 }
 
-/// The scenarios `run` offers; the guest reads the code from its pflash.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ScenarioArg {
-    Normal,
-    WildAccess,
-    NeverShutdown,
-}
-
-impl From<ScenarioArg> for Scenario {
-    fn from(s: ScenarioArg) -> Scenario {
-        match s {
-            ScenarioArg::Normal => Scenario::Normal,
-            ScenarioArg::WildAccess => Scenario::WildAccess,
-            ScenarioArg::NeverShutdown => Scenario::NeverShutdown,
-        }
-    }
+/// Parses a scenario by the names `guestaspace_core::scenario` gives them.
+fn scenario_parser() -> impl clap::builder::TypedValueParser<Value = Scenario> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Scenario::ALL.map(Scenario::name))
+        .map(|name: String| Scenario::from_name(&name).expect("a listed name"))
 }
 
 /// Runs the command `cli` asks for.
@@ -88,7 +77,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let options = crate::run::RunOptions {
                 arch: a.arch.arch,
                 guest,
-                scenario: a.scenario.into(),
+                scenario: a.scenario,
                 timeout: Duration::from_secs(a.timeout),
                 verbose: cli.verbose,
             };

@@ -8,7 +8,8 @@ use crate::arch::{Arch, ArchSpec, VmFiles};
 use crate::build::CargoOutput;
 use crate::paths::ArchPaths;
 use crate::pflash::write_pflash;
-use crate::prepare::{GuestSource, PrepareOptions, Prepared, prepare};
+use crate::disk::write_fat_disk;
+use crate::prepare::{GuestSource, PrepareOptions, Prepared, build_guest, guest_disk, prepare};
 use crate::qemu::check_qemu;
 use crate::vm::{RunOutput, RunSpec, run_vm};
 use anyhow::{Result, bail};
@@ -36,6 +37,9 @@ pub struct Ctx {
 impl Ctx {
     /// Boots the hypervisor with `disk` and a pflash asking for `scenario`.
     pub fn boot(&self, disk: &Path, scenario: Scenario, timeout: Duration) -> Result<RunOutput> {
+        if self.spec.scenario_in_image && scenario != Scenario::Normal {
+            bail!("on {} the scenario is built into the guest: use boot_scenario", self.spec.arch);
+        }
         let pflash = self
             .paths
             .e2e
@@ -44,7 +48,7 @@ impl Ctx {
         let run = RunSpec {
             spec: self.spec,
             files: VmFiles {
-                kernel: &self.paths.hv_flat,
+                kernel: self.paths.kernel(self.spec),
                 disk,
                 pflash: &pflash,
             },
@@ -55,9 +59,23 @@ impl Ctx {
         run_vm(&run)
     }
 
-    /// Boots the normal disk with `scenario` and the default timeout.
+    /// Boots the bundled guest playing `scenario`, with the default timeout.
     pub fn boot_scenario(&self, scenario: Scenario) -> Result<RunOutput> {
-        self.boot(&self.paths.disk, scenario, DEFAULT_TIMEOUT)
+        self.boot_scenario_within(scenario, DEFAULT_TIMEOUT)
+    }
+
+    /// Boots the bundled guest playing `scenario`. Where the scenario is
+    /// built into the guest, that guest is built and put on a disk of its
+    /// own first.
+    pub fn boot_scenario_within(&self, scenario: Scenario, timeout: Duration) -> Result<RunOutput> {
+        if !self.spec.scenario_in_image || scenario == Scenario::Normal {
+            return self.boot(&self.paths.disk, scenario, timeout);
+        }
+        let mut log = String::new();
+        let guest = build_guest(self.spec, &self.paths, scenario, CargoOutput::Captured, &mut log)?;
+        let disk = self.paths.e2e.join(format!("disk-{}.img", scenario.name()));
+        write_fat_disk(&disk, &guest_disk(&guest))?;
+        self.boot(&disk, Scenario::Normal, timeout)
     }
 }
 

@@ -39,17 +39,16 @@ fn guest_flat_from_bytes(data: &[u8], spec: &ArchSpec) -> Result<Vec<u8>> {
 }
 
 /// The flat hypervisor image of the ELF at `path`, which must be linked to
-/// load where QEMU puts `-kernel`.
-pub fn hypervisor_flat(path: &Path, spec: &ArchSpec) -> Result<Vec<u8>> {
+/// load at `load_addr`, where QEMU puts `-kernel`.
+pub fn hypervisor_flat(path: &Path, spec: &ArchSpec, load_addr: u64) -> Result<Vec<u8>> {
     let data = fsio::read(path)?;
     let flat =
         flatten_elf(&data).with_context(|| format!("hypervisor image {}", path.display()))?;
     let load = spec.physical(flat.load_addr);
-    if load != spec.hv_load_addr {
+    if load != load_addr {
         bail!(
-            "the hypervisor {} is linked to load at {load:#x} but QEMU loads it at {:#x}",
+            "the hypervisor {} is linked to load at {load:#x} but QEMU loads it at {load_addr:#x}",
             path.display(),
-            spec.hv_load_addr
         );
     }
     Ok(flat.bytes)
@@ -113,9 +112,9 @@ mod tests {
         let dir = crate::fsio::testdir::fresh("hv");
         let path = dir.join("hv");
         std::fs::write(&path, build(&[load(0x8020_0000, b"hv")])).unwrap();
-        assert_eq!(hypervisor_flat(&path, riscv64()).unwrap(), b"hv");
+        assert_eq!(hypervisor_flat(&path, riscv64(), 0x8020_0000).unwrap(), b"hv");
         std::fs::write(&path, build(&[load(0xffff_ffc0_8000_0000, b"hv")])).unwrap();
-        let err = hypervisor_flat(&path, riscv64()).unwrap_err().to_string();
+        let err = hypervisor_flat(&path, riscv64(), 0x8020_0000).unwrap_err().to_string();
         assert!(
             err.contains("linked to load at 0x80000000 but QEMU loads it at 0x80200000"),
             "{err}"

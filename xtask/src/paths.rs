@@ -1,7 +1,8 @@
 //! Where things live: the repository, the build output directories of each
 //! architecture, and the images xtask writes.
 
-use crate::arch::ArchSpec;
+use crate::arch::{ArchSpec, KernelImage};
+use guestaspace_core::scenario::Scenario;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -55,10 +56,10 @@ impl ArchPaths {
             |dir: &Path, package: &str| dir.join(spec.triple).join("release").join(package);
         ArchPaths {
             repo: repo.to_path_buf(),
-            guest_elf: release(&guest_target, spec.guest.package),
-            guest_flat: guest_target.join(format!("{}.bin", spec.guest.package)),
-            hv_elf: release(&hv_target, spec.hypervisor.package),
-            hv_flat: hv_target.join(format!("{}.bin", spec.hypervisor.package)),
+            guest_elf: release(&guest_target, spec.guest.binary),
+            guest_flat: guest_target.join(format!("{}.bin", spec.guest.binary)),
+            hv_elf: release(&hv_target, spec.hypervisor.binary),
+            hv_flat: hv_target.join(format!("{}.bin", spec.hypervisor.binary)),
             disk: base.join(format!("{arch}-disk.img")),
             pflash: base.join(format!("{arch}-pflash.img")),
             e2e: base.join(format!("e2e-{arch}")),
@@ -76,6 +77,29 @@ impl ArchPaths {
 
     pub fn config(&self, file: &str) -> PathBuf {
         self.repo.join("configs").join(file)
+    }
+
+    /// The file QEMU boots as `-kernel`.
+    pub fn kernel(&self, spec: &ArchSpec) -> &Path {
+        match spec.kernel {
+            KernelImage::Flat { .. } => &self.hv_flat,
+            KernelImage::Elf => &self.hv_elf,
+        }
+    }
+
+    /// Target directory, ELF and flat image of the guest built for
+    /// `scenario`, for architectures whose scenario is built into the guest
+    /// (a directory of its own, so the normal build is never redone).
+    pub fn scenario_guest(&self, spec: &ArchSpec, scenario: Scenario) -> (PathBuf, PathBuf, PathBuf) {
+        if scenario == Scenario::Normal {
+            return (self.guest_target.clone(), self.guest_elf.clone(), self.guest_flat.clone());
+        }
+        let mut dir = self.guest_target.clone().into_os_string();
+        dir.push(format!("-{}", scenario.name()));
+        let dir = PathBuf::from(dir);
+        let elf = dir.join(spec.triple).join("release").join(spec.guest.binary);
+        let flat = dir.join(format!("{}.bin", spec.guest.binary));
+        (dir, elf, flat)
     }
 }
 

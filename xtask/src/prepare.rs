@@ -2,7 +2,7 @@
 //! the hypervisor (one after the other), flatten them, and write the disk
 //! and pflash images. Nothing is rewritten when nothing changed.
 
-use crate::arch::ArchSpec;
+use crate::arch::{ArchSpec, KernelImage};
 use crate::build::{CargoOutput, build_app};
 use crate::disk::{DiskFiles, write_fat_disk};
 use crate::fsio::write_if_different;
@@ -43,27 +43,43 @@ pub struct Prepared {
 pub fn prepare(spec: &ArchSpec, paths: &ArchPaths, options: &PrepareOptions) -> Result<Prepared> {
     let mut cargo_log = String::new();
     let guest = match &options.guest {
-        GuestSource::Bundled => {
-            cargo_log += &build_app(spec, paths, &spec.guest, &paths.guest_target, options.cargo)?;
-            let flat = guest_flat(&paths.guest_elf, spec)?;
-            write_if_different(&paths.guest_flat, &flat)?;
-            flat
-        }
+        GuestSource::Bundled => build_guest(spec, paths, options.scenario, options.cargo, &mut cargo_log)?,
         GuestSource::File(path) => guest_flat(path, spec)?,
     };
-    cargo_log += &build_app(
-        spec,
-        paths,
-        &spec.hypervisor,
-        &paths.hv_target,
-        options.cargo,
-    )?;
-    let hv = hypervisor_flat(&paths.hv_elf, spec)?;
-    write_if_different(&paths.hv_flat, &hv)?;
+    cargo_log += &build_app(spec, paths, &spec.hypervisor, &paths.hv_target, &[], options.cargo)?;
+    if let KernelImage::Flat { load_addr } = spec.kernel {
+        let hv = hypervisor_flat(&paths.hv_elf, spec, load_addr)?;
+        write_if_different(&paths.hv_flat, &hv)?;
+    }
     write_fat_disk(&paths.disk, &guest_disk(&guest))?;
     write_pflash(&paths.pflash, options.scenario)?;
     Ok(Prepared { guest, cargo_log })
 }
+
+/// Builds the bundled guest and returns its flat image. Where the scenario
+/// is built into the guest, each scenario has its own build directory.
+pub fn build_guest(
+    spec: &ArchSpec,
+    paths: &ArchPaths,
+    scenario: Scenario,
+    cargo: CargoOutput,
+    cargo_log: &mut String,
+) -> Result<Vec<u8>> {
+    let (target, elf, flat_path) = if spec.scenario_in_image {
+        paths.scenario_guest(spec, scenario)
+    } else {
+        (paths.guest_target.clone(), paths.guest_elf.clone(), paths.guest_flat.clone())
+    };
+    let env: &[(&str, &str)] =
+        if spec.scenario_in_image { &[(SCENARIO_VARIABLE, scenario.name())] } else { &[] };
+    *cargo_log += &build_app(spec, paths, &spec.guest, &target, env, cargo)?;
+    let flat = guest_flat(&elf, spec)?;
+    write_if_different(&flat_path, &flat)?;
+    Ok(flat)
+}
+
+/// The build-time variable gkernel-bare reads its scenario from.
+pub const SCENARIO_VARIABLE: &str = "GKERNEL_SCENARIO";
 
 /// The files of a disk whose `/sbin/gkernel` is `guest`.
 pub fn guest_disk(guest: &[u8]) -> DiskFiles {

@@ -46,7 +46,7 @@ pub fn run(options: &RunOptions) -> Result<()> {
     let run = RunSpec {
         spec,
         files: VmFiles {
-            kernel: &paths.hv_flat,
+            kernel: paths.kernel(spec),
             disk: &paths.disk,
             pflash: &paths.pflash,
         },

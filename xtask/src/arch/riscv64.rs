@@ -1,7 +1,7 @@
 //! riscv64 on QEMU `virt`: the hypervisor runs in HS-mode behind OpenSBI,
 //! the disk is a virtio-blk PCI device and the guest's pflash is pflash1.
 
-use super::{App, Arch, ArchSpec, QemuSpec, VmFiles, drive_path};
+use super::{App, Arch, ArchSpec, KernelImage, QemuSpec, VmFiles, drive_path};
 use guestaspace_core::layout::machines::RISCV64_VIRT;
 use std::ffi::OsString;
 
@@ -10,14 +10,16 @@ pub const SPEC: ArchSpec = ArchSpec {
     triple: "riscv64gc-unknown-none-elf",
     guest: App {
         package: "gkernel",
-        config: "riscv64-guest.toml",
+        binary: "gkernel",
+        config: Some("riscv64-guest.toml"),
     },
     hypervisor: App {
         package: "arceos-guestaspace",
-        config: "riscv64-hypervisor.toml",
+        binary: "arceos-guestaspace",
+        config: Some("riscv64-hypervisor.toml"),
     },
     layout: &RISCV64_VIRT,
-    hv_load_addr: 0x8020_0000,
+    kernel: KernelImage::Flat { load_addr: 0x8020_0000 },
     phys_virt_offset: 0xffff_ffc0_0000_0000,
     qemu: QemuSpec {
         binary: "qemu-system-riscv64",
@@ -25,6 +27,23 @@ pub const SPEC: ArchSpec = ArchSpec {
         min_version: (7, 2),
         args: qemu_args,
     },
+    scenario_in_image: false,
+    boot_lines: &[
+        "Entering VM run loop...",
+        "arch = riscv64",
+        "platform = riscv64-qemu-virt",
+        "smp = 1",
+        "Reading PFlash at physical address 0x22000000...",
+        "Try to access pflash dev region [0xFFFFFFC022000000], got 0x646C6670",
+        "Got pflash magic: pfld",
+        "Guest timer interrupt arrived after ",
+        "Shutdown vm normally!",
+        "VM exits: ",
+        "Guest pages mapped: ",
+        "Hypervisor ok!",
+    ],
+    wild_gpa: "0x30000000",
+    crash_text: "the guest asked to power off because it failed",
 };
 
 fn qemu_args(files: &VmFiles) -> Vec<OsString> {
@@ -73,14 +92,15 @@ mod tests {
     fn the_offset_is_the_one_both_arceos_configurations_use() {
         let repo = crate::paths::repo_root();
         for app in [&SPEC.guest, &SPEC.hypervisor] {
-            let config = std::fs::read_to_string(repo.join("configs").join(app.config)).unwrap();
+            let file = app.config.unwrap();
+            let config = std::fs::read_to_string(repo.join("configs").join(file)).unwrap();
             let line = config
                 .lines()
                 .find(|l| l.starts_with("phys-virt-offset"))
                 .unwrap();
             let value = line.split('"').nth(1).unwrap().replace('_', "");
             let value = u64::from_str_radix(value.trim_start_matches("0x"), 16).unwrap();
-            assert_eq!(value, SPEC.phys_virt_offset, "{}", app.config);
+            assert_eq!(value, SPEC.phys_virt_offset, "{file}");
         }
     }
 

@@ -1,0 +1,94 @@
+//! x86_64 on QEMU q35 with an EPYC CPU (TCG emulates SVM and nested
+//! paging): QEMU's multiboot loader boots the hypervisor ELF, the disk is a
+//! virtio-blk PCI device, and the `isa-debug-exit` device lets the
+//! hypervisor end QEMU with a failure status. The guest is gkernel-bare;
+//! its pflash is emulated by the hypervisor, so the test scenario is built
+//! into the guest.
+
+use super::{App, Arch, ArchSpec, KernelImage, QemuSpec, VmFiles, drive_path};
+use guestaspace_core::layout::machines::X86_64_Q35;
+use std::ffi::OsString;
+
+pub const SPEC: ArchSpec = ArchSpec {
+    arch: Arch::X86_64,
+    triple: "x86_64-unknown-none",
+    guest: App {
+        package: "gkernel-bare",
+        binary: "gkernel",
+        config: None,
+    },
+    hypervisor: App {
+        package: "arceos-guestaspace",
+        binary: "arceos-guestaspace",
+        config: Some("x86_64-hypervisor.toml"),
+    },
+    layout: &X86_64_Q35,
+    kernel: KernelImage::Elf,
+    phys_virt_offset: 0xffff_8000_0000_0000,
+    qemu: QemuSpec {
+        binary: "qemu-system-x86_64",
+        debian_package: "qemu-system-x86",
+        min_version: (7, 2),
+        args: qemu_args,
+    },
+    scenario_in_image: true,
+    boot_lines: &[
+        "Entering VM run loop...",
+        "arch = x86_64",
+        "platform = x86-pc",
+        "smp = 1",
+        "Reading PFlash at physical address 0xFFC00000...",
+        "Try to access pflash dev region [0xFFC00000], got 0x646C6670",
+        "Got pflash magic: pfld",
+        "Shutdown vm normally!",
+        "VM exits: ",
+        "Guest pages mapped: ",
+        "Hypervisor ok!",
+    ],
+    wild_gpa: "0xfec00000",
+    crash_text: "shutdown (triple fault in the guest)",
+};
+
+fn qemu_args(files: &VmFiles) -> Vec<OsString> {
+    let mut args: Vec<OsString> =
+        ["-machine", "q35", "-cpu", "EPYC", "-m", "128M", "-nographic", "-no-reboot", "-kernel"]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+    args.push(files.kernel.into());
+    args.push("-drive".into());
+    args.push(format!("if=none,file={},format=raw,id=disk0", drive_path(files.disk)).into());
+    args.push("-device".into());
+    args.push("virtio-blk-pci,drive=disk0".into());
+    // Writing v to port 0xf4 ends QEMU with status (v << 1) | 1.
+    args.push("-device".into());
+    args.push("isa-debug-exit,iobase=0xf4,iosize=0x04".into());
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn command_line_boots_the_elf_on_an_svm_cpu_with_the_exit_device() {
+        let files = VmFiles {
+            kernel: Path::new("/t/hv.elf"),
+            disk: Path::new("/t/disk.img"),
+            pflash: Path::new("/t/pflash.img"),
+        };
+        let line: Vec<String> = qemu_args(&files).into_iter().map(|a| a.into_string().unwrap()).collect();
+        let line = line.join(" ");
+        assert!(line.starts_with("-machine q35 -cpu EPYC -m 128M -nographic -no-reboot -kernel /t/hv.elf "));
+        assert!(line.contains("-device virtio-blk-pci,drive=disk0"));
+        assert!(line.ends_with("-device isa-debug-exit,iobase=0xf4,iosize=0x04"));
+        assert!(!line.contains("pflash"), "x86's pflash is emulated by the hypervisor");
+    }
+
+    #[test]
+    fn the_guest_is_linked_below_the_higher_half() {
+        assert!(SPEC.physical(SPEC.layout.entry) == SPEC.layout.entry);
+        assert_eq!(SPEC.physical(0xffff_8000_0020_0000), 0x20_0000);
+    }
+}
