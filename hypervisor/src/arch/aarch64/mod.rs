@@ -8,6 +8,10 @@ mod registers;
 mod vcpu;
 
 use super::{Arch, Outcome};
+
+// The platform crate is only reached through ArceOS's interfaces; this
+// links it in.
+extern crate axplat_aarch64_qemu_virt_el2;
 use guestaspace_core::layout::{GuestLayout, machines};
 use guestaspace_core::stage2::ArmStage2;
 
