@@ -44,7 +44,9 @@ impl Ctx {
             .paths
             .e2e
             .join(format!("pflash-{}.img", scenario.name()));
-        write_pflash(&pflash, scenario)?;
+        if self.spec.pflash_size > 0 {
+            write_pflash(&pflash, scenario, self.spec.pflash_size)?;
+        }
         let run = RunSpec {
             spec: self.spec,
             files: VmFiles {

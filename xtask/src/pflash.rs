@@ -1,17 +1,16 @@
 //! The pflash image the guest reads: the magic `pfld`, the test scenario
-//! code, and erased flash (0xFF) up to the size QEMU `virt` requires.
+//! code, and erased flash (0xFF) up to the size the machine requires
+//! (`ArchSpec::pflash_size`: QEMU `virt` wants exactly 32 MiB for pflash1
+//! on riscv64, 64 MiB on aarch64).
 
 use crate::fsio;
 use anyhow::Result;
 use guestaspace_core::scenario::{PFLASH_MAGIC, SCENARIO_OFFSET, Scenario};
 use std::path::Path;
 
-/// QEMU `virt` insists on exactly this size for pflash1.
-pub const PFLASH_SIZE: usize = 32 << 20;
-
-/// The bytes of a pflash image asking for `scenario`.
-pub fn pflash_bytes(scenario: Scenario) -> Vec<u8> {
-    let mut image = vec![0xffu8; PFLASH_SIZE];
+/// The bytes of a `size`-byte pflash image asking for `scenario`.
+pub fn pflash_bytes(scenario: Scenario, size: usize) -> Vec<u8> {
+    let mut image = vec![0xffu8; size];
     image[..PFLASH_MAGIC.len()].copy_from_slice(&PFLASH_MAGIC);
     image[SCENARIO_OFFSET..SCENARIO_OFFSET + 4].copy_from_slice(&(scenario as u32).to_le_bytes());
     image
@@ -19,13 +18,15 @@ pub fn pflash_bytes(scenario: Scenario) -> Vec<u8> {
 
 /// Writes the pflash image for `scenario` to `path` unless it is already
 /// there. Returns whether the file was written.
-pub fn write_pflash(path: &Path, scenario: Scenario) -> Result<bool> {
-    fsio::write_if_different(path, &pflash_bytes(scenario))
+pub fn write_pflash(path: &Path, scenario: Scenario, size: usize) -> Result<bool> {
+    fsio::write_if_different(path, &pflash_bytes(scenario, size))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PFLASH_SIZE: usize = 32 << 20;
 
     #[test]
     fn layout_is_magic_scenario_then_erased_flash() {
@@ -34,7 +35,7 @@ mod tests {
             (Scenario::WildAccess, 1),
             (Scenario::NeverShutdown, 2),
         ] {
-            let image = pflash_bytes(scenario);
+            let image = pflash_bytes(scenario, PFLASH_SIZE);
             assert_eq!(image.len(), 32 * 1024 * 1024);
             assert_eq!(&image[0..4], b"pfld");
             assert_eq!(u32::from_le_bytes(image[4..8].try_into().unwrap()), code);
@@ -46,9 +47,9 @@ mod tests {
     fn the_file_is_rewritten_only_when_the_scenario_changes() {
         let dir = crate::fsio::testdir::fresh("pflash");
         let path = dir.join("pflash.img");
-        assert!(write_pflash(&path, Scenario::Normal).unwrap());
-        assert!(!write_pflash(&path, Scenario::Normal).unwrap());
-        assert!(write_pflash(&path, Scenario::WildAccess).unwrap());
+        assert!(write_pflash(&path, Scenario::Normal, PFLASH_SIZE).unwrap());
+        assert!(!write_pflash(&path, Scenario::Normal, PFLASH_SIZE).unwrap());
+        assert!(write_pflash(&path, Scenario::WildAccess, PFLASH_SIZE).unwrap());
         let image = std::fs::read(&path).unwrap();
         assert_eq!(image.len(), PFLASH_SIZE);
         assert_eq!(&image[..8], b"pfld\x01\0\0\0");

@@ -52,7 +52,9 @@ pub fn prepare(spec: &ArchSpec, paths: &ArchPaths, options: &PrepareOptions) -> 
         write_if_different(&paths.hv_flat, &hv)?;
     }
     write_fat_disk(&paths.disk, &guest_disk(&guest))?;
-    write_pflash(&paths.pflash, options.scenario)?;
+    if spec.pflash_size > 0 {
+        write_pflash(&paths.pflash, options.scenario, spec.pflash_size)?;
+    }
     Ok(Prepared { guest, cargo_log })
 }
 

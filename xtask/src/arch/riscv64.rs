@@ -20,6 +20,7 @@ pub const SPEC: ArchSpec = ArchSpec {
     },
     layout: &RISCV64_VIRT,
     kernel: KernelImage::Flat { load_addr: 0x8020_0000 },
+    pflash_size: 32 << 20,
     phys_virt_offset: 0xffff_ffc0_0000_0000,
     qemu: QemuSpec {
         binary: "qemu-system-riscv64",

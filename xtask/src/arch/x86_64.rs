@@ -24,6 +24,7 @@ pub const SPEC: ArchSpec = ArchSpec {
     },
     layout: &X86_64_Q35,
     kernel: KernelImage::Elf,
+    pflash_size: 0,
     phys_virt_offset: 0xffff_8000_0000_0000,
     qemu: QemuSpec {
         binary: "qemu-system-x86_64",

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 /// The cases of `arch`, in the order they run.
 pub fn for_arch(arch: Arch) -> Vec<Case> {
     match arch {
-        Arch::Riscv64 | Arch::X86_64 => vec![
+        Arch::Riscv64 | Arch::X86_64 | Arch::Aarch64 => vec![
             Case {
                 name: "boot",
                 run: boot,
@@ -51,7 +51,6 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
                 run: incremental,
             },
         ],
-        Arch::Aarch64 => Vec::new(),
     }
 }
 
@@ -185,14 +184,16 @@ fn bad_disk(ctx: &Ctx) -> Result<()> {
 /// nothing and is quick.
 fn incremental(ctx: &Ctx) -> Result<()> {
     let p = &ctx.paths;
-    let outputs = [
+    let mut outputs = vec![
         p.guest_elf.as_path(),
         p.hv_elf.as_path(),
         p.guest_flat.as_path(),
         p.kernel(ctx.spec),
         p.disk.as_path(),
-        p.pflash.as_path(),
     ];
+    if ctx.spec.pflash_size > 0 {
+        outputs.push(p.pflash.as_path());
+    }
     let before = outputs
         .iter()
         .map(|f| mtime(f))

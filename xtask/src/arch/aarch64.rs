@@ -1,0 +1,99 @@
+//! aarch64 on QEMU `virt` with `virtualization=on` and `-cpu max`: the
+//! hypervisor runs at EL2 (VHE) on this repository's platform crate, the
+//! disk is a virtio-blk PCI device, the guest's pflash is pflash1, and Arm
+//! semihosting (`-semihosting`) lets the hypervisor end QEMU with a failure
+//! status. The guest is gkernel-bare, whose scenario is built in.
+
+use super::{App, Arch, ArchSpec, KernelImage, QemuSpec, VmFiles, drive_path};
+use guestaspace_core::layout::machines::AARCH64_VIRT;
+use std::ffi::OsString;
+
+pub const SPEC: ArchSpec = ArchSpec {
+    arch: Arch::Aarch64,
+    triple: "aarch64-unknown-none-softfloat",
+    guest: App {
+        package: "gkernel-bare",
+        binary: "gkernel",
+        config: None,
+    },
+    hypervisor: App {
+        package: "arceos-guestaspace",
+        binary: "arceos-guestaspace",
+        config: Some("aarch64-hypervisor.toml"),
+    },
+    layout: &AARCH64_VIRT,
+    kernel: KernelImage::Flat { load_addr: 0x4020_0000 },
+    pflash_size: 64 << 20,
+    phys_virt_offset: 0xffff_0000_0000_0000,
+    qemu: QemuSpec {
+        binary: "qemu-system-aarch64",
+        debian_package: "qemu-system-arm",
+        min_version: (7, 2),
+        args: qemu_args,
+    },
+    scenario_in_image: true,
+    boot_lines: &[
+        "CurrentEL = 2",
+        "Entering VM run loop...",
+        "arch = aarch64",
+        "platform = aarch64-qemu-virt",
+        "smp = 1",
+        "Reading PFlash at physical address 0x4000000...",
+        "Try to access pflash dev region [0x4000000], got 0x646C6670",
+        "Got pflash magic: pfld",
+        "Shutdown vm normally!",
+        "VM exits: ",
+        "Guest pages mapped: ",
+        "Hypervisor ok!",
+    ],
+    wild_gpa: "0x9000000",
+    // With no vector table the guest's undefined instruction sends it to
+    // VBAR_EL1 (0) + 0x200, outside guest memory.
+    crash_text: "guest execute at guest-physical address 0x200",
+};
+
+fn qemu_args(files: &VmFiles) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "-machine",
+        "virt,virtualization=on",
+        "-cpu",
+        "max",
+        "-m",
+        "128M",
+        "-nographic",
+        "-no-reboot",
+        "-semihosting",
+        "-kernel",
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    args.push(files.kernel.into());
+    args.push("-drive".into());
+    args.push(format!("if=none,file={},format=raw,id=disk0", drive_path(files.disk)).into());
+    args.push("-device".into());
+    args.push("virtio-blk-pci,drive=disk0".into());
+    args.push("-drive".into());
+    args.push(format!("if=pflash,unit=1,format=raw,readonly=on,file={}", drive_path(files.pflash)).into());
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn command_line_keeps_el2_and_attaches_semihosting_disk_and_pflash1() {
+        let files = VmFiles {
+            kernel: Path::new("/t/hv.bin"),
+            disk: Path::new("/t/disk.img"),
+            pflash: Path::new("/t/pflash.img"),
+        };
+        let line: Vec<String> = qemu_args(&files).into_iter().map(|a| a.into_string().unwrap()).collect();
+        let line = line.join(" ");
+        assert!(line.starts_with("-machine virt,virtualization=on -cpu max -m 128M"));
+        assert!(line.contains("-semihosting -kernel /t/hv.bin"));
+        assert!(line.ends_with("-drive if=pflash,unit=1,format=raw,readonly=on,file=/t/pflash.img"));
+    }
+}
