@@ -2,11 +2,12 @@
 // gkernel), `include!`d by their build scripts:
 // - the linker script `axhal`'s build script writes for the configured
 //   platform into `<target-dir>/<triple>/<profile>/`;
-// - `--wrap=__PowerIf_system_off`: ArceOS powers off by itself only when it
-//   panics, so each application replaces that entry point with one that
-//   reports failure (see their `__wrap___PowerIf_system_off`).
+// - with `wrap_power_off`, `--wrap=__PowerIf_system_off`: ArceOS powers off
+//   by itself only when it panics, so the hypervisor and gkernel replace
+//   that entry point with one that reports failure (see their
+//   `__wrap___PowerIf_system_off`).
 
-fn link_arceos_app() {
+fn link_arceos_app(wrap_power_off: bool) {
     let target = std::env::var("TARGET").unwrap();
     if !target.contains("-none") {
         return;
@@ -22,5 +23,7 @@ fn link_arceos_app() {
     println!("cargo:rustc-link-arg=-T{}", profile_dir.join(format!("linker_{platform}.lds")).display());
     println!("cargo:rustc-link-arg=-no-pie");
     println!("cargo:rustc-link-arg=-znostart-stop-gc");
-    println!("cargo:rustc-link-arg=--wrap=__PowerIf_system_off");
+    if wrap_power_off {
+        println!("cargo:rustc-link-arg=--wrap=__PowerIf_system_off");
+    }
 }

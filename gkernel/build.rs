@@ -2,5 +2,5 @@
 include!("../build-support/arceos_link.rs");
 
 fn main() {
-    link_arceos_app();
+    link_arceos_app(true);
 }

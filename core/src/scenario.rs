@@ -33,6 +33,10 @@ pub enum Scenario {
 pub const BENCH_HYPERCALLS_OFFSET: usize = 8;
 /// Byte offset of the bench's fresh-page count (u32 LE) in the pflash image.
 pub const BENCH_PAGES_OFFSET: usize = 12;
+/// The counts the bench asks for: null hypercalls, and fresh pages touched.
+/// (gkernel-bare has them built in; gkernel reads them from pflash.)
+pub const BENCH_HYPERCALLS: u32 = 10_000;
+pub const BENCH_PAGES: u32 = 1000;
 
 impl Scenario {
     pub const ALL: [Scenario; 5] =

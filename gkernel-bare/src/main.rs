@@ -62,8 +62,8 @@ pub fn main() -> ! {
 /// Times null hypercalls and first touches of fresh RAM pages with the
 /// guest's own counter; the counts come from the build too.
 fn bench() {
-    const CALLS: u32 = 10_000;
-    const PAGES: u64 = 1000;
+    const CALLS: u32 = guestaspace_core::scenario::BENCH_HYPERCALLS;
+    const PAGES: u64 = guestaspace_core::scenario::BENCH_PAGES as u64;
     /// Fresh RAM, 8 MiB into guest RAM, far above the image and the stack.
     const FRESH: u64 = arch::RAM_BASE + 0x80_0000;
     let start = arch::counter();
@@ -77,7 +77,10 @@ fn bench() {
         unsafe { ((FRESH + i * 4096) as *mut u8).write_volatile(1) };
     }
     let page_ticks = arch::counter() - start;
-    println!("bench: {CALLS} hypercalls in {call_ticks} ticks; {PAGES} fresh pages in {page_ticks} ticks");
+    println!(
+        "bench: {CALLS} hypercalls in {call_ticks} ticks; {PAGES} fresh pages in {page_ticks} ticks; counter {} Hz",
+        arch::counter_hz()
+    );
 }
 
 #[panic_handler]

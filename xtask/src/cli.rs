@@ -1,4 +1,4 @@
-//! The command line: `cargo xtask build|run|test [--arch ARCH]` and the
+//! The command line: `cargo xtask build|run|test|bench [--arch ARCH]` and the
 //! options of each command, and the dispatch to the command's module.
 
 use crate::arch::Arch;
@@ -30,6 +30,24 @@ pub enum Command {
     Run(RunArgs),
     /// Run the end-to-end QEMU test cases.
     Test(TestArgs),
+    /// Measure the edit-run loop, the VM-exit path and guest memory.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Bench only this architecture (default: every implemented one).
+    #[arg(long, value_enum)]
+    pub arch: Option<Arch>,
+    /// Repetitions of each timed figure (min/median/max are reported).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub runs: u64,
+    /// Also write the figures to this file as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Also time a cold build of each architecture (slow).
+    #[arg(long)]
+    pub cold: bool,
 }
 
 #[derive(Args, Debug)]
@@ -84,5 +102,11 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             crate::run::run(&options)
         }
         Command::Test(a) => crate::e2e::run_all(a.arch, cli.verbose),
+        Command::Bench(a) => crate::bench::bench(&crate::bench::BenchOptions {
+            arches: a.arch.map_or_else(Arch::implemented, |arch| vec![arch]),
+            runs: a.runs as usize,
+            json: a.json,
+            cold: a.cold,
+        }),
     }
 }

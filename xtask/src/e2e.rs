@@ -57,6 +57,7 @@ impl Ctx {
             timeout,
             echo: self.verbose,
             show_command: self.verbose,
+            extra_args: &[],
         };
         run_vm(&run)
     }

@@ -5,6 +5,7 @@
 //! process exits with status 1.
 
 mod arch;
+mod bench;
 mod build;
 mod cli;
 mod disk;

@@ -53,6 +53,7 @@ pub fn run(options: &RunOptions) -> Result<()> {
         timeout: options.timeout,
         echo: true,
         show_command: options.verbose,
+        extra_args: &[],
     };
     let output = run_vm(&run)?;
     output.check()

@@ -22,6 +22,8 @@ pub struct RunSpec<'a> {
     pub echo: bool,
     /// Print the QEMU command line first.
     pub show_command: bool,
+    /// Appended to the architecture's QEMU arguments (e.g. `-icount`).
+    pub extra_args: &'a [&'a str],
 }
 
 /// How the QEMU process ended.
@@ -58,7 +60,8 @@ impl RunOutput {
 /// Boots `run` and waits for QEMU to end or time out.
 pub fn run_vm(run: &RunSpec) -> Result<RunOutput> {
     let qemu = &run.spec.qemu;
-    let args = (qemu.args)(&run.files);
+    let mut args = (qemu.args)(&run.files);
+    args.extend(run.extra_args.iter().map(OsString::from));
     if run.show_command {
         eprintln!("{}", shell_line(qemu.binary, &args));
     }
@@ -218,6 +221,7 @@ mod tests {
             timeout,
             echo: false,
             show_command: false,
+            extra_args: &[],
         };
         run_vm(&run).unwrap()
     }

@@ -118,6 +118,35 @@ pub fn parse_pages(text: &str) -> Result<PageCounts> {
     })
 }
 
+/// The bench guest's line:
+/// `bench: K hypercalls in T ticks; P fresh pages in T2 ticks; counter F Hz`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BenchLine {
+    pub hypercalls: u64,
+    pub hypercall_ticks: u64,
+    pub pages: u64,
+    pub page_ticks: u64,
+    /// The guest counter's frequency; 0 when the guest does not know it.
+    pub counter_hz: u64,
+}
+
+pub fn parse_bench(text: &str) -> Result<BenchLine> {
+    let rest = line_after(text, "bench: ")?;
+    let words: Vec<&str> = rest.split(|c: char| c.is_whitespace() || c == ';').filter(|w| !w.is_empty()).collect();
+    match words.as_slice() {
+        [k, "hypercalls", "in", t, "ticks", p, "fresh", "pages", "in", t2, "ticks", "counter", f, "Hz"] => {
+            Ok(BenchLine {
+                hypercalls: number(k)?,
+                hypercall_ticks: number(t)?,
+                pages: number(p)?,
+                page_ticks: number(t2)?,
+                counter_hz: number(f)?,
+            })
+        }
+        _ => bail!("bad bench line `{rest}`"),
+    }
+}
+
 /// The rest of the first line containing `prefix`, after it.
 fn line_after<'a>(text: &'a str, prefix: &str) -> Result<&'a str> {
     text.lines()
@@ -141,6 +170,18 @@ mod tests {
         VM exits: 31 total, nested page fault 27, hypercall 3, timer 1, unexpected 0\r\n\
         Guest pages mapped: 55 (220 KiB), uart 1, pflash 1, ram 53 of 4096 (212 KiB of 16 MiB)\r\n\
         Hypervisor ok!\r\n";
+
+    #[test]
+    fn the_bench_line_is_read_whole() {
+        let text = "x\nbench: 10000 hypercalls in 26300 ticks; 1000 fresh pages in 22468 ticks; counter 10000000 Hz\r\n";
+        let b = parse_bench(text).unwrap();
+        assert_eq!(
+            b,
+            BenchLine { hypercalls: 10000, hypercall_ticks: 26300, pages: 1000, page_ticks: 22468, counter_hz: 10_000_000 }
+        );
+        assert!(parse_bench("bench: 5 hypercalls in many ticks").is_err());
+        assert!(parse_bench("no bench here").is_err());
+    }
 
     #[test]
     fn exit_counts_are_read_by_kind() {

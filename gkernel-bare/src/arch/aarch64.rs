@@ -68,6 +68,14 @@ pub fn counter() -> u64 {
     v
 }
 
+/// The counter's frequency (CNTFRQ_EL0).
+pub fn counter_hz() -> u64 {
+    let v: u64;
+    // SAFETY: reading CNTFRQ_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {0}, cntfrq_el0", out(reg) v, options(nostack)) };
+    v
+}
+
 /// PSCI SYSTEM_OFF through HVC.
 pub fn power_off() -> ! {
     hvc(smccc::PSCI_SYSTEM_OFF, 0, 0);

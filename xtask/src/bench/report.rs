@@ -1,0 +1,204 @@
+//! The bench figures of one architecture, as a table for people and as
+//! JSON for tools. Ratios compare figures measured side by side in the
+//! same run.
+
+use super::measure::Summary;
+use crate::arch::Arch;
+use serde_json::{Value, json};
+use std::fmt::Write;
+use std::time::Duration;
+
+/// What the bench guest measured, with the exits the hypervisor counted.
+pub struct ExitFigures {
+    pub hypercalls: u64,
+    pub pages: u64,
+    pub hypercall_ticks: u64,
+    pub page_ticks: u64,
+    pub counter_hz: u64,
+    pub hypercall_exits: u64,
+    pub fault_exits: u64,
+}
+
+impl ExitFigures {
+    /// Guest counter ticks per null hypercall.
+    pub fn ticks_per_hypercall(&self) -> f64 {
+        self.hypercall_ticks as f64 / self.hypercalls.max(1) as f64
+    }
+
+    /// Guest counter ticks per fresh-page fault.
+    pub fn ticks_per_fault(&self) -> f64 {
+        self.page_ticks as f64 / self.pages.max(1) as f64
+    }
+
+    fn ns(&self, ticks: f64) -> f64 {
+        if self.counter_hz == 0 { f64::NAN } else { ticks * 1e9 / self.counter_hz as f64 }
+    }
+
+    pub fn ns_per_hypercall(&self) -> f64 {
+        self.ns(self.ticks_per_hypercall())
+    }
+
+    pub fn ns_per_fault(&self) -> f64 {
+        self.ns(self.ticks_per_fault())
+    }
+}
+
+pub struct ArchFigures {
+    pub arch: Arch,
+    pub no_change: Summary,
+    pub touched: Summary,
+    pub qemu_alone: Summary,
+    pub floor: Summary,
+    pub exits: ExitFigures,
+    pub exits_icount: ExitFigures,
+    pub mapped_bytes: u64,
+    pub ram_bytes: u64,
+    pub cold_build: Option<Duration>,
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+}
+
+fn secs(s: &Summary) -> String {
+    format!("{:>7.3} {:>7.3} {:>7.3}", s.min.as_secs_f64(), s.median.as_secs_f64(), s.max.as_secs_f64())
+}
+
+/// The human-readable table of one architecture.
+pub fn table(f: &ArchFigures, runs: usize) -> String {
+    let mut t = String::new();
+    let e = &f.exits;
+    let i = &f.exits_icount;
+    let _ = writeln!(t, "== {} ({runs} run{}) ==", f.arch, if runs == 1 { "" } else { "s" });
+    let _ = writeln!(t, "{:<46} {:>7} {:>7} {:>7}", "edit-run loop (seconds)", "min", "median", "max");
+    let _ = writeln!(t, "{:<46} {}", "  cargo xtask run, nothing changed", secs(&f.no_change));
+    let _ = writeln!(t, "{:<46} {}", "  cargo xtask run, one hypervisor file touched", secs(&f.touched));
+    let _ = writeln!(t, "{:<46} {}", "  QEMU alone, same artifacts", secs(&f.qemu_alone));
+    let _ = writeln!(t, "{:<46} {:>7.2}x", "  nothing changed / QEMU alone (medians)", ratio(f.no_change.median, f.qemu_alone.median));
+    let _ = writeln!(t, "floor");
+    let _ = writeln!(t, "{:<46} {}", "  QEMU, minimal ArceOS kernel, same machine", secs(&f.floor));
+    let _ = writeln!(t, "{:<46} {:>7.2}x", "  our QEMU time / floor (medians)", ratio(f.qemu_alone.median, f.floor.median));
+    let _ = writeln!(t, "VM exits ({} null hypercalls, {} fresh pages)", e.hypercalls, e.pages);
+    let _ = writeln!(t, "{:<46} {:>9.0} ns ({:.1} ticks at {} Hz)", "  per hypercall exit", e.ns_per_hypercall(), e.ticks_per_hypercall(), e.counter_hz);
+    let _ = writeln!(t, "{:<46} {:>9.0} ns ({:.1} ticks)", "  per nested-page-fault exit", e.ns_per_fault(), e.ticks_per_fault());
+    let _ = writeln!(t, "{:<46} {:>9.2} ticks", "  -icount shift=0: ticks per hypercall exit", i.ticks_per_hypercall());
+    let _ = writeln!(t, "{:<46} {:>9.2} ticks", "  -icount shift=0: ticks per NPF exit", i.ticks_per_fault());
+    let _ = writeln!(t, "{:<46} hypercall {}, nested page fault {}", "  exits counted by the hypervisor", e.hypercall_exits, e.fault_exits);
+    let _ = writeln!(t, "guest memory");
+    let _ = writeln!(
+        t,
+        "{:<46} {} KiB of {} KiB RAM ({:.2} %)",
+        "  mapped by the end of a normal run",
+        f.mapped_bytes / 1024,
+        f.ram_bytes / 1024,
+        100.0 * f.mapped_bytes as f64 / f.ram_bytes.max(1) as f64
+    );
+    let _ = writeln!(t, "build");
+    match f.cold_build {
+        Some(d) => {
+            let _ = writeln!(t, "{:<46} {:>7.1} s", "  cold build (empty target dir)", d.as_secs_f64());
+        }
+        None => {
+            let _ = writeln!(t, "  cold build: not measured (pass --cold)");
+        }
+    }
+    t
+}
+
+fn summary_json(s: &Summary) -> Value {
+    json!({ "min": s.min.as_secs_f64(), "median": s.median.as_secs_f64(), "max": s.max.as_secs_f64() })
+}
+
+fn exits_json(e: &ExitFigures) -> Value {
+    json!({
+        "hypercalls": e.hypercalls,
+        "pages": e.pages,
+        "counter_hz": e.counter_hz,
+        "ticks_per_hypercall": e.ticks_per_hypercall(),
+        "ticks_per_fault": e.ticks_per_fault(),
+        "ns_per_hypercall": e.ns_per_hypercall(),
+        "ns_per_fault": e.ns_per_fault(),
+        "hypercall_exits": e.hypercall_exits,
+        "fault_exits": e.fault_exits,
+    })
+}
+
+/// All figures as JSON (NaN, where a rate is unknown, becomes null).
+pub fn json(all: &[ArchFigures], runs: usize) -> Value {
+    let arches: Vec<Value> = all
+        .iter()
+        .map(|f| {
+            json!({
+                "arch": f.arch.name(),
+                "edit_run_seconds": {
+                    "no_change": summary_json(&f.no_change),
+                    "hypervisor_touched": summary_json(&f.touched),
+                    "qemu_alone": summary_json(&f.qemu_alone),
+                    "no_change_over_qemu": ratio(f.no_change.median, f.qemu_alone.median),
+                },
+                "floor_seconds": summary_json(&f.floor),
+                "ours_over_floor": ratio(f.qemu_alone.median, f.floor.median),
+                "exits": exits_json(&f.exits),
+                "exits_icount_shift0": exits_json(&f.exits_icount),
+                "guest_memory": { "mapped_bytes": f.mapped_bytes, "ram_bytes": f.ram_bytes },
+                "cold_build_seconds": f.cold_build.map(|d| d.as_secs_f64()),
+            })
+        })
+        .collect();
+    json!({ "runs": runs, "arches": arches })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures() -> ArchFigures {
+        let s = |ms| Summary { min: Duration::from_millis(ms), median: Duration::from_millis(ms), max: Duration::from_millis(ms) };
+        let e = ExitFigures {
+            hypercalls: 10_000,
+            pages: 1000,
+            hypercall_ticks: 26_300,
+            page_ticks: 22_470,
+            counter_hz: 10_000_000,
+            hypercall_exits: 10_003,
+            fault_exits: 1027,
+        };
+        let i = ExitFigures { counter_hz: 0, ..e };
+        ArchFigures {
+            arch: Arch::Riscv64,
+            no_change: s(500),
+            touched: s(4000),
+            qemu_alone: s(300),
+            floor: s(150),
+            exits: e,
+            exits_icount: i,
+            mapped_bytes: 220 << 10,
+            ram_bytes: 16 << 20,
+            cold_build: None,
+        }
+    }
+
+    #[test]
+    fn per_exit_figures_divide_ticks_by_count_and_rate() {
+        let f = figures();
+        assert!((f.exits.ticks_per_hypercall() - 2.63).abs() < 1e-9);
+        assert!((f.exits.ns_per_hypercall() - 263.0).abs() < 1e-6);
+        assert!((f.exits.ns_per_fault() - 2247.0).abs() < 1e-6);
+        assert!(f.exits_icount.ns_per_fault().is_nan(), "unknown rate gives no ns");
+    }
+
+    #[test]
+    fn table_and_json_carry_the_ratios() {
+        let f = figures();
+        let t = table(&f, 3);
+        assert!(t.contains("1.67x"), "{t}");
+        assert!(t.contains("2.00x"), "{t}");
+        assert!(t.contains("220 KiB of 16384 KiB RAM (1.34 %)"), "{t}");
+        let j = json(&[f], 3);
+        assert_eq!(j["runs"], 3);
+        assert_eq!(j["arches"][0]["arch"], "riscv64");
+        assert_eq!(j["arches"][0]["ours_over_floor"], 2.0);
+        assert_eq!(j["arches"][0]["exits_icount_shift0"]["ns_per_hypercall"], Value::Null);
+        assert_eq!(j["arches"][0]["cold_build_seconds"], Value::Null);
+    }
+}
