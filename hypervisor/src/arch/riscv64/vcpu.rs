@@ -63,6 +63,22 @@ impl RiscvVcpu {
         // owned by the guest's address space, which outlives the vCPU.
         unsafe { g.write() };
         hfence_gvma_all();
+        // How `sret` enters the guest: V=1 (SPV), VS-mode (SPP), and
+        // hypervisor loads/stores acting as VS-mode (SPVP). Every trap from
+        // the guest sets these same bits again (and any trap the host takes
+        // in S-mode leaves SPP = 1 too), so they are written once, here,
+        // not on each entry. Interrupts stay off in HS-mode; with V=1 an
+        // enabled HS interrupt (only the timer, see `set_timer`) still
+        // traps to us.
+        let mut hs = hstatus::read();
+        hs.set_spv(true);
+        hs.set_spvp(true);
+        // SAFETY: SPV/SPVP/SPP only take effect on sret and HLV/HSV.
+        unsafe {
+            hs.write();
+            sstatus::set_spp(sstatus::SPP::Supervisor);
+            sstatus::clear_sie();
+        }
         Self { state }
     }
 
@@ -77,18 +93,9 @@ impl RiscvVcpu {
 
 impl Vcpu for RiscvVcpu {
     fn run(&mut self) -> Exit {
-        // SAFETY: interrupts stay off in HS-mode; with V=1 an enabled HS
-        // interrupt (only the timer, see `set_timer`) still traps to us.
-        unsafe { sstatus::clear_sie() };
-        let mut hs = hstatus::read();
-        hs.set_spv(true); // sret enters V=1
-        hs.set_spvp(true); // hypervisor loads/stores act as VS-mode
-        // SAFETY: SPV/SPVP only take effect on sret and HLV/HSV.
-        unsafe {
-            hs.write();
-            sstatus::set_spp(sstatus::SPP::Supervisor);
-            _guestaspace_vm_enter(&mut self.state);
-        }
+        // SAFETY: hgatp, hstatus and sstatus were set up in `new`, and the
+        // state holds the guest's registers.
+        unsafe { _guestaspace_vm_enter(&mut self.state) };
         decode(&self.trap(), &self.args())
     }
 
