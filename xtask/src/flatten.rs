@@ -48,6 +48,13 @@ pub fn flatten_elf(data: &[u8]) -> Result<FlatImage> {
     lay_out(&mut segments)
 }
 
+/// The entry point (`e_entry`) of an ELF64 file.
+pub fn elf_entry(data: &[u8]) -> Result<u64> {
+    let header = elf::FileHeader64::<Endianness>::parse(data).context("bad ELF header")?;
+    let endian = header.endian().context("bad ELF byte order")?;
+    Ok(header.e_entry(endian))
+}
+
 /// Places `(paddr, bytes)` segments into one zero-filled buffer.
 fn lay_out(segments: &mut [(u64, &[u8])]) -> Result<FlatImage> {
     segments.sort_by_key(|&(addr, _)| addr);

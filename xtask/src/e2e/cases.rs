@@ -23,6 +23,10 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
                 run: boot,
             },
             Case {
+                name: "linked-at-entry",
+                run: linked_at_entry,
+            },
+            Case {
                 name: "wild-access",
                 run: wild_access,
             },
@@ -99,6 +103,20 @@ fn check_counters(text: &str, ctx: &Ctx) -> Result<()> {
         ram.mapped < ram_pages,
         "all {ram_pages} RAM pages mapped: memory is not built on demand"
     );
+    Ok(())
+}
+
+/// The bundled guest is linked where the hypervisor loads it, and starts
+/// at its first byte: the mistake that made an earlier x86_64 guest
+/// triple-fault.
+fn linked_at_entry(ctx: &Ctx) -> Result<()> {
+    let elf = std::fs::read(&ctx.paths.guest_elf)
+        .with_context(|| format!("cannot read {}", ctx.paths.guest_elf.display()))?;
+    let entry = ctx.spec.layout.entry;
+    let load = ctx.spec.physical(crate::flatten::flatten_elf(&elf)?.load_addr);
+    let start = ctx.spec.physical(crate::flatten::elf_entry(&elf)?);
+    ensure!(load == entry, "the guest's first segment is at {load:#x}, the hypervisor loads it at {entry:#x}");
+    ensure!(start == entry, "the guest's entry point is {start:#x}, the hypervisor starts it at {entry:#x}");
     Ok(())
 }
 
