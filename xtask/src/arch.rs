@@ -95,6 +95,9 @@ pub struct QemuSpec {
     pub min_version: (u32, u32),
     /// Everything after the binary name on the command line.
     pub args: fn(&VmFiles) -> Vec<OsString>,
+    /// Arguments that, appended last, take the virtualization extension
+    /// away from the CPU (QEMU lets a later option win).
+    pub without_virtualization: &'static [&'static str],
 }
 
 pub struct ArchSpec {
@@ -124,6 +127,8 @@ pub struct ArchSpec {
     pub wild_gpa: &'static str,
     /// What the hypervisor says when the guest crashes on purpose.
     pub crash_text: &'static str,
+    /// What the hypervisor says on a CPU without the extension.
+    pub no_virtualization_text: &'static str,
 }
 
 impl ArchSpec {

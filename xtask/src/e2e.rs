@@ -37,6 +37,17 @@ pub struct Ctx {
 impl Ctx {
     /// Boots the hypervisor with `disk` and a pflash asking for `scenario`.
     pub fn boot(&self, disk: &Path, scenario: Scenario, timeout: Duration) -> Result<RunOutput> {
+        self.boot_with_args(disk, scenario, timeout, &[])
+    }
+
+    /// [`Ctx::boot`] with `extra_args` appended to QEMU's command line.
+    pub fn boot_with_args(
+        &self,
+        disk: &Path,
+        scenario: Scenario,
+        timeout: Duration,
+        extra_args: &[&str],
+    ) -> Result<RunOutput> {
         if self.spec.scenario_in_image && scenario != Scenario::Normal {
             bail!("on {} the scenario is built into the guest: use boot_scenario", self.spec.arch);
         }
@@ -57,7 +68,7 @@ impl Ctx {
             timeout,
             echo: self.verbose,
             show_command: self.verbose,
-            extra_args: &[],
+            extra_args,
         };
         run_vm(&run)
     }

@@ -74,6 +74,7 @@ mod tests {
             debian_package: "qemu-system-misc",
             min_version: (7, 2),
             args: |_| Vec::new(),
+            without_virtualization: &[],
         };
         let err = check_qemu(&spec).unwrap_err().to_string();
         assert!(

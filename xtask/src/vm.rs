@@ -204,6 +204,7 @@ mod tests {
             debian_package: "dash",
             min_version: (0, 0),
             args: |files| vec!["-c".into(), files.kernel.into()],
+            without_virtualization: &[],
         },
         ..crate::arch::riscv64::SPEC
     };

@@ -30,6 +30,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         debian_package: "qemu-system-arm",
         min_version: (7, 2),
         args: qemu_args,
+        without_virtualization: &["-machine", "virtualization=off"],
     },
     scenario_in_image: true,
     boot_lines: &[
@@ -50,6 +51,7 @@ pub const SPEC: ArchSpec = ArchSpec {
     // With no vector table the guest's undefined instruction sends it to
     // VBAR_EL1 (0) + 0x200, outside guest memory.
     crash_text: "guest execute at guest-physical address 0x200",
+    no_virtualization_text: "the hypervisor is not running at EL2",
 };
 
 fn qemu_args(files: &VmFiles) -> Vec<OsString> {

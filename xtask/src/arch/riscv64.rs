@@ -27,6 +27,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         debian_package: "qemu-system-misc",
         min_version: (7, 2),
         args: qemu_args,
+        without_virtualization: &["-cpu", "rv64,h=false"],
     },
     scenario_in_image: false,
     boot_lines: &[
@@ -45,6 +46,7 @@ pub const SPEC: ArchSpec = ArchSpec {
     ],
     wild_gpa: "0x30000000",
     crash_text: "the guest asked to power off because it failed",
+    no_virtualization_text: "the CPU has no H extension",
 };
 
 fn qemu_args(files: &VmFiles) -> Vec<OsString> {

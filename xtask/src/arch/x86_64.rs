@@ -31,6 +31,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         debian_package: "qemu-system-x86",
         min_version: (7, 2),
         args: qemu_args,
+        without_virtualization: &["-cpu", "EPYC,svm=off"],
     },
     scenario_in_image: true,
     boot_lines: &[
@@ -48,6 +49,7 @@ pub const SPEC: ArchSpec = ArchSpec {
     ],
     wild_gpa: "0xfec00000",
     crash_text: "shutdown (triple fault in the guest)",
+    no_virtualization_text: "the CPU has no AMD SVM",
 };
 
 fn qemu_args(files: &VmFiles) -> Vec<OsString> {

@@ -1,7 +1,7 @@
 //! The end-to-end cases: a normal boot with its counters checked, each way
 //! a run must fail (and that it does fail), and a no-op rebuild.
 
-use super::{Case, Ctx};
+use super::{Case, Ctx, DEFAULT_TIMEOUT};
 use crate::arch::Arch;
 use crate::build::CargoOutput;
 use crate::disk::{DiskFiles, write_fat_disk, write_non_fat_disk};
@@ -37,6 +37,10 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
             Case {
                 name: "timeout",
                 run: timeout,
+            },
+            Case {
+                name: "no-virtualization",
+                run: no_virtualization,
             },
             Case {
                 name: "missing-gkernel",
@@ -163,6 +167,20 @@ fn timeout(ctx: &Ctx) -> Result<()> {
     ensure!(
         message.contains("timed out"),
         "the run error is {message:?}, which does not say `timed out`"
+    );
+    Ok(())
+}
+
+/// On a CPU without the virtualization extension the hypervisor says so
+/// and fails, before it builds anything for the guest.
+fn no_virtualization(ctx: &Ctx) -> Result<()> {
+    let args = ctx.spec.qemu.without_virtualization;
+    let out = ctx.boot_with_args(&ctx.paths.disk, Scenario::Normal, DEFAULT_TIMEOUT, args)?;
+    expect_vm_failure(&out)?;
+    expect_text(&out, ctx.spec.no_virtualization_text)?;
+    ensure!(
+        !out.text.contains("Entering VM run loop"),
+        with_output(&out, "the run loop started without the virtualization extension")
     );
     Ok(())
 }

@@ -15,8 +15,10 @@
 //   The exception vectors while the guest runs. Exceptions from the guest
 //   (the "lower EL, AArch64" group) save guest x0/x1 on the stack, put the
 //   kind in x1 and join _guestaspace_el2_exit. Exceptions from EL2 itself
-//   cannot happen in the window (interrupts are masked, the code touches
-//   only mapped memory); if one did, the CPU stops there.
+//   should not happen in the window (interrupts are masked, the code
+//   touches only mapped memory), nor AArch32 ones (HCR_EL2.RW = 1); if one
+//   does, x0 = the vector's index (0..15) and it branches to {unexpected},
+//   which names it and fails the run instead of hanging.
 
 .macro GUEST_EXIT kind
     .balign 0x80
@@ -25,9 +27,10 @@
     b       _guestaspace_el2_exit
 .endm
 
-.macro STOP_HERE
+.macro UNEXPECTED index
     .balign 0x80
-    b       .
+    mov     x0, #\index
+    b       {unexpected}
 .endm
 
 .section .text.guestaspace_switch, "ax"
@@ -102,21 +105,21 @@ _guestaspace_el2_exit:
 .global _guestaspace_el2_vectors
 _guestaspace_el2_vectors:
     // Current EL with SP_EL0, then with SP_ELx: sync, IRQ, FIQ, SError.
-    STOP_HERE
-    STOP_HERE
-    STOP_HERE
-    STOP_HERE
-    STOP_HERE
-    STOP_HERE
-    STOP_HERE
-    STOP_HERE
+    UNEXPECTED 0
+    UNEXPECTED 1
+    UNEXPECTED 2
+    UNEXPECTED 3
+    UNEXPECTED 4
+    UNEXPECTED 5
+    UNEXPECTED 6
+    UNEXPECTED 7
     // Lower EL, AArch64: the guest.
     GUEST_EXIT 0
     GUEST_EXIT 1
     GUEST_EXIT 2
     GUEST_EXIT 3
     // Lower EL, AArch32: not possible (HCR_EL2.RW = 1).
-    STOP_HERE
-    STOP_HERE
-    STOP_HERE
-    STOP_HERE
+    UNEXPECTED 12
+    UNEXPECTED 13
+    UNEXPECTED 14
+    UNEXPECTED 15

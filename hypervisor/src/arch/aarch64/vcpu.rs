@@ -32,7 +32,21 @@ core::arch::global_asm!(
     GUEST = const offset_of!(ArmVcpuState, guest),
     HOST = const offset_of!(ArmVcpuState, host),
     HOST_VBAR = const offset_of!(ArmVcpuState, host_vbar),
+    unexpected = sym el2_unexpected,
 );
+
+/// Where `switch.S` sends an exception it has no business taking (one at
+/// EL2 itself while the guest's vectors are installed, or an AArch32 one):
+/// names it and fails the run through the panic path.
+extern "C" fn el2_unexpected(vector: u64) -> ! {
+    const KINDS: [&str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
+    const FROM: [&str; 4] = ["EL2 with SP_EL0", "EL2 with SP_EL2", "EL1 AArch64", "EL1 AArch32"];
+    let (esr, elr, far): (u64, u64, u64);
+    // SAFETY: reads of EL2 syndrome registers, no side effects.
+    unsafe { asm!("mrs {}, esr_el2", "mrs {}, elr_el2", "mrs {}, far_el2", out(reg) esr, out(reg) elr, out(reg) far) };
+    let (from, kind) = (FROM[(vector / 4 % 4) as usize], KINDS[(vector % 4) as usize]);
+    panic!("unexpected {kind} exception from {from} in the world switch: ESR_EL2 = {esr:#x}, ELR_EL2 = {elr:#x}, FAR_EL2 = {far:#x}");
+}
 
 unsafe extern "C" {
     fn _guestaspace_el1_enter(state: *mut ArmVcpuState) -> u64;

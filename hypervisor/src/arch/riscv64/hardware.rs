@@ -8,7 +8,24 @@ use riscv_h::register::{hcounteren, hedeleg, henvcfg, hgatp, hideleg, htimedelta
 /// `hgatp.MODE` value for Sv39x4.
 pub const HGATP_MODE_SV39X4: usize = 8;
 
+core::arch::global_asm!(include_str!("probe.S"));
+
+unsafe extern "C" {
+    fn _guestaspace_probe_h() -> usize;
+}
+
+/// Whether the hart implements the H extension. Reading misa needs M-mode
+/// and the SBI has no call for it, so `probe.S` tries an H register.
+fn has_h_extension() -> bool {
+    // SAFETY: the probe restores stvec and sstatus and touches nothing else
+    // of the host's; a trap it takes lands on its own label.
+    unsafe { _guestaspace_probe_h() == 1 }
+}
+
 pub fn init() -> Result<(), &'static str> {
+    if !has_h_extension() {
+        return Err("the CPU has no H extension (hstatus is not readable from HS-mode); run QEMU with a CPU that has h=true");
+    }
     // Synchronous exceptions the guest handles itself: its own page faults,
     // breakpoints, misaligned accesses, illegal instructions and ecalls
     // from its user mode. Guest-page faults, ecalls from VS-mode and
