@@ -102,8 +102,8 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
     if spec.pflash_size > 0 {
         crate::pflash::write_pflash(bench_files.pflash, Scenario::Bench, spec.pflash_size)?;
     }
-    let exits = exit_figures(spec, &bench_files, &[])?;
-    let exits_icount = exit_figures(spec, &bench_files, ICOUNT)?;
+    let exits = exit_figures(spec, &bench_files, &[], measure::host_tsc_hz)?;
+    let exits_icount = exit_figures(spec, &bench_files, ICOUNT, || ICOUNT_TSC_HZ)?;
 
     // 4. Guest memory, from the normal run.
     let pages = parse_pages(&normal_run.text)?;
@@ -195,7 +195,18 @@ fn bench_disk(spec: &'static ArchSpec, paths: &ArchPaths) -> Result<PathBuf> {
     Ok(disk)
 }
 
-fn exit_figures(spec: &'static ArchSpec, files: &VmFiles, extra_args: &[&str]) -> Result<ExitFigures> {
+/// Under `-icount`, QEMU's x86 TSC reads the virtual clock, in nanoseconds
+/// (and with `shift=0` one instruction is one nanosecond).
+const ICOUNT_TSC_HZ: u64 = 1_000_000_000;
+
+/// Runs the bench guest and reads its figures. `tsc_hz` gives the counter
+/// rate where the guest cannot know it (the x86 TSC).
+fn exit_figures(
+    spec: &'static ArchSpec,
+    files: &VmFiles,
+    extra_args: &[&str],
+    tsc_hz: fn() -> u64,
+) -> Result<ExitFigures> {
     let out = boot(spec, files, extra_args)?;
     let line = parse_bench(&out.text)?;
     let exits = parse_exits(&out.text)?;
@@ -204,7 +215,7 @@ fn exit_figures(spec: &'static ArchSpec, files: &VmFiles, extra_args: &[&str]) -
         pages: line.pages,
         hypercall_ticks: line.hypercall_ticks,
         page_ticks: line.page_ticks,
-        counter_hz: if line.counter_hz != 0 { line.counter_hz } else { measure::host_tsc_hz() },
+        counter_hz: if line.counter_hz != 0 { line.counter_hz } else { tsc_hz() },
         hypercall_exits: exits.get("hypercall")?,
         fault_exits: exits.get("nested page fault")?,
     })

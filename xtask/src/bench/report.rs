@@ -81,8 +81,8 @@ pub fn table(f: &ArchFigures, runs: usize) -> String {
     let _ = writeln!(t, "VM exits ({} null hypercalls, {} fresh pages)", e.hypercalls, e.pages);
     let _ = writeln!(t, "{:<46} {:>9.0} ns ({:.1} ticks at {} Hz)", "  per hypercall exit", e.ns_per_hypercall(), e.ticks_per_hypercall(), e.counter_hz);
     let _ = writeln!(t, "{:<46} {:>9.0} ns ({:.1} ticks)", "  per nested-page-fault exit", e.ns_per_fault(), e.ticks_per_fault());
-    let _ = writeln!(t, "{:<46} {:>9.2} ticks", "  -icount shift=0: ticks per hypercall exit", i.ticks_per_hypercall());
-    let _ = writeln!(t, "{:<46} {:>9.2} ticks", "  -icount shift=0: ticks per NPF exit", i.ticks_per_fault());
+    let _ = writeln!(t, "{:<46} {:>9.2} ticks ({:.0} ns = instructions)", "  -icount shift=0: ticks per hypercall exit", i.ticks_per_hypercall(), i.ns_per_hypercall());
+    let _ = writeln!(t, "{:<46} {:>9.2} ticks ({:.0} ns = instructions)", "  -icount shift=0: ticks per NPF exit", i.ticks_per_fault(), i.ns_per_fault());
     let _ = writeln!(t, "{:<46} hypercall {}, nested page fault {}", "  exits counted by the hypervisor", e.hypercall_exits, e.fault_exits);
     let _ = writeln!(t, "guest memory");
     let _ = writeln!(
