@@ -34,7 +34,13 @@ pub fn build_app(
         if !config.is_file() {
             bail!("the ArceOS configuration {} is missing", config.display());
         }
-        cmd.env("AX_CONFIG_PATH", config);
+        // What the ArceOS banner reports (`target`, `build_mode`,
+        // `log_level`); AX_LOG is also the runtime log filter, and "off" is
+        // what an unset one means.
+        cmd.env("AX_CONFIG_PATH", config)
+            .env("AX_TARGET", spec.triple)
+            .env("AX_MODE", "release")
+            .env("AX_LOG", "off");
     }
     cmd.current_dir(&paths.repo)
         .args([

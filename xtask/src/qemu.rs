@@ -8,8 +8,11 @@ use std::process::{Command, Stdio};
 /// Checks that `qemu.binary` runs and is at least `qemu.min_version`.
 pub fn check_qemu(qemu: &QemuSpec) -> Result<()> {
     let (major, minor) = qemu.min_version;
+    // Debian 12's own QEMU is 7.2; 10.x comes from its backports suite.
     let install = format!(
-        "Install it with: sudo apt-get install {}",
+        "Install it with: sudo apt-get install -t bookworm-backports {} \
+         (Debian 12, with bookworm-backports in the apt sources; `bash .ci/run` adds it), \
+         or your distribution's QEMU >= {major}.{minor}",
         qemu.debian_package
     );
     let output = Command::new(qemu.binary)
@@ -26,7 +29,7 @@ pub fn check_qemu(qemu: &QemuSpec) -> Result<()> {
     match parse_version(&text) {
         Some(found) if (found.0, found.1) >= (major, minor) => Ok(()),
         Some(found) => bail!(
-            "{} is too old: found {}.{}.{}, need >= {major}.{minor}. {install} (from bookworm-backports on Debian 12)",
+            "{} is too old: found {}.{}.{}, need >= {major}.{minor}. {install}",
             qemu.binary,
             found.0,
             found.1,
@@ -82,7 +85,7 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.contains("sudo apt-get install qemu-system-misc"),
+            err.contains("sudo apt-get install -t bookworm-backports qemu-system-misc"),
             "{err}"
         );
     }

@@ -28,7 +28,7 @@ pub const SPEC: ArchSpec = ArchSpec {
     qemu: QemuSpec {
         binary: "qemu-system-aarch64",
         debian_package: "qemu-system-arm",
-        min_version: (7, 2),
+        min_version: (10, 0),
         args: qemu_args,
         without_virtualization: &["-machine", "virtualization=off"],
     },

@@ -25,7 +25,7 @@ pub const SPEC: ArchSpec = ArchSpec {
     qemu: QemuSpec {
         binary: "qemu-system-riscv64",
         debian_package: "qemu-system-misc",
-        min_version: (7, 2),
+        min_version: (10, 0),
         args: qemu_args,
         without_virtualization: &["-cpu", "rv64,h=false"],
     },

@@ -29,7 +29,7 @@ pub const SPEC: ArchSpec = ArchSpec {
     qemu: QemuSpec {
         binary: "qemu-system-x86_64",
         debian_package: "qemu-system-x86",
-        min_version: (7, 2),
+        min_version: (10, 0),
         args: qemu_args,
         without_virtualization: &["-cpu", "EPYC,svm=off"],
     },
