@@ -107,6 +107,12 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
 
     // 4. Guest memory, from the normal run.
     let pages = parse_pages(&normal_run.text)?;
+    let ram_pages = pages
+        .regions
+        .iter()
+        .find(|r| r.name == "ram")
+        .map(|r| r.mapped)
+        .context("no `ram` count in `Guest pages mapped:`")?;
     let ram_bytes = spec.layout.ram().map_or(0, |r| r.size);
 
     // 5. A cold build.
@@ -121,6 +127,7 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
         exits,
         exits_icount,
         mapped_bytes: pages.total * PAGE_SIZE,
+        ram_mapped_bytes: ram_pages * PAGE_SIZE,
         ram_bytes,
         cold_build,
     })
