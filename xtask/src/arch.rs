@@ -151,6 +151,19 @@ pub fn drive_path(path: &Path) -> String {
     path.display().to_string().replace(',', ",,")
 }
 
+/// The command line `args` gives for a fixed set of files
+/// (`/t/kernel`, `/t/disk.img`, `/t/pflash.img`), joined with spaces.
+#[cfg(test)]
+pub fn test_command_line(args: fn(&VmFiles) -> Vec<OsString>) -> String {
+    let files = VmFiles {
+        kernel: Path::new("/t/kernel"),
+        disk: Path::new("/t/disk.img"),
+        pflash: Path::new("/t/pflash.img"),
+    };
+    let words: Vec<String> = args(&files).into_iter().map(|a| a.into_string().unwrap()).collect();
+    words.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

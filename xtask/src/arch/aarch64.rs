@@ -83,19 +83,12 @@ fn qemu_args(files: &VmFiles) -> Vec<OsString> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     #[test]
     fn command_line_keeps_el2_and_attaches_semihosting_disk_and_pflash1() {
-        let files = VmFiles {
-            kernel: Path::new("/t/hv.bin"),
-            disk: Path::new("/t/disk.img"),
-            pflash: Path::new("/t/pflash.img"),
-        };
-        let line: Vec<String> = qemu_args(&files).into_iter().map(|a| a.into_string().unwrap()).collect();
-        let line = line.join(" ");
+        let line = crate::arch::test_command_line(qemu_args);
         assert!(line.starts_with("-machine virt,virtualization=on -cpu max -m 128M"));
-        assert!(line.contains("-semihosting -kernel /t/hv.bin"));
+        assert!(line.contains("-semihosting -kernel /t/kernel"));
         assert!(line.ends_with("-drive if=pflash,unit=1,format=raw,readonly=on,file=/t/pflash.img"));
     }
 }

@@ -89,7 +89,6 @@ fn qemu_args(files: &VmFiles) -> Vec<OsString> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     #[test]
     fn the_offset_is_the_one_both_arceos_configurations_use() {
@@ -109,18 +108,9 @@ mod tests {
 
     #[test]
     fn command_line_boots_the_flat_hypervisor_with_disk_and_pflash1() {
-        let files = VmFiles {
-            kernel: Path::new("/t/hv.bin"),
-            disk: Path::new("/t/disk.img"),
-            pflash: Path::new("/t/pflash.img"),
-        };
-        let args: Vec<String> = qemu_args(&files)
-            .into_iter()
-            .map(|a| a.into_string().unwrap())
-            .collect();
-        let line = args.join(" ");
+        let line = crate::arch::test_command_line(qemu_args);
         assert!(line.starts_with(
-            "-machine virt -m 128M -bios default -nographic -no-reboot -kernel /t/hv.bin "
+            "-machine virt -m 128M -bios default -nographic -no-reboot -kernel /t/kernel "
         ));
         assert!(line.contains(
             "-drive if=none,file=/t/disk.img,format=raw,id=disk0 -device virtio-blk-pci,drive=disk0"

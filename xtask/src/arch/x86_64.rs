@@ -72,18 +72,11 @@ fn qemu_args(files: &VmFiles) -> Vec<OsString> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     #[test]
     fn command_line_boots_the_elf_on_an_svm_cpu_with_the_exit_device() {
-        let files = VmFiles {
-            kernel: Path::new("/t/hv.elf"),
-            disk: Path::new("/t/disk.img"),
-            pflash: Path::new("/t/pflash.img"),
-        };
-        let line: Vec<String> = qemu_args(&files).into_iter().map(|a| a.into_string().unwrap()).collect();
-        let line = line.join(" ");
-        assert!(line.starts_with("-machine q35 -cpu EPYC -m 128M -nographic -no-reboot -kernel /t/hv.elf "));
+        let line = crate::arch::test_command_line(qemu_args);
+        assert!(line.starts_with("-machine q35 -cpu EPYC -m 128M -nographic -no-reboot -kernel /t/kernel "));
         assert!(line.contains("-device virtio-blk-pci,drive=disk0"));
         assert!(line.ends_with("-device isa-debug-exit,iobase=0xf4,iosize=0x04"));
         assert!(!line.contains("pflash"), "x86's pflash is emulated by the hypervisor");
