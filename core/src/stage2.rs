@@ -622,6 +622,8 @@ mod tests {
     type Space = AddressSpace<Sv39x4, ArenaHost>;
 
     fn root_entry(s: &Space, index: usize) -> u64 {
+        // SAFETY: `index` is within the root table, which lives in the
+        // test arena for as long as `s`.
         unsafe { s.slot(s.root(), index).read() }
     }
 

@@ -96,7 +96,18 @@ impl Vcpu for RiscvVcpu {
         // SAFETY: hgatp, hstatus and sstatus were set up in `new`, and the
         // state holds the guest's registers.
         unsafe { _guestaspace_vm_enter(&mut self.state) };
-        decode(&self.trap(), &self.args())
+        let trap = self.trap();
+        // A trap from the guest leaves SPV = 1. SPV = 0 means the host
+        // trapped inside the world switch itself (interrupts are off and it
+        // touches only mapped memory, so that is a hypervisor bug): stop
+        // rather than take the host's registers for the guest's.
+        if !hstatus::read().spv() {
+            panic!(
+                "trap from the hypervisor inside the world switch: scause = {:#x}, stval = {:#x}, sepc = {:#x}",
+                trap.scause, trap.stval, self.state.guest_pc
+            );
+        }
+        decode(&trap, &self.args())
     }
 
     fn pc(&self) -> u64 {
