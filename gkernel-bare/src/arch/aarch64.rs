@@ -3,8 +3,6 @@
 //! arguments in x1/x2 (SMCCC), result in x0. With the MMU off every data
 //! access is Device memory, which the target's strict alignment respects.
 
-use guestaspace_core::smccc;
-
 pub const ARCH: &str = "aarch64";
 pub const PLATFORM: &str = "aarch64-qemu-virt";
 /// Start of guest RAM.
@@ -45,19 +43,11 @@ core::arch::global_asm!(
 );
 
 /// One hypercall: function `f`, arguments `a`, `b`; returns x0.
-fn hvc(f: u64, a: u64, b: u64) -> u64 {
+pub fn hypercall(f: u64, a: u64, b: u64) -> u64 {
     let ret;
     // SAFETY: HVC exits to the hypervisor, which only writes x0.
     unsafe { core::arch::asm!("hvc #0", inlateout("x0") f => ret, in("x1") a, in("x2") b, options(nostack)) };
     ret
-}
-
-pub fn console_write(bytes: &[u8]) {
-    hvc(smccc::GA_CONSOLE_WRITE, bytes.as_ptr() as u64, bytes.len() as u64);
-}
-
-pub fn null_hypercall() {
-    hvc(smccc::GA_NULL, 0, 0);
 }
 
 /// The virtual counter.
@@ -74,12 +64,6 @@ pub fn counter_hz() -> u64 {
     // SAFETY: reading CNTFRQ_EL0 has no side effects.
     unsafe { core::arch::asm!("mrs {0}, cntfrq_el0", out(reg) v, options(nostack)) };
     v
-}
-
-/// PSCI SYSTEM_OFF through HVC.
-pub fn power_off() -> ! {
-    hvc(smccc::PSCI_SYSTEM_OFF, 0, 0);
-    crash()
 }
 
 /// Stops in a way the hypervisor reports as a failure: with no vector

@@ -1,8 +1,6 @@
 //! x86_64: entered by the hypervisor in long mode at the image's first
 //! byte with RSP set (see `guestaspace_core::x86_boot`); calls go out with
-//! VMMCALL, function in RAX, arguments in RDI/RSI/RDX.
-
-use guestaspace_core::smccc;
+//! VMMCALL, function in RAX, arguments in RDI/RSI.
 
 pub const ARCH: &str = "x86_64";
 pub const PLATFORM: &str = "x86-pc";
@@ -26,20 +24,12 @@ core::arch::global_asm!(
 );
 
 /// One hypercall: function `f`, arguments `a`, `b`; returns RAX.
-fn vmmcall(f: u64, a: u64, b: u64) -> u64 {
+pub fn hypercall(f: u64, a: u64, b: u64) -> u64 {
     let ret;
     // SAFETY: VMMCALL exits to the hypervisor, which only writes RAX and
     // advances RIP.
     unsafe { core::arch::asm!("vmmcall", inlateout("rax") f => ret, in("rdi") a, in("rsi") b, options(nostack)) };
     ret
-}
-
-pub fn console_write(bytes: &[u8]) {
-    vmmcall(smccc::GA_CONSOLE_WRITE, bytes.as_ptr() as u64, bytes.len() as u64);
-}
-
-pub fn null_hypercall() {
-    vmmcall(smccc::GA_NULL, 0, 0);
 }
 
 /// The time-stamp counter.
@@ -52,12 +42,6 @@ pub fn counter() -> u64 {
 /// on AMD); 0 says so, and the reader of the figures supplies it.
 pub fn counter_hz() -> u64 {
     0
-}
-
-/// PSCI SYSTEM_OFF through VMMCALL.
-pub fn power_off() -> ! {
-    vmmcall(smccc::PSCI_SYSTEM_OFF, 0, 0);
-    crash()
 }
 
 /// Stops in a way the hypervisor reports as a failure: with no IDT, UD2
