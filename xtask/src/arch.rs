@@ -91,10 +91,8 @@ pub struct QemuSpec {
     pub binary: &'static str,
     /// The Debian package that provides `binary`.
     pub debian_package: &'static str,
-    /// Oldest QEMU version known to work, as (major, minor). Debian 12's
-    /// own 7.2 is not: its riscv64 `virt` makes OpenSBI jump into pflash1
-    /// instead of the kernel, so every arch asks for the 10.x that the
-    /// project is tested with.
+    /// Oldest QEMU version known to work, as (major, minor); every arch
+    /// uses [`QEMU_MIN_VERSION`].
     pub min_version: (u32, u32),
     /// Everything after the binary name on the command line.
     pub args: fn(&VmFiles) -> Vec<OsString>,
@@ -143,6 +141,37 @@ impl ArchSpec {
             elf_addr
         }
     }
+}
+
+/// The QEMU every architecture asks for. Debian 12's own 7.2 does not
+/// work: its riscv64 `virt` makes OpenSBI jump into pflash1 instead of the
+/// kernel; 10.x is what the project is tested with.
+pub const QEMU_MIN_VERSION: (u32, u32) = (10, 0);
+
+/// The hypervisor application, built with the ArceOS configuration
+/// `config`.
+pub const fn hypervisor_app(config: &'static str) -> App {
+    App { package: "arceos-guestaspace", binary: "arceos-guestaspace", config: Some(config) }
+}
+
+/// Command-line words as QEMU arguments.
+pub fn qemu_words(words: &[&str]) -> Vec<OsString> {
+    words.iter().map(OsString::from).collect()
+}
+
+/// The disk holding `/sbin/gkernel`, as a virtio-blk PCI device.
+pub fn virtio_disk_args(disk: &Path) -> [OsString; 4] {
+    [
+        "-drive".into(),
+        format!("if=none,file={},format=raw,id=disk0", drive_path(disk)).into(),
+        "-device".into(),
+        "virtio-blk-pci,drive=disk0".into(),
+    ]
+}
+
+/// The pflash image as QEMU's read-only pflash1.
+pub fn pflash1_args(pflash: &Path) -> [OsString; 2] {
+    ["-drive".into(), format!("if=pflash,unit=1,format=raw,readonly=on,file={}", drive_path(pflash)).into()]
 }
 
 /// Formats `path` for a QEMU `-drive file=` option, where a comma must be

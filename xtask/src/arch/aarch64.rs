@@ -4,7 +4,10 @@
 //! semihosting (`-semihosting`) lets the hypervisor end QEMU with a failure
 //! status. The guest is gkernel-bare, whose scenario is built in.
 
-use super::{App, Arch, ArchSpec, KernelImage, QemuSpec, VmFiles, drive_path};
+use super::{
+    App, Arch, ArchSpec, KernelImage, QEMU_MIN_VERSION, QemuSpec, VmFiles, hypervisor_app,
+    pflash1_args, qemu_words, virtio_disk_args,
+};
 use guestaspace_core::layout::machines::AARCH64_VIRT;
 use std::ffi::OsString;
 
@@ -16,19 +19,17 @@ pub const SPEC: ArchSpec = ArchSpec {
         binary: "gkernel",
         config: None,
     },
-    hypervisor: App {
-        package: "arceos-guestaspace",
-        binary: "arceos-guestaspace",
-        config: Some("aarch64-hypervisor.toml"),
-    },
+    hypervisor: hypervisor_app("aarch64-hypervisor.toml"),
     layout: &AARCH64_VIRT,
-    kernel: KernelImage::Flat { load_addr: 0x4020_0000 },
+    kernel: KernelImage::Flat {
+        load_addr: 0x4020_0000,
+    },
     pflash_size: 64 << 20,
     phys_virt_offset: 0xffff_0000_0000_0000,
     qemu: QemuSpec {
         binary: "qemu-system-aarch64",
         debian_package: "qemu-system-arm",
-        min_version: (10, 0),
+        min_version: QEMU_MIN_VERSION,
         args: qemu_args,
         without_virtualization: &["-machine", "virtualization=off"],
     },
@@ -55,7 +56,7 @@ pub const SPEC: ArchSpec = ArchSpec {
 };
 
 fn qemu_args(files: &VmFiles) -> Vec<OsString> {
-    let mut args: Vec<OsString> = [
+    let mut args = qemu_words(&[
         "-machine",
         "virt,virtualization=on",
         "-cpu",
@@ -66,17 +67,10 @@ fn qemu_args(files: &VmFiles) -> Vec<OsString> {
         "-no-reboot",
         "-semihosting",
         "-kernel",
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect();
+    ]);
     args.push(files.kernel.into());
-    args.push("-drive".into());
-    args.push(format!("if=none,file={},format=raw,id=disk0", drive_path(files.disk)).into());
-    args.push("-device".into());
-    args.push("virtio-blk-pci,drive=disk0".into());
-    args.push("-drive".into());
-    args.push(format!("if=pflash,unit=1,format=raw,readonly=on,file={}", drive_path(files.pflash)).into());
+    args.extend(virtio_disk_args(files.disk));
+    args.extend(pflash1_args(files.pflash));
     args
 }
 
@@ -89,6 +83,8 @@ mod tests {
         let line = crate::arch::test_command_line(qemu_args);
         assert!(line.starts_with("-machine virt,virtualization=on -cpu max -m 128M"));
         assert!(line.contains("-semihosting -kernel /t/kernel"));
-        assert!(line.ends_with("-drive if=pflash,unit=1,format=raw,readonly=on,file=/t/pflash.img"));
+        assert!(
+            line.ends_with("-drive if=pflash,unit=1,format=raw,readonly=on,file=/t/pflash.img")
+        );
     }
 }

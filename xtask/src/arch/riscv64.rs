@@ -1,7 +1,10 @@
 //! riscv64 on QEMU `virt`: the hypervisor runs in HS-mode behind OpenSBI,
 //! the disk is a virtio-blk PCI device and the guest's pflash is pflash1.
 
-use super::{App, Arch, ArchSpec, KernelImage, QemuSpec, VmFiles, drive_path};
+use super::{
+    App, Arch, ArchSpec, KernelImage, QEMU_MIN_VERSION, QemuSpec, VmFiles, hypervisor_app,
+    pflash1_args, qemu_words, virtio_disk_args,
+};
 use guestaspace_core::layout::machines::RISCV64_VIRT;
 use std::ffi::OsString;
 
@@ -13,19 +16,17 @@ pub const SPEC: ArchSpec = ArchSpec {
         binary: "gkernel",
         config: Some("riscv64-guest.toml"),
     },
-    hypervisor: App {
-        package: "arceos-guestaspace",
-        binary: "arceos-guestaspace",
-        config: Some("riscv64-hypervisor.toml"),
-    },
+    hypervisor: hypervisor_app("riscv64-hypervisor.toml"),
     layout: &RISCV64_VIRT,
-    kernel: KernelImage::Flat { load_addr: 0x8020_0000 },
+    kernel: KernelImage::Flat {
+        load_addr: 0x8020_0000,
+    },
     pflash_size: 32 << 20,
     phys_virt_offset: 0xffff_ffc0_0000_0000,
     qemu: QemuSpec {
         binary: "qemu-system-riscv64",
         debian_package: "qemu-system-misc",
-        min_version: (10, 0),
+        min_version: QEMU_MIN_VERSION,
         args: qemu_args,
         without_virtualization: &["-cpu", "rv64,h=false"],
     },
@@ -50,7 +51,7 @@ pub const SPEC: ArchSpec = ArchSpec {
 };
 
 fn qemu_args(files: &VmFiles) -> Vec<OsString> {
-    let mut args: Vec<OsString> = [
+    let mut args = qemu_words(&[
         "-machine",
         "virt",
         "-m",
@@ -60,29 +61,10 @@ fn qemu_args(files: &VmFiles) -> Vec<OsString> {
         "-nographic",
         "-no-reboot",
         "-kernel",
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect();
+    ]);
     args.push(files.kernel.into());
-    args.push("-drive".into());
-    args.push(
-        format!(
-            "if=none,file={},format=raw,id=disk0",
-            drive_path(files.disk)
-        )
-        .into(),
-    );
-    args.push("-device".into());
-    args.push("virtio-blk-pci,drive=disk0".into());
-    args.push("-drive".into());
-    args.push(
-        format!(
-            "if=pflash,unit=1,format=raw,readonly=on,file={}",
-            drive_path(files.pflash)
-        )
-        .into(),
-    );
+    args.extend(virtio_disk_args(files.disk));
+    args.extend(pflash1_args(files.pflash));
     args
 }
 

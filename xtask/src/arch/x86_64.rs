@@ -5,7 +5,10 @@
 //! its pflash is emulated by the hypervisor, so the test scenario is built
 //! into the guest.
 
-use super::{App, Arch, ArchSpec, KernelImage, QemuSpec, VmFiles, drive_path};
+use super::{
+    App, Arch, ArchSpec, KernelImage, QEMU_MIN_VERSION, QemuSpec, VmFiles, hypervisor_app,
+    qemu_words, virtio_disk_args,
+};
 use guestaspace_core::layout::machines::X86_64_Q35;
 use std::ffi::OsString;
 
@@ -17,11 +20,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         binary: "gkernel",
         config: None,
     },
-    hypervisor: App {
-        package: "arceos-guestaspace",
-        binary: "arceos-guestaspace",
-        config: Some("x86_64-hypervisor.toml"),
-    },
+    hypervisor: hypervisor_app("x86_64-hypervisor.toml"),
     layout: &X86_64_Q35,
     kernel: KernelImage::Elf,
     pflash_size: 0,
@@ -29,7 +28,7 @@ pub const SPEC: ArchSpec = ArchSpec {
     qemu: QemuSpec {
         binary: "qemu-system-x86_64",
         debian_package: "qemu-system-x86",
-        min_version: (10, 0),
+        min_version: QEMU_MIN_VERSION,
         args: qemu_args,
         without_virtualization: &["-cpu", "EPYC,svm=off"],
     },
@@ -53,19 +52,24 @@ pub const SPEC: ArchSpec = ArchSpec {
 };
 
 fn qemu_args(files: &VmFiles) -> Vec<OsString> {
-    let mut args: Vec<OsString> =
-        ["-machine", "q35", "-cpu", "EPYC", "-m", "128M", "-nographic", "-no-reboot", "-kernel"]
-            .into_iter()
-            .map(OsString::from)
-            .collect();
+    let mut args = qemu_words(&[
+        "-machine",
+        "q35",
+        "-cpu",
+        "EPYC",
+        "-m",
+        "128M",
+        "-nographic",
+        "-no-reboot",
+        "-kernel",
+    ]);
     args.push(files.kernel.into());
-    args.push("-drive".into());
-    args.push(format!("if=none,file={},format=raw,id=disk0", drive_path(files.disk)).into());
-    args.push("-device".into());
-    args.push("virtio-blk-pci,drive=disk0".into());
+    args.extend(virtio_disk_args(files.disk));
     // Writing v to port 0xf4 ends QEMU with status (v << 1) | 1.
-    args.push("-device".into());
-    args.push("isa-debug-exit,iobase=0xf4,iosize=0x04".into());
+    args.extend(qemu_words(&[
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x04",
+    ]));
     args
 }
 
@@ -76,10 +80,15 @@ mod tests {
     #[test]
     fn command_line_boots_the_elf_on_an_svm_cpu_with_the_exit_device() {
         let line = crate::arch::test_command_line(qemu_args);
-        assert!(line.starts_with("-machine q35 -cpu EPYC -m 128M -nographic -no-reboot -kernel /t/kernel "));
+        assert!(line.starts_with(
+            "-machine q35 -cpu EPYC -m 128M -nographic -no-reboot -kernel /t/kernel "
+        ));
         assert!(line.contains("-device virtio-blk-pci,drive=disk0"));
         assert!(line.ends_with("-device isa-debug-exit,iobase=0xf4,iosize=0x04"));
-        assert!(!line.contains("pflash"), "x86's pflash is emulated by the hypervisor");
+        assert!(
+            !line.contains("pflash"),
+            "x86's pflash is emulated by the hypervisor"
+        );
     }
 
     #[test]
