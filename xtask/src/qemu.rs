@@ -8,13 +8,6 @@ use std::process::{Command, Stdio};
 /// Checks that `qemu.binary` runs and is at least `qemu.min_version`.
 pub fn check_qemu(qemu: &QemuSpec) -> Result<()> {
     let (major, minor) = qemu.min_version;
-    // Debian 12's own QEMU is 7.2; 10.x comes from its backports suite.
-    let install = format!(
-        "Install it with: sudo apt-get install -t bookworm-backports {} \
-         (Debian 12, with bookworm-backports in the apt sources; `bash .ci/run` adds it), \
-         or your distribution's QEMU >= {major}.{minor}",
-        qemu.debian_package
-    );
     let output = Command::new(qemu.binary)
         .arg("--version")
         .stdin(Stdio::null())
@@ -22,11 +15,31 @@ pub fn check_qemu(qemu: &QemuSpec) -> Result<()> {
     let text = match output {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
         _ => bail!(
-            "{} not found (need QEMU >= {major}.{minor}). {install}",
-            qemu.binary
+            "{} not found (need QEMU >= {major}.{minor}). {}",
+            qemu.binary,
+            install_hint(qemu)
         ),
     };
-    match parse_version(&text) {
+    check_version_text(qemu, &text)
+}
+
+/// How to get a recent enough QEMU. Debian 12's own is 7.2; 10.x comes
+/// from its backports suite.
+fn install_hint(qemu: &QemuSpec) -> String {
+    let (major, minor) = qemu.min_version;
+    format!(
+        "Install it with: sudo apt-get install -t bookworm-backports {} \
+         (Debian 12, with bookworm-backports in the apt sources; `bash .ci/run` adds it), \
+         or your distribution's QEMU >= {major}.{minor}",
+        qemu.debian_package
+    )
+}
+
+/// Judges the output of `qemu.binary --version` against `qemu.min_version`.
+fn check_version_text(qemu: &QemuSpec, text: &str) -> Result<()> {
+    let (major, minor) = qemu.min_version;
+    let install = install_hint(qemu);
+    match parse_version(text) {
         Some(found) if (found.0, found.1) >= (major, minor) => Ok(()),
         Some(found) => bail!(
             "{} is too old: found {}.{}.{}, need >= {major}.{minor}. {install}",
@@ -88,5 +101,23 @@ mod tests {
             err.contains("sudo apt-get install -t bookworm-backports qemu-system-misc"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_qemu_older_than_the_minimum_is_refused_with_the_install_command() {
+        let spec = QemuSpec {
+            binary: "qemu-system-riscv64",
+            debian_package: "qemu-system-misc",
+            min_version: crate::arch::QEMU_MIN_VERSION,
+            args: |_| Vec::new(),
+            without_virtualization: &[],
+        };
+        let debian12 = "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\n";
+        let err = check_version_text(&spec, debian12).unwrap_err().to_string();
+        assert!(err.starts_with("qemu-system-riscv64 is too old: found 7.2.22, need >= 10.0."), "{err}");
+        assert!(err.contains("sudo apt-get install -t bookworm-backports qemu-system-misc"), "{err}");
+        assert!(check_version_text(&spec, "QEMU emulator version 10.0.2 (Debian)").is_ok());
+        let garbled = check_version_text(&spec, "no idea").unwrap_err().to_string();
+        assert!(garbled.starts_with("cannot tell the version of qemu-system-riscv64"), "{garbled}");
     }
 }
