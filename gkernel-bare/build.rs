@@ -6,7 +6,8 @@ fn main() {
     if !std::env::var("TARGET").unwrap().contains("-none") {
         return;
     }
-    let script = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join(format!("linker-{arch}.ld"));
+    let script = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap())
+        .join(format!("linker-{arch}.ld"));
     println!("cargo:rerun-if-changed={}", script.display());
     println!("cargo:rustc-link-arg=-T{}", script.display());
     println!("cargo:rustc-link-arg=-no-pie");

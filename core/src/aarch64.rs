@@ -58,10 +58,17 @@ pub fn decode(trap: &Trap, x: &[u64; 4]) -> Exit {
             } else {
                 Access::Read
             };
-            Exit::NestedPageFault { gpa: fault_ipa(trap.hpfar, trap.far), access }
+            Exit::NestedPageFault {
+                gpa: fault_ipa(trap.hpfar, trap.far),
+                access,
+            }
         }
         ec::HVC64 => Exit::Hypercall(smccc::decode(x[0], [x[1], x[2], x[3]])),
-        class => Exit::Unexpected(Unexpected { what: class_name(class), code: trap.esr, info: [trap.far, trap.hpfar] }),
+        class => Exit::Unexpected(Unexpected {
+            what: class_name(class),
+            code: trap.esr,
+            info: [trap.far, trap.hpfar],
+        }),
     }
 }
 
@@ -92,44 +99,101 @@ mod tests {
     #[test]
     fn fault_ipa_joins_hpfar_and_far() {
         assert_eq!(fault_ipa(0x0400_0000 >> 8, 0x0400_0000), 0x0400_0000);
-        assert_eq!(fault_ipa(0x4020_1000 >> 8, 0xffff_0000_4020_1abc), 0x4020_1abc);
+        assert_eq!(
+            fault_ipa(0x4020_1000 >> 8, 0xffff_0000_4020_1abc),
+            0x4020_1abc
+        );
         assert_eq!(fault_ipa(0x12_3456_7000 >> 8, 0x5), 0x12_3456_7005);
     }
 
     #[test]
     fn stage2_translation_faults_are_nested_page_faults() {
         // Data abort, translation fault level 3 (DFSC 0b000111), read.
-        let t = Trap { esr: esr(0x24, 0x07), far: 0x0400_0000, hpfar: 0x0400_0000 >> 8 };
-        assert_eq!(decode(&t, &[0; 4]), Exit::NestedPageFault { gpa: 0x0400_0000, access: Access::Read });
+        let t = Trap {
+            esr: esr(0x24, 0x07),
+            far: 0x0400_0000,
+            hpfar: 0x0400_0000 >> 8,
+        };
+        assert_eq!(
+            decode(&t, &[0; 4]),
+            Exit::NestedPageFault {
+                gpa: 0x0400_0000,
+                access: Access::Read
+            }
+        );
         // Same, write (WnR).
-        let t = Trap { esr: esr(0x24, 1 << 6 | 0x06), far: 0x4000_0010, hpfar: 0x4000_0000 >> 8 };
-        assert_eq!(decode(&t, &[0; 4]), Exit::NestedPageFault { gpa: 0x4000_0010, access: Access::Write });
+        let t = Trap {
+            esr: esr(0x24, 1 << 6 | 0x06),
+            far: 0x4000_0010,
+            hpfar: 0x4000_0000 >> 8,
+        };
+        assert_eq!(
+            decode(&t, &[0; 4]),
+            Exit::NestedPageFault {
+                gpa: 0x4000_0010,
+                access: Access::Write
+            }
+        );
         // Instruction abort, translation fault level 2.
-        let t = Trap { esr: esr(0x20, 0x06), far: 0x4020_0000, hpfar: 0x4020_0000 >> 8 };
-        assert_eq!(decode(&t, &[0; 4]), Exit::NestedPageFault { gpa: 0x4020_0000, access: Access::Execute });
+        let t = Trap {
+            esr: esr(0x20, 0x06),
+            far: 0x4020_0000,
+            hpfar: 0x4020_0000 >> 8,
+        };
+        assert_eq!(
+            decode(&t, &[0; 4]),
+            Exit::NestedPageFault {
+                gpa: 0x4020_0000,
+                access: Access::Execute
+            }
+        );
     }
 
     #[test]
     fn permission_and_walk_faults_are_not_served_by_mapping() {
         // Permission fault (DFSC 0b001111): the page is mapped, the access is not allowed.
-        let perm = Trap { esr: esr(0x24, 1 << 6 | 0x0f), far: 0x0400_0000, hpfar: 0x0400_0000 >> 8 };
-        assert!(matches!(decode(&perm, &[0; 4]), Exit::Unexpected(Unexpected { code, .. }) if code == perm.esr));
+        let perm = Trap {
+            esr: esr(0x24, 1 << 6 | 0x0f),
+            far: 0x0400_0000,
+            hpfar: 0x0400_0000 >> 8,
+        };
+        assert!(
+            matches!(decode(&perm, &[0; 4]), Exit::Unexpected(Unexpected { code, .. }) if code == perm.esr)
+        );
         // Translation fault on a stage-1 walk (S1PTW).
-        let walk = Trap { esr: esr(0x24, 1 << 7 | 0x07), ..perm };
+        let walk = Trap {
+            esr: esr(0x24, 1 << 7 | 0x07),
+            ..perm
+        };
         assert!(!walk.is_stage2_miss());
     }
 
     #[test]
     fn hvc_is_an_smccc_call() {
-        let t = Trap { esr: esr(0x16, 0), ..Default::default() };
-        assert_eq!(decode(&t, &[0x8400_0008, 0, 0, 0]), Exit::Hypercall(Request::Shutdown(ShutdownReason::Normal)));
-        assert_eq!(decode(&t, &[smccc::GA_CONSOLE_PUTC, b'a' as u64, 0, 0]), Exit::Hypercall(Request::ConsolePutByte(b'a')));
+        let t = Trap {
+            esr: esr(0x16, 0),
+            ..Default::default()
+        };
+        assert_eq!(
+            decode(&t, &[0x8400_0008, 0, 0, 0]),
+            Exit::Hypercall(Request::Shutdown(ShutdownReason::Normal))
+        );
+        assert_eq!(
+            decode(&t, &[smccc::GA_CONSOLE_PUTC, b'a' as u64, 0, 0]),
+            Exit::Hypercall(Request::ConsolePutByte(b'a'))
+        );
     }
 
     #[test]
     fn other_classes_are_unexpected_and_named() {
-        let t = Trap { esr: esr(0x17, 0), far: 1, hpfar: 2 };
-        let Exit::Unexpected(u) = decode(&t, &[0; 4]) else { panic!("smc") };
+        let t = Trap {
+            esr: esr(0x17, 0),
+            far: 1,
+            hpfar: 2,
+        };
+        let Exit::Unexpected(u) = decode(&t, &[0; 4]) else {
+            panic!("smc")
+        };
         assert_eq!((u.what, u.info), ("SMC (the guest must use HVC)", [1, 2]));
         assert_eq!(class_name(0x01), "WFI/WFE");
     }

@@ -116,8 +116,12 @@ pub enum ExitKind {
 }
 
 impl ExitKind {
-    pub const ALL: [ExitKind; 4] =
-        [ExitKind::NestedPageFault, ExitKind::Hypercall, ExitKind::Timer, ExitKind::Unexpected];
+    pub const ALL: [ExitKind; 4] = [
+        ExitKind::NestedPageFault,
+        ExitKind::Hypercall,
+        ExitKind::Timer,
+        ExitKind::Unexpected,
+    ];
 
     pub const fn name(self) -> &'static str {
         match self {

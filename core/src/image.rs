@@ -14,26 +14,46 @@ pub enum ImageError {
     /// An ELF file was given where a flat binary is expected.
     Elf,
     /// The image does not fit in guest RAM from the load address on.
-    TooLarge { size: u64, room: u64, load: u64, ram_end: u64 },
+    TooLarge {
+        size: u64,
+        room: u64,
+        load: u64,
+        ram_end: u64,
+    },
     /// The layout has no RAM at the entry point.
-    NoRam { entry: u64 },
+    NoRam {
+        entry: u64,
+    },
     /// An ELF's loadable segments do not start at the load address, so the
     /// flat image would run at the wrong place.
-    LinkedElsewhere { linked: u64, load: u64 },
+    LinkedElsewhere {
+        linked: u64,
+        load: u64,
+    },
 }
 
 impl core::fmt::Display for ImageError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {
             ImageError::Empty => f.write_str("the guest image is empty"),
-            ImageError::Elf => f.write_str("the guest image is an ELF file; the hypervisor loads flat binaries"),
-            ImageError::TooLarge { size, room, load, ram_end } => write!(
+            ImageError::Elf => {
+                f.write_str("the guest image is an ELF file; the hypervisor loads flat binaries")
+            }
+            ImageError::TooLarge {
+                size,
+                room,
+                load,
+                ram_end,
+            } => write!(
                 f,
                 "the guest image is {size} bytes but guest RAM from {load:#x} to {ram_end:#x} holds only {room} bytes"
             ),
             ImageError::NoRam { entry } => write!(f, "no guest RAM at the entry point {entry:#x}"),
             ImageError::LinkedElsewhere { linked, load } => {
-                write!(f, "the guest is linked to load at {linked:#x} but this hypervisor loads it at {load:#x}")
+                write!(
+                    f,
+                    "the guest is linked to load at {linked:#x} but this hypervisor loads it at {load:#x}"
+                )
             }
         }
     }
@@ -63,12 +83,22 @@ pub fn check_flat(head: &[u8], size: u64, layout: &GuestLayout) -> Result<Placem
     if head.starts_with(ELF_MAGIC) {
         return Err(ImageError::Elf);
     }
-    let ram = layout.ram().ok_or(ImageError::NoRam { entry: layout.entry })?;
+    let ram = layout.ram().ok_or(ImageError::NoRam {
+        entry: layout.entry,
+    })?;
     let room = ram.end() - layout.entry;
     if size > room {
-        return Err(ImageError::TooLarge { size, room, load: layout.entry, ram_end: ram.end() });
+        return Err(ImageError::TooLarge {
+            size,
+            room,
+            load: layout.entry,
+            ram_end: ram.end(),
+        });
     }
-    Ok(Placement { load: layout.entry, size })
+    Ok(Placement {
+        load: layout.entry,
+        size,
+    })
 }
 
 /// Checks that an ELF whose lowest loadable segment starts at physical
@@ -77,7 +107,10 @@ pub fn check_link_address(lowest_load: u64, layout: &GuestLayout) -> Result<(), 
     if lowest_load == layout.entry {
         Ok(())
     } else {
-        Err(ImageError::LinkedElsewhere { linked: lowest_load, load: layout.entry })
+        Err(ImageError::LinkedElsewhere {
+            linked: lowest_load,
+            load: layout.entry,
+        })
     }
 }
 
@@ -89,7 +122,13 @@ mod tests {
     #[test]
     fn a_flat_image_that_fits_is_placed_at_the_entry() {
         let p = check_flat(&[0x97, 0x02, 0, 0], 300_000, &RISCV64_VIRT).unwrap();
-        assert_eq!(p, Placement { load: 0x8020_0000, size: 300_000 });
+        assert_eq!(
+            p,
+            Placement {
+                load: 0x8020_0000,
+                size: 300_000
+            }
+        );
         assert_eq!(p.pages(), 74);
     }
 
@@ -99,14 +138,22 @@ mod tests {
         assert!(check_flat(b"ok", room, &RISCV64_VIRT).is_ok());
         assert_eq!(
             check_flat(b"ok", room + 1, &RISCV64_VIRT),
-            Err(ImageError::TooLarge { size: room + 1, room, load: 0x8020_0000, ram_end: 0x8100_0000 })
+            Err(ImageError::TooLarge {
+                size: room + 1,
+                room,
+                load: 0x8020_0000,
+                ram_end: 0x8100_0000
+            })
         );
     }
 
     #[test]
     fn empty_and_elf_images_are_refused() {
         assert_eq!(check_flat(&[], 0, &RISCV64_VIRT), Err(ImageError::Empty));
-        assert_eq!(check_flat(b"\x7fELF\x02\x01", 4096, &RISCV64_VIRT), Err(ImageError::Elf));
+        assert_eq!(
+            check_flat(b"\x7fELF\x02\x01", 4096, &RISCV64_VIRT),
+            Err(ImageError::Elf)
+        );
     }
 
     #[test]
@@ -114,13 +161,25 @@ mod tests {
         assert_eq!(check_link_address(0x8020_0000, &RISCV64_VIRT), Ok(()));
         assert_eq!(
             check_link_address(0xffff_ffff_8000_0000, &RISCV64_VIRT),
-            Err(ImageError::LinkedElsewhere { linked: 0xffff_ffff_8000_0000, load: 0x8020_0000 })
+            Err(ImageError::LinkedElsewhere {
+                linked: 0xffff_ffff_8000_0000,
+                load: 0x8020_0000
+            })
         );
     }
 
     #[test]
     fn messages_name_the_numbers() {
-        let msg = ImageError::TooLarge { size: 20, room: 10, load: 0x10, ram_end: 0x1a }.to_string();
-        assert!(msg.contains("20 bytes") && msg.contains("0x10") && msg.contains("0x1a"), "{msg}");
+        let msg = ImageError::TooLarge {
+            size: 20,
+            room: 10,
+            load: 0x10,
+            ram_end: 0x1a,
+        }
+        .to_string();
+        assert!(
+            msg.contains("20 bytes") && msg.contains("0x10") && msg.contains("0x1a"),
+            "{msg}"
+        );
     }
 }

@@ -36,7 +36,11 @@ impl Perms {
 impl core::fmt::Display for Perms {
     /// `rwx` style, `-` for what is not allowed.
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for (flag, c) in [(Perms::READ, 'r'), (Perms::WRITE, 'w'), (Perms::EXECUTE, 'x')] {
+        for (flag, c) in [
+            (Perms::READ, 'r'),
+            (Perms::WRITE, 'w'),
+            (Perms::EXECUTE, 'x'),
+        ] {
             core::fmt::Write::write_char(f, if self.contains(flag) { c } else { '-' })?;
         }
         Ok(())
@@ -62,7 +66,11 @@ impl core::fmt::Display for RegionKind {
         match self {
             RegionKind::Ram => f.write_str("RAM, a zeroed page on first touch"),
             RegionKind::Passthrough { hpa } => write!(f, "device, passed through to {hpa:#x}"),
-            RegionKind::Emulated { content } => write!(f, "emulated, a page starting with \"{}\"", content.escape_ascii()),
+            RegionKind::Emulated { content } => write!(
+                f,
+                "emulated, a page starting with \"{}\"",
+                content.escape_ascii()
+            ),
         }
     }
 }
@@ -102,7 +110,9 @@ impl Region {
         debug_assert!(self.contains(gpa));
         match self.kind {
             RegionKind::Ram => Backing::FreshRam,
-            RegionKind::Passthrough { hpa } => Backing::Device { hpa: hpa + page_base(gpa - self.gpa) },
+            RegionKind::Passthrough { hpa } => Backing::Device {
+                hpa: hpa + page_base(gpa - self.gpa),
+            },
             RegionKind::Emulated { content } => Backing::Content(content),
         }
     }
@@ -114,7 +124,10 @@ pub enum LayoutError {
     /// A region's start or size is not page aligned, or it is empty.
     Unaligned { region: &'static str },
     /// Two regions overlap.
-    Overlap { first: &'static str, second: &'static str },
+    Overlap {
+        first: &'static str,
+        second: &'static str,
+    },
     /// A pass-through region would expose host RAM to the guest.
     ExposesHostRam { region: &'static str, hpa: u64 },
     /// The layout has no RAM region containing the entry point.
@@ -124,12 +137,21 @@ pub enum LayoutError {
 impl core::fmt::Display for LayoutError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            LayoutError::Unaligned { region } => write!(f, "guest region `{region}` is empty or not page aligned"),
-            LayoutError::Overlap { first, second } => write!(f, "guest regions `{first}` and `{second}` overlap"),
-            LayoutError::ExposesHostRam { region, hpa } => {
-                write!(f, "guest region `{region}` would pass host RAM at {hpa:#x} through to the guest")
+            LayoutError::Unaligned { region } => {
+                write!(f, "guest region `{region}` is empty or not page aligned")
             }
-            LayoutError::EntryNotInRam { entry } => write!(f, "guest entry point {entry:#x} is not in guest RAM"),
+            LayoutError::Overlap { first, second } => {
+                write!(f, "guest regions `{first}` and `{second}` overlap")
+            }
+            LayoutError::ExposesHostRam { region, hpa } => {
+                write!(
+                    f,
+                    "guest region `{region}` would pass host RAM at {hpa:#x} through to the guest"
+                )
+            }
+            LayoutError::EntryNotInRam { entry } => {
+                write!(f, "guest entry point {entry:#x} is not in guest RAM")
+            }
         }
     }
 }
@@ -150,7 +172,8 @@ impl GuestLayout {
 
     /// The RAM region the image is loaded into.
     pub fn ram(&self) -> Option<&Region> {
-        self.region_of(self.entry).filter(|r| r.kind == RegionKind::Ram)
+        self.region_of(self.entry)
+            .filter(|r| r.kind == RegionKind::Ram)
     }
 
     /// Checks alignment, overlap, the entry point, and that no pass-through
@@ -160,17 +183,27 @@ impl GuestLayout {
             if r.size == 0 || r.gpa % PAGE_SIZE != 0 || r.size % PAGE_SIZE != 0 {
                 return Err(LayoutError::Unaligned { region: r.name });
             }
-            if let Some(other) = self.regions[..i].iter().find(|o| o.gpa < r.end() && r.gpa < o.end()) {
-                return Err(LayoutError::Overlap { first: other.name, second: r.name });
+            if let Some(other) = self.regions[..i]
+                .iter()
+                .find(|o| o.gpa < r.end() && r.gpa < o.end())
+            {
+                return Err(LayoutError::Overlap {
+                    first: other.name,
+                    second: r.name,
+                });
             }
             if let RegionKind::Passthrough { hpa } = r.kind {
                 if hpa % PAGE_SIZE != 0 {
                     return Err(LayoutError::Unaligned { region: r.name });
                 }
-                if let Some(&(start, _)) =
-                    host_ram.iter().find(|&&(start, size)| hpa < start + size && start < hpa + r.size)
+                if let Some(&(start, _)) = host_ram
+                    .iter()
+                    .find(|&&(start, size)| hpa < start + size && start < hpa + r.size)
                 {
-                    return Err(LayoutError::ExposesHostRam { region: r.name, hpa: hpa.max(start) });
+                    return Err(LayoutError::ExposesHostRam {
+                        region: r.name,
+                        hpa: hpa.max(start),
+                    });
                 }
             }
         }
@@ -204,7 +237,13 @@ pub mod machines {
                 perms: Perms::READ,
                 kind: RegionKind::Passthrough { hpa: 0x2200_0000 },
             },
-            Region { name: "ram", gpa: 0x8000_0000, size: 0x100_0000, perms: Perms::RWX, kind: RegionKind::Ram },
+            Region {
+                name: "ram",
+                gpa: 0x8000_0000,
+                size: 0x100_0000,
+                perms: Perms::RWX,
+                kind: RegionKind::Ram,
+            },
         ],
         entry: 0x8020_0000,
     };
@@ -221,7 +260,13 @@ pub mod machines {
                 perms: Perms::READ,
                 kind: RegionKind::Passthrough { hpa: 0x0400_0000 },
             },
-            Region { name: "ram", gpa: 0x4000_0000, size: 0x100_0000, perms: Perms::RWX, kind: RegionKind::Ram },
+            Region {
+                name: "ram",
+                gpa: 0x4000_0000,
+                size: 0x100_0000,
+                perms: Perms::RWX,
+                kind: RegionKind::Ram,
+            },
         ],
         entry: 0x4020_0000,
     };
@@ -232,13 +277,21 @@ pub mod machines {
     /// hypercall, so no device is passed through.
     pub const X86_64_Q35: GuestLayout = GuestLayout {
         regions: &[
-            Region { name: "ram", gpa: 0, size: 0x100_0000, perms: Perms::RWX, kind: RegionKind::Ram },
+            Region {
+                name: "ram",
+                gpa: 0,
+                size: 0x100_0000,
+                perms: Perms::RWX,
+                kind: RegionKind::Ram,
+            },
             Region {
                 name: "pflash",
                 gpa: 0xffc0_0000,
                 size: 0x1000,
                 perms: Perms::READ,
-                kind: RegionKind::Emulated { content: &crate::scenario::PFLASH_MAGIC },
+                kind: RegionKind::Emulated {
+                    content: &crate::scenario::PFLASH_MAGIC,
+                },
             },
         ],
         entry: crate::x86_boot::IMAGE,
@@ -264,9 +317,21 @@ mod tests {
     fn aarch64_layout_is_valid_and_matches_spec() {
         use super::machines::AARCH64_VIRT;
         assert_eq!(AARCH64_VIRT.validate(&[(0x4000_0000, 0x800_0000)]), Ok(()));
-        assert_eq!(AARCH64_VIRT.region_of(0x0400_0000).unwrap().backing_for(0x0400_0010), Backing::Device { hpa: 0x0400_0000 });
-        assert!(AARCH64_VIRT.region_of(0x0900_0000).is_none(), "the PL011 stays the host's");
-        assert!(AARCH64_VIRT.region_of(0x4100_0000).is_none(), "host RAM beyond the guest's");
+        assert_eq!(
+            AARCH64_VIRT
+                .region_of(0x0400_0000)
+                .unwrap()
+                .backing_for(0x0400_0010),
+            Backing::Device { hpa: 0x0400_0000 }
+        );
+        assert!(
+            AARCH64_VIRT.region_of(0x0900_0000).is_none(),
+            "the PL011 stays the host's"
+        );
+        assert!(
+            AARCH64_VIRT.region_of(0x4100_0000).is_none(),
+            "host RAM beyond the guest's"
+        );
     }
 
     #[test]
@@ -275,7 +340,10 @@ mod tests {
         assert_eq!(X86_64_Q35.validate(&[(0, 0x800_0000)]), Ok(()));
         let pflash = X86_64_Q35.region_of(0xffc0_0000).unwrap();
         assert_eq!(pflash.backing_for(0xffc0_0000), Backing::Content(b"pfld"));
-        assert!(X86_64_Q35.region_of(0xfec0_0000).is_none(), "the IO APIC is not the guest's");
+        assert!(
+            X86_64_Q35.region_of(0xfec0_0000).is_none(),
+            "the IO APIC is not the guest's"
+        );
         assert_eq!(X86_64_Q35.ram().unwrap().gpa, 0);
     }
 
@@ -284,9 +352,15 @@ mod tests {
         let l = RISCV64_VIRT;
         assert_eq!(l.region_of(0x8000_0000).unwrap().name, "ram");
         assert_eq!(l.region_of(0x80ff_ffff).unwrap().name, "ram");
-        assert!(l.region_of(0x8100_0000).is_none(), "one past guest RAM is not the guest's");
+        assert!(
+            l.region_of(0x8100_0000).is_none(),
+            "one past guest RAM is not the guest's"
+        );
         assert!(l.region_of(0x7fff_ffff).is_none());
-        assert!(l.region_of(0x3000_0000).is_none(), "PCI ECAM is not declared");
+        assert!(
+            l.region_of(0x3000_0000).is_none(),
+            "PCI ECAM is not declared"
+        );
         assert!(l.region_of(0).is_none());
         assert!(l.region_of(u64::MAX).is_none());
     }
@@ -294,8 +368,14 @@ mod tests {
     #[test]
     fn passthrough_backing_keeps_the_page_offset() {
         let pflash = RISCV64_VIRT.region_of(0x2200_0000).unwrap();
-        assert_eq!(pflash.backing_for(0x2200_0000), Backing::Device { hpa: 0x2200_0000 });
-        assert_eq!(pflash.backing_for(0x2200_1abc), Backing::Device { hpa: 0x2200_1000 });
+        assert_eq!(
+            pflash.backing_for(0x2200_0000),
+            Backing::Device { hpa: 0x2200_0000 }
+        );
+        assert_eq!(
+            pflash.backing_for(0x2200_1abc),
+            Backing::Device { hpa: 0x2200_1000 }
+        );
         let ram = RISCV64_VIRT.ram().unwrap();
         assert_eq!(ram.backing_for(0x8012_3456), Backing::FreshRam);
     }
@@ -316,7 +396,13 @@ mod tests {
     fn pass_through_of_host_ram_is_refused() {
         const BAD: GuestLayout = GuestLayout {
             regions: &[
-                Region { name: "ram", gpa: 0x8000_0000, size: 0x1000, perms: Perms::RWX, kind: RegionKind::Ram },
+                Region {
+                    name: "ram",
+                    gpa: 0x8000_0000,
+                    size: 0x1000,
+                    perms: Perms::RWX,
+                    kind: RegionKind::Ram,
+                },
                 Region {
                     name: "sneaky",
                     gpa: 0x1000_0000,
@@ -327,7 +413,13 @@ mod tests {
             ],
             entry: 0x8000_0000,
         };
-        assert_eq!(BAD.validate(HOST_RAM), Err(LayoutError::ExposesHostRam { region: "sneaky", hpa: 0x87ff_f000 }));
+        assert_eq!(
+            BAD.validate(HOST_RAM),
+            Err(LayoutError::ExposesHostRam {
+                region: "sneaky",
+                hpa: 0x87ff_f000
+            })
+        );
         // The same layout is fine on a host whose RAM is elsewhere.
         assert_eq!(BAD.validate(&[(0x4000_0000, 0x1000_0000)]), Ok(()));
     }
@@ -336,30 +428,72 @@ mod tests {
     fn overlap_alignment_and_entry_are_checked() {
         const OVERLAP: GuestLayout = GuestLayout {
             regions: &[
-                Region { name: "a", gpa: 0x1000, size: 0x2000, perms: Perms::RW, kind: RegionKind::Ram },
-                Region { name: "b", gpa: 0x2000, size: 0x1000, perms: Perms::RW, kind: RegionKind::Ram },
+                Region {
+                    name: "a",
+                    gpa: 0x1000,
+                    size: 0x2000,
+                    perms: Perms::RW,
+                    kind: RegionKind::Ram,
+                },
+                Region {
+                    name: "b",
+                    gpa: 0x2000,
+                    size: 0x1000,
+                    perms: Perms::RW,
+                    kind: RegionKind::Ram,
+                },
             ],
             entry: 0x1000,
         };
-        assert_eq!(OVERLAP.validate(&[]), Err(LayoutError::Overlap { first: "a", second: "b" }));
+        assert_eq!(
+            OVERLAP.validate(&[]),
+            Err(LayoutError::Overlap {
+                first: "a",
+                second: "b"
+            })
+        );
         const UNALIGNED: GuestLayout = GuestLayout {
-            regions: &[Region { name: "a", gpa: 0x1800, size: 0x1000, perms: Perms::RW, kind: RegionKind::Ram }],
+            regions: &[Region {
+                name: "a",
+                gpa: 0x1800,
+                size: 0x1000,
+                perms: Perms::RW,
+                kind: RegionKind::Ram,
+            }],
             entry: 0x1800,
         };
-        assert_eq!(UNALIGNED.validate(&[]), Err(LayoutError::Unaligned { region: "a" }));
+        assert_eq!(
+            UNALIGNED.validate(&[]),
+            Err(LayoutError::Unaligned { region: "a" })
+        );
         const NO_ENTRY: GuestLayout = GuestLayout {
-            regions: &[Region { name: "a", gpa: 0x1000, size: 0x1000, perms: Perms::RW, kind: RegionKind::Ram }],
+            regions: &[Region {
+                name: "a",
+                gpa: 0x1000,
+                size: 0x1000,
+                perms: Perms::RW,
+                kind: RegionKind::Ram,
+            }],
             entry: 0x9000,
         };
-        assert_eq!(NO_ENTRY.validate(&[]), Err(LayoutError::EntryNotInRam { entry: 0x9000 }));
+        assert_eq!(
+            NO_ENTRY.validate(&[]),
+            Err(LayoutError::EntryNotInRam { entry: 0x9000 })
+        );
     }
 
     #[test]
     fn regions_print_readably() {
         assert_eq!(Perms::RWX.to_string(), "rwx");
         assert_eq!(Perms::READ.to_string(), "r--");
-        assert_eq!(RegionKind::Passthrough { hpa: 0x2200_0000 }.to_string(), "device, passed through to 0x22000000");
-        assert_eq!(RegionKind::Emulated { content: b"pf\x01" }.to_string(), "emulated, a page starting with \"pf\\x01\"");
+        assert_eq!(
+            RegionKind::Passthrough { hpa: 0x2200_0000 }.to_string(),
+            "device, passed through to 0x22000000"
+        );
+        assert_eq!(
+            RegionKind::Emulated { content: b"pf\x01" }.to_string(),
+            "emulated, a page starting with \"pf\\x01\""
+        );
     }
 
     #[test]

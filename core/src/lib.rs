@@ -14,14 +14,15 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod aarch64;
+pub mod addr;
 pub mod exit;
 pub mod image;
 pub mod layout;
 pub mod riscv;
 pub mod runloop;
 pub mod sbi;
-pub mod smccc;
 pub mod scenario;
+pub mod smccc;
 pub mod stage2;
 pub mod stats;
 pub mod svm;

@@ -55,20 +55,29 @@ pub fn decode(trap: &Trap, a: &[u64; 8]) -> Exit {
             unexpected(trap)
         };
     }
-    let fault = |access| Exit::NestedPageFault { gpa: guest_fault_address(trap.htval, trap.stval), access };
+    let fault = |access| Exit::NestedPageFault {
+        gpa: guest_fault_address(trap.htval, trap.stval),
+        access,
+    };
     match code {
         cause::INSTRUCTION_GUEST_PAGE_FAULT => fault(Access::Execute),
         cause::LOAD_GUEST_PAGE_FAULT => fault(Access::Read),
         cause::STORE_GUEST_PAGE_FAULT => fault(Access::Write),
-        cause::ECALL_FROM_VS => {
-            Exit::Hypercall(sbi::decode(a[7], a[6], [a[0], a[1], a[2], a[3], a[4], a[5]]))
-        }
+        cause::ECALL_FROM_VS => Exit::Hypercall(sbi::decode(
+            a[7],
+            a[6],
+            [a[0], a[1], a[2], a[3], a[4], a[5]],
+        )),
         _ => unexpected(trap),
     }
 }
 
 fn unexpected(trap: &Trap) -> Exit {
-    Exit::Unexpected(Unexpected { what: cause_name(trap.scause), code: trap.scause, info: [trap.stval, trap.htval] })
+    Exit::Unexpected(Unexpected {
+        what: cause_name(trap.scause),
+        code: trap.scause,
+        info: [trap.stval, trap.htval],
+    })
 }
 
 /// A readable name for an `scause` value.
@@ -108,13 +117,23 @@ mod tests {
     use crate::exit::{Request, ShutdownReason};
 
     fn trap(scause: u64, stval: u64, htval: u64) -> Trap {
-        Trap { scause, stval, htval }
+        Trap {
+            scause,
+            stval,
+            htval,
+        }
     }
 
     #[test]
     fn fault_address_combines_htval_and_stval() {
-        assert_eq!(guest_fault_address(0x2200_0000 >> 2, 0xffff_ffc0_2200_0000), 0x2200_0000);
-        assert_eq!(guest_fault_address(0x8020_1234 >> 2, 0xffff_ffc0_8020_1236), 0x8020_1236);
+        assert_eq!(
+            guest_fault_address(0x2200_0000 >> 2, 0xffff_ffc0_2200_0000),
+            0x2200_0000
+        );
+        assert_eq!(
+            guest_fault_address(0x8020_1234 >> 2, 0xffff_ffc0_8020_1236),
+            0x8020_1236
+        );
         assert_eq!(guest_fault_address(0x8020_1234 >> 2, 0x1), 0x8020_1235);
         // Above 4 GiB: htval carries GPA bits up to 41 without loss.
         assert_eq!(guest_fault_address(0x1_ffff_f000u64 >> 2, 0), 0x1_ffff_f000);
@@ -125,15 +144,24 @@ mod tests {
         let a = [0; 8];
         assert_eq!(
             decode(&trap(21, 0xffff_ffc0_2200_0000, 0x2200_0000 >> 2), &a),
-            Exit::NestedPageFault { gpa: 0x2200_0000, access: Access::Read }
+            Exit::NestedPageFault {
+                gpa: 0x2200_0000,
+                access: Access::Read
+            }
         );
         assert_eq!(
             decode(&trap(23, 0x8000_0008, 0x8000_0008 >> 2), &a),
-            Exit::NestedPageFault { gpa: 0x8000_0008, access: Access::Write }
+            Exit::NestedPageFault {
+                gpa: 0x8000_0008,
+                access: Access::Write
+            }
         );
         assert_eq!(
             decode(&trap(20, 0x8020_0000, 0x8020_0000 >> 2), &a),
-            Exit::NestedPageFault { gpa: 0x8020_0000, access: Access::Execute }
+            Exit::NestedPageFault {
+                gpa: 0x8020_0000,
+                access: Access::Execute
+            }
         );
     }
 
@@ -141,22 +169,44 @@ mod tests {
     fn ecall_from_vs_is_an_sbi_call() {
         // a7 = SRST, a6 = 0, a0 = shutdown, a1 = no reason
         let a = [0, 0, 0, 0, 0, 0, 0, 0x5352_5354];
-        assert_eq!(decode(&trap(10, 0, 0), &a), Exit::Hypercall(Request::Shutdown(ShutdownReason::Normal)));
+        assert_eq!(
+            decode(&trap(10, 0, 0), &a),
+            Exit::Hypercall(Request::Shutdown(ShutdownReason::Normal))
+        );
         let putchar = [b'x' as u64, 0, 0, 0, 0, 0, 0, 1];
-        assert_eq!(decode(&trap(10, 0, 0), &putchar), Exit::Hypercall(Request::ConsolePutByte(b'x')));
+        assert_eq!(
+            decode(&trap(10, 0, 0), &putchar),
+            Exit::Hypercall(Request::ConsolePutByte(b'x'))
+        );
     }
 
     #[test]
     fn timer_interrupt_and_unexpected_causes() {
         let a = [0; 8];
-        assert_eq!(decode(&trap(cause::INTERRUPT | 5, 0, 0), &a), Exit::TimerExpired);
-        let Exit::Unexpected(u) = decode(&trap(22, 0x1234_5678, 0), &a) else { panic!("virtual instruction") };
+        assert_eq!(
+            decode(&trap(cause::INTERRUPT | 5, 0, 0), &a),
+            Exit::TimerExpired
+        );
+        let Exit::Unexpected(u) = decode(&trap(22, 0x1234_5678, 0), &a) else {
+            panic!("virtual instruction")
+        };
         assert_eq!(u.what, "virtual instruction");
         assert_eq!(u.code, 22);
         assert_eq!(u.info, [0x1234_5678, 0]);
-        let Exit::Unexpected(u) = decode(&trap(cause::INTERRUPT | 9, 0, 0), &a) else { panic!("external") };
+        let Exit::Unexpected(u) = decode(&trap(cause::INTERRUPT | 9, 0, 0), &a) else {
+            panic!("external")
+        };
         assert_eq!(u.what, "supervisor external interrupt");
-        assert!(matches!(decode(&trap(2, 0, 0), &a), Exit::Unexpected(Unexpected { what: "illegal instruction", .. })));
-        assert!(matches!(decode(&trap(8, 0, 0), &a), Exit::Unexpected(_)), "ecall from VU is not ours");
+        assert!(matches!(
+            decode(&trap(2, 0, 0), &a),
+            Exit::Unexpected(Unexpected {
+                what: "illegal instruction",
+                ..
+            })
+        ));
+        assert!(
+            matches!(decode(&trap(8, 0, 0), &a), Exit::Unexpected(_)),
+            "ecall from VU is not ours"
+        );
     }
 }

@@ -9,9 +9,9 @@
 
 use crate::exit::{Access, Exit, Reply, Request, ShutdownReason, Unexpected, immediate_reply};
 use crate::layout::GuestLayout;
+use crate::page_base;
 use crate::stage2::{AddressSpace, Format, Host, MapError};
 use crate::stats::Stats;
-use crate::page_base;
 
 /// One virtual CPU, as the run loop drives it.
 pub trait Vcpu {
@@ -39,7 +39,12 @@ pub enum VmError {
     /// The guest touched an address outside every declared region.
     WildAccess { gpa: u64, access: Access, pc: u64 },
     /// The guest accessed a declared region in a way it does not allow.
-    Forbidden { gpa: u64, access: Access, region: &'static str, pc: u64 },
+    Forbidden {
+        gpa: u64,
+        access: Access,
+        region: &'static str,
+        pc: u64,
+    },
     /// Mapping the page failed.
     MapFailed { gpa: u64, error: MapError, pc: u64 },
     /// An exit the hypervisor does not handle.
@@ -55,12 +60,20 @@ impl core::fmt::Display for VmError {
                 f,
                 "guest {access} at guest-physical address {gpa:#x}, which is outside every region the hypervisor declared (guest PC {pc:#x})"
             ),
-            VmError::Forbidden { gpa, access, region, pc } => write!(
+            VmError::Forbidden {
+                gpa,
+                access,
+                region,
+                pc,
+            } => write!(
                 f,
                 "guest {access} at guest-physical address {gpa:#x} is not allowed in region `{region}` (guest PC {pc:#x})"
             ),
             VmError::MapFailed { gpa, error, pc } => {
-                write!(f, "cannot map guest-physical address {gpa:#x}: {error} (guest PC {pc:#x})")
+                write!(
+                    f,
+                    "cannot map guest-physical address {gpa:#x}: {error} (guest PC {pc:#x})"
+                )
             }
             VmError::Unexpected { exit, pc } => write!(
                 f,
@@ -68,7 +81,10 @@ impl core::fmt::Display for VmError {
                 exit.what, exit.code, exit.info[0], exit.info[1]
             ),
             VmError::GuestFailure { reason, pc } => {
-                write!(f, "the guest asked to power off because it failed (reason {reason}) at guest PC {pc:#x}")
+                write!(
+                    f,
+                    "the guest asked to power off because it failed (reason {reason}) at guest PC {pc:#x}"
+                )
             }
         }
     }
@@ -90,7 +106,12 @@ pub fn handle_page_fault<F: Format, H: Host>(
         .find(|(_, r)| r.contains(gpa))
         .ok_or(VmError::WildAccess { gpa, access, pc })?;
     if !region.perms.allows(access) {
-        return Err(VmError::Forbidden { gpa, access, region: region.name, pc });
+        return Err(VmError::Forbidden {
+            gpa,
+            access,
+            region: region.name,
+            pc,
+        });
     }
     space
         .map_backed(page_base(gpa), region.backing_for(gpa), region.perms)
@@ -118,25 +139,37 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
                 let reply = match req {
                     Request::Shutdown(ShutdownReason::Normal) => return Ok(()),
                     Request::Shutdown(ShutdownReason::Failure(reason)) => {
-                        return Err(VmError::GuestFailure { reason, pc: vcpu.pc() });
+                        return Err(VmError::GuestFailure {
+                            reason,
+                            pc: vcpu.pc(),
+                        });
                     }
                     Request::ConsolePutByte(b) => {
                         console.write(&[b]);
                         Reply::Value(0)
                     }
-                    Request::ConsoleWrite { gpa, len } => console_write(space, layout, console, gpa, len),
+                    Request::ConsoleWrite { gpa, len } => {
+                        console_write(space, layout, console, gpa, len)
+                    }
                     Request::ConsoleRead => Reply::Value(0),
                     Request::SetTimer { deadline } => {
                         vcpu.set_timer(deadline);
                         Reply::Value(0)
                     }
                     Request::Null => Reply::Value(0),
-                    other => immediate_reply(&other).expect("every other request has an immediate reply"),
+                    other => {
+                        immediate_reply(&other).expect("every other request has an immediate reply")
+                    }
                 };
                 vcpu.finish_hypercall(reply);
             }
             Exit::TimerExpired => vcpu.deliver_timer(),
-            Exit::Unexpected(exit) => return Err(VmError::Unexpected { exit, pc: vcpu.pc() }),
+            Exit::Unexpected(exit) => {
+                return Err(VmError::Unexpected {
+                    exit,
+                    pc: vcpu.pc(),
+                });
+            }
         }
     }
 }
@@ -151,8 +184,12 @@ fn console_write<F: Format, H: Host, C: Console>(
     gpa: u64,
     len: u64,
 ) -> Reply {
-    let Some(ram) = layout.ram() else { return Reply::InvalidAddress };
-    let Some(end) = gpa.checked_add(len) else { return Reply::InvalidParam };
+    let Some(ram) = layout.ram() else {
+        return Reply::InvalidAddress;
+    };
+    let Some(end) = gpa.checked_add(len) else {
+        return Reply::InvalidParam;
+    };
     if !ram.contains(gpa) || end > ram.end() {
         return Reply::InvalidAddress;
     }
@@ -174,10 +211,10 @@ fn console_write<F: Format, H: Host, C: Console>(
 mod tests {
     use super::*;
     use crate::exit::ExitKind;
-    use crate::layout::machines::RISCV64_VIRT;
     use crate::layout::Perms;
-    use crate::stage2::test_host::ArenaHost;
+    use crate::layout::machines::RISCV64_VIRT;
     use crate::stage2::Sv39x4;
+    use crate::stage2::test_host::ArenaHost;
     use std::collections::VecDeque;
     use std::vec::Vec;
 
@@ -193,14 +230,20 @@ mod tests {
 
     impl Scripted {
         fn new(exits: &[Exit]) -> Self {
-            Self { exits: exits.iter().copied().collect(), pc: 0x8020_0000, ..Default::default() }
+            Self {
+                exits: exits.iter().copied().collect(),
+                pc: 0x8020_0000,
+                ..Default::default()
+            }
         }
     }
 
     impl Vcpu for Scripted {
         fn run(&mut self) -> Exit {
             self.pc += 4;
-            self.exits.pop_front().expect("the script ran out: the loop did not stop")
+            self.exits
+                .pop_front()
+                .expect("the script ran out: the loop did not stop")
         }
         fn pc(&self) -> u64 {
             self.pc
@@ -231,11 +274,21 @@ mod tests {
     }
 
     fn vm() -> Vm {
-        Vm { space: AddressSpace::new(ArenaHost::new(64)).unwrap(), console: Captured::default(), stats: Stats::default() }
+        Vm {
+            space: AddressSpace::new(ArenaHost::new(64)).unwrap(),
+            console: Captured::default(),
+            stats: Stats::default(),
+        }
     }
 
     fn go(vm: &mut Vm, cpu: &mut Scripted) -> Result<(), VmError> {
-        run(cpu, &mut vm.space, &RISCV64_VIRT, &mut vm.console, &mut vm.stats)
+        run(
+            cpu,
+            &mut vm.space,
+            &RISCV64_VIRT,
+            &mut vm.console,
+            &mut vm.stats,
+        )
     }
 
     const SHUTDOWN: Exit = Exit::Hypercall(Request::Shutdown(ShutdownReason::Normal));
@@ -255,11 +308,20 @@ mod tests {
         ]);
         assert_eq!(go(&mut vm, &mut cpu), Ok(()));
         assert!(vm.space.translate(0x8020_1000).is_some());
-        assert_eq!(vm.space.translate(0x2200_0000), Some((0x2200_0000, Perms::READ)));
-        assert_eq!(vm.space.translate(0x1000_0000), Some((0x1000_0000, Perms::RW)));
+        assert_eq!(
+            vm.space.translate(0x2200_0000),
+            Some((0x2200_0000, Perms::READ))
+        );
+        assert_eq!(
+            vm.space.translate(0x1000_0000),
+            Some((0x1000_0000, Perms::RW))
+        );
         assert_eq!(vm.stats.exits(ExitKind::NestedPageFault), 3);
         assert_eq!(vm.stats.exits(ExitKind::Hypercall), 1);
-        assert_eq!((vm.stats.pages(0), vm.stats.pages(1), vm.stats.pages(2)), (1, 1, 1));
+        assert_eq!(
+            (vm.stats.pages(0), vm.stats.pages(1), vm.stats.pages(2)),
+            (1, 1, 1)
+        );
     }
 
     #[test]
@@ -267,10 +329,24 @@ mod tests {
         let mut vm = vm();
         let mut cpu = Scripted::new(&[npf(0x3000_0000, Access::Read), SHUTDOWN]);
         let err = go(&mut vm, &mut cpu).unwrap_err();
-        assert_eq!(err, VmError::WildAccess { gpa: 0x3000_0000, access: Access::Read, pc: 0x8020_0004 });
+        assert_eq!(
+            err,
+            VmError::WildAccess {
+                gpa: 0x3000_0000,
+                access: Access::Read,
+                pc: 0x8020_0004
+            }
+        );
         let msg = err.to_string();
-        assert!(msg.contains("0x30000000") && msg.contains("read") && msg.contains("0x80200004"), "{msg}");
-        assert_eq!(vm.space.mapped_pages(), 0, "nothing was mapped for the wild access");
+        assert!(
+            msg.contains("0x30000000") && msg.contains("read") && msg.contains("0x80200004"),
+            "{msg}"
+        );
+        assert_eq!(
+            vm.space.mapped_pages(),
+            0,
+            "nothing was mapped for the wild access"
+        );
     }
 
     #[test]
@@ -278,7 +354,13 @@ mod tests {
         // 0x8100_0000 is host RAM on the real machine but not the guest's.
         let mut vm = vm();
         let mut cpu = Scripted::new(&[npf(0x8100_0000, Access::Read)]);
-        assert!(matches!(go(&mut vm, &mut cpu), Err(VmError::WildAccess { gpa: 0x8100_0000, .. })));
+        assert!(matches!(
+            go(&mut vm, &mut cpu),
+            Err(VmError::WildAccess {
+                gpa: 0x8100_0000,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -287,17 +369,28 @@ mod tests {
         let mut cpu = Scripted::new(&[npf(0x2200_0000, Access::Write)]);
         assert_eq!(
             go(&mut vm, &mut cpu),
-            Err(VmError::Forbidden { gpa: 0x2200_0000, access: Access::Write, region: "pflash", pc: 0x8020_0004 })
+            Err(VmError::Forbidden {
+                gpa: 0x2200_0000,
+                access: Access::Write,
+                region: "pflash",
+                pc: 0x8020_0004
+            })
         );
     }
 
     #[test]
     fn a_second_fault_on_a_mapped_page_is_an_error_not_a_loop() {
         let mut vm = vm();
-        let mut cpu = Scripted::new(&[npf(0x8000_0000, Access::Read), npf(0x8000_0004, Access::Read)]);
+        let mut cpu = Scripted::new(&[
+            npf(0x8000_0000, Access::Read),
+            npf(0x8000_0004, Access::Read),
+        ]);
         assert!(matches!(
             go(&mut vm, &mut cpu),
-            Err(VmError::MapFailed { error: MapError::AlreadyMapped { gpa: 0x8000_0000 }, .. })
+            Err(VmError::MapFailed {
+                error: MapError::AlreadyMapped { gpa: 0x8000_0000 },
+                ..
+            })
         ));
     }
 
@@ -307,9 +400,18 @@ mod tests {
         let mut cpu = Scripted::new(&[
             Exit::Hypercall(Request::ConsolePutByte(b'h')),
             Exit::Hypercall(Request::Answer(7)),
-            Exit::Hypercall(Request::Unsupported { id: 0x48534D, function: 0 }),
-            Exit::Hypercall(Request::Refused { id: 0x53525354, function: 0 }),
-            Exit::Hypercall(Request::Invalid { id: 0x53525354, function: 0 }),
+            Exit::Hypercall(Request::Unsupported {
+                id: 0x48534D,
+                function: 0,
+            }),
+            Exit::Hypercall(Request::Refused {
+                id: 0x53525354,
+                function: 0,
+            }),
+            Exit::Hypercall(Request::Invalid {
+                id: 0x53525354,
+                function: 0,
+            }),
             Exit::Hypercall(Request::Null),
             Exit::Hypercall(Request::ConsoleRead),
             SHUTDOWN,
@@ -334,19 +436,41 @@ mod tests {
     #[test]
     fn console_write_reads_guest_ram() {
         let mut vm = vm();
-        vm.space.map_backed(0x8020_0000, crate::layout::Backing::FreshRam, Perms::RWX).unwrap();
+        vm.space
+            .map_backed(0x8020_0000, crate::layout::Backing::FreshRam, Perms::RWX)
+            .unwrap();
         vm.space.write(0x8020_0ff0, b"hello from the guest");
         let mut cpu = Scripted::new(&[
-            Exit::Hypercall(Request::ConsoleWrite { gpa: 0x8020_0ff0, len: 5 }),
+            Exit::Hypercall(Request::ConsoleWrite {
+                gpa: 0x8020_0ff0,
+                len: 5,
+            }),
             // Crosses into the unmapped next page: stops at the boundary.
-            Exit::Hypercall(Request::ConsoleWrite { gpa: 0x8020_0ff0, len: 20 }),
+            Exit::Hypercall(Request::ConsoleWrite {
+                gpa: 0x8020_0ff0,
+                len: 20,
+            }),
             // Not guest RAM at all.
-            Exit::Hypercall(Request::ConsoleWrite { gpa: 0x2200_0000, len: 4 }),
-            Exit::Hypercall(Request::ConsoleWrite { gpa: u64::MAX - 1, len: 4 }),
+            Exit::Hypercall(Request::ConsoleWrite {
+                gpa: 0x2200_0000,
+                len: 4,
+            }),
+            Exit::Hypercall(Request::ConsoleWrite {
+                gpa: u64::MAX - 1,
+                len: 4,
+            }),
             SHUTDOWN,
         ]);
         assert_eq!(go(&mut vm, &mut cpu), Ok(()));
-        assert_eq!(cpu.replies, [Reply::Value(5), Reply::Value(16), Reply::InvalidAddress, Reply::InvalidParam]);
+        assert_eq!(
+            cpu.replies,
+            [
+                Reply::Value(5),
+                Reply::Value(16),
+                Reply::InvalidAddress,
+                Reply::InvalidParam
+            ]
+        );
         assert_eq!(vm.console.0, b"hellohello from the g");
     }
 
@@ -368,14 +492,35 @@ mod tests {
     #[test]
     fn guest_failure_and_unexpected_exits_fail_the_run() {
         let mut vm1 = vm();
-        let mut cpu = Scripted::new(&[Exit::Hypercall(Request::Shutdown(ShutdownReason::Failure(1)))]);
-        assert_eq!(go(&mut vm1, &mut cpu), Err(VmError::GuestFailure { reason: 1, pc: 0x8020_0004 }));
+        let mut cpu = Scripted::new(&[Exit::Hypercall(Request::Shutdown(
+            ShutdownReason::Failure(1),
+        ))]);
+        assert_eq!(
+            go(&mut vm1, &mut cpu),
+            Err(VmError::GuestFailure {
+                reason: 1,
+                pc: 0x8020_0004
+            })
+        );
         let mut vm2 = vm();
-        let u = Unexpected { what: "virtual instruction", code: 22, info: [0x1050_0073, 0] };
+        let u = Unexpected {
+            what: "virtual instruction",
+            code: 22,
+            info: [0x1050_0073, 0],
+        };
         let mut cpu = Scripted::new(&[Exit::Unexpected(u)]);
         let err = go(&mut vm2, &mut cpu).unwrap_err();
-        assert_eq!(err, VmError::Unexpected { exit: u, pc: 0x8020_0004 });
-        assert!(err.to_string().contains("virtual instruction (code 0x16"), "{err}");
+        assert_eq!(
+            err,
+            VmError::Unexpected {
+                exit: u,
+                pc: 0x8020_0004
+            }
+        );
+        assert!(
+            err.to_string().contains("virtual instruction (code 0x16"),
+            "{err}"
+        );
         assert_eq!(vm2.stats.exits(ExitKind::Unexpected), 1);
     }
 }

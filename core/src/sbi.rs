@@ -46,7 +46,10 @@ pub fn is_available(eid: u64) -> bool {
 /// Decodes an SBI call: `eid` from `a7`, `fid` from `a6`, `args` from
 /// `a0..a5`.
 pub fn decode(eid: u64, fid: u64, args: [u64; 6]) -> Request {
-    let unsupported = Request::Unsupported { id: eid, function: fid };
+    let unsupported = Request::Unsupported {
+        id: eid,
+        function: fid,
+    };
     match eid as usize {
         legacy::LEGACY_SET_TIMER => Request::SetTimer { deadline: args[0] },
         legacy::LEGACY_CONSOLE_PUTCHAR => Request::ConsolePutByte(args[0] as u8),
@@ -73,17 +76,27 @@ pub fn decode(eid: u64, fid: u64, args: [u64; 6]) -> Request {
                     other => ShutdownReason::Failure(other as u64),
                 }),
                 // A one-shot VM cannot reboot.
-                srst::RESET_TYPE_COLD_REBOOT | srst::RESET_TYPE_WARM_REBOOT => {
-                    Request::Refused { id: eid, function: fid }
-                }
-                _ => Request::Invalid { id: eid, function: fid },
+                srst::RESET_TYPE_COLD_REBOOT | srst::RESET_TYPE_WARM_REBOOT => Request::Refused {
+                    id: eid,
+                    function: fid,
+                },
+                _ => Request::Invalid {
+                    id: eid,
+                    function: fid,
+                },
             },
             _ => unsupported,
         },
         dbcn::EID_DBCN => match fid as usize {
             // On RV64 the high half of the address must be zero.
-            dbcn::CONSOLE_WRITE if args[2] == 0 => Request::ConsoleWrite { gpa: args[1], len: args[0] },
-            dbcn::CONSOLE_WRITE => Request::Invalid { id: eid, function: fid },
+            dbcn::CONSOLE_WRITE if args[2] == 0 => Request::ConsoleWrite {
+                gpa: args[1],
+                len: args[0],
+            },
+            dbcn::CONSOLE_WRITE => Request::Invalid {
+                id: eid,
+                function: fid,
+            },
             dbcn::CONSOLE_READ => Request::ConsoleRead,
             dbcn::CONSOLE_WRITE_BYTE => Request::ConsolePutByte(args[0] as u8),
             _ => unsupported,
@@ -111,9 +124,15 @@ pub fn encode(eid: u64, reply: Reply) -> SbiReturn {
         Reply::InvalidAddress => (binary::RET_ERR_INVALID_ADDRESS as u64, 0),
     };
     if eid < 0x10 {
-        SbiReturn { a0: if error == 0 { value } else { error }, a1: None }
+        SbiReturn {
+            a0: if error == 0 { value } else { error },
+            a1: None,
+        }
     } else {
-        SbiReturn { a0: error, a1: Some(value) }
+        SbiReturn {
+            a0: error,
+            a1: Some(value),
+        }
     }
 }
 
@@ -145,44 +164,123 @@ mod tests {
         assert_eq!(decode(0x10, 2, NO_ARGS), Request::Answer(IMPL_VERSION));
         assert_eq!(decode(0x10, 3, args(EID_SRST, 0, 0)), Request::Answer(1));
         assert_eq!(decode(0x10, 3, args(EID_DBCN, 0, 0)), Request::Answer(1));
-        assert_eq!(decode(0x10, 3, args(0x48534D, 0, 0)), Request::Answer(0), "HSM is not offered");
-        assert_eq!(decode(0x10, 3, args(0x735049, 0, 0)), Request::Answer(0), "IPI is not offered");
+        assert_eq!(
+            decode(0x10, 3, args(0x48534D, 0, 0)),
+            Request::Answer(0),
+            "HSM is not offered"
+        );
+        assert_eq!(
+            decode(0x10, 3, args(0x735049, 0, 0)),
+            Request::Answer(0),
+            "IPI is not offered"
+        );
         assert_eq!(decode(0x10, 4, NO_ARGS), Request::Answer(0));
-        assert_eq!(decode(0x10, 7, NO_ARGS), Request::Unsupported { id: 0x10, function: 7 });
+        assert_eq!(
+            decode(0x10, 7, NO_ARGS),
+            Request::Unsupported {
+                id: 0x10,
+                function: 7
+            }
+        );
     }
 
     #[test]
     fn console_calls() {
-        assert_eq!(decode(1, 0, args(b'A' as u64, 0, 0)), Request::ConsolePutByte(b'A'));
-        assert_eq!(decode(EID_DBCN, 2, args(0x10a, 0, 0)), Request::ConsolePutByte(0x0a));
-        assert_eq!(decode(EID_DBCN, 0, args(12, 0x8020_1000, 0)), Request::ConsoleWrite { gpa: 0x8020_1000, len: 12 });
-        assert_eq!(immediate_reply(&decode(EID_DBCN, 0, args(12, 0, 1))), Some(Reply::InvalidParam));
-        assert_eq!(decode(EID_DBCN, 1, args(4, 0x8000_0000, 0)), Request::ConsoleRead);
+        assert_eq!(
+            decode(1, 0, args(b'A' as u64, 0, 0)),
+            Request::ConsolePutByte(b'A')
+        );
+        assert_eq!(
+            decode(EID_DBCN, 2, args(0x10a, 0, 0)),
+            Request::ConsolePutByte(0x0a)
+        );
+        assert_eq!(
+            decode(EID_DBCN, 0, args(12, 0x8020_1000, 0)),
+            Request::ConsoleWrite {
+                gpa: 0x8020_1000,
+                len: 12
+            }
+        );
+        assert_eq!(
+            immediate_reply(&decode(EID_DBCN, 0, args(12, 0, 1))),
+            Some(Reply::InvalidParam)
+        );
+        assert_eq!(
+            decode(EID_DBCN, 1, args(4, 0x8000_0000, 0)),
+            Request::ConsoleRead
+        );
         assert_eq!(decode(2, 0, NO_ARGS), Request::Answer(u64::MAX));
     }
 
     #[test]
     fn timer_calls() {
-        assert_eq!(decode(EID_TIME, 0, args(123_456, 0, 0)), Request::SetTimer { deadline: 123_456 });
-        assert_eq!(decode(0, 0, args(u64::MAX, 0, 0)), Request::SetTimer { deadline: u64::MAX });
-        assert_eq!(decode(EID_TIME, 1, NO_ARGS), Request::Unsupported { id: EID_TIME, function: 1 });
+        assert_eq!(
+            decode(EID_TIME, 0, args(123_456, 0, 0)),
+            Request::SetTimer { deadline: 123_456 }
+        );
+        assert_eq!(
+            decode(0, 0, args(u64::MAX, 0, 0)),
+            Request::SetTimer { deadline: u64::MAX }
+        );
+        assert_eq!(
+            decode(EID_TIME, 1, NO_ARGS),
+            Request::Unsupported {
+                id: EID_TIME,
+                function: 1
+            }
+        );
     }
 
     #[test]
     fn system_reset() {
-        assert_eq!(decode(EID_SRST, 0, args(0, 0, 0)), Request::Shutdown(ShutdownReason::Normal));
-        assert_eq!(decode(EID_SRST, 0, args(0, 1, 0)), Request::Shutdown(ShutdownReason::Failure(1)));
-        assert_eq!(decode(EID_SRST, 0, args(1, 0, 0)), Request::Refused { id: EID_SRST, function: 0 });
-        assert_eq!(immediate_reply(&decode(EID_SRST, 0, args(2, 0, 0))), Some(Reply::NotSupported));
-        assert_eq!(immediate_reply(&decode(EID_SRST, 0, args(7, 0, 0))), Some(Reply::InvalidParam));
-        assert_eq!(decode(8, 0, NO_ARGS), Request::Shutdown(ShutdownReason::Normal), "legacy shutdown");
+        assert_eq!(
+            decode(EID_SRST, 0, args(0, 0, 0)),
+            Request::Shutdown(ShutdownReason::Normal)
+        );
+        assert_eq!(
+            decode(EID_SRST, 0, args(0, 1, 0)),
+            Request::Shutdown(ShutdownReason::Failure(1))
+        );
+        assert_eq!(
+            decode(EID_SRST, 0, args(1, 0, 0)),
+            Request::Refused {
+                id: EID_SRST,
+                function: 0
+            }
+        );
+        assert_eq!(
+            immediate_reply(&decode(EID_SRST, 0, args(2, 0, 0))),
+            Some(Reply::NotSupported)
+        );
+        assert_eq!(
+            immediate_reply(&decode(EID_SRST, 0, args(7, 0, 0))),
+            Some(Reply::InvalidParam)
+        );
+        assert_eq!(
+            decode(8, 0, NO_ARGS),
+            Request::Shutdown(ShutdownReason::Normal),
+            "legacy shutdown"
+        );
     }
 
     #[test]
     fn unknown_calls_are_not_supported_and_never_forwarded() {
-        for (eid, fid) in [(0x48534D, 0), (0x735049, 0), (0x52464E43, 0), (0x0A00_4741, 1), (0x0900_0000, 0), (5, 0)] {
+        for (eid, fid) in [
+            (0x48534D, 0),
+            (0x735049, 0),
+            (0x52464E43, 0),
+            (0x0A00_4741, 1),
+            (0x0900_0000, 0),
+            (5, 0),
+        ] {
             let req = decode(eid, fid, NO_ARGS);
-            assert_eq!(req, Request::Unsupported { id: eid, function: fid });
+            assert_eq!(
+                req,
+                Request::Unsupported {
+                    id: eid,
+                    function: fid
+                }
+            );
             assert_eq!(immediate_reply(&req), Some(Reply::NotSupported));
         }
         assert_eq!(decode(EID_GUESTASPACE, FID_NULL, NO_ARGS), Request::Null);
@@ -190,12 +288,46 @@ mod tests {
 
     #[test]
     fn reply_encoding() {
-        assert_eq!(encode(0x10, Reply::Value(5)), SbiReturn { a0: 0, a1: Some(5) });
-        assert_eq!(encode(EID_SRST, Reply::NotSupported), SbiReturn { a0: -2i64 as u64, a1: Some(0) });
-        assert_eq!(encode(EID_DBCN, Reply::InvalidParam), SbiReturn { a0: -3i64 as u64, a1: Some(0) });
-        assert_eq!(encode(EID_DBCN, Reply::InvalidAddress), SbiReturn { a0: -5i64 as u64, a1: Some(0) });
-        assert_eq!(encode(2, Reply::Value(u64::MAX)), SbiReturn { a0: u64::MAX, a1: None }, "legacy: a0 only");
+        assert_eq!(
+            encode(0x10, Reply::Value(5)),
+            SbiReturn { a0: 0, a1: Some(5) }
+        );
+        assert_eq!(
+            encode(EID_SRST, Reply::NotSupported),
+            SbiReturn {
+                a0: -2i64 as u64,
+                a1: Some(0)
+            }
+        );
+        assert_eq!(
+            encode(EID_DBCN, Reply::InvalidParam),
+            SbiReturn {
+                a0: -3i64 as u64,
+                a1: Some(0)
+            }
+        );
+        assert_eq!(
+            encode(EID_DBCN, Reply::InvalidAddress),
+            SbiReturn {
+                a0: -5i64 as u64,
+                a1: Some(0)
+            }
+        );
+        assert_eq!(
+            encode(2, Reply::Value(u64::MAX)),
+            SbiReturn {
+                a0: u64::MAX,
+                a1: None
+            },
+            "legacy: a0 only"
+        );
         assert_eq!(encode(1, Reply::Value(0)), SbiReturn { a0: 0, a1: None });
-        assert_eq!(encode(5, Reply::NotSupported), SbiReturn { a0: -2i64 as u64, a1: None });
+        assert_eq!(
+            encode(5, Reply::NotSupported),
+            SbiReturn {
+                a0: -2i64 as u64,
+                a1: None
+            }
+        );
     }
 }

@@ -39,13 +39,21 @@ pub const BENCH_HYPERCALLS: u32 = 10_000;
 pub const BENCH_PAGES: u32 = 1000;
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] =
-        [Scenario::Normal, Scenario::WildAccess, Scenario::NeverShutdown, Scenario::Bench, Scenario::Crash];
+    pub const ALL: [Scenario; 5] = [
+        Scenario::Normal,
+        Scenario::WildAccess,
+        Scenario::NeverShutdown,
+        Scenario::Bench,
+        Scenario::Crash,
+    ];
 
     /// The scenario for a code; unknown codes (an erased flash reads
     /// 0xffff_ffff) mean a normal run.
     pub fn from_code(code: u32) -> Scenario {
-        Self::ALL.into_iter().find(|s| *s as u32 == code).unwrap_or(Scenario::Normal)
+        Self::ALL
+            .into_iter()
+            .find(|s| *s as u32 == code)
+            .unwrap_or(Scenario::Normal)
     }
 
     /// The scenario called `name`.

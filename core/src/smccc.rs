@@ -35,22 +35,46 @@ pub const INVALID_PARAMETERS: i64 = -2;
 pub const INVALID_ADDRESS: i64 = -9;
 
 /// The functions the guest may call (what PSCI_FEATURES reports).
-const IMPLEMENTED: &[u64] =
-    &[SMCCC_VERSION, PSCI_VERSION, PSCI_SYSTEM_OFF, PSCI_FEATURES, GA_NULL, GA_CONSOLE_PUTC, GA_CONSOLE_WRITE];
+const IMPLEMENTED: &[u64] = &[
+    SMCCC_VERSION,
+    PSCI_VERSION,
+    PSCI_SYSTEM_OFF,
+    PSCI_FEATURES,
+    GA_NULL,
+    GA_CONSOLE_PUTC,
+    GA_CONSOLE_WRITE,
+];
 
 /// Decodes a call of `function` with `args`.
 pub fn decode(function: u64, args: [u64; 3]) -> Request {
     // SMC32 calls pass the function id in the low 32 bits only.
-    let function = if function >> 32 == 0 { function } else { u64::MAX };
+    let function = if function >> 32 == 0 {
+        function
+    } else {
+        u64::MAX
+    };
     match function {
         SMCCC_VERSION | PSCI_VERSION => Request::Answer(VERSION_1_1),
-        PSCI_FEATURES => Request::Answer(if IMPLEMENTED.contains(&args[0]) { SUCCESS } else { NOT_SUPPORTED } as u64),
+        PSCI_FEATURES => Request::Answer(if IMPLEMENTED.contains(&args[0]) {
+            SUCCESS
+        } else {
+            NOT_SUPPORTED
+        } as u64),
         PSCI_SYSTEM_OFF => Request::Shutdown(ShutdownReason::Normal),
-        PSCI_SYSTEM_RESET | PSCI_CPU_OFF => Request::Refused { id: function, function: 0 },
+        PSCI_SYSTEM_RESET | PSCI_CPU_OFF => Request::Refused {
+            id: function,
+            function: 0,
+        },
         GA_NULL => Request::Null,
         GA_CONSOLE_PUTC => Request::ConsolePutByte(args[0] as u8),
-        GA_CONSOLE_WRITE => Request::ConsoleWrite { gpa: args[0], len: args[1] },
-        other => Request::Unsupported { id: other, function: 0 },
+        GA_CONSOLE_WRITE => Request::ConsoleWrite {
+            gpa: args[0],
+            len: args[1],
+        },
+        other => Request::Unsupported {
+            id: other,
+            function: 0,
+        },
     }
 }
 
@@ -71,27 +95,53 @@ mod tests {
 
     #[test]
     fn psci_system_off_is_a_clean_shutdown() {
-        assert_eq!(decode(0x8400_0008, [0; 3]), Request::Shutdown(ShutdownReason::Normal));
+        assert_eq!(
+            decode(0x8400_0008, [0; 3]),
+            Request::Shutdown(ShutdownReason::Normal)
+        );
     }
 
     #[test]
     fn versions_and_features() {
         assert_eq!(decode(PSCI_VERSION, [0; 3]), Request::Answer(0x1_0001));
         assert_eq!(decode(SMCCC_VERSION, [0; 3]), Request::Answer(0x1_0001));
-        assert_eq!(decode(PSCI_FEATURES, [PSCI_SYSTEM_OFF, 0, 0]), Request::Answer(0));
-        assert_eq!(decode(PSCI_FEATURES, [0x8400_0003, 0, 0]), Request::Answer(-1i64 as u64), "CPU_ON is not offered");
+        assert_eq!(
+            decode(PSCI_FEATURES, [PSCI_SYSTEM_OFF, 0, 0]),
+            Request::Answer(0)
+        );
+        assert_eq!(
+            decode(PSCI_FEATURES, [0x8400_0003, 0, 0]),
+            Request::Answer(-1i64 as u64),
+            "CPU_ON is not offered"
+        );
     }
 
     #[test]
     fn console_and_null_calls() {
-        assert_eq!(decode(GA_CONSOLE_PUTC, [b'z' as u64, 0, 0]), Request::ConsolePutByte(b'z'));
-        assert_eq!(decode(GA_CONSOLE_WRITE, [0x4000_1000, 12, 0]), Request::ConsoleWrite { gpa: 0x4000_1000, len: 12 });
+        assert_eq!(
+            decode(GA_CONSOLE_PUTC, [b'z' as u64, 0, 0]),
+            Request::ConsolePutByte(b'z')
+        );
+        assert_eq!(
+            decode(GA_CONSOLE_WRITE, [0x4000_1000, 12, 0]),
+            Request::ConsoleWrite {
+                gpa: 0x4000_1000,
+                len: 12
+            }
+        );
         assert_eq!(decode(GA_NULL, [0; 3]), Request::Null);
     }
 
     #[test]
     fn reboot_and_unknown_calls_answer_not_supported() {
-        for f in [PSCI_SYSTEM_RESET, PSCI_CPU_OFF, 0x8400_0003, 0xC400_0003, 0x8200_0000, 0x1_8400_0008] {
+        for f in [
+            PSCI_SYSTEM_RESET,
+            PSCI_CPU_OFF,
+            0x8400_0003,
+            0xC400_0003,
+            0x8200_0000,
+            0x1_8400_0008,
+        ] {
             let req = decode(f, [0; 3]);
             assert_eq!(immediate_reply(&req), Some(Reply::NotSupported), "{f:#x}");
             assert!(!matches!(req, Request::Shutdown(_)));

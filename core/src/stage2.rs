@@ -80,7 +80,10 @@ impl core::fmt::Display for MapError {
         match self {
             MapError::OutOfMemory => f.write_str("the host is out of memory for guest pages"),
             MapError::AlreadyMapped { gpa } => write!(f, "guest page {gpa:#x} is already mapped"),
-            MapError::OutOfRange { gpa } => write!(f, "guest address {gpa:#x} is beyond the stage-2 address space"),
+            MapError::OutOfRange { gpa } => write!(
+                f,
+                "guest address {gpa:#x} is beyond the stage-2 address space"
+            ),
         }
     }
 }
@@ -97,7 +100,12 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
     /// Creates an empty address space with a zeroed root table.
     pub fn new(mut host: H) -> Result<Self, MapError> {
         let root = alloc_zeroed(&mut host, F::ROOT_PAGES)?;
-        Ok(Self { root, host, mapped_pages: 0, _format: core::marker::PhantomData })
+        Ok(Self {
+            root,
+            host,
+            mapped_pages: 0,
+            _format: core::marker::PhantomData,
+        })
     }
 
     /// Host-physical address of the root table (for `hgatp`/`VTTBR`/`nCR3`).
@@ -115,12 +123,20 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
     }
 
     fn index(gpa: u64, level: usize) -> usize {
-        let entries = if level == F::LEVELS - 1 { ENTRIES_PER_PAGE * F::ROOT_PAGES } else { ENTRIES_PER_PAGE };
+        let entries = if level == F::LEVELS - 1 {
+            ENTRIES_PER_PAGE * F::ROOT_PAGES
+        } else {
+            ENTRIES_PER_PAGE
+        };
         ((gpa >> (12 + 9 * level)) as usize) & (entries - 1)
     }
 
     fn check_range(gpa: u64) -> Result<(), MapError> {
-        if F::GPA_BITS < 64 && gpa >> F::GPA_BITS != 0 { Err(MapError::OutOfRange { gpa }) } else { Ok(()) }
+        if F::GPA_BITS < 64 && gpa >> F::GPA_BITS != 0 {
+            Err(MapError::OutOfRange { gpa })
+        } else {
+            Ok(())
+        }
     }
 
     fn slot(&self, table: u64, index: usize) -> *mut u64 {
@@ -139,7 +155,9 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
             let desc = unsafe { slot.read_volatile() };
             table = if F::is_valid(desc) {
                 if !F::is_table(desc, level) {
-                    return Err(MapError::AlreadyMapped { gpa: page_base(gpa) });
+                    return Err(MapError::AlreadyMapped {
+                        gpa: page_base(gpa),
+                    });
                 }
                 F::address(desc)
             } else if create {
@@ -155,12 +173,21 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
     }
 
     /// Maps the page containing `gpa` to host page `hpa`.
-    pub fn map_page(&mut self, gpa: u64, hpa: u64, perms: Perms, device: bool, owned: bool) -> Result<(), MapError> {
+    pub fn map_page(
+        &mut self,
+        gpa: u64,
+        hpa: u64,
+        perms: Perms,
+        device: bool,
+        owned: bool,
+    ) -> Result<(), MapError> {
         let slot = self.leaf_slot(gpa, true)?.expect("created");
         // SAFETY: `slot` points into a table frame this address space owns.
         unsafe {
             if F::is_valid(slot.read_volatile()) {
-                return Err(MapError::AlreadyMapped { gpa: page_base(gpa) });
+                return Err(MapError::AlreadyMapped {
+                    gpa: page_base(gpa),
+                });
             }
             slot.write_volatile(F::leaf(page_base(hpa), perms, device, owned));
         }
@@ -171,7 +198,12 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
 
     /// Backs the page containing `gpa` as `backing` says; returns the
     /// host-physical page now behind it.
-    pub fn map_backed(&mut self, gpa: u64, backing: Backing, perms: Perms) -> Result<u64, MapError> {
+    pub fn map_backed(
+        &mut self,
+        gpa: u64,
+        backing: Backing,
+        perms: Perms,
+    ) -> Result<u64, MapError> {
         let (hpa, device, owned) = match backing {
             Backing::FreshRam => (alloc_zeroed(&mut self.host, 1)?, false, true),
             Backing::Device { hpa } => (hpa, true, false),
@@ -179,7 +211,9 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
                 let hpa = alloc_zeroed(&mut self.host, 1)?;
                 let len = content.len().min(PAGE_SIZE as usize);
                 // SAFETY: the frame was just allocated for us and is PAGE_SIZE long.
-                unsafe { core::ptr::copy_nonoverlapping(content.as_ptr(), self.host.frame_ptr(hpa), len) };
+                unsafe {
+                    core::ptr::copy_nonoverlapping(content.as_ptr(), self.host.frame_ptr(hpa), len)
+                };
                 (hpa, false, true)
             }
         };
@@ -262,9 +296,17 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
         let mut done = 0;
         while done < len {
             let at = gpa + done as u64;
-            let Some((hpa, _)) = self.translate(at) else { break };
+            let Some((hpa, _)) = self.translate(at) else {
+                break;
+            };
             let n = (PAGE_SIZE - (at & (PAGE_SIZE - 1))).min((len - done) as u64) as usize;
-            f(self.host.frame_ptr(page_base(hpa)).wrapping_add((hpa & (PAGE_SIZE - 1)) as usize), done, n);
+            f(
+                self.host
+                    .frame_ptr(page_base(hpa))
+                    .wrapping_add((hpa & (PAGE_SIZE - 1)) as usize),
+                done,
+                n,
+            );
             done += n;
         }
         done
@@ -523,7 +565,11 @@ impl Format for ArmStage2 {
 
     fn leaf(hpa: u64, perms: Perms, device: bool, owned: bool) -> u64 {
         let mut f = ArmS2::VALID | ArmS2::TABLE_OR_PAGE | ArmS2::AF;
-        f |= if device { ArmS2::DEVICE_NGNRE } else { ArmS2::NORMAL_WB | ArmS2::INNER_SHAREABLE };
+        f |= if device {
+            ArmS2::DEVICE_NGNRE
+        } else {
+            ArmS2::NORMAL_WB | ArmS2::INNER_SHAREABLE
+        };
         f.set(ArmS2::S2AP_R, perms.contains(Perms::READ));
         f.set(ArmS2::S2AP_W, perms.contains(Perms::WRITE));
         f.set(ArmS2::XN, !perms.contains(Perms::EXECUTE));
@@ -584,7 +630,14 @@ pub(crate) mod test_host {
         pub fn new(pages: usize) -> Self {
             let mut arena = vec![Page([0xAA; 4096]); pages];
             let base_ptr = arena.as_mut_ptr().cast();
-            Self { arena, base_ptr, next: 0, live: Vec::new(), freed: 0, invalidated: Vec::new() }
+            Self {
+                arena,
+                base_ptr,
+                next: 0,
+                live: Vec::new(),
+                freed: 0,
+                invalidated: Vec::new(),
+            }
         }
     }
 
@@ -600,12 +653,19 @@ pub(crate) mod test_host {
             Some(hpa)
         }
         fn free_frames(&mut self, hpa: u64, pages: usize) {
-            let i = self.live.iter().position(|&l| l == (hpa, pages)).expect("freeing a frame not allocated");
+            let i = self
+                .live
+                .iter()
+                .position(|&l| l == (hpa, pages))
+                .expect("freeing a frame not allocated");
             self.live.swap_remove(i);
             self.freed += pages;
         }
         fn frame_ptr(&self, hpa: u64) -> *mut u8 {
-            assert!(hpa >= BASE && hpa < BASE + (self.arena.len() as u64) * PAGE_SIZE, "not an arena address");
+            assert!(
+                hpa >= BASE && hpa < BASE + (self.arena.len() as u64) * PAGE_SIZE,
+                "not an arena address"
+            );
             self.base_ptr.wrapping_add((hpa - BASE) as usize)
         }
         fn invalidate(&mut self, gpa: u64) {
@@ -655,7 +715,9 @@ mod tests {
     #[test]
     fn map_then_translate_and_read_back() {
         let mut s = Space::new(ArenaHost::new(64)).unwrap();
-        let hpa = s.map_backed(0x8020_0123, Backing::FreshRam, Perms::RWX).unwrap();
+        let hpa = s
+            .map_backed(0x8020_0123, Backing::FreshRam, Perms::RWX)
+            .unwrap();
         assert_eq!(s.translate(0x8020_0000), Some((hpa, Perms::RWX)));
         assert_eq!(s.translate(0x8020_0abc), Some((hpa + 0xabc, Perms::RWX)));
         assert_eq!(s.translate(0x8020_1000), None);
@@ -663,7 +725,11 @@ mod tests {
         assert_eq!(s.host.invalidated, vec![0x8020_0000]);
         // A fresh RAM page is zeroed even though the arena was filled with 0xAA.
         let mut buf = [0xffu8; 16];
-        assert_eq!(s.read(0x8020_0ff8, &mut buf), 8, "stops at the unmapped next page");
+        assert_eq!(
+            s.read(0x8020_0ff8, &mut buf),
+            8,
+            "stops at the unmapped next page"
+        );
         assert_eq!(&buf[..8], &[0; 8]);
         assert_eq!(s.write(0x8020_0ffc, b"pfld"), 4);
         let mut back = [0u8; 4];
@@ -674,8 +740,10 @@ mod tests {
     #[test]
     fn writes_and_reads_cross_page_boundaries() {
         let mut s = Space::new(ArenaHost::new(64)).unwrap();
-        s.map_backed(0x8000_0000, Backing::FreshRam, Perms::RWX).unwrap();
-        s.map_backed(0x8000_1000, Backing::FreshRam, Perms::RWX).unwrap();
+        s.map_backed(0x8000_0000, Backing::FreshRam, Perms::RWX)
+            .unwrap();
+        s.map_backed(0x8000_1000, Backing::FreshRam, Perms::RWX)
+            .unwrap();
         let data: Vec<u8> = (0..100u8).collect();
         assert_eq!(s.write(0x8000_0fd0, &data), 100);
         let mut back = vec![0u8; 100];
@@ -686,20 +754,32 @@ mod tests {
     #[test]
     fn the_root_is_indexed_by_eleven_bits() {
         let mut s = Space::new(ArenaHost::new(64)).unwrap();
-        s.map_backed(0x8000_0000, Backing::FreshRam, Perms::RW).unwrap();
-        assert!(Sv39x4::is_valid(root_entry(&s, 2)), "GPA 2 GiB uses root entry 2");
+        s.map_backed(0x8000_0000, Backing::FreshRam, Perms::RW)
+            .unwrap();
+        assert!(
+            Sv39x4::is_valid(root_entry(&s, 2)),
+            "GPA 2 GiB uses root entry 2"
+        );
         let high = (1u64 << 41) - 0x1000; // last page of the 2 TiB space
         s.map_backed(high, Backing::FreshRam, Perms::RW).unwrap();
-        assert!(Sv39x4::is_valid(root_entry(&s, 2047)), "top page uses the last entry of the 4th root page");
+        assert!(
+            Sv39x4::is_valid(root_entry(&s, 2047)),
+            "top page uses the last entry of the 4th root page"
+        );
         assert!(s.translate(high).is_some());
-        assert_eq!(s.map_backed(1 << 41, Backing::FreshRam, Perms::RW), Err(MapError::OutOfRange { gpa: 1 << 41 }));
+        assert_eq!(
+            s.map_backed(1 << 41, Backing::FreshRam, Perms::RW),
+            Err(MapError::OutOfRange { gpa: 1 << 41 })
+        );
         assert_eq!(s.translate(1 << 41), None);
     }
 
     #[test]
     fn double_map_is_reported_not_overwritten() {
         let mut s = Space::new(ArenaHost::new(64)).unwrap();
-        let first = s.map_backed(0x8000_0000, Backing::FreshRam, Perms::RW).unwrap();
+        let first = s
+            .map_backed(0x8000_0000, Backing::FreshRam, Perms::RW)
+            .unwrap();
         assert_eq!(
             s.map_backed(0x8000_0800, Backing::FreshRam, Perms::RW),
             Err(MapError::AlreadyMapped { gpa: 0x8000_0000 })
@@ -712,12 +792,21 @@ mod tests {
     #[test]
     fn device_pages_map_the_given_address_and_are_not_freed() {
         let mut s = Space::new(ArenaHost::new(64)).unwrap();
-        let hpa = s.map_backed(0x2200_0000, Backing::Device { hpa: 0x2200_0000 }, Perms::READ).unwrap();
+        let hpa = s
+            .map_backed(
+                0x2200_0000,
+                Backing::Device { hpa: 0x2200_0000 },
+                Perms::READ,
+            )
+            .unwrap();
         assert_eq!(hpa, 0x2200_0000);
         assert_eq!(s.translate(0x2200_0004), Some((0x2200_0004, Perms::READ)));
         let freed = s.host.freed;
         assert_eq!(s.unmap_page(0x2200_0000), Some(0x2200_0000));
-        assert_eq!(s.host.freed, freed, "device memory is not the host's to free");
+        assert_eq!(
+            s.host.freed, freed,
+            "device memory is not the host's to free"
+        );
         assert_eq!(s.translate(0x2200_0000), None);
         assert_eq!(s.mapped_pages(), 0);
     }
@@ -725,42 +814,76 @@ mod tests {
     #[test]
     fn emulated_content_lands_at_the_start_of_the_page() {
         let mut s = Space::new(ArenaHost::new(64)).unwrap();
-        s.map_backed(0xffc0_0000, Backing::Content(b"pfld"), Perms::READ).unwrap();
+        s.map_backed(0xffc0_0000, Backing::Content(b"pfld"), Perms::READ)
+            .unwrap();
         let mut buf = [0u8; 8];
         s.read(0xffc0_0000, &mut buf);
         assert_eq!(&buf, b"pfld\0\0\0\0");
-        assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()), 0x646c_6670);
+        assert_eq!(
+            u32::from_le_bytes(buf[..4].try_into().unwrap()),
+            0x646c_6670
+        );
     }
 
     #[test]
     fn npt_descriptor_encoding_and_walk() {
         let leaf = Npt::leaf(0x1234_5000, Perms::RW, false, true);
-        assert_eq!(leaf, 0x1234_5000 | 0b111 | 0x60 | 1 << 9 | 1 << 63, "P RW U A D OWNED NX");
+        assert_eq!(
+            leaf,
+            0x1234_5000 | 0b111 | 0x60 | 1 << 9 | 1 << 63,
+            "P RW U A D OWNED NX"
+        );
         assert_eq!(Npt::perms(leaf), Perms::RW);
-        assert_eq!(Npt::perms(Npt::leaf(0x1000, Perms::RWX, false, false)), Perms::RWX);
-        assert_eq!(Npt::leaf(0xfec0_0000, Perms::RW, true, false) & 0x10, 0x10, "device pages are uncached");
+        assert_eq!(
+            Npt::perms(Npt::leaf(0x1000, Perms::RWX, false, false)),
+            Perms::RWX
+        );
+        assert_eq!(
+            Npt::leaf(0xfec0_0000, Perms::RW, true, false) & 0x10,
+            0x10,
+            "device pages are uncached"
+        );
         assert_eq!(Npt::table(0x8000_3000), 0x8000_3007);
         let mut s = AddressSpace::<Npt, _>::new(ArenaHost::new(64)).unwrap();
-        s.map_backed(0xffc0_0000, Backing::Content(b"pfld"), Perms::READ).unwrap();
+        s.map_backed(0xffc0_0000, Backing::Content(b"pfld"), Perms::READ)
+            .unwrap();
         assert_eq!(s.translate(0xffc0_0000).unwrap().1, Perms::READ);
         assert_eq!(s.host.live.len(), 5, "root, PDPT, PD, PT and the page");
-        assert_eq!(s.map_backed(1 << 48, Backing::FreshRam, Perms::RW), Err(MapError::OutOfRange { gpa: 1 << 48 }));
+        assert_eq!(
+            s.map_backed(1 << 48, Backing::FreshRam, Perms::RW),
+            Err(MapError::OutOfRange { gpa: 1 << 48 })
+        );
         assert!(s.into_host().live.is_empty());
     }
 
     #[test]
     fn arm_stage2_descriptor_encoding_and_walk() {
         let ram = ArmStage2::leaf(0x4123_4000, Perms::RWX, false, true);
-        assert_eq!(ram, 0x4123_4000 | 0b11 | 0b1111 << 2 | 0b11 << 6 | 0b11 << 8 | 1 << 10 | 1 << 55);
+        assert_eq!(
+            ram,
+            0x4123_4000 | 0b11 | 0b1111 << 2 | 0b11 << 6 | 0b11 << 8 | 1 << 10 | 1 << 55
+        );
         assert_eq!(ArmStage2::perms(ram), Perms::RWX);
         let flash = ArmStage2::leaf(0x0400_0000, Perms::READ, true, false);
-        assert_eq!(flash, 0x0400_0000 | 0b11 | 0b0001 << 2 | 1 << 6 | 1 << 10 | 1 << 54, "device, read-only, XN");
+        assert_eq!(
+            flash,
+            0x0400_0000 | 0b11 | 0b0001 << 2 | 1 << 6 | 1 << 10 | 1 << 54,
+            "device, read-only, XN"
+        );
         assert_eq!(ArmStage2::perms(flash), Perms::READ);
         assert_eq!(ArmStage2::table(0x4000_5000), 0x4000_5003);
         let mut s = AddressSpace::<ArmStage2, _>::new(ArenaHost::new(64)).unwrap();
-        s.map_backed(0x4020_0000, Backing::FreshRam, Perms::RWX).unwrap();
-        assert_eq!(s.host.live.len(), 4, "root (level 1), level 2, level 3, the page");
-        assert_eq!(s.map_backed(1 << 39, Backing::FreshRam, Perms::RW), Err(MapError::OutOfRange { gpa: 1 << 39 }));
+        s.map_backed(0x4020_0000, Backing::FreshRam, Perms::RWX)
+            .unwrap();
+        assert_eq!(
+            s.host.live.len(),
+            4,
+            "root (level 1), level 2, level 3, the page"
+        );
+        assert_eq!(
+            s.map_backed(1 << 39, Backing::FreshRam, Perms::RW),
+            Err(MapError::OutOfRange { gpa: 1 << 39 })
+        );
         assert!(s.into_host().live.is_empty());
     }
 
@@ -770,13 +893,14 @@ mod tests {
         for gpa in [0x8000_0000u64, 0x8000_1000, 0x8040_0000, 0x1_0000_0000] {
             s.map_backed(gpa, Backing::FreshRam, Perms::RWX).unwrap();
         }
-        s.map_backed(0x1000_0000, Backing::Device { hpa: 0x1000_0000 }, Perms::RW).unwrap();
-        s.map_backed(0xffc0_0000, Backing::Content(b"pfld"), Perms::READ).unwrap();
+        s.map_backed(0x1000_0000, Backing::Device { hpa: 0x1000_0000 }, Perms::RW)
+            .unwrap();
+        s.map_backed(0xffc0_0000, Backing::Content(b"pfld"), Perms::READ)
+            .unwrap();
         s.unmap_page(0x8000_1000);
         assert!(s.host.live.len() > 5);
         let host = s.into_host();
         assert!(host.live.is_empty(), "leaked frames: {:x?}", host.live);
         assert!(host.live.iter().all(|&(hpa, _)| hpa >= BASE));
     }
-
 }

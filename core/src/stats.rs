@@ -1,9 +1,9 @@
 //! Counters the hypervisor prints at shutdown: VM exits by reason and guest
 //! pages mapped by region.
 
+use crate::PAGE_SIZE;
 use crate::exit::ExitKind;
 use crate::layout::{GuestLayout, RegionKind};
-use crate::PAGE_SIZE;
 
 /// Most regions a layout may have for per-region page counts.
 const MAX_REGIONS: usize = 8;
@@ -43,7 +43,10 @@ impl Stats {
 
     /// A printable report against `layout`.
     pub fn report<'a>(&'a self, layout: &'a GuestLayout) -> Report<'a> {
-        Report { stats: self, layout }
+        Report {
+            stats: self,
+            layout,
+        }
     }
 }
 
@@ -61,11 +64,22 @@ impl core::fmt::Display for Report<'_> {
             write!(f, ", {} {}", kind.name(), s.exits(kind))?;
         }
         let total = s.total_pages();
-        write!(f, "\nGuest pages mapped: {} ({} KiB)", total, total * PAGE_SIZE / 1024)?;
+        write!(
+            f,
+            "\nGuest pages mapped: {} ({} KiB)",
+            total,
+            total * PAGE_SIZE / 1024
+        )?;
         for (i, r) in self.layout.regions.iter().enumerate() {
             write!(f, ", {} {}", r.name, s.pages(i))?;
             if r.kind == RegionKind::Ram {
-                write!(f, " of {} ({} KiB of {} MiB)", r.size / PAGE_SIZE, s.pages(i) * 4, r.size >> 20)?;
+                write!(
+                    f,
+                    " of {} ({} KiB of {} MiB)",
+                    r.size / PAGE_SIZE,
+                    s.pages(i) * 4,
+                    r.size >> 20
+                )?;
             }
         }
         Ok(())

@@ -97,23 +97,48 @@ pub struct Segment {
 impl Segment {
     /// 64-bit code: present, DPL 0, execute/read accessed, L=1, G=1.
     pub const fn code64(selector: u16) -> Self {
-        Segment { selector, attrib: 0xa9b, limit: 0xffff_ffff, base: 0 }
+        Segment {
+            selector,
+            attrib: 0xa9b,
+            limit: 0xffff_ffff,
+            base: 0,
+        }
     }
     /// Data: present, DPL 0, read/write accessed, D/B=1, G=1.
     pub const fn data(selector: u16) -> Self {
-        Segment { selector, attrib: 0xc93, limit: 0xffff_ffff, base: 0 }
+        Segment {
+            selector,
+            attrib: 0xc93,
+            limit: 0xffff_ffff,
+            base: 0,
+        }
     }
     /// A busy 64-bit TSS (VMRUN requires a valid TR).
     pub const fn tss(selector: u16) -> Self {
-        Segment { selector, attrib: 0x8b, limit: 0x67, base: 0 }
+        Segment {
+            selector,
+            attrib: 0x8b,
+            limit: 0x67,
+            base: 0,
+        }
     }
     /// An empty but valid LDT.
     pub const fn ldt() -> Self {
-        Segment { selector: 0, attrib: 0x82, limit: 0xffff, base: 0 }
+        Segment {
+            selector: 0,
+            attrib: 0x82,
+            limit: 0xffff,
+            base: 0,
+        }
     }
     /// A descriptor table register (GDTR/IDTR): only base and limit count.
     pub const fn table(base: u64, limit: u32) -> Self {
-        Segment { selector: 0, attrib: 0, limit, base }
+        Segment {
+            selector: 0,
+            attrib: 0,
+            limit,
+            base,
+        }
     }
 }
 
@@ -236,8 +261,14 @@ pub fn decode(code: u64, info1: u64, info2: u64, regs: &CallRegs) -> Exit {
                 Access::Read
             },
         },
-        exit_code::VMMCALL => Exit::Hypercall(smccc::decode(regs.rax, [regs.rdi, regs.rsi, regs.rdx])),
-        _ => Exit::Unexpected(Unexpected { what: exit_name(code), code, info: [info1, info2] }),
+        exit_code::VMMCALL => {
+            Exit::Hypercall(smccc::decode(regs.rax, [regs.rdi, regs.rsi, regs.rdx]))
+        }
+        _ => Exit::Unexpected(Unexpected {
+            what: exit_name(code),
+            code,
+            info: [info1, info2],
+        }),
     }
 }
 
@@ -318,17 +349,48 @@ mod tests {
     #[test]
     fn npf_decodes_gpa_from_exitinfo2_and_access_from_exitinfo1() {
         let r = CallRegs::default();
-        assert_eq!(decode(0x400, 0x1_0000_0004, 0xffc0_0000, &r), Exit::NestedPageFault { gpa: 0xffc0_0000, access: Access::Read });
-        assert_eq!(decode(0x400, 0x6, 0x20_1008, &r), Exit::NestedPageFault { gpa: 0x20_1008, access: Access::Write });
-        assert_eq!(decode(0x400, 0x14, 0x10_0000, &r), Exit::NestedPageFault { gpa: 0x10_0000, access: Access::Execute });
+        assert_eq!(
+            decode(0x400, 0x1_0000_0004, 0xffc0_0000, &r),
+            Exit::NestedPageFault {
+                gpa: 0xffc0_0000,
+                access: Access::Read
+            }
+        );
+        assert_eq!(
+            decode(0x400, 0x6, 0x20_1008, &r),
+            Exit::NestedPageFault {
+                gpa: 0x20_1008,
+                access: Access::Write
+            }
+        );
+        assert_eq!(
+            decode(0x400, 0x14, 0x10_0000, &r),
+            Exit::NestedPageFault {
+                gpa: 0x10_0000,
+                access: Access::Execute
+            }
+        );
     }
 
     #[test]
     fn vmmcall_is_an_smccc_call() {
-        let off = CallRegs { rax: 0x8400_0008, ..Default::default() };
-        assert_eq!(decode(0x81, 0, 0, &off), Exit::Hypercall(Request::Shutdown(ShutdownReason::Normal)));
-        let putc = CallRegs { rax: smccc::GA_CONSOLE_PUTC, rdi: b'!' as u64, ..Default::default() };
-        assert_eq!(decode(0x81, 0, 0, &putc), Exit::Hypercall(Request::ConsolePutByte(b'!')));
+        let off = CallRegs {
+            rax: 0x8400_0008,
+            ..Default::default()
+        };
+        assert_eq!(
+            decode(0x81, 0, 0, &off),
+            Exit::Hypercall(Request::Shutdown(ShutdownReason::Normal))
+        );
+        let putc = CallRegs {
+            rax: smccc::GA_CONSOLE_PUTC,
+            rdi: b'!' as u64,
+            ..Default::default()
+        };
+        assert_eq!(
+            decode(0x81, 0, 0, &putc),
+            Exit::Hypercall(Request::ConsolePutByte(b'!'))
+        );
     }
 
     #[test]
@@ -341,7 +403,9 @@ mod tests {
             (0x4e, "exception"),
             (u64::MAX, "VMEXIT_INVALID (the VMCB state was refused)"),
         ] {
-            let Exit::Unexpected(u) = decode(code, 0x11, 0x22, &r) else { panic!("{code:#x}") };
+            let Exit::Unexpected(u) = decode(code, 0x11, 0x22, &r) else {
+                panic!("{code:#x}")
+            };
             assert_eq!((u.what, u.code, u.info), (name, code, [0x11, 0x22]));
         }
     }

@@ -17,7 +17,9 @@ use guestaspace_core::scenario::Scenario;
 
 /// The scenario this image was built for.
 fn scenario() -> Scenario {
-    option_env!("GKERNEL_SCENARIO").and_then(Scenario::from_name).unwrap_or(Scenario::Normal)
+    option_env!("GKERNEL_SCENARIO")
+        .and_then(Scenario::from_name)
+        .unwrap_or(Scenario::Normal)
 }
 
 /// Called by the architecture's entry code with a stack.
@@ -31,7 +33,11 @@ pub fn main() -> ! {
     println!("Reading PFlash at physical address {:#X}...", arch::PFLASH);
     // SAFETY: the boot page tables identity-map the pflash address.
     let magic = unsafe { (arch::PFLASH as *const u32).read_volatile() };
-    println!("Try to access pflash dev region [{:#X}], got {:#X}", arch::PFLASH, magic);
+    println!(
+        "Try to access pflash dev region [{:#X}], got {:#X}",
+        arch::PFLASH,
+        magic
+    );
     match core::str::from_utf8(&magic.to_le_bytes()) {
         Ok(text) => println!("Got pflash magic: {text}"),
         Err(_) => println!("Got pflash magic: (not text) {:02x?}", magic.to_le_bytes()),

@@ -27,5 +27,7 @@ pub fn run(hypercalls: u32, pages: u32) {
 
     // The counter's frequency, from the platform's tick conversion.
     let hz = 1_000_000_000u128 * 1_000_000 / ticks_to_nanos(1_000_000).max(1) as u128;
-    println!("bench: {hypercalls} hypercalls in {call_ticks} ticks; {pages} fresh pages in {page_ticks} ticks; counter {hz} Hz");
+    println!(
+        "bench: {hypercalls} hypercalls in {call_ticks} ticks; {pages} fresh pages in {page_ticks} ticks; counter {hz} Hz"
+    );
 }

@@ -17,11 +17,16 @@ mod bench;
 mod platform;
 
 use axhal::mem::{PhysAddr, phys_to_virt};
-use guestaspace_core::scenario::{BENCH_HYPERCALLS_OFFSET, BENCH_PAGES_OFFSET, SCENARIO_OFFSET, Scenario};
+use guestaspace_core::scenario::{
+    BENCH_HYPERCALLS_OFFSET, BENCH_PAGES_OFFSET, SCENARIO_OFFSET, Scenario,
+};
 
 #[unsafe(no_mangle)]
 fn main() {
-    println!("Reading PFlash at physical address {:#X}...", platform::PFLASH);
+    println!(
+        "Reading PFlash at physical address {:#X}...",
+        platform::PFLASH
+    );
     let base = phys_to_virt(PhysAddr::from(platform::PFLASH));
     let word = |offset: usize| {
         // SAFETY: the first pflash page is in this kernel's MMIO ranges, so
@@ -29,20 +34,29 @@ fn main() {
         unsafe { base.as_ptr().add(offset).cast::<u32>().read_volatile() }
     };
     let magic = word(0);
-    println!("Try to access pflash dev region [{:#X}], got {:#X}", base.as_usize(), magic);
+    println!(
+        "Try to access pflash dev region [{:#X}], got {:#X}",
+        base.as_usize(),
+        magic
+    );
     match core::str::from_utf8(&magic.to_le_bytes()) {
         Ok(text) => println!("Got pflash magic: {text}"),
         Err(_) => println!("Got pflash magic: (not text) {:02x?}", magic.to_le_bytes()),
     }
 
     let waited = platform::timer_round_trip();
-    println!("Guest timer interrupt arrived after {waited} ticks (armed for {})", platform::TIMER_DELAY);
+    println!(
+        "Guest timer interrupt arrived after {waited} ticks (armed for {})",
+        platform::TIMER_DELAY
+    );
 
     match Scenario::from_code(word(SCENARIO_OFFSET)) {
         Scenario::Normal => {}
         Scenario::WildAccess => {
             println!("Scenario wild-access: reading {:#X}", platform::UNDECLARED);
-            let p = phys_to_virt(PhysAddr::from(platform::UNDECLARED)).as_ptr().cast::<u32>();
+            let p = phys_to_virt(PhysAddr::from(platform::UNDECLARED))
+                .as_ptr()
+                .cast::<u32>();
             // SAFETY: mapped in this kernel's MMIO ranges on purpose; the
             // hypervisor is expected to stop the VM on this read.
             let v = unsafe { p.read_volatile() };

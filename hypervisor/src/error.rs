@@ -14,8 +14,14 @@ pub enum HvError {
     Layout(LayoutError),
     Map(MapError),
     /// `/sbin/gkernel` could not be read: path and the file system's word.
-    Disk { path: &'static str, reason: String },
-    Image { path: &'static str, error: ImageError },
+    Disk {
+        path: &'static str,
+        reason: String,
+    },
+    Image {
+        path: &'static str,
+        error: ImageError,
+    },
     Vm(VmError),
 }
 
@@ -25,7 +31,9 @@ impl fmt::Display for HvError {
             HvError::Hardware(what) => write!(f, "virtualization hardware: {what}"),
             HvError::Layout(e) => write!(f, "guest layout: {e}"),
             HvError::Map(e) => write!(f, "guest memory: {e}"),
-            HvError::Disk { path, reason } => write!(f, "cannot read {path} from the disk: {reason}"),
+            HvError::Disk { path, reason } => {
+                write!(f, "cannot read {path} from the disk: {reason}")
+            }
             HvError::Image { path, error } => write!(f, "{path}: {error}"),
             HvError::Vm(e) => write!(f, "VM stopped: {e}"),
         }

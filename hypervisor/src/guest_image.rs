@@ -3,22 +3,29 @@
 use crate::error::HvError;
 use alloc::format;
 use alloc::vec::Vec;
+use guestaspace_core::PAGE_SIZE;
 use guestaspace_core::image::check_flat;
 use guestaspace_core::layout::{Backing, GuestLayout};
 use guestaspace_core::stage2::{AddressSpace, Format, Host};
 use guestaspace_core::stats::Stats;
-use guestaspace_core::PAGE_SIZE;
 
 /// Reads `path` after checking, from its size alone, that it will fit.
 pub fn read(path: &'static str, layout: &GuestLayout) -> Result<Vec<u8>, HvError> {
-    let fs = axfs::ROOT_FS_CONTEXT.get().ok_or(HvError::Disk { path, reason: "no file system is mounted".into() })?;
-    let disk_err = |e| HvError::Disk { path, reason: format!("{e:?}") };
+    let fs = axfs::ROOT_FS_CONTEXT.get().ok_or(HvError::Disk {
+        path,
+        reason: "no file system is mounted".into(),
+    })?;
+    let disk_err = |e| HvError::Disk {
+        path,
+        reason: format!("{e:?}"),
+    };
     let meta = fs.metadata(path).map_err(disk_err)?;
     // Check the size before reading, so a huge file is refused without
     // reading it; the first bytes are checked again once read.
     check_flat(&[], meta.size, layout).map_err(|error| HvError::Image { path, error })?;
     let bytes = fs.read(path).map_err(disk_err)?;
-    check_flat(&bytes, bytes.len() as u64, layout).map_err(|error| HvError::Image { path, error })?;
+    check_flat(&bytes, bytes.len() as u64, layout)
+        .map_err(|error| HvError::Image { path, error })?;
     Ok(bytes)
 }
 
@@ -58,11 +65,17 @@ fn place<F: Format, H: Host>(
     data: &[u8],
     stats: &mut Stats,
 ) -> Result<(), HvError> {
-    let ram_index = layout.regions.iter().position(|r| r.contains(gpa)).expect("validated layout");
+    let ram_index = layout
+        .regions
+        .iter()
+        .position(|r| r.contains(gpa))
+        .expect("validated layout");
     let ram = &layout.regions[ram_index];
     let mut page = gpa;
     while page < gpa + data.len() as u64 {
-        space.map_backed(page, Backing::FreshRam, ram.perms).map_err(HvError::Map)?;
+        space
+            .map_backed(page, Backing::FreshRam, ram.perms)
+            .map_err(HvError::Map)?;
         stats.count_page(ram_index);
         page += PAGE_SIZE;
     }

@@ -12,7 +12,10 @@ use guestaspace_core::stage2::Host;
 /// The host's RAM, as `(start, size)` ranges, for the layout check that no
 /// pass-through region exposes it.
 pub fn host_ram_ranges() -> Vec<(u64, u64)> {
-    axhal::mem::phys_ram_ranges().iter().map(|&(start, size)| (start as u64, size as u64)).collect()
+    axhal::mem::phys_ram_ranges()
+        .iter()
+        .map(|&(start, size)| (start as u64, size as u64))
+        .collect()
 }
 
 /// Zeroed host pages for the hypervisor's own use (VMCBs, permission
@@ -20,7 +23,9 @@ pub fn host_ram_ranges() -> Vec<(u64, u64)> {
 /// pointer and the host-physical address.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only SVM needs such pages so far
 pub fn alloc_host_pages(pages: usize) -> Option<(*mut u8, u64)> {
-    let va = global_allocator().alloc_pages(pages, PAGE_SIZE as usize, UsageKind::Global).ok()?;
+    let va = global_allocator()
+        .alloc_pages(pages, PAGE_SIZE as usize, UsageKind::Global)
+        .ok()?;
     let ptr = va as *mut u8;
     // SAFETY: the allocator just handed us these `pages` pages.
     unsafe { ptr.write_bytes(0, pages * PAGE_SIZE as usize) };
@@ -42,7 +47,9 @@ impl<A: Arch> HostMemory<A> {
 unsafe impl<A: Arch> Host for HostMemory<A> {
     fn alloc_frames(&mut self, pages: usize) -> Option<u64> {
         debug_assert!(pages.is_power_of_two());
-        let va = global_allocator().alloc_pages(pages, pages * PAGE_SIZE as usize, UsageKind::VirtMem).ok()?;
+        let va = global_allocator()
+            .alloc_pages(pages, pages * PAGE_SIZE as usize, UsageKind::VirtMem)
+            .ok()?;
         Some(virt_to_phys(VirtAddr::from(va)).as_usize() as u64)
     }
 

@@ -43,16 +43,27 @@ fn run() -> Result<(), HvError> {
     Current::init_hardware().map_err(HvError::Hardware)?;
 
     let layout = Current::LAYOUT;
-    layout.validate(&host_memory::host_ram_ranges()).map_err(HvError::Layout)?;
-    let mut space = AddressSpace::<<Current as Arch>::Format, _>::new(host_memory::HostMemory::<Current>::new())
-        .map_err(HvError::Map)?;
+    layout
+        .validate(&host_memory::host_ram_ranges())
+        .map_err(HvError::Layout)?;
+    let mut space = AddressSpace::<<Current as Arch>::Format, _>::new(host_memory::HostMemory::<
+        Current,
+    >::new())
+    .map_err(HvError::Map)?;
     println!(
         "Created guest address space: {} stage-2 table, root at {:#x}",
         <<Current as Arch>::Format as Format>::NAME,
         space.root()
     );
     for r in layout.regions {
-        println!("  {:<7} GPA {:#010x}..{:#010x} {} {}", r.name, r.gpa, r.end(), r.perms, r.kind);
+        println!(
+            "  {:<7} GPA {:#010x}..{:#010x} {} {}",
+            r.name,
+            r.gpa,
+            r.end(),
+            r.perms,
+            r.kind
+        );
     }
 
     let mut stats = Stats::default();
@@ -70,7 +81,13 @@ fn run() -> Result<(), HvError> {
     let mut vcpu = Current::new_vcpu(layout.entry, space.root());
     println!("Guest entry point {:#x}", layout.entry);
     println!("Entering VM run loop...");
-    let result = runloop::run(&mut vcpu, &mut space, &layout, &mut console::HostConsole, &mut stats);
+    let result = runloop::run(
+        &mut vcpu,
+        &mut space,
+        &layout,
+        &mut console::HostConsole,
+        &mut stats,
+    );
     match result {
         Ok(()) => {
             println!("Shutdown vm normally!");

@@ -151,7 +151,11 @@ pub const QEMU_MIN_VERSION: (u32, u32) = (10, 0);
 /// The hypervisor application, built with the ArceOS configuration
 /// `config`.
 pub const fn hypervisor_app(config: &'static str) -> App {
-    App { package: "arceos-guestaspace", binary: "arceos-guestaspace", config: Some(config) }
+    App {
+        package: "arceos-guestaspace",
+        binary: "arceos-guestaspace",
+        config: Some(config),
+    }
 }
 
 /// Command-line words as QEMU arguments.
@@ -171,7 +175,14 @@ pub fn virtio_disk_args(disk: &Path) -> [OsString; 4] {
 
 /// The pflash image as QEMU's read-only pflash1.
 pub fn pflash1_args(pflash: &Path) -> [OsString; 2] {
-    ["-drive".into(), format!("if=pflash,unit=1,format=raw,readonly=on,file={}", drive_path(pflash)).into()]
+    [
+        "-drive".into(),
+        format!(
+            "if=pflash,unit=1,format=raw,readonly=on,file={}",
+            drive_path(pflash)
+        )
+        .into(),
+    ]
 }
 
 /// Formats `path` for a QEMU `-drive file=` option, where a comma must be
@@ -189,7 +200,10 @@ pub fn test_command_line(args: fn(&VmFiles) -> Vec<OsString>) -> String {
         disk: Path::new("/t/disk.img"),
         pflash: Path::new("/t/pflash.img"),
     };
-    let words: Vec<String> = args(&files).into_iter().map(|a| a.into_string().unwrap()).collect();
+    let words: Vec<String> = args(&files)
+        .into_iter()
+        .map(|a| a.into_string().unwrap())
+        .collect();
     words.join(" ")
 }
 

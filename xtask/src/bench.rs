@@ -68,9 +68,17 @@ pub fn bench(options: &BenchOptions) -> Result<()> {
 fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFigures> {
     check_qemu(&spec.qemu)?;
     let paths = ArchPaths::for_spec(spec)?;
-    let normal = PrepareOptions { guest: GuestSource::Bundled, scenario: Scenario::Normal, cargo: CargoOutput::Captured };
+    let normal = PrepareOptions {
+        guest: GuestSource::Bundled,
+        scenario: Scenario::Normal,
+        cargo: CargoOutput::Captured,
+    };
     prepare(spec, &paths, &normal)?;
-    let files = VmFiles { kernel: paths.kernel(spec), disk: &paths.disk, pflash: &paths.pflash };
+    let files = VmFiles {
+        kernel: paths.kernel(spec),
+        disk: &paths.disk,
+        pflash: &paths.pflash,
+    };
     let runs = options.runs.max(1);
 
     // 1. The edit-run loop, and QEMU alone on the same artifacts.
@@ -93,12 +101,21 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
 
     // 2. The floor kernel on the same machine.
     let floor_kernel = build_floor(spec, &paths)?;
-    let floor_files = VmFiles { kernel: &floor_kernel, ..files };
-    let floor = Summary::of(time_command(runs, || Ok(boot(spec, &floor_files, &[])?.wall))?);
+    let floor_files = VmFiles {
+        kernel: &floor_kernel,
+        ..files
+    };
+    let floor = Summary::of(time_command(runs, || {
+        Ok(boot(spec, &floor_files, &[])?.wall)
+    })?);
 
     // 3. The exit path, as the bench guest times it.
     let bench_disk = bench_disk(spec, &paths)?;
-    let bench_files = VmFiles { disk: &bench_disk, pflash: &paths.e2e.join("pflash-bench.img"), ..files };
+    let bench_files = VmFiles {
+        disk: &bench_disk,
+        pflash: &paths.e2e.join("pflash-bench.img"),
+        ..files
+    };
     if spec.pflash_size > 0 {
         crate::pflash::write_pflash(bench_files.pflash, Scenario::Bench, spec.pflash_size)?;
     }
@@ -116,7 +133,11 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
     let ram_bytes = spec.layout.ram().map_or(0, |r| r.size);
 
     // 5. A cold build.
-    let cold_build = if options.cold { Some(cold_build(&paths.repo, spec.arch)?) } else { None };
+    let cold_build = if options.cold {
+        Some(cold_build(&paths.repo, spec.arch)?)
+    } else {
+        None
+    };
 
     Ok(ArchFigures {
         arch: spec.arch,
@@ -143,7 +164,10 @@ fn cargo_xtask_run(repo: &Path, arch: Arch) -> Result<Duration> {
         .context("cannot run cargo xtask")?;
     let took = start.elapsed();
     if !out.status.success() {
-        bail!("`cargo xtask run --arch {arch}` failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "`cargo xtask run --arch {arch}` failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(took)
 }
@@ -163,7 +187,8 @@ fn boot(spec: &'static ArchSpec, files: &VmFiles, extra_args: &[&str]) -> Result
         extra_args,
     };
     let out = run_vm(&run)?;
-    out.check().with_context(|| format!("QEMU output:\n{}", out.text))?;
+    out.check()
+        .with_context(|| format!("QEMU output:\n{}", out.text))?;
     Ok(out)
 }
 
@@ -179,8 +204,14 @@ fn touch(path: &Path) -> Result<()> {
 /// Builds the floor kernel with the hypervisor's configuration (same
 /// machine) into a target directory of its own; returns what QEMU boots.
 fn build_floor(spec: &'static ArchSpec, paths: &ArchPaths) -> Result<PathBuf> {
-    let app = App { package: "floor", binary: "floor", config: spec.hypervisor.config };
-    let target = paths.hv_target.with_file_name(format!("floor-{}", spec.arch));
+    let app = App {
+        package: "floor",
+        binary: "floor",
+        config: spec.hypervisor.config,
+    };
+    let target = paths
+        .hv_target
+        .with_file_name(format!("floor-{}", spec.arch));
     build_app(spec, paths, &app, &target, &[], CargoOutput::Captured)?;
     let elf = target.join(spec.triple).join("release").join("floor");
     match spec.kernel {
@@ -196,7 +227,13 @@ fn build_floor(spec: &'static ArchSpec, paths: &ArchPaths) -> Result<PathBuf> {
 /// The disk holding the bench guest.
 fn bench_disk(spec: &'static ArchSpec, paths: &ArchPaths) -> Result<PathBuf> {
     let mut log = String::new();
-    let guest = build_guest(spec, paths, Scenario::Bench, CargoOutput::Captured, &mut log)?;
+    let guest = build_guest(
+        spec,
+        paths,
+        Scenario::Bench,
+        CargoOutput::Captured,
+        &mut log,
+    )?;
     let disk = paths.e2e.join("disk-bench.img");
     crate::disk::write_fat_disk(&disk, &guest_disk(&guest))?;
     Ok(disk)
@@ -222,7 +259,11 @@ fn exit_figures(
         pages: line.pages,
         hypercall_ticks: line.hypercall_ticks,
         page_ticks: line.page_ticks,
-        counter_hz: if line.counter_hz != 0 { line.counter_hz } else { tsc_hz() },
+        counter_hz: if line.counter_hz != 0 {
+            line.counter_hz
+        } else {
+            tsc_hz()
+        },
         hypercall_exits: exits.get("hypercall")?,
         fault_exits: exits.get("nested page fault")?,
     })
@@ -230,7 +271,8 @@ fn exit_figures(
 
 /// Times `cargo xtask build` from an empty target directory.
 fn cold_build(repo: &Path, arch: Arch) -> Result<Duration> {
-    let dir = std::env::temp_dir().join(format!("guestaspace-cold-{}-{}", arch, std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("guestaspace-cold-{}-{}", arch, std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let start = std::time::Instant::now();
     let status = Command::new(cargo())

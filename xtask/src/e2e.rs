@@ -6,9 +6,9 @@ mod cases;
 
 use crate::arch::{Arch, ArchSpec, VmFiles};
 use crate::build::CargoOutput;
+use crate::disk::write_fat_disk;
 use crate::paths::ArchPaths;
 use crate::pflash::write_pflash;
-use crate::disk::write_fat_disk;
 use crate::prepare::{GuestSource, PrepareOptions, Prepared, build_guest, guest_disk, prepare};
 use crate::qemu::check_qemu;
 use crate::vm::{RunOutput, RunSpec, run_vm};
@@ -49,7 +49,10 @@ impl Ctx {
         extra_args: &[&str],
     ) -> Result<RunOutput> {
         if self.spec.scenario_in_image && scenario != Scenario::Normal {
-            bail!("on {} the scenario is built into the guest: use boot_scenario", self.spec.arch);
+            bail!(
+                "on {} the scenario is built into the guest: use boot_scenario",
+                self.spec.arch
+            );
         }
         let pflash = self
             .paths
@@ -86,7 +89,13 @@ impl Ctx {
             return self.boot(&self.paths.disk, scenario, timeout);
         }
         let mut log = String::new();
-        let guest = build_guest(self.spec, &self.paths, scenario, CargoOutput::Captured, &mut log)?;
+        let guest = build_guest(
+            self.spec,
+            &self.paths,
+            scenario,
+            CargoOutput::Captured,
+            &mut log,
+        )?;
         let disk = self.paths.e2e.join(format!("disk-{}.img", scenario.name()));
         write_fat_disk(&disk, &guest_disk(&guest))?;
         self.boot(&disk, Scenario::Normal, timeout)

@@ -112,9 +112,14 @@ mod tests {
         let dir = crate::fsio::testdir::fresh("hv");
         let path = dir.join("hv");
         std::fs::write(&path, build(&[load(0x8020_0000, b"hv")])).unwrap();
-        assert_eq!(hypervisor_flat(&path, riscv64(), 0x8020_0000).unwrap(), b"hv");
+        assert_eq!(
+            hypervisor_flat(&path, riscv64(), 0x8020_0000).unwrap(),
+            b"hv"
+        );
         std::fs::write(&path, build(&[load(0xffff_ffc0_8000_0000, b"hv")])).unwrap();
-        let err = hypervisor_flat(&path, riscv64(), 0x8020_0000).unwrap_err().to_string();
+        let err = hypervisor_flat(&path, riscv64(), 0x8020_0000)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("linked to load at 0x80000000 but QEMU loads it at 0x80200000"),
             "{err}"

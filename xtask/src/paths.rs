@@ -2,8 +2,8 @@
 //! architecture, and the images xtask writes.
 
 use crate::arch::{ArchSpec, KernelImage};
-use guestaspace_core::scenario::Scenario;
 use anyhow::{Context, Result};
+use guestaspace_core::scenario::Scenario;
 use std::path::{Path, PathBuf};
 
 /// The repository root (the parent of `xtask/`).
@@ -90,14 +90,25 @@ impl ArchPaths {
     /// Target directory, ELF and flat image of the guest built for
     /// `scenario`, for architectures whose scenario is built into the guest
     /// (a directory of its own, so the normal build is never redone).
-    pub fn scenario_guest(&self, spec: &ArchSpec, scenario: Scenario) -> (PathBuf, PathBuf, PathBuf) {
+    pub fn scenario_guest(
+        &self,
+        spec: &ArchSpec,
+        scenario: Scenario,
+    ) -> (PathBuf, PathBuf, PathBuf) {
         if scenario == Scenario::Normal {
-            return (self.guest_target.clone(), self.guest_elf.clone(), self.guest_flat.clone());
+            return (
+                self.guest_target.clone(),
+                self.guest_elf.clone(),
+                self.guest_flat.clone(),
+            );
         }
         let mut dir = self.guest_target.clone().into_os_string();
         dir.push(format!("-{}", scenario.name()));
         let dir = PathBuf::from(dir);
-        let elf = dir.join(spec.triple).join("release").join(spec.guest.binary);
+        let elf = dir
+            .join(spec.triple)
+            .join("release")
+            .join(spec.guest.binary);
         let flat = dir.join(format!("{}.bin", spec.guest.binary));
         (dir, elf, flat)
     }

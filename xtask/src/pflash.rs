@@ -6,8 +6,8 @@
 use crate::fsio;
 use anyhow::Result;
 use guestaspace_core::scenario::{
-    BENCH_HYPERCALLS, BENCH_HYPERCALLS_OFFSET, BENCH_PAGES, BENCH_PAGES_OFFSET, PFLASH_MAGIC, SCENARIO_OFFSET,
-    Scenario,
+    BENCH_HYPERCALLS, BENCH_HYPERCALLS_OFFSET, BENCH_PAGES, BENCH_PAGES_OFFSET, PFLASH_MAGIC,
+    SCENARIO_OFFSET, Scenario,
 };
 use std::path::Path;
 
@@ -15,7 +15,8 @@ use std::path::Path;
 pub fn pflash_bytes(scenario: Scenario, size: usize) -> Vec<u8> {
     let mut image = vec![0xffu8; size];
     image[..PFLASH_MAGIC.len()].copy_from_slice(&PFLASH_MAGIC);
-    let mut put = |offset: usize, word: u32| image[offset..offset + 4].copy_from_slice(&word.to_le_bytes());
+    let mut put =
+        |offset: usize, word: u32| image[offset..offset + 4].copy_from_slice(&word.to_le_bytes());
     put(SCENARIO_OFFSET, scenario as u32);
     if scenario == Scenario::Bench {
         put(BENCH_HYPERCALLS_OFFSET, BENCH_HYPERCALLS);

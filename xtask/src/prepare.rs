@@ -43,10 +43,19 @@ pub struct Prepared {
 pub fn prepare(spec: &ArchSpec, paths: &ArchPaths, options: &PrepareOptions) -> Result<Prepared> {
     let mut cargo_log = String::new();
     let guest = match &options.guest {
-        GuestSource::Bundled => build_guest(spec, paths, options.scenario, options.cargo, &mut cargo_log)?,
+        GuestSource::Bundled => {
+            build_guest(spec, paths, options.scenario, options.cargo, &mut cargo_log)?
+        }
         GuestSource::File(path) => guest_flat(path, spec)?,
     };
-    cargo_log += &build_app(spec, paths, &spec.hypervisor, &paths.hv_target, &[], options.cargo)?;
+    cargo_log += &build_app(
+        spec,
+        paths,
+        &spec.hypervisor,
+        &paths.hv_target,
+        &[],
+        options.cargo,
+    )?;
     if let KernelImage::Flat { load_addr } = spec.kernel {
         let hv = hypervisor_flat(&paths.hv_elf, spec, load_addr)?;
         write_if_different(&paths.hv_flat, &hv)?;
@@ -70,10 +79,17 @@ pub fn build_guest(
     let (target, elf, flat_path) = if spec.scenario_in_image {
         paths.scenario_guest(spec, scenario)
     } else {
-        (paths.guest_target.clone(), paths.guest_elf.clone(), paths.guest_flat.clone())
+        (
+            paths.guest_target.clone(),
+            paths.guest_elf.clone(),
+            paths.guest_flat.clone(),
+        )
     };
-    let env: &[(&str, &str)] =
-        if spec.scenario_in_image { &[(SCENARIO_VARIABLE, scenario.name())] } else { &[] };
+    let env: &[(&str, &str)] = if spec.scenario_in_image {
+        &[(SCENARIO_VARIABLE, scenario.name())]
+    } else {
+        &[]
+    };
     *cargo_log += &build_app(spec, paths, &spec.guest, &target, env, cargo)?;
     let flat = guest_flat(&elf, spec)?;
     write_if_different(&flat_path, &flat)?;

@@ -114,10 +114,21 @@ mod tests {
         };
         let debian12 = "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\n";
         let err = check_version_text(&spec, debian12).unwrap_err().to_string();
-        assert!(err.starts_with("qemu-system-riscv64 is too old: found 7.2.22, need >= 10.0."), "{err}");
-        assert!(err.contains("sudo apt-get install -t bookworm-backports qemu-system-misc"), "{err}");
+        assert!(
+            err.starts_with("qemu-system-riscv64 is too old: found 7.2.22, need >= 10.0."),
+            "{err}"
+        );
+        assert!(
+            err.contains("sudo apt-get install -t bookworm-backports qemu-system-misc"),
+            "{err}"
+        );
         assert!(check_version_text(&spec, "QEMU emulator version 10.0.2 (Debian)").is_ok());
-        let garbled = check_version_text(&spec, "no idea").unwrap_err().to_string();
-        assert!(garbled.starts_with("cannot tell the version of qemu-system-riscv64"), "{garbled}");
+        let garbled = check_version_text(&spec, "no idea")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            garbled.starts_with("cannot tell the version of qemu-system-riscv64"),
+            "{garbled}"
+        );
     }
 }

@@ -132,17 +132,33 @@ pub struct BenchLine {
 
 pub fn parse_bench(text: &str) -> Result<BenchLine> {
     let rest = line_after(text, "bench: ")?;
-    let words: Vec<&str> = rest.split(|c: char| c.is_whitespace() || c == ';').filter(|w| !w.is_empty()).collect();
+    let words: Vec<&str> = rest
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .filter(|w| !w.is_empty())
+        .collect();
     match words.as_slice() {
-        [k, "hypercalls", "in", t, "ticks", p, "fresh", "pages", "in", t2, "ticks", "counter", f, "Hz"] => {
-            Ok(BenchLine {
-                hypercalls: number(k)?,
-                hypercall_ticks: number(t)?,
-                pages: number(p)?,
-                page_ticks: number(t2)?,
-                counter_hz: number(f)?,
-            })
-        }
+        [
+            k,
+            "hypercalls",
+            "in",
+            t,
+            "ticks",
+            p,
+            "fresh",
+            "pages",
+            "in",
+            t2,
+            "ticks",
+            "counter",
+            f,
+            "Hz",
+        ] => Ok(BenchLine {
+            hypercalls: number(k)?,
+            hypercall_ticks: number(t)?,
+            pages: number(p)?,
+            page_ticks: number(t2)?,
+            counter_hz: number(f)?,
+        }),
         _ => bail!("bad bench line `{rest}`"),
     }
 }
@@ -177,7 +193,13 @@ mod tests {
         let b = parse_bench(text).unwrap();
         assert_eq!(
             b,
-            BenchLine { hypercalls: 10000, hypercall_ticks: 26300, pages: 1000, page_ticks: 22468, counter_hz: 10_000_000 }
+            BenchLine {
+                hypercalls: 10000,
+                hypercall_ticks: 26300,
+                pages: 1000,
+                page_ticks: 22468,
+                counter_hz: 10_000_000
+            }
         );
         assert!(parse_bench("bench: 5 hypercalls in many ticks").is_err());
         assert!(parse_bench("no bench here").is_err());

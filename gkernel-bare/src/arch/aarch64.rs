@@ -46,7 +46,9 @@ core::arch::global_asm!(
 pub fn hypercall(f: u64, a: u64, b: u64) -> u64 {
     let ret;
     // SAFETY: HVC exits to the hypervisor, which only writes x0.
-    unsafe { core::arch::asm!("hvc #0", inlateout("x0") f => ret, in("x1") a, in("x2") b, options(nostack)) };
+    unsafe {
+        core::arch::asm!("hvc #0", inlateout("x0") f => ret, in("x1") a, in("x2") b, options(nostack))
+    };
     ret
 }
 

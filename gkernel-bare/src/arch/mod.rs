@@ -15,7 +15,11 @@ pub use aarch64::*;
 use guestaspace_core::smccc;
 
 pub fn console_write(bytes: &[u8]) {
-    hypercall(smccc::GA_CONSOLE_WRITE, bytes.as_ptr() as u64, bytes.len() as u64);
+    hypercall(
+        smccc::GA_CONSOLE_WRITE,
+        bytes.as_ptr() as u64,
+        bytes.len() as u64,
+    );
 }
 
 pub fn null_hypercall() {

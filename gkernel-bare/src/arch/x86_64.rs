@@ -28,7 +28,9 @@ pub fn hypercall(f: u64, a: u64, b: u64) -> u64 {
     let ret;
     // SAFETY: VMMCALL exits to the hypervisor, which only writes RAX and
     // advances RIP.
-    unsafe { core::arch::asm!("vmmcall", inlateout("rax") f => ret, in("rdi") a, in("rsi") b, options(nostack)) };
+    unsafe {
+        core::arch::asm!("vmmcall", inlateout("rax") f => ret, in("rdi") a, in("rsi") b, options(nostack))
+    };
     ret
 }
 

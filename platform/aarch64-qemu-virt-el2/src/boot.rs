@@ -2,7 +2,9 @@
 //! an identity + linear boot page table, the MMU, and the jump to ArceOS.
 
 use crate::config::plat::{BOOT_STACK_SIZE, PHYS_VIRT_OFFSET};
-use aarch64_cpu::registers::{CNTHCTL_EL2, CNTVOFF_EL2, CurrentEL, HCR_EL2, ReadWriteable, Readable, Writeable};
+use aarch64_cpu::registers::{
+    CNTHCTL_EL2, CNTVOFF_EL2, CurrentEL, HCR_EL2, ReadWriteable, Readable, Writeable,
+};
 use axplat::mem::{Aligned4K, pa};
 use page_table_entry::{GenericPTE, MappingFlags, aarch64::A64PTE};
 
@@ -22,8 +24,11 @@ unsafe fn init_boot_page_table() {
     // SAFETY: runs once on the boot CPU before anything else reads the tables.
     unsafe {
         BOOT_PT_L0[0] = A64PTE::new_table(pa!(&raw mut BOOT_PT_L1 as usize));
-        BOOT_PT_L1[0] =
-            A64PTE::new_page(pa!(0), MappingFlags::READ | MappingFlags::WRITE | MappingFlags::DEVICE, true);
+        BOOT_PT_L1[0] = A64PTE::new_page(
+            pa!(0),
+            MappingFlags::READ | MappingFlags::WRITE | MappingFlags::DEVICE,
+            true,
+        );
         BOOT_PT_L1[1] = A64PTE::new_page(
             pa!(0x4000_0000),
             MappingFlags::READ | MappingFlags::WRITE | MappingFlags::EXECUTE,

@@ -31,7 +31,10 @@ mod power;
 pub mod config {
     //! Platform configuration, read from `AX_CONFIG_PATH` (the
     //! hypervisor's `configs/aarch64-hypervisor.toml`).
-    axconfig_macros::include_configs!(path_env = "AX_CONFIG_PATH", fallback = "../../configs/aarch64-hypervisor.toml");
+    axconfig_macros::include_configs!(
+        path_env = "AX_CONFIG_PATH",
+        fallback = "../../configs/aarch64-hypervisor.toml"
+    );
     assert_str_eq!(
         PACKAGE,
         env!("CARGO_PKG_NAME"),

@@ -2,7 +2,9 @@
 //! linear map at `PHYS_VIRT_OFFSET`.
 
 use crate::config::devices::MMIO_RANGES;
-use crate::config::plat::{KERNEL_ASPACE_BASE, KERNEL_ASPACE_SIZE, PHYS_MEMORY_BASE, PHYS_MEMORY_SIZE, PHYS_VIRT_OFFSET};
+use crate::config::plat::{
+    KERNEL_ASPACE_BASE, KERNEL_ASPACE_SIZE, PHYS_MEMORY_BASE, PHYS_MEMORY_SIZE, PHYS_VIRT_OFFSET,
+};
 use axplat::mem::{MemIf, PhysAddr, RawRange, VirtAddr, pa, va};
 
 struct MemIfImpl;

@@ -6,7 +6,10 @@ use anyhow::Result;
 use std::time::{Duration, Instant};
 
 /// Runs `measure` `runs` times; each call returns the time it measured.
-pub fn time_command(runs: usize, mut measure: impl FnMut() -> Result<Duration>) -> Result<Vec<Duration>> {
+pub fn time_command(
+    runs: usize,
+    mut measure: impl FnMut() -> Result<Duration>,
+) -> Result<Vec<Duration>> {
     (0..runs).map(|_| measure()).collect()
 }
 
@@ -22,7 +25,11 @@ impl Summary {
     /// and max of `samples`, which must not be empty.
     pub fn of(mut samples: Vec<Duration>) -> Summary {
         samples.sort();
-        Summary { min: samples[0], median: samples[(samples.len() - 1) / 2], max: samples[samples.len() - 1] }
+        Summary {
+            min: samples[0],
+            median: samples[(samples.len() - 1) / 2],
+            max: samples[samples.len() - 1],
+        }
     }
 }
 
@@ -52,7 +59,14 @@ mod tests {
     fn summary_is_min_median_max() {
         let ms = Duration::from_millis;
         let s = Summary::of(vec![ms(30), ms(10), ms(20)]);
-        assert_eq!(s, Summary { min: ms(10), median: ms(20), max: ms(30) });
+        assert_eq!(
+            s,
+            Summary {
+                min: ms(10),
+                median: ms(20),
+                max: ms(30)
+            }
+        );
         assert_eq!(Summary::of(vec![ms(4), ms(1), ms(3), ms(2)]).median, ms(2));
         assert_eq!(Summary::of(vec![ms(7)]).median, ms(7));
     }

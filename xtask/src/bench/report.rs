@@ -31,7 +31,11 @@ impl ExitFigures {
     }
 
     fn ns(&self, ticks: f64) -> f64 {
-        if self.counter_hz == 0 { f64::NAN } else { ticks * 1e9 / self.counter_hz as f64 }
+        if self.counter_hz == 0 {
+            f64::NAN
+        } else {
+            ticks * 1e9 / self.counter_hz as f64
+        }
     }
 
     pub fn ns_per_hypercall(&self) -> f64 {
@@ -64,7 +68,12 @@ fn ratio(a: Duration, b: Duration) -> f64 {
 }
 
 fn secs(s: &Summary) -> String {
-    format!("{:>7.3} {:>7.3} {:>7.3}", s.min.as_secs_f64(), s.median.as_secs_f64(), s.max.as_secs_f64())
+    format!(
+        "{:>7.3} {:>7.3} {:>7.3}",
+        s.min.as_secs_f64(),
+        s.median.as_secs_f64(),
+        s.max.as_secs_f64()
+    )
 }
 
 /// The human-readable table of one architecture.
@@ -72,21 +81,93 @@ pub fn table(f: &ArchFigures, runs: usize) -> String {
     let mut t = String::new();
     let e = &f.exits;
     let i = &f.exits_icount;
-    let _ = writeln!(t, "== {} ({runs} run{}) ==", f.arch, if runs == 1 { "" } else { "s" });
-    let _ = writeln!(t, "{:<46} {:>7} {:>7} {:>7}", "edit-run loop (seconds)", "min", "median", "max");
-    let _ = writeln!(t, "{:<46} {}", "  cargo xtask run, nothing changed", secs(&f.no_change));
-    let _ = writeln!(t, "{:<46} {}", "  cargo xtask run, one hypervisor file touched", secs(&f.touched));
-    let _ = writeln!(t, "{:<46} {}", "  QEMU alone, same artifacts", secs(&f.qemu_alone));
-    let _ = writeln!(t, "{:<46} {:>7.2}x", "  nothing changed / QEMU alone (medians)", ratio(f.no_change.median, f.qemu_alone.median));
+    let _ = writeln!(
+        t,
+        "== {} ({runs} run{}) ==",
+        f.arch,
+        if runs == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(
+        t,
+        "{:<46} {:>7} {:>7} {:>7}",
+        "edit-run loop (seconds)", "min", "median", "max"
+    );
+    let _ = writeln!(
+        t,
+        "{:<46} {}",
+        "  cargo xtask run, nothing changed",
+        secs(&f.no_change)
+    );
+    let _ = writeln!(
+        t,
+        "{:<46} {}",
+        "  cargo xtask run, one hypervisor file touched",
+        secs(&f.touched)
+    );
+    let _ = writeln!(
+        t,
+        "{:<46} {}",
+        "  QEMU alone, same artifacts",
+        secs(&f.qemu_alone)
+    );
+    let _ = writeln!(
+        t,
+        "{:<46} {:>7.2}x",
+        "  nothing changed / QEMU alone (medians)",
+        ratio(f.no_change.median, f.qemu_alone.median)
+    );
     let _ = writeln!(t, "floor");
-    let _ = writeln!(t, "{:<46} {}", "  QEMU, minimal ArceOS kernel, same machine", secs(&f.floor));
-    let _ = writeln!(t, "{:<46} {:>7.2}x", "  our QEMU time / floor (medians)", ratio(f.qemu_alone.median, f.floor.median));
-    let _ = writeln!(t, "VM exits ({} null hypercalls, {} fresh pages)", e.hypercalls, e.pages);
-    let _ = writeln!(t, "{:<46} {:>9.0} ns ({:.1} ticks at {} Hz)", "  per hypercall exit", e.ns_per_hypercall(), e.ticks_per_hypercall(), e.counter_hz);
-    let _ = writeln!(t, "{:<46} {:>9.0} ns ({:.1} ticks)", "  per nested-page-fault exit", e.ns_per_fault(), e.ticks_per_fault());
-    let _ = writeln!(t, "{:<46} {:>9.2} ticks ({:.0} ns = instructions)", "  -icount shift=0: ticks per hypercall exit", i.ticks_per_hypercall(), i.ns_per_hypercall());
-    let _ = writeln!(t, "{:<46} {:>9.2} ticks ({:.0} ns = instructions)", "  -icount shift=0: ticks per NPF exit", i.ticks_per_fault(), i.ns_per_fault());
-    let _ = writeln!(t, "{:<46} hypercall {}, nested page fault {}", "  exits counted by the hypervisor", e.hypercall_exits, e.fault_exits);
+    let _ = writeln!(
+        t,
+        "{:<46} {}",
+        "  QEMU, minimal ArceOS kernel, same machine",
+        secs(&f.floor)
+    );
+    let _ = writeln!(
+        t,
+        "{:<46} {:>7.2}x",
+        "  our QEMU time / floor (medians)",
+        ratio(f.qemu_alone.median, f.floor.median)
+    );
+    let _ = writeln!(
+        t,
+        "VM exits ({} null hypercalls, {} fresh pages)",
+        e.hypercalls, e.pages
+    );
+    let _ = writeln!(
+        t,
+        "{:<46} {:>9.0} ns ({:.1} ticks at {} Hz)",
+        "  per hypercall exit",
+        e.ns_per_hypercall(),
+        e.ticks_per_hypercall(),
+        e.counter_hz
+    );
+    let _ = writeln!(
+        t,
+        "{:<46} {:>9.0} ns ({:.1} ticks)",
+        "  per nested-page-fault exit",
+        e.ns_per_fault(),
+        e.ticks_per_fault()
+    );
+    let _ = writeln!(
+        t,
+        "{:<46} {:>9.2} ticks ({:.0} ns = instructions)",
+        "  -icount shift=0: ticks per hypercall exit",
+        i.ticks_per_hypercall(),
+        i.ns_per_hypercall()
+    );
+    let _ = writeln!(
+        t,
+        "{:<46} {:>9.2} ticks ({:.0} ns = instructions)",
+        "  -icount shift=0: ticks per NPF exit",
+        i.ticks_per_fault(),
+        i.ns_per_fault()
+    );
+    let _ = writeln!(
+        t,
+        "{:<46} hypercall {}, nested page fault {}",
+        "  exits counted by the hypervisor", e.hypercall_exits, e.fault_exits
+    );
     let _ = writeln!(t, "guest memory");
     let _ = writeln!(
         t,
@@ -96,11 +177,21 @@ pub fn table(f: &ArchFigures, runs: usize) -> String {
         f.ram_bytes / 1024,
         100.0 * f.ram_mapped_bytes as f64 / f.ram_bytes.max(1) as f64
     );
-    let _ = writeln!(t, "{:<46} {} KiB", "  all pages mapped (RAM and devices)", f.mapped_bytes / 1024);
+    let _ = writeln!(
+        t,
+        "{:<46} {} KiB",
+        "  all pages mapped (RAM and devices)",
+        f.mapped_bytes / 1024
+    );
     let _ = writeln!(t, "build");
     match f.cold_build {
         Some(d) => {
-            let _ = writeln!(t, "{:<46} {:>7.1} s", "  cold build (empty target dir)", d.as_secs_f64());
+            let _ = writeln!(
+                t,
+                "{:<46} {:>7.1} s",
+                "  cold build (empty target dir)",
+                d.as_secs_f64()
+            );
         }
         None => {
             let _ = writeln!(t, "  cold build: not measured (pass --cold)");
@@ -161,7 +252,11 @@ mod tests {
     use super::*;
 
     fn figures() -> ArchFigures {
-        let s = |ms| Summary { min: Duration::from_millis(ms), median: Duration::from_millis(ms), max: Duration::from_millis(ms) };
+        let s = |ms| Summary {
+            min: Duration::from_millis(ms),
+            median: Duration::from_millis(ms),
+            max: Duration::from_millis(ms),
+        };
         let e = ExitFigures {
             hypercalls: 10_000,
             pages: 1000,
@@ -193,7 +288,10 @@ mod tests {
         assert!((f.exits.ticks_per_hypercall() - 2.63).abs() < 1e-9);
         assert!((f.exits.ns_per_hypercall() - 263.0).abs() < 1e-6);
         assert!((f.exits.ns_per_fault() - 2247.0).abs() < 1e-6);
-        assert!(f.exits_icount.ns_per_fault().is_nan(), "unknown rate gives no ns");
+        assert!(
+            f.exits_icount.ns_per_fault().is_nan(),
+            "unknown rate gives no ns"
+        );
     }
 
     #[test]
@@ -208,8 +306,14 @@ mod tests {
         assert_eq!(j["runs"], 3);
         assert_eq!(j["arches"][0]["arch"], "riscv64");
         assert_eq!(j["arches"][0]["ours_over_floor"], 2.0);
-        assert_eq!(j["arches"][0]["exits_icount_shift0"]["ns_per_hypercall"], Value::Null);
+        assert_eq!(
+            j["arches"][0]["exits_icount_shift0"]["ns_per_hypercall"],
+            Value::Null
+        );
         assert_eq!(j["arches"][0]["cold_build_seconds"], Value::Null);
-        assert_eq!(j["arches"][0]["guest_memory"]["ram_mapped_bytes"], 212 << 10);
+        assert_eq!(
+            j["arches"][0]["guest_memory"]["ram_mapped_bytes"],
+            212 << 10
+        );
     }
 }

@@ -117,10 +117,18 @@ fn linked_at_entry(ctx: &Ctx) -> Result<()> {
     let elf = std::fs::read(&ctx.paths.guest_elf)
         .with_context(|| format!("cannot read {}", ctx.paths.guest_elf.display()))?;
     let entry = ctx.spec.layout.entry;
-    let load = ctx.spec.physical(crate::flatten::flatten_elf(&elf)?.load_addr);
+    let load = ctx
+        .spec
+        .physical(crate::flatten::flatten_elf(&elf)?.load_addr);
     let start = ctx.spec.physical(crate::flatten::elf_entry(&elf)?);
-    ensure!(load == entry, "the guest's first segment is at {load:#x}, the hypervisor loads it at {entry:#x}");
-    ensure!(start == entry, "the guest's entry point is {start:#x}, the hypervisor starts it at {entry:#x}");
+    ensure!(
+        load == entry,
+        "the guest's first segment is at {load:#x}, the hypervisor loads it at {entry:#x}"
+    );
+    ensure!(
+        start == entry,
+        "the guest's entry point is {start:#x}, the hypervisor starts it at {entry:#x}"
+    );
     Ok(())
 }
 
@@ -172,7 +180,10 @@ fn no_virtualization(ctx: &Ctx) -> Result<()> {
     expect_text(&out, ctx.spec.no_virtualization_text)?;
     ensure!(
         !out.text.contains("Entering VM run loop"),
-        with_output(&out, "the run loop started without the virtualization extension")
+        with_output(
+            &out,
+            "the run loop started without the virtualization extension"
+        )
     );
     Ok(())
 }
@@ -193,8 +204,14 @@ fn oversized_gkernel(ctx: &Ctx) -> Result<()> {
     let disk = ctx.paths.e2e.join("oversized-gkernel.img");
     // One page more than guest RAM holds from the entry point on.
     let layout = ctx.spec.layout;
-    let room = layout.ram().map(|r| r.end() - layout.entry).context("the layout has no RAM")?;
-    let files = DiskFiles::from([("/sbin/gkernel".to_string(), vec![0x13u8; (room + PAGE_SIZE) as usize])]);
+    let room = layout
+        .ram()
+        .map(|r| r.end() - layout.entry)
+        .context("the layout has no RAM")?;
+    let files = DiskFiles::from([(
+        "/sbin/gkernel".to_string(),
+        vec![0x13u8; (room + PAGE_SIZE) as usize],
+    )]);
     write_fat_disk(&disk, &files)?;
     let out = ctx.boot(&disk, Scenario::Normal, super::DEFAULT_TIMEOUT)?;
     expect_vm_failure(&out)?;

@@ -20,7 +20,8 @@ pub struct Aarch64;
 impl Arch for Aarch64 {
     type Format = ArmStage2;
     type Vcpu = vcpu::ArmVcpu;
-    const DESCRIPTION: &'static str = "aarch64 EL2 (VHE), guest at EL1 behind a VTTBR_EL2 stage-2 table";
+    const DESCRIPTION: &'static str =
+        "aarch64 EL2 (VHE), guest at EL1 behind a VTTBR_EL2 stage-2 table";
     const LAYOUT: GuestLayout = machines::AARCH64_VIRT;
 
     fn init_hardware() -> Result<(), &'static str> {

@@ -20,7 +20,9 @@ pub fn power_off(outcome: Outcome) -> ! {
             // ends QEMU; without -semihosting it is an undefined
             // instruction, and the loop below hangs rather than report
             // success.
-            unsafe { core::arch::asm!("hlt #0xf000", in("x0") SYS_EXIT, in("x1") block.as_ptr(), options(nostack)) };
+            unsafe {
+                core::arch::asm!("hlt #0xf000", in("x0") SYS_EXIT, in("x1") block.as_ptr(), options(nostack))
+            };
             loop {
                 core::hint::spin_loop();
             }

@@ -33,7 +33,9 @@ pub fn hcr_host() -> u64 {
 
 pub fn init() -> Result<(), &'static str> {
     if CurrentEL.read(CurrentEL::EL) != 2 {
-        return Err("the hypervisor is not running at EL2 (QEMU needs -machine virt,virtualization=on)");
+        return Err(
+            "the hypervisor is not running at EL2 (QEMU needs -machine virt,virtualization=on)",
+        );
     }
     println!("CurrentEL = 2");
     if !HCR_EL2.is_set(HCR_EL2::E2H) {

@@ -40,12 +40,24 @@ core::arch::global_asm!(
 /// names it and fails the run through the panic path.
 extern "C" fn el2_unexpected(vector: u64) -> ! {
     const KINDS: [&str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
-    const FROM: [&str; 4] = ["EL2 with SP_EL0", "EL2 with SP_EL2", "EL1 AArch64", "EL1 AArch32"];
+    const FROM: [&str; 4] = [
+        "EL2 with SP_EL0",
+        "EL2 with SP_EL2",
+        "EL1 AArch64",
+        "EL1 AArch32",
+    ];
     let (esr, elr, far): (u64, u64, u64);
     // SAFETY: reads of EL2 syndrome registers, no side effects.
-    unsafe { asm!("mrs {}, esr_el2", "mrs {}, elr_el2", "mrs {}, far_el2", out(reg) esr, out(reg) elr, out(reg) far) };
-    let (from, kind) = (FROM[(vector / 4 % 4) as usize], KINDS[(vector % 4) as usize]);
-    panic!("unexpected {kind} exception from {from} in the world switch: ESR_EL2 = {esr:#x}, ELR_EL2 = {elr:#x}, FAR_EL2 = {far:#x}");
+    unsafe {
+        asm!("mrs {}, esr_el2", "mrs {}, elr_el2", "mrs {}, far_el2", out(reg) esr, out(reg) elr, out(reg) far)
+    };
+    let (from, kind) = (
+        FROM[(vector / 4 % 4) as usize],
+        KINDS[(vector % 4) as usize],
+    );
+    panic!(
+        "unexpected {kind} exception from {from} in the world switch: ESR_EL2 = {esr:#x}, ELR_EL2 = {elr:#x}, FAR_EL2 = {far:#x}"
+    );
 }
 
 unsafe extern "C" {
@@ -75,7 +87,12 @@ impl ArmVcpu {
                 sctlr = in(reg) SCTLR_EL1_RES1,
             )
         };
-        Self { state: ArmVcpuState::default(), pc: entry, pstate: SPSR_EL1H_MASKED, vttbr: VMID << 48 | stage2_root }
+        Self {
+            state: ArmVcpuState::default(),
+            pc: entry,
+            pstate: SPSR_EL1H_MASKED,
+            vttbr: VMID << 48 | stage2_root,
+        }
     }
 }
 
@@ -117,7 +134,12 @@ impl Vcpu for ArmVcpu {
         };
         match kind {
             0 => {
-                let x = [self.state.guest[0], self.state.guest[1], self.state.guest[2], self.state.guest[3]];
+                let x = [
+                    self.state.guest[0],
+                    self.state.guest[1],
+                    self.state.guest[2],
+                    self.state.guest[3],
+                ];
                 decode(&Trap { esr, far, hpfar }, &x)
             }
             other => Exit::Unexpected(Unexpected {

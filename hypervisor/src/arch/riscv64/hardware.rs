@@ -3,7 +3,9 @@
 //! counters, and G-stage TLB maintenance.
 
 use core::arch::asm;
-use riscv_h::register::{hcounteren, hedeleg, henvcfg, hgatp, hideleg, htimedelta, hvip, vsatp, vstimecmp};
+use riscv_h::register::{
+    hcounteren, hedeleg, henvcfg, hgatp, hideleg, htimedelta, hvip, vsatp, vstimecmp,
+};
 
 /// `hgatp.MODE` value for Sv39x4.
 pub const HGATP_MODE_SV39X4: usize = 8;
@@ -24,7 +26,9 @@ fn has_h_extension() -> bool {
 
 pub fn init() -> Result<(), &'static str> {
     if !has_h_extension() {
-        return Err("the CPU has no H extension (hstatus is not readable from HS-mode); run QEMU with a CPU that has h=true");
+        return Err(
+            "the CPU has no H extension (hstatus is not readable from HS-mode); run QEMU with a CPU that has h=true",
+        );
     }
     // Synchronous exceptions the guest handles itself: its own page faults,
     // breakpoints, misaligned accesses, illegal instructions and ecalls
@@ -70,7 +74,11 @@ pub fn init() -> Result<(), &'static str> {
         hgatp::Hgatp::from_bits(0).write();
         ok
     };
-    if supported { Ok(()) } else { Err("hgatp does not support Sv39x4 G-stage translation") }
+    if supported {
+        Ok(())
+    } else {
+        Err("hgatp does not support Sv39x4 G-stage translation")
+    }
 }
 
 /// The guest's timer is the SBI TIME call, delivered through hvip.VSTIP.
@@ -101,11 +109,20 @@ unsafe fn disarm_sstc_guest_timer() {
 /// VMIDs. `hfence.gvma` takes the guest-physical address shifted right by 2.
 pub fn hfence_gvma_page(gpa: u64) {
     // SAFETY: a TLB fence has no effect on memory or registers.
-    unsafe { asm!(".option push", ".option arch, +h", "hfence.gvma {0}, zero", ".option pop", in(reg) gpa >> 2) };
+    unsafe {
+        asm!(".option push", ".option arch, +h", "hfence.gvma {0}, zero", ".option pop", in(reg) gpa >> 2)
+    };
 }
 
 /// Invalidates every G-stage translation.
 pub fn hfence_gvma_all() {
     // SAFETY: as above.
-    unsafe { asm!(".option push", ".option arch, +h", "hfence.gvma zero, zero", ".option pop") };
+    unsafe {
+        asm!(
+            ".option push",
+            ".option arch, +h",
+            "hfence.gvma zero, zero",
+            ".option pop"
+        )
+    };
 }

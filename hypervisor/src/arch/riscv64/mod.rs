@@ -15,7 +15,8 @@ pub struct Riscv64;
 impl Arch for Riscv64 {
     type Format = Sv39x4;
     type Vcpu = vcpu::RiscvVcpu;
-    const DESCRIPTION: &'static str = "riscv64 H extension, guest in VS-mode behind an Sv39x4 G-stage";
+    const DESCRIPTION: &'static str =
+        "riscv64 H extension, guest in VS-mode behind an Sv39x4 G-stage";
     const LAYOUT: GuestLayout = machines::RISCV64_VIRT;
 
     fn init_hardware() -> Result<(), &'static str> {

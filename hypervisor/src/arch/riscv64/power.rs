@@ -18,7 +18,9 @@ pub fn power_off(outcome: Outcome) -> ! {
         platform_power_off();
     }
     let value = FAILURE_STATUS << 16 | FINISHER_FAIL;
-    let reg = phys_to_virt(PhysAddr::from(TEST_DEVICE)).as_mut_ptr().cast::<u32>();
+    let reg = phys_to_virt(PhysAddr::from(TEST_DEVICE))
+        .as_mut_ptr()
+        .cast::<u32>();
     // SAFETY: the test device is in the hypervisor's MMIO ranges
     // (configs/riscv64-hypervisor.toml), so it is mapped at this address.
     unsafe { reg.write_volatile(value) };

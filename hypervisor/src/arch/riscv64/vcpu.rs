@@ -50,7 +50,10 @@ pub struct RiscvVcpu {
 
 impl RiscvVcpu {
     pub fn new(entry: u64, stage2_root: u64) -> Self {
-        let mut state = VcpuState { guest_pc: entry, ..Default::default() };
+        let mut state = VcpuState {
+            guest_pc: entry,
+            ..Default::default()
+        };
         // The SBI boot protocol: a0 = hart id, a1 = device tree (none).
         state.guest[A0] = 0;
         state.guest[A1] = 0;
@@ -83,11 +86,17 @@ impl RiscvVcpu {
     }
 
     fn trap(&self) -> Trap {
-        Trap { scause: scause::read().bits() as u64, stval: stval::read() as u64, htval: htval::read() as u64 }
+        Trap {
+            scause: scause::read().bits() as u64,
+            stval: stval::read() as u64,
+            htval: htval::read() as u64,
+        }
     }
 
     fn args(&self) -> [u64; 8] {
-        self.state.guest[A0..=A7].try_into().expect("eight argument registers")
+        self.state.guest[A0..=A7]
+            .try_into()
+            .expect("eight argument registers")
     }
 }
 

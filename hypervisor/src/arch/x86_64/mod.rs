@@ -21,7 +21,8 @@ static FLUSH_GUEST_TLB: AtomicBool = AtomicBool::new(false);
 impl Arch for X86_64 {
     type Format = Npt;
     type Vcpu = vcpu::SvmVcpu;
-    const DESCRIPTION: &'static str = "x86_64 AMD SVM, guest in long mode behind nested page tables";
+    const DESCRIPTION: &'static str =
+        "x86_64 AMD SVM, guest in long mode behind nested page tables";
     const LAYOUT: GuestLayout = machines::X86_64_Q35;
 
     fn init_hardware() -> Result<(), &'static str> {

@@ -13,7 +13,9 @@ const MSR_VM_HSAVE_PA: u32 = 0xc001_0117;
 
 pub fn enable() -> Result<(), &'static str> {
     let cpuid = CpuId::new();
-    let svm = cpuid.get_extended_processor_and_feature_identifiers().is_some_and(|f| f.has_svm());
+    let svm = cpuid
+        .get_extended_processor_and_feature_identifiers()
+        .is_some_and(|f| f.has_svm());
     if !svm {
         return Err("the CPU has no AMD SVM (CPUID 8000_0001h ECX[2]); run QEMU with -cpu EPYC");
     }

@@ -124,7 +124,12 @@ impl SvmVcpu {
         s.dr6 = 0xffff_0ff0;
         s.dr7 = 0x400;
         s.g_pat = 0x0007_0406_0007_0406; // the power-on PAT
-        Self { vmcb, vmcb_pa, host_vmcb_pa, gprs: GuestGprs::default() }
+        Self {
+            vmcb,
+            vmcb_pa,
+            host_vmcb_pa,
+            gprs: GuestGprs::default(),
+        }
     }
 }
 
@@ -138,7 +143,12 @@ impl Vcpu for SvmVcpu {
         unsafe { _guestaspace_svm_run(&mut self.gprs, self.vmcb_pa, self.host_vmcb_pa) };
         self.vmcb.control.tlb_control = 0;
         let c = &self.vmcb.control;
-        let regs = CallRegs { rax: self.vmcb.save.rax, rdi: self.gprs.rdi, rsi: self.gprs.rsi, rdx: self.gprs.rdx };
+        let regs = CallRegs {
+            rax: self.vmcb.save.rax,
+            rdi: self.gprs.rdi,
+            rsi: self.gprs.rsi,
+            rdx: self.gprs.rdx,
+        };
         svm::decode(c.exit_code, c.exit_info1, c.exit_info2, &regs)
     }
 
