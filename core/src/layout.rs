@@ -294,7 +294,7 @@ pub mod machines {
                 },
             },
         ],
-        entry: crate::x86_boot::IMAGE,
+        entry: crate::arch::x86_64::boot::IMAGE,
     };
 }
 

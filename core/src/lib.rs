@@ -4,8 +4,8 @@
 //! the host (`cargo test`): what a VM exit means ([`exit`]), the run loop
 //! that dispatches exits ([`runloop`]), which guest-physical addresses the
 //! guest owns and how each is backed ([`layout`]), the stage-2 page tables
-//! ([`stage2`]), SBI decoding ([`sbi`]), RISC-V trap decoding
-//! ([`riscv`]), guest-image checks ([`image`]) and the exit/page counters
+//! ([`stage2`]), the per-architecture decoders of traps and calling
+//! conventions ([`arch`]), guest-image checks ([`image`]) and the exit/page counters
 //! printed at shutdown ([`stats`]).
 //!
 //! The hypervisor crate supplies the rest per architecture: a [`runloop::Vcpu`]
@@ -13,20 +13,15 @@
 //! [`stage2::Host`] that hands out host frames and flushes the TLB.
 #![cfg_attr(not(test), no_std)]
 
-pub mod aarch64;
 pub mod addr;
+pub mod arch;
 pub mod exit;
 pub mod image;
 pub mod layout;
-pub mod riscv;
 pub mod runloop;
-pub mod sbi;
 pub mod scenario;
-pub mod smccc;
 pub mod stage2;
 pub mod stats;
-pub mod svm;
-pub mod x86_boot;
 
 /// Size of the pages the hypervisor maps for the guest.
 pub const PAGE_SIZE: u64 = 4096;

@@ -33,7 +33,7 @@ mod imp {
     /// extension, function 0), which only exits and comes back.
     #[inline(always)]
     pub fn null_hypercall() {
-        use guestaspace_core::sbi::{EID_GUESTASPACE, FID_NULL};
+        use guestaspace_core::arch::riscv64::sbi::{EID_GUESTASPACE, FID_NULL};
         // SAFETY: an SBI call; it clobbers a0/a1 and nothing else.
         unsafe {
             core::arch::asm!("ecall", in("a7") EID_GUESTASPACE, in("a6") FID_NULL,

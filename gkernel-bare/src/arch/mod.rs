@@ -12,7 +12,7 @@ mod aarch64;
 #[cfg(target_arch = "aarch64")]
 pub use aarch64::*;
 
-use guestaspace_core::smccc;
+use guestaspace_core::arch::smccc;
 
 pub fn console_write(bytes: &[u8]) {
     hypercall(

@@ -1,5 +1,5 @@
 //! x86_64: entered by the hypervisor in long mode at the image's first
-//! byte with RSP set (see `guestaspace_core::x86_boot`); calls go out with
+//! byte with RSP set (see `guestaspace_core::arch::x86_64::boot`); calls go out with
 //! VMMCALL, function in RAX, arguments in RDI/RSI.
 
 pub const ARCH: &str = "x86_64";

@@ -4,10 +4,10 @@
 use super::registers::{hcr_guest, hcr_host};
 use core::arch::asm;
 use core::mem::offset_of;
-use guestaspace_core::aarch64::{Trap, decode};
+use guestaspace_core::arch::aarch64::esr::{Trap, decode};
 use guestaspace_core::exit::{Exit, Reply, Unexpected};
 use guestaspace_core::runloop::Vcpu;
-use guestaspace_core::smccc;
+use guestaspace_core::arch::smccc;
 
 /// VMID of our one guest.
 const VMID: u64 = 1;

@@ -4,9 +4,9 @@
 use super::hardware::{HGATP_MODE_SV39X4, hfence_gvma_all};
 use core::mem::offset_of;
 use guestaspace_core::exit::{Exit, Reply};
-use guestaspace_core::riscv::{Trap, decode};
+use guestaspace_core::arch::riscv64::trap::{Trap, decode};
 use guestaspace_core::runloop::Vcpu;
-use guestaspace_core::sbi;
+use guestaspace_core::arch::riscv64::sbi;
 use riscv::register::{scause, sie, sstatus, stval};
 use riscv_h::register::{hgatp, hstatus, htval, hvip};
 

@@ -10,7 +10,7 @@ use super::{Arch, Outcome};
 use core::sync::atomic::{AtomicBool, Ordering};
 use guestaspace_core::layout::{GuestLayout, machines};
 use guestaspace_core::stage2::Npt;
-use guestaspace_core::x86_boot;
+use guestaspace_core::arch::x86_64::boot;
 
 pub struct X86_64;
 
@@ -34,7 +34,7 @@ impl Arch for X86_64 {
     }
 
     fn boot_pages() -> impl Iterator<Item = (u64, [u64; 512])> {
-        x86_boot::pages()
+        boot::pages()
     }
 
     fn invalidate_guest_page(_gpa: u64) {

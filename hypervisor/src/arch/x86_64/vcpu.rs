@@ -1,5 +1,5 @@
 //! The SVM vCPU: a VMCB set up to start the guest in long mode on the
-//! boot structures of `x86_boot`, the intercepts, and the exit decoding.
+//! boot structures of `boot`, the intercepts, and the exit decoding.
 
 use super::FLUSH_GUEST_TLB;
 use crate::host_memory::alloc_host_pages;
@@ -7,9 +7,9 @@ use core::mem::offset_of;
 use core::sync::atomic::Ordering;
 use guestaspace_core::exit::{Exit, Reply};
 use guestaspace_core::runloop::Vcpu;
-use guestaspace_core::smccc;
-use guestaspace_core::svm::{self, CallRegs, InterceptMisc1, InterceptMisc2, Segment, Vmcb};
-use guestaspace_core::x86_boot as boot;
+use guestaspace_core::arch::smccc;
+use guestaspace_core::arch::x86_64::vmcb::{self, CallRegs, InterceptMisc1, InterceptMisc2, Segment, Vmcb};
+use guestaspace_core::arch::x86_64::boot;
 
 /// ASID of our one guest (0 is the host's).
 const ASID: u32 = 1;
@@ -99,8 +99,8 @@ impl SvmVcpu {
         c.iopm_base_pa = iopm_pa;
         c.msrpm_base_pa = msrpm_pa;
         c.guest_asid = ASID;
-        c.tlb_control = svm::TLB_FLUSH_GUEST;
-        c.np_control = svm::NP_ENABLE;
+        c.tlb_control = vmcb::TLB_FLUSH_GUEST;
+        c.np_control = vmcb::NP_ENABLE;
         c.ncr3 = stage2_root;
 
         let s = &mut vmcb.save;
@@ -136,7 +136,7 @@ impl SvmVcpu {
 impl Vcpu for SvmVcpu {
     fn run(&mut self) -> Exit {
         if FLUSH_GUEST_TLB.swap(false, Ordering::Relaxed) {
-            self.vmcb.control.tlb_control = svm::TLB_FLUSH_GUEST;
+            self.vmcb.control.tlb_control = vmcb::TLB_FLUSH_GUEST;
         }
         // SAFETY: the VMCB and host-state VMCB are ours and set up; the
         // nested tables at nCR3 only map what the address space allows.
@@ -149,7 +149,7 @@ impl Vcpu for SvmVcpu {
             rsi: self.gprs.rsi,
             rdx: self.gprs.rdx,
         };
-        svm::decode(c.exit_code, c.exit_info1, c.exit_info2, &regs)
+        vmcb::decode(c.exit_code, c.exit_info1, c.exit_info2, &regs)
     }
 
     fn pc(&self) -> u64 {

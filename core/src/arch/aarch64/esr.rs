@@ -5,7 +5,7 @@
 //! (D23.2 "ESR_EL2"; HPFAR_EL2 for the faulting IPA).
 
 use crate::exit::{Access, Exit, Unexpected};
-use crate::smccc;
+use crate::arch::smccc;
 
 /// ESR_EL2.EC values this hypervisor names.
 pub mod ec {

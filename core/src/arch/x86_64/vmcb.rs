@@ -7,7 +7,7 @@
 //! offset in those tables.
 
 use crate::exit::{Access, Exit, Unexpected};
-use crate::smccc;
+use crate::arch::smccc;
 
 bitflags::bitflags! {
     /// VMCB offset 0x00C: the first vector of instruction intercepts.

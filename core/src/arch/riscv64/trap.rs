@@ -5,7 +5,7 @@
 //! specification (tables 3.6 and 8.x of the H extension).
 
 use crate::exit::{Access, Exit, Unexpected};
-use crate::sbi;
+use super::sbi;
 
 /// `scause` exception codes an H-extension hypervisor sees from a guest.
 pub mod cause {

@@ -1,0 +1,4 @@
+//! RISC-V with the H extension: trap decoding and the SBI.
+
+pub mod sbi;
+pub mod trap;
