@@ -1,0 +1,71 @@
+//! A stage-2 [`Host`] made of ordinary heap memory, for the unit tests of
+//! the table code and the run loop: frames come from one arena whose
+//! "host-physical" addresses start at [`BASE`].
+
+use super::Host;
+use crate::PAGE_SIZE;
+use std::vec::Vec;
+
+#[repr(C, align(4096))]
+#[derive(Clone, Copy)]
+struct Page([u8; 4096]);
+
+/// Frames live in one fixed arena; "host-physical" addresses start at
+/// `BASE`. Tracks every allocation so tests can check nothing leaks.
+pub struct ArenaHost {
+    arena: Vec<Page>,
+    base_ptr: *mut u8,
+    next: usize,
+    pub live: Vec<(u64, usize)>,
+    pub freed: usize,
+    pub invalidated: Vec<u64>,
+}
+
+pub const BASE: u64 = 0x1_0000_0000;
+
+impl ArenaHost {
+    pub fn new(pages: usize) -> Self {
+        let mut arena = vec![Page([0xAA; 4096]); pages];
+        let base_ptr = arena.as_mut_ptr().cast();
+        Self {
+            arena,
+            base_ptr,
+            next: 0,
+            live: Vec::new(),
+            freed: 0,
+            invalidated: Vec::new(),
+        }
+    }
+}
+
+unsafe impl Host for ArenaHost {
+    fn alloc_frames(&mut self, pages: usize) -> Option<u64> {
+        let start = self.next.next_multiple_of(pages);
+        if start + pages > self.arena.len() {
+            return None;
+        }
+        self.next = start + pages;
+        let hpa = BASE + (start as u64) * PAGE_SIZE;
+        self.live.push((hpa, pages));
+        Some(hpa)
+    }
+    fn free_frames(&mut self, hpa: u64, pages: usize) {
+        let i = self
+            .live
+            .iter()
+            .position(|&l| l == (hpa, pages))
+            .expect("freeing a frame not allocated");
+        self.live.swap_remove(i);
+        self.freed += pages;
+    }
+    fn frame_ptr(&self, hpa: u64) -> *mut u8 {
+        assert!(
+            hpa >= BASE && hpa < BASE + (self.arena.len() as u64) * PAGE_SIZE,
+            "not an arena address"
+        );
+        self.base_ptr.wrapping_add((hpa - BASE) as usize)
+    }
+    fn invalidate(&mut self, gpa: u64) {
+        self.invalidated.push(gpa);
+    }
+}

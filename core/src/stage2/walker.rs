@@ -1,0 +1,493 @@
+//! The generic stage-2 walker: the [`Format`] and [`Host`] traits, the
+//! [`AddressSpace`] that builds, walks and tears down a table tree, and
+//! [`MapError`]. Nothing here knows a descriptor encoding.
+
+use crate::layout::{Backing, Perms};
+use crate::{PAGE_SIZE, page_base};
+
+/// Entries in one 4 KiB table of 64-bit descriptors.
+const ENTRIES_PER_PAGE: usize = 512;
+
+/// A stage-2 descriptor format.
+pub trait Format {
+    /// Name used in diagnostics ("Sv39x4", ...).
+    const NAME: &'static str;
+    /// Number of levels; level `LEVELS - 1` is the root, level 0 maps 4 KiB.
+    const LEVELS: usize;
+    /// Size of the root table in 4 KiB pages (it must also be aligned to
+    /// this many pages).
+    const ROOT_PAGES: usize;
+    /// Width of the guest-physical address space the format translates.
+    const GPA_BITS: u32;
+
+    /// Descriptor pointing at a next-level table at `hpa`.
+    fn table(hpa: u64) -> u64;
+    /// Descriptor mapping one 4 KiB page at `hpa`. `device` asks for
+    /// device (uncached, unspeculated) memory where the format has that
+    /// notion; `owned` marks frames the address space must free.
+    fn leaf(hpa: u64, perms: Perms, device: bool, owned: bool) -> u64;
+    /// Whether a descriptor is valid.
+    fn is_valid(desc: u64) -> bool;
+    /// Whether a valid descriptor at `level` (> 0) points at a table.
+    fn is_table(desc: u64, level: usize) -> bool;
+    /// The host-physical address a valid descriptor points at.
+    fn address(desc: u64) -> u64;
+    /// Whether a leaf was created with `owned`.
+    fn is_owned(desc: u64) -> bool;
+    /// Permissions of a leaf.
+    fn perms(desc: u64) -> Perms;
+}
+
+/// What the stage-2 code needs from the host kernel.
+///
+/// # Safety
+/// `frame_ptr` must return a pointer valid for reads and writes of the whole
+/// frame for every frame returned by `alloc_frames` and not yet freed, and
+/// frames must not be in use by anything else while allocated.
+pub unsafe trait Host {
+    /// Allocates `pages` contiguous 4 KiB frames aligned to `pages` pages;
+    /// returns the host-physical address of the first.
+    fn alloc_frames(&mut self, pages: usize) -> Option<u64>;
+    /// Returns frames obtained from `alloc_frames`.
+    fn free_frames(&mut self, hpa: u64, pages: usize);
+    /// The host pointer through which host-physical `hpa` is reached.
+    fn frame_ptr(&self, hpa: u64) -> *mut u8;
+    /// Drops cached stage-2 translations for the page at `gpa`.
+    fn invalidate(&mut self, gpa: u64);
+}
+
+/// Why a stage-2 change failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// The host has no frame left.
+    OutOfMemory,
+    /// The page is already mapped (a permission fault, not a missing page).
+    AlreadyMapped { gpa: u64 },
+    /// The address is beyond what the format translates.
+    OutOfRange { gpa: u64 },
+}
+
+impl core::fmt::Display for MapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MapError::OutOfMemory => f.write_str("the host is out of memory for guest pages"),
+            MapError::AlreadyMapped { gpa } => write!(f, "guest page {gpa:#x} is already mapped"),
+            MapError::OutOfRange { gpa } => write!(
+                f,
+                "guest address {gpa:#x} is beyond the stage-2 address space"
+            ),
+        }
+    }
+}
+
+/// A guest's stage-2 address space: a table tree plus the frames it owns.
+pub struct AddressSpace<F: Format, H: Host> {
+    root: u64,
+    host: H,
+    mapped_pages: usize,
+    _format: core::marker::PhantomData<F>,
+}
+
+impl<F: Format, H: Host> AddressSpace<F, H> {
+    /// Creates an empty address space with a zeroed root table.
+    pub fn new(mut host: H) -> Result<Self, MapError> {
+        let root = alloc_zeroed(&mut host, F::ROOT_PAGES)?;
+        Ok(Self {
+            root,
+            host,
+            mapped_pages: 0,
+            _format: core::marker::PhantomData,
+        })
+    }
+
+    /// Host-physical address of the root table (for `hgatp`/`VTTBR`/`nCR3`).
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    /// Number of 4 KiB guest pages currently mapped.
+    pub fn mapped_pages(&self) -> usize {
+        self.mapped_pages
+    }
+
+    pub fn host(&mut self) -> &mut H {
+        &mut self.host
+    }
+
+    fn index(gpa: u64, level: usize) -> usize {
+        let entries = if level == F::LEVELS - 1 {
+            ENTRIES_PER_PAGE * F::ROOT_PAGES
+        } else {
+            ENTRIES_PER_PAGE
+        };
+        ((gpa >> (12 + 9 * level)) as usize) & (entries - 1)
+    }
+
+    fn check_range(gpa: u64) -> Result<(), MapError> {
+        if F::GPA_BITS < 64 && gpa >> F::GPA_BITS != 0 {
+            Err(MapError::OutOfRange { gpa })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Pointer to entry `index` of the table at `table`.
+    pub(super) fn slot(&self, table: u64, index: usize) -> *mut u64 {
+        // `table` is a live table frame, `index` is within it (the root
+        // spans ROOT_PAGES contiguous frames).
+        self.host.frame_ptr(table).cast::<u64>().wrapping_add(index)
+    }
+
+    /// The level-0 slot for `gpa`, creating intermediate tables if `create`.
+    fn leaf_slot(&mut self, gpa: u64, create: bool) -> Result<Option<*mut u64>, MapError> {
+        Self::check_range(gpa)?;
+        let mut table = self.root;
+        for level in (1..F::LEVELS).rev() {
+            let slot = self.slot(table, Self::index(gpa, level));
+            // SAFETY: `slot` points into a table frame this address space owns.
+            let desc = unsafe { slot.read_volatile() };
+            table = if F::is_valid(desc) {
+                if !F::is_table(desc, level) {
+                    return Err(MapError::AlreadyMapped {
+                        gpa: page_base(gpa),
+                    });
+                }
+                F::address(desc)
+            } else if create {
+                let next = alloc_zeroed(&mut self.host, 1)?;
+                // SAFETY: as above; the new table is zeroed before it is linked.
+                unsafe { slot.write_volatile(F::table(next)) };
+                next
+            } else {
+                return Ok(None);
+            };
+        }
+        Ok(Some(self.slot(table, Self::index(gpa, 0))))
+    }
+
+    /// Maps the page containing `gpa` to host page `hpa`.
+    pub fn map_page(
+        &mut self,
+        gpa: u64,
+        hpa: u64,
+        perms: Perms,
+        device: bool,
+        owned: bool,
+    ) -> Result<(), MapError> {
+        let slot = self.leaf_slot(gpa, true)?.expect("created");
+        // SAFETY: `slot` points into a table frame this address space owns.
+        unsafe {
+            if F::is_valid(slot.read_volatile()) {
+                return Err(MapError::AlreadyMapped {
+                    gpa: page_base(gpa),
+                });
+            }
+            slot.write_volatile(F::leaf(page_base(hpa), perms, device, owned));
+        }
+        self.mapped_pages += 1;
+        self.host.invalidate(page_base(gpa));
+        Ok(())
+    }
+
+    /// Backs the page containing `gpa` as `backing` says; returns the
+    /// host-physical page now behind it.
+    pub fn map_backed(
+        &mut self,
+        gpa: u64,
+        backing: Backing,
+        perms: Perms,
+    ) -> Result<u64, MapError> {
+        let (hpa, device, owned) = match backing {
+            Backing::FreshRam => (alloc_zeroed(&mut self.host, 1)?, false, true),
+            Backing::Device { hpa } => (hpa, true, false),
+            Backing::Content(content) => {
+                let hpa = alloc_zeroed(&mut self.host, 1)?;
+                let len = content.len().min(PAGE_SIZE as usize);
+                // SAFETY: the frame was just allocated for us and is PAGE_SIZE long.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(content.as_ptr(), self.host.frame_ptr(hpa), len)
+                };
+                (hpa, false, true)
+            }
+        };
+        match self.map_page(gpa, hpa, perms, device, owned) {
+            Ok(()) => Ok(hpa),
+            Err(e) => {
+                if owned {
+                    self.host.free_frames(hpa, 1);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes the mapping of the page containing `gpa`, freeing its frame
+    /// if the address space owns it; returns the host page it mapped.
+    pub fn unmap_page(&mut self, gpa: u64) -> Option<u64> {
+        let slot = self.leaf_slot(gpa, false).ok().flatten()?;
+        // SAFETY: `slot` points into a table frame this address space owns.
+        let desc = unsafe { slot.read_volatile() };
+        if !F::is_valid(desc) {
+            return None;
+        }
+        // SAFETY: as above.
+        unsafe { slot.write_volatile(0) };
+        self.mapped_pages -= 1;
+        self.host.invalidate(page_base(gpa));
+        let hpa = F::address(desc);
+        if F::is_owned(desc) {
+            self.host.free_frames(hpa, 1);
+        }
+        Some(hpa)
+    }
+
+    /// The host-physical address and permissions behind `gpa`, if mapped.
+    pub fn translate(&self, gpa: u64) -> Option<(u64, Perms)> {
+        if Self::check_range(gpa).is_err() {
+            return None;
+        }
+        let mut table = self.root;
+        for level in (0..F::LEVELS).rev() {
+            // SAFETY: `table` is a table frame this address space owns.
+            let desc = unsafe { self.slot(table, Self::index(gpa, level)).read_volatile() };
+            if !F::is_valid(desc) {
+                return None;
+            }
+            if level == 0 {
+                return Some((F::address(desc) + (gpa & (PAGE_SIZE - 1)), F::perms(desc)));
+            }
+            if !F::is_table(desc, level) {
+                return None;
+            }
+            table = F::address(desc);
+        }
+        None
+    }
+
+    /// Copies `data` into guest memory at `gpa`; every page touched must be
+    /// mapped. Returns the number of bytes copied before the first hole.
+    pub fn write(&mut self, gpa: u64, data: &[u8]) -> usize {
+        self.copy(gpa, data.len(), |host, off, len| {
+            // SAFETY: `host` is a mapped guest frame, `len` stays within its page.
+            unsafe { core::ptr::copy_nonoverlapping(data[off..].as_ptr(), host, len) }
+        })
+    }
+
+    /// Copies guest memory at `gpa` into `buf`; returns the number of bytes
+    /// copied before the first unmapped page.
+    pub fn read(&self, gpa: u64, buf: &mut [u8]) -> usize {
+        let len = buf.len();
+        let dst = buf.as_mut_ptr();
+        self.copy(gpa, len, |host, off, n| {
+            // SAFETY: `host` is a mapped guest frame, `n` stays within its page
+            // and `off + n <= buf.len()`.
+            unsafe { core::ptr::copy_nonoverlapping(host, dst.add(off), n) }
+        })
+    }
+
+    fn copy(&self, gpa: u64, len: usize, mut f: impl FnMut(*mut u8, usize, usize)) -> usize {
+        let mut done = 0;
+        while done < len {
+            let at = gpa + done as u64;
+            let Some((hpa, _)) = self.translate(at) else {
+                break;
+            };
+            let n = (PAGE_SIZE - (at & (PAGE_SIZE - 1))).min((len - done) as u64) as usize;
+            f(
+                self.host
+                    .frame_ptr(page_base(hpa))
+                    .wrapping_add((hpa & (PAGE_SIZE - 1)) as usize),
+                done,
+                n,
+            );
+            done += n;
+        }
+        done
+    }
+
+    fn free_tree(&mut self, table: u64, level: usize, entries: usize) {
+        for i in 0..entries {
+            // SAFETY: `table` is a table frame this address space owns.
+            let desc = unsafe { self.slot(table, i).read_volatile() };
+            if !F::is_valid(desc) {
+                continue;
+            }
+            if level > 0 && F::is_table(desc, level) {
+                self.free_tree(F::address(desc), level - 1, ENTRIES_PER_PAGE);
+                self.host.free_frames(F::address(desc), 1);
+            } else if F::is_owned(desc) {
+                self.host.free_frames(F::address(desc), 1);
+            }
+        }
+    }
+}
+
+impl<F: Format, H: Host> AddressSpace<F, H> {
+    fn teardown(&mut self) {
+        self.free_tree(self.root, F::LEVELS - 1, ENTRIES_PER_PAGE * F::ROOT_PAGES);
+        self.host.free_frames(self.root, F::ROOT_PAGES);
+    }
+
+    /// Frees every table and owned frame and gives the host back.
+    pub fn into_host(self) -> H {
+        let mut this = core::mem::ManuallyDrop::new(self);
+        this.teardown();
+        // SAFETY: `this` is never used or dropped again after the host is
+        // moved out of it.
+        unsafe { core::ptr::read(&this.host) }
+    }
+}
+
+impl<F: Format, H: Host> Drop for AddressSpace<F, H> {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+fn alloc_zeroed<H: Host>(host: &mut H, pages: usize) -> Result<u64, MapError> {
+    let hpa = host.alloc_frames(pages).ok_or(MapError::OutOfMemory)?;
+    // SAFETY: the frames were just allocated and span `pages` pages.
+    unsafe { zero_pages(host.frame_ptr(hpa), pages) };
+    Ok(hpa)
+}
+
+/// Zeroes `pages` whole pages at `ptr`, eight 64-bit stores per turn.
+///
+/// Every nested page fault on RAM pays for this, and it was most of the
+/// fault's cost: the library `memset` stores one word per loop turn
+/// (measured with `cargo xtask bench` under `-icount shift=0`, see the
+/// README). The stores are volatile so the compiler cannot turn the loop
+/// back into a `memset` call.
+///
+/// # Safety
+/// `ptr` must be 8-byte aligned and valid for writes of `pages` pages.
+unsafe fn zero_pages(ptr: *mut u8, pages: usize) {
+    let words = ptr.cast::<u64>();
+    let count = pages * PAGE_SIZE as usize / 8;
+    let mut i = 0;
+    while i < count {
+        for j in 0..8 {
+            // SAFETY: `i + j < count` (count is a multiple of 8), within the
+            // caller's pages.
+            unsafe { words.add(i + j).write_volatile(0) };
+        }
+        i += 8;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Perms;
+    use crate::stage2::Sv39x4;
+    use crate::stage2::test_host::{ArenaHost, BASE};
+
+    type Space = AddressSpace<Sv39x4, ArenaHost>;
+
+    #[test]
+    fn map_then_translate_and_read_back() {
+        let mut s = Space::new(ArenaHost::new(64)).unwrap();
+        let hpa = s
+            .map_backed(0x8020_0123, Backing::FreshRam, Perms::RWX)
+            .unwrap();
+        assert_eq!(s.translate(0x8020_0000), Some((hpa, Perms::RWX)));
+        assert_eq!(s.translate(0x8020_0abc), Some((hpa + 0xabc, Perms::RWX)));
+        assert_eq!(s.translate(0x8020_1000), None);
+        assert_eq!(s.mapped_pages(), 1);
+        assert_eq!(s.host.invalidated, vec![0x8020_0000]);
+        // A fresh RAM page is zeroed even though the arena was filled with 0xAA.
+        let mut buf = [0xffu8; 16];
+        assert_eq!(
+            s.read(0x8020_0ff8, &mut buf),
+            8,
+            "stops at the unmapped next page"
+        );
+        assert_eq!(&buf[..8], &[0; 8]);
+        assert_eq!(s.write(0x8020_0ffc, b"pfld"), 4);
+        let mut back = [0u8; 4];
+        s.read(0x8020_0ffc, &mut back);
+        assert_eq!(&back, b"pfld");
+    }
+
+    #[test]
+    fn writes_and_reads_cross_page_boundaries() {
+        let mut s = Space::new(ArenaHost::new(64)).unwrap();
+        s.map_backed(0x8000_0000, Backing::FreshRam, Perms::RWX)
+            .unwrap();
+        s.map_backed(0x8000_1000, Backing::FreshRam, Perms::RWX)
+            .unwrap();
+        let data: Vec<u8> = (0..100u8).collect();
+        assert_eq!(s.write(0x8000_0fd0, &data), 100);
+        let mut back = vec![0u8; 100];
+        assert_eq!(s.read(0x8000_0fd0, &mut back), 100);
+        assert_eq!(back, data);
+    }
+
+    #[test]
+    fn double_map_is_reported_not_overwritten() {
+        let mut s = Space::new(ArenaHost::new(64)).unwrap();
+        let first = s
+            .map_backed(0x8000_0000, Backing::FreshRam, Perms::RW)
+            .unwrap();
+        assert_eq!(
+            s.map_backed(0x8000_0800, Backing::FreshRam, Perms::RW),
+            Err(MapError::AlreadyMapped { gpa: 0x8000_0000 })
+        );
+        assert_eq!(s.translate(0x8000_0000).unwrap().0, first);
+        // The frame allocated for the failed attempt was given back.
+        assert_eq!(s.host.freed, 1);
+    }
+
+    #[test]
+    fn device_pages_map_the_given_address_and_are_not_freed() {
+        let mut s = Space::new(ArenaHost::new(64)).unwrap();
+        let hpa = s
+            .map_backed(
+                0x2200_0000,
+                Backing::Device { hpa: 0x2200_0000 },
+                Perms::READ,
+            )
+            .unwrap();
+        assert_eq!(hpa, 0x2200_0000);
+        assert_eq!(s.translate(0x2200_0004), Some((0x2200_0004, Perms::READ)));
+        let freed = s.host.freed;
+        assert_eq!(s.unmap_page(0x2200_0000), Some(0x2200_0000));
+        assert_eq!(
+            s.host.freed, freed,
+            "device memory is not the host's to free"
+        );
+        assert_eq!(s.translate(0x2200_0000), None);
+        assert_eq!(s.mapped_pages(), 0);
+    }
+
+    #[test]
+    fn emulated_content_lands_at_the_start_of_the_page() {
+        let mut s = Space::new(ArenaHost::new(64)).unwrap();
+        s.map_backed(0xffc0_0000, Backing::Content(b"pfld"), Perms::READ)
+            .unwrap();
+        let mut buf = [0u8; 8];
+        s.read(0xffc0_0000, &mut buf);
+        assert_eq!(&buf, b"pfld\0\0\0\0");
+        assert_eq!(
+            u32::from_le_bytes(buf[..4].try_into().unwrap()),
+            0x646c_6670
+        );
+    }
+
+    #[test]
+    fn tearing_down_frees_every_frame() {
+        let mut s = Space::new(ArenaHost::new(64)).unwrap();
+        for gpa in [0x8000_0000u64, 0x8000_1000, 0x8040_0000, 0x1_0000_0000] {
+            s.map_backed(gpa, Backing::FreshRam, Perms::RWX).unwrap();
+        }
+        s.map_backed(0x1000_0000, Backing::Device { hpa: 0x1000_0000 }, Perms::RW)
+            .unwrap();
+        s.map_backed(0xffc0_0000, Backing::Content(b"pfld"), Perms::READ)
+            .unwrap();
+        s.unmap_page(0x8000_1000);
+        assert!(s.host.live.len() > 5);
+        let host = s.into_host();
+        assert!(host.live.is_empty(), "leaked frames: {:x?}", host.live);
+        assert!(host.live.iter().all(|&(hpa, _)| hpa >= BASE));
+    }
+}
