@@ -185,6 +185,7 @@ fn boot(spec: &'static ArchSpec, files: &VmFiles, extra_args: &[&str]) -> Result
         echo: false,
         show_command: false,
         extra_args,
+        input: crate::vm::Input::Null,
     };
     let out = run_vm(&run)?;
     out.check()

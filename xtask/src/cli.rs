@@ -2,6 +2,7 @@
 //! options of each command, and the dispatch to the command's module.
 
 use crate::arch::Arch;
+use crate::guests::tutorial::{self, TutorialApp};
 use crate::prepare::GuestSource;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -62,8 +63,12 @@ pub struct RunArgs {
     #[command(flatten)]
     pub arch: ArchArg,
     /// Boot this guest image (ELF or flat binary) instead of building gkernel.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "tutorial")]
     pub guest: Option<PathBuf>,
+    /// Boot an unmodified ArceOS tutorial app from crates.io as the guest
+    /// (arceos-helloworld 0.4.11, arceos-fairsched 0.4.6).
+    #[arg(long, value_name = "APP", value_parser = tutorial_parser())]
+    pub tutorial: Option<TutorialApp>,
     /// Kill QEMU and fail after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
@@ -86,12 +91,27 @@ fn scenario_parser() -> impl clap::builder::TypedValueParser<Value = Scenario> {
         .map(|name: String| Scenario::from_name(&name).expect("a listed name"))
 }
 
+/// Parses a tutorial app by its crate name, with or without `arceos-`.
+fn tutorial_parser() -> impl clap::builder::TypedValueParser<Value = TutorialApp> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["helloworld", "fairsched"]).map(|name: String| {
+        *tutorial::ALL
+            .iter()
+            .find(|a| a.name.strip_prefix("arceos-") == Some(name.as_str()))
+            .expect("a listed name")
+    })
+}
+
 /// Runs the command `cli` asks for.
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(a) => crate::run::build_only(a.arch),
         Command::Run(a) => {
-            let guest = a.guest.map_or(GuestSource::Bundled, GuestSource::File);
+            let guest = match (a.guest, a.tutorial) {
+                (Some(path), _) => GuestSource::File(path),
+                (None, Some(app)) => GuestSource::Tutorial(app),
+                (None, None) => GuestSource::Bundled,
+            };
             let options = crate::run::RunOptions {
                 arch: a.arch.arch,
                 guest,

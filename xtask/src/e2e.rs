@@ -11,7 +11,7 @@ use crate::paths::ArchPaths;
 use crate::pflash::write_pflash;
 use crate::prepare::{GuestSource, PrepareOptions, Prepared, build_guest, guest_disk, prepare};
 use crate::qemu::check_qemu;
-use crate::vm::{RunOutput, RunSpec, run_vm};
+use crate::vm::{Input, RunOutput, RunSpec, run_vm};
 use anyhow::{Result, bail};
 use guestaspace_core::scenario::Scenario;
 use std::path::Path;
@@ -48,6 +48,18 @@ impl Ctx {
         timeout: Duration,
         extra_args: &[&str],
     ) -> Result<RunOutput> {
+        self.boot_with_input(disk, scenario, timeout, extra_args, Input::Null)
+    }
+
+    /// [`Ctx::boot_with_args`] with `input` typed on the guest's serial line.
+    pub fn boot_with_input(
+        &self,
+        disk: &Path,
+        scenario: Scenario,
+        timeout: Duration,
+        extra_args: &[&str],
+        input: Input,
+    ) -> Result<RunOutput> {
         if self.spec.scenario_in_image && scenario != Scenario::Normal {
             bail!(
                 "on {} the scenario is built into the guest: use boot_scenario",
@@ -72,6 +84,7 @@ impl Ctx {
             echo: self.verbose,
             show_command: self.verbose,
             extra_args,
+            input,
         };
         run_vm(&run)
     }

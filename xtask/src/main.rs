@@ -13,6 +13,7 @@ mod e2e;
 mod flatten;
 mod fsio;
 mod guest_image;
+mod guests;
 mod paths;
 mod pflash;
 mod prepare;

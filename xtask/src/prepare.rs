@@ -7,6 +7,7 @@ use crate::build::{CargoOutput, build_app};
 use crate::disk::{DiskFiles, write_fat_disk};
 use crate::fsio::write_if_different;
 use crate::guest_image::{guest_flat, hypervisor_flat};
+use crate::guests::tutorial::{self, TutorialApp};
 use crate::paths::ArchPaths;
 use crate::pflash::write_pflash;
 use anyhow::Result;
@@ -23,6 +24,8 @@ pub enum GuestSource {
     Bundled,
     /// A user's image: ELF or flat binary.
     File(PathBuf),
+    /// A crates.io ArceOS tutorial application, built unmodified.
+    Tutorial(TutorialApp),
 }
 
 pub struct PrepareOptions {
@@ -47,6 +50,7 @@ pub fn prepare(spec: &ArchSpec, paths: &ArchPaths, options: &PrepareOptions) -> 
             build_guest(spec, paths, options.scenario, options.cargo, &mut cargo_log)?
         }
         GuestSource::File(path) => guest_flat(path, spec)?,
+        GuestSource::Tutorial(app) => guest_flat(&tutorial::build(*app, spec)?, spec)?,
     };
     cargo_log += &build_app(
         spec,

@@ -54,6 +54,8 @@ pub fn run(options: &RunOptions) -> Result<()> {
         echo: true,
         show_command: options.verbose,
         extra_args: &[],
+        // The user types to the guest's serial console.
+        input: crate::vm::Input::Inherit,
     };
     let output = run_vm(&run)?;
     output.check()

@@ -8,7 +8,8 @@ use crate::arch::{ArchSpec, VmFiles};
 use anyhow::{Context, Result, bail};
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -24,6 +25,30 @@ pub struct RunSpec<'a> {
     pub show_command: bool,
     /// Appended to the architecture's QEMU arguments (e.g. `-icount`).
     pub extra_args: &'a [&'a str],
+    /// What QEMU's standard input (the guest's serial input) gets.
+    pub input: Input<'a>,
+}
+
+/// The guest's serial input, which QEMU reads from its standard input.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Input<'a> {
+    /// None: standard input is closed.
+    #[default]
+    Null,
+    /// Ours: the user types to the guest (`cargo xtask run`).
+    Inherit,
+    /// Typed by a script: each step waits until its text has appeared in
+    /// the output (after the previous step's), then types its bytes.
+    Script(&'a [InputStep<'a>]),
+}
+
+/// One step of an input script.
+#[derive(Clone, Copy, Debug)]
+pub struct InputStep<'a> {
+    /// Output to wait for.
+    pub after: &'a str,
+    /// Bytes typed once it has appeared.
+    pub send: &'a [u8],
 }
 
 /// How the QEMU process ended.
@@ -66,9 +91,14 @@ pub fn run_vm(run: &RunSpec) -> Result<RunOutput> {
         eprintln!("{}", shell_line(qemu.binary, &args));
     }
     let start = Instant::now();
+    let stdin = match run.input {
+        Input::Null => Stdio::null(),
+        Input::Inherit => Stdio::inherit(),
+        Input::Script(_) => Stdio::piped(),
+    };
     let mut child = Command::new(qemu.binary)
         .args(&args)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -84,8 +114,25 @@ pub fn run_vm(run: &RunSpec) -> Result<RunOutput> {
             .take()
             .map(|err| tee(err, Sink::Stderr, run.echo, &captured)),
     ];
+    let done = Arc::new(AtomicBool::new(false));
+    let typist = match (run.input, child.stdin.take()) {
+        (Input::Script(steps), Some(stdin)) => Some(type_script(
+            steps
+                .iter()
+                .map(|s| (s.after.to_string(), s.send.to_vec()))
+                .collect(),
+            stdin,
+            &captured,
+            &done,
+        )),
+        _ => None,
+    };
     let end = wait_until(&mut child, start + run.timeout)?;
     let wall = start.elapsed();
+    done.store(true, Ordering::Relaxed);
+    if let Some(typist) = typist {
+        let _ = typist.join();
+    }
     for reader in readers.into_iter().flatten() {
         let _ = reader.join();
     }
@@ -116,6 +163,46 @@ fn wait_until(child: &mut Child, deadline: Instant) -> Result<VmEnd> {
         }
         thread::sleep((deadline - now).min(Duration::from_millis(5)));
     }
+}
+
+/// Types `steps` into `stdin` as their texts appear in `captured`; keeps
+/// `stdin` open (QEMU may take its end as the end of the serial line)
+/// until `done`.
+fn type_script(
+    steps: Vec<(String, Vec<u8>)>,
+    mut stdin: ChildStdin,
+    captured: &Arc<Mutex<Vec<u8>>>,
+    done: &Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    let captured = Arc::clone(captured);
+    let done = Arc::clone(done);
+    thread::spawn(move || {
+        let mut from = 0;
+        let mut steps = steps.into_iter();
+        let mut step = steps.next();
+        while !done.load(Ordering::Relaxed) {
+            if let Some((after, send)) = &step {
+                let seen = {
+                    let text = captured.lock().unwrap_or_else(|e| e.into_inner());
+                    find(&text[from..], after.as_bytes()).map(|at| from + at + after.len())
+                };
+                if let Some(end) = seen {
+                    from = end;
+                    if stdin.write_all(send).and_then(|()| stdin.flush()).is_err() {
+                        return;
+                    }
+                    step = steps.next();
+                    continue;
+                }
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    })
+}
+
+/// Where `needle` first occurs in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len().max(1)).position(|w| w == needle)
 }
 
 #[derive(Clone, Copy)]
@@ -223,8 +310,42 @@ mod tests {
             echo: false,
             show_command: false,
             extra_args: &[],
+            input: Input::Null,
         };
         run_vm(&run).unwrap()
+    }
+
+    #[test]
+    fn a_script_types_after_the_text_it_waits_for() {
+        let steps = [
+            InputStep {
+                after: "name?",
+                send: b"guest\n",
+            },
+            InputStep {
+                after: "again?",
+                send: b"twice\n",
+            },
+        ];
+        let none = std::path::Path::new("");
+        let run = RunSpec {
+            spec: &FAKE,
+            files: VmFiles {
+                kernel: std::path::Path::new(
+                    "echo name?; read a; echo \"hello $a\"; echo again?; read b; echo \"bye $b\"",
+                ),
+                disk: none,
+                pflash: none,
+            },
+            timeout: Duration::from_secs(10),
+            echo: false,
+            show_command: false,
+            extra_args: &[],
+            input: Input::Script(&steps),
+        };
+        let out = run_vm(&run).unwrap();
+        assert_eq!(out.end, VmEnd::Exited(0));
+        assert_eq!(out.text, "name?\nhello guest\nagain?\nbye twice\n");
     }
 
     #[test]

@@ -163,14 +163,15 @@ pub fn parse_bench(text: &str) -> Result<BenchLine> {
     }
 }
 
-/// The rest of the first line containing `prefix`, after it.
+/// The rest of the last line that starts with `prefix`, after it. Only the
+/// hypervisor's own final report counts: it starts its lines with the
+/// prefix, and it prints after the guest has stopped, so a guest printing
+/// look-alike counters earlier (or mid-line) cannot stand in for it.
 fn line_after<'a>(text: &'a str, prefix: &str) -> Result<&'a str> {
     text.lines()
-        .find_map(|line| {
-            line.find(prefix)
-                .map(|at| line[at + prefix.len()..].trim_end())
-        })
-        .with_context(|| format!("no `{}` line", prefix.trim_end()))
+        .rev()
+        .find_map(|line| line.strip_prefix(prefix).map(str::trim_end))
+        .with_context(|| format!("no line starting with `{}`", prefix.trim_end()))
 }
 
 fn number(text: &str) -> Result<u64> {
@@ -237,6 +238,16 @@ mod tests {
                 of: Some(4096)
             }
         );
+    }
+
+    #[test]
+    fn only_the_last_report_at_a_line_start_counts() {
+        let faked = format!(
+            "guest says: VM exits: 1 total, nested page fault 1, hypercall 0, timer 0, unexpected 0\n\
+             VM exits: 2 total, nested page fault 2, hypercall 0, timer 0, unexpected 0\n{REPORT}"
+        );
+        assert_eq!(parse_exits(&faked).unwrap().total, 31);
+        assert!(parse_exits("  VM exits: 3 total, hypercall 3").is_err());
     }
 
     #[test]

@@ -1,0 +1,3 @@
+//! Guests that xtask builds or fetches from outside this workspace.
+
+pub mod tutorial;
