@@ -15,6 +15,7 @@
 
 pub mod addr;
 pub mod arch;
+pub mod devices;
 pub mod exit;
 pub mod image;
 pub mod layout;

@@ -1,4 +1,5 @@
 //! RISC-V with the H extension: trap decoding and the SBI.
 
+pub mod insn;
 pub mod sbi;
 pub mod trap;

@@ -1,0 +1,519 @@
+//! The MMIO bus: devices registered per guest-physical range, one optional
+//! interrupt controller, and the wiring of device interrupt lines to it.
+//!
+//! Like bao's `emul_access` handlers, each device owns an address range and
+//! sees offsets inside it; the bus holds no architecture-specific code. The
+//! interrupt wiring is level-based and polled: after every access and every
+//! console input the bus copies each device's [`Device::irq_level`] into the
+//! controller's [`Device::set_irq_source`], so a model only has to say what
+//! its line is, never when it changed.
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::{Device, DeviceError, Direction, MmioAccess, Width};
+use crate::addr::GuestPhysAddr;
+
+/// A handle to a device added to a [`Bus`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DeviceId(usize);
+
+impl DeviceId {
+    /// The registration index (0 for the first device added).
+    pub const fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// Why the bus refused a registration or an access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusError {
+    /// `add` with a zero size, or a range that wraps past the top of the
+    /// address space.
+    BadRange {
+        /// Requested base.
+        base: GuestPhysAddr,
+        /// Requested size.
+        size: u64,
+    },
+    /// `add` with a range overlapping the one of `existing`.
+    Overlap {
+        /// Requested base.
+        base: GuestPhysAddr,
+        /// Requested size.
+        size: u64,
+        /// Name of the device already there.
+        existing: &'static str,
+    },
+    /// A `DeviceId` that this bus did not hand out.
+    UnknownId(DeviceId),
+    /// No device covers this address.
+    NoDevice {
+        /// The address accessed.
+        addr: GuestPhysAddr,
+    },
+    /// The access starts inside a device's range but ends past it.
+    Straddle {
+        /// The device whose range the access starts in.
+        device: &'static str,
+        /// The address accessed.
+        addr: GuestPhysAddr,
+        /// Its width.
+        width: Width,
+    },
+    /// The device refused the access.
+    Device {
+        /// The device's name.
+        device: &'static str,
+        /// The address accessed.
+        addr: GuestPhysAddr,
+        /// What the device said.
+        error: DeviceError,
+    },
+}
+
+impl fmt::Display for BusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            BusError::BadRange { base, size } => {
+                write!(
+                    f,
+                    "empty or wrapping device range {size:#x} bytes at {base}"
+                )
+            }
+            BusError::Overlap {
+                base,
+                size,
+                existing,
+            } => write!(
+                f,
+                "device range {size:#x} bytes at {base} overlaps {existing}"
+            ),
+            BusError::UnknownId(id) => write!(f, "no device with id {}", id.0),
+            BusError::NoDevice { addr } => write!(f, "no emulated device at {addr}"),
+            BusError::Straddle {
+                device,
+                addr,
+                width,
+            } => write!(f, "{width} access at {addr} runs past the end of {device}"),
+            BusError::Device {
+                device,
+                addr,
+                error,
+            } => write!(f, "{device} at {addr}: {error}"),
+        }
+    }
+}
+
+struct Slot {
+    base: GuestPhysAddr,
+    size: u64,
+    device: Box<dyn Device>,
+    irq: Option<u32>,
+    accesses: u64,
+}
+
+impl Slot {
+    fn contains(&self, addr: GuestPhysAddr) -> bool {
+        addr >= self.base && addr.offset_from(self.base) < self.size
+    }
+}
+
+/// Devices by guest-physical range, plus the interrupt wiring between them.
+#[derive(Default)]
+pub struct Bus {
+    slots: Vec<Slot>,
+    irq_chip: Option<usize>,
+}
+
+impl Bus {
+    /// An empty bus.
+    pub const fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            irq_chip: None,
+        }
+    }
+
+    /// Registers `device` for `size` bytes at `base`; `irq` is the
+    /// interrupt-controller input its line is wired to, if any.
+    pub fn add(
+        &mut self,
+        base: GuestPhysAddr,
+        size: u64,
+        device: Box<dyn Device>,
+        irq: Option<u32>,
+    ) -> Result<DeviceId, BusError> {
+        let end = match base.checked_add(size) {
+            Some(end) if size != 0 => end,
+            _ => return Err(BusError::BadRange { base, size }),
+        };
+        // Half-open ranges [base, end) and [s.base, s.base + s.size) overlap
+        // iff each starts before the other ends.
+        if let Some(s) = self
+            .slots
+            .iter()
+            .find(|s| base < s.base + s.size && s.base < end)
+        {
+            return Err(BusError::Overlap {
+                base,
+                size,
+                existing: s.device.name(),
+            });
+        }
+        self.slots.push(Slot {
+            base,
+            size,
+            device,
+            irq,
+            accesses: 0,
+        });
+        let id = DeviceId(self.slots.len() - 1);
+        self.sync_irqs();
+        Ok(id)
+    }
+
+    /// Makes device `id` the interrupt controller that every other device's
+    /// line (added with `irq: Some(n)`) is wired to.
+    pub fn set_irq_chip(&mut self, id: DeviceId) -> Result<(), BusError> {
+        if id.0 >= self.slots.len() {
+            return Err(BusError::UnknownId(id));
+        }
+        self.irq_chip = Some(id.0);
+        self.sync_irqs();
+        Ok(())
+    }
+
+    /// Whether some device covers `addr`.
+    pub fn contains(&self, addr: GuestPhysAddr) -> bool {
+        self.lookup(addr).is_some()
+    }
+
+    /// The device covering `addr`.
+    pub fn lookup(&self, addr: GuestPhysAddr) -> Option<DeviceId> {
+        self.slots
+            .iter()
+            .position(|s| s.contains(addr))
+            .map(DeviceId)
+    }
+
+    /// Performs one guest access. A read returns the value zero-extended
+    /// from its width; a write returns 0. Interrupt lines are synced after
+    /// it, whether or not the device accepted it.
+    pub fn access(&mut self, a: &MmioAccess) -> Result<u64, BusError> {
+        let index = self
+            .slots
+            .iter()
+            .position(|s| s.contains(a.addr))
+            .ok_or(BusError::NoDevice { addr: a.addr })?;
+        let slot = &mut self.slots[index];
+        let offset = a.addr.offset_from(slot.base);
+        if a.width.bytes() > slot.size - offset {
+            return Err(BusError::Straddle {
+                device: slot.device.name(),
+                addr: a.addr,
+                width: a.width,
+            });
+        }
+        slot.accesses += 1;
+        let result = match a.dir {
+            Direction::Read => slot
+                .device
+                .read(offset, a.width)
+                .map(|v| v & a.width.mask()),
+            Direction::Write(v) => slot
+                .device
+                .write(offset, a.width, v & a.width.mask())
+                .map(|()| 0),
+        };
+        let result = result.map_err(|error| BusError::Device {
+            device: slot.device.name(),
+            addr: a.addr,
+            error,
+        });
+        self.sync_irqs();
+        result
+    }
+
+    /// Copies every wired device's interrupt line into the controller.
+    /// `access` and `push_console_input` already do this; call it after
+    /// changing a device some other way.
+    pub fn sync_irqs(&mut self) {
+        let Some(chip) = self.irq_chip else { return };
+        for i in 0..self.slots.len() {
+            if i == chip {
+                continue;
+            }
+            if let Some(source) = self.slots[i].irq {
+                let level = self.slots[i].device.irq_level();
+                self.slots[chip].device.set_irq_source(source, level);
+            }
+        }
+    }
+
+    /// Offers a byte of host console input to the devices in registration
+    /// order; true if one took it (false: keep it and retry later).
+    pub fn push_console_input(&mut self, byte: u8) -> bool {
+        let taken = self.slots.iter_mut().any(|s| s.device.push_input(byte));
+        if taken {
+            self.sync_irqs();
+        }
+        taken
+    }
+
+    /// Hands every device's transmitted bytes to `out`, device by device.
+    pub fn drain_console_output(&mut self, mut out: impl FnMut(&[u8])) {
+        for s in &mut self.slots {
+            s.device.take_output(&mut out);
+        }
+    }
+
+    /// Whether the interrupt controller's output to `context` is asserted
+    /// (false without a controller).
+    pub fn external_irq(&self, context: usize) -> bool {
+        self.irq_chip
+            .is_some_and(|chip| self.slots[chip].device.irq_output(context))
+    }
+
+    /// How many accesses were routed to device `id` (0 for an unknown id).
+    pub fn accesses(&self, id: DeviceId) -> u64 {
+        self.slots.get(id.0).map_or(0, |s| s.accesses)
+    }
+
+    /// `(name, accesses)` for every device, in registration order.
+    pub fn access_counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.slots.iter().map(|s| (s.device.name(), s.accesses))
+    }
+
+    /// The device `id`.
+    pub fn device(&self, id: DeviceId) -> Option<&dyn Device> {
+        self.slots.get(id.0).map(|s| &*s.device)
+    }
+
+    /// The device `id`, mutably (call [`Bus::sync_irqs`] after changing it).
+    pub fn device_mut(&mut self, id: DeviceId) -> Option<&mut (dyn Device + 'static)> {
+        self.slots.get_mut(id.0).map(|s| &mut *s.device)
+    }
+
+    /// The guest-physical range `(base, size)` of device `id`.
+    pub fn range(&self, id: DeviceId) -> Option<(GuestPhysAddr, u64)> {
+        self.slots.get(id.0).map(|s| (s.base, s.size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 16-byte register file with a settable interrupt line.
+    struct Regs {
+        mem: [u8; 16],
+        line: bool,
+        out: Vec<u8>,
+    }
+
+    impl Regs {
+        fn boxed() -> Box<Self> {
+            Box::new(Regs {
+                mem: [0; 16],
+                line: false,
+                out: Vec::new(),
+            })
+        }
+    }
+
+    impl Device for Regs {
+        fn name(&self) -> &'static str {
+            "regs"
+        }
+        fn read(&mut self, offset: u64, width: Width) -> Result<u64, DeviceError> {
+            let mut v = 0u64;
+            for i in (0..width.bytes()).rev() {
+                v = (v << 8) | u64::from(self.mem[(offset + i) as usize]);
+            }
+            // Garbage above the width must be masked off by the bus.
+            Ok(v | (0xdead_0000_0000_0000 & !width.mask()))
+        }
+        fn write(&mut self, offset: u64, width: Width, value: u64) -> Result<(), DeviceError> {
+            if offset == 15 {
+                return Err(DeviceError::ReadOnly { offset });
+            }
+            for i in 0..width.bytes() {
+                self.mem[(offset + i) as usize] = (value >> (8 * i)) as u8;
+            }
+            // Offset 0 drives the interrupt line, offset 1 transmits.
+            self.line = self.mem[0] != 0;
+            if offset == 1 {
+                self.out.push(value as u8);
+            }
+            Ok(())
+        }
+        fn irq_level(&self) -> bool {
+            self.line
+        }
+        fn take_output(&mut self, out: &mut dyn FnMut(&[u8])) {
+            out(&self.out);
+            self.out.clear();
+        }
+    }
+
+    /// An interrupt controller that ORs its inputs into context 0.
+    #[derive(Default)]
+    struct OrChip {
+        lines: [bool; 32],
+    }
+
+    impl Device for OrChip {
+        fn name(&self) -> &'static str {
+            "orchip"
+        }
+        fn read(&mut self, _: u64, _: Width) -> Result<u64, DeviceError> {
+            Ok(0)
+        }
+        fn write(&mut self, offset: u64, _: Width, _: u64) -> Result<(), DeviceError> {
+            Err(DeviceError::BadOffset { offset })
+        }
+        fn set_irq_source(&mut self, source: u32, level: bool) {
+            self.lines[source as usize] = level;
+        }
+        fn irq_output(&self, context: usize) -> bool {
+            context == 0 && self.lines.iter().any(|&l| l)
+        }
+    }
+
+    fn gpa(a: u64) -> GuestPhysAddr {
+        GuestPhysAddr::new(a)
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        let mut bus = Bus::new();
+        let a = bus.add(gpa(0x1000), 0x100, Regs::boxed(), None).unwrap();
+        assert_eq!(a.index(), 0);
+        assert_eq!(
+            bus.add(gpa(0x2000), 0, Regs::boxed(), None),
+            Err(BusError::BadRange {
+                base: gpa(0x2000),
+                size: 0
+            })
+        );
+        assert!(matches!(
+            bus.add(gpa(u64::MAX - 1), 4, Regs::boxed(), None),
+            Err(BusError::BadRange { .. })
+        ));
+        for (base, size) in [(0x10ff, 1), (0xf00, 0x101), (0x1080, 0x10), (0x0, 0x10000)] {
+            assert_eq!(
+                bus.add(gpa(base), size, Regs::boxed(), None),
+                Err(BusError::Overlap {
+                    base: gpa(base),
+                    size,
+                    existing: "regs"
+                }),
+                "{base:#x}+{size:#x}"
+            );
+        }
+        // Adjacent on both sides is fine.
+        bus.add(gpa(0xf00), 0x100, Regs::boxed(), None).unwrap();
+        let c = bus.add(gpa(0x1100), 0x10, Regs::boxed(), None).unwrap();
+        assert_eq!(bus.range(c), Some((gpa(0x1100), 0x10)));
+        assert!(bus.contains(gpa(0x10ff)));
+        assert!(!bus.contains(gpa(0x1110)));
+        assert_eq!(bus.lookup(gpa(0x1105)), Some(c));
+        assert_eq!(
+            bus.set_irq_chip(DeviceId(7)),
+            Err(BusError::UnknownId(DeviceId(7)))
+        );
+    }
+
+    #[test]
+    fn accesses_are_routed_and_masked() {
+        let mut bus = Bus::new();
+        let a = bus.add(gpa(0x1000), 16, Regs::boxed(), None).unwrap();
+        let b = bus.add(gpa(0x2000), 16, Regs::boxed(), None).unwrap();
+        let w = |addr, width, v| MmioAccess::write(gpa(addr), width, v);
+        let r = |addr, width| MmioAccess::read(gpa(addr), width);
+        assert_eq!(
+            bus.access(&w(0x1004, Width::Word, 0x1122_3344_5566_7788)),
+            Ok(0)
+        );
+        assert_eq!(bus.access(&r(0x1004, Width::Double)), Ok(0x5566_7788));
+        assert_eq!(bus.access(&r(0x1005, Width::Half)), Ok(0x6677));
+        assert_eq!(bus.access(&r(0x1004, Width::Byte)), Ok(0x88));
+        assert_eq!(bus.access(&r(0x2004, Width::Word)), Ok(0));
+        assert_eq!(
+            bus.access(&r(0x3000, Width::Byte)),
+            Err(BusError::NoDevice { addr: gpa(0x3000) })
+        );
+        assert_eq!(
+            bus.access(&r(0x100c, Width::Double)),
+            Err(BusError::Straddle {
+                device: "regs",
+                addr: gpa(0x100c),
+                width: Width::Double
+            })
+        );
+        let e = bus.access(&w(0x200f, Width::Byte, 1)).unwrap_err();
+        assert_eq!(
+            e,
+            BusError::Device {
+                device: "regs",
+                addr: gpa(0x200f),
+                error: DeviceError::ReadOnly { offset: 15 }
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "regs at GPA 0x200f: register at offset 0xf is read-only"
+        );
+        assert_eq!(bus.accesses(a), 4);
+        assert_eq!(bus.accesses(b), 2);
+        assert_eq!(
+            bus.access_counts().collect::<Vec<_>>(),
+            [("regs", 4), ("regs", 2)]
+        );
+    }
+
+    #[test]
+    fn lines_reach_the_chip() {
+        let mut bus = Bus::new();
+        bus.add(gpa(0x1000), 16, Regs::boxed(), Some(3)).unwrap();
+        bus.add(gpa(0x2000), 16, Regs::boxed(), None).unwrap();
+        let chip = bus
+            .add(gpa(0x3000), 16, Box::<OrChip>::default(), None)
+            .unwrap();
+        assert!(!bus.external_irq(0));
+        bus.set_irq_chip(chip).unwrap();
+        // An unwired device's line goes nowhere.
+        bus.access(&MmioAccess::write(gpa(0x2000), Width::Byte, 1))
+            .unwrap();
+        assert!(!bus.external_irq(0));
+        bus.access(&MmioAccess::write(gpa(0x1000), Width::Byte, 1))
+            .unwrap();
+        assert!(bus.external_irq(0));
+        assert!(!bus.external_irq(1));
+        bus.access(&MmioAccess::write(gpa(0x1000), Width::Byte, 0))
+            .unwrap();
+        assert!(!bus.external_irq(0));
+    }
+
+    #[test]
+    fn console_output_is_drained() {
+        let mut bus = Bus::new();
+        bus.add(gpa(0x1000), 16, Regs::boxed(), None).unwrap();
+        for c in b"hi" {
+            bus.access(&MmioAccess::write(gpa(0x1001), Width::Byte, u64::from(*c)))
+                .unwrap();
+        }
+        let mut got = Vec::new();
+        bus.drain_console_output(|b| got.extend_from_slice(b));
+        assert_eq!(got, b"hi");
+        got.clear();
+        bus.drain_console_output(|b| got.extend_from_slice(b));
+        assert!(got.is_empty());
+        // Not a console.
+        assert!(!bus.push_console_input(b'x'));
+    }
+}
