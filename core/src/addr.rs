@@ -4,7 +4,7 @@
 //! swapped). Conversions are explicit: `GuestPhysAddr::new(x)`, `.as_u64()`.
 
 use core::fmt;
-use core::ops::{Add, Sub};
+use core::ops::{Add, AddAssign, Sub};
 
 macro_rules! address_type {
     ($(#[$doc:meta])* $name:ident, $short:literal) => {
@@ -42,6 +42,11 @@ macro_rules! address_type {
                 }
             }
 
+            /// Whether the address is the start of a 4 KiB page.
+            pub const fn is_page_aligned(self) -> bool {
+                self.page_offset() == 0
+            }
+
             /// The distance from `base` up to this address (`self >= base`).
             pub const fn offset_from(self, base: Self) -> u64 {
                 self.0 - base.0
@@ -55,10 +60,24 @@ macro_rules! address_type {
             }
         }
 
+        impl AddAssign<u64> for $name {
+            fn add_assign(&mut self, offset: u64) {
+                self.0 += offset;
+            }
+        }
+
         impl Sub<u64> for $name {
             type Output = Self;
             fn sub(self, offset: u64) -> Self {
                 Self(self.0 - offset)
+            }
+        }
+
+        /// The distance between two addresses of the same space.
+        impl Sub for $name {
+            type Output = u64;
+            fn sub(self, base: Self) -> u64 {
+                self.0 - base.0
             }
         }
 
@@ -111,6 +130,11 @@ mod tests {
         assert_eq!((a + 0x10).as_u64(), 0x8020_1244);
         assert_eq!(a.offset_from(GuestPhysAddr::new(0x8000_0000)), 0x20_1234);
         assert_eq!(GuestPhysAddr::new(u64::MAX).checked_add(1), None);
+        assert_eq!(a - GuestPhysAddr::new(0x8020_0000), 0x1234);
+        assert!(a.page_base().is_page_aligned() && !a.is_page_aligned());
+        let mut b = a;
+        b += 0x1000;
+        assert_eq!(b, GuestPhysAddr::new(0x8020_2234));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! `ESR_EL2`, the VMCB exit code) into an [`Exit`]; the run loop only ever
 //! sees this type.
 
+use crate::addr::GuestPhysAddr;
+
 /// The kind of access that faulted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -26,7 +28,7 @@ impl core::fmt::Display for Access {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     /// Stage-2 translation has no (or no sufficient) mapping for `gpa`.
-    NestedPageFault { gpa: u64, access: Access },
+    NestedPageFault { gpa: GuestPhysAddr, access: Access },
     /// The guest asked the hypervisor for a service (SBI ecall, HVC,
     /// VMMCALL), already decoded by the architecture's calling convention.
     Hypercall(Request),
@@ -65,7 +67,7 @@ pub enum Request {
     /// Print one byte on the console.
     ConsolePutByte(u8),
     /// Print `len` bytes found at guest-physical address `gpa`.
-    ConsoleWrite { gpa: u64, len: u64 },
+    ConsoleWrite { gpa: GuestPhysAddr, len: u64 },
     /// Read console input; there is none, so this answers "0 bytes".
     ConsoleRead,
     /// Arm the guest's timer for the absolute time `deadline` (in ticks of

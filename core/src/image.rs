@@ -5,6 +5,7 @@
 //! still an ELF file, or does not fit between the entry point and the end
 //! of guest RAM is refused with a message naming the numbers.
 
+use crate::addr::GuestPhysAddr;
 use crate::layout::GuestLayout;
 
 /// Why an image cannot be loaded.
@@ -17,18 +18,18 @@ pub enum ImageError {
     TooLarge {
         size: u64,
         room: u64,
-        load: u64,
-        ram_end: u64,
+        load: GuestPhysAddr,
+        ram_end: GuestPhysAddr,
     },
     /// The layout has no RAM at the entry point.
     NoRam {
-        entry: u64,
+        entry: GuestPhysAddr,
     },
     /// An ELF's loadable segments do not start at the load address, so the
     /// flat image would run at the wrong place.
     LinkedElsewhere {
-        linked: u64,
-        load: u64,
+        linked: GuestPhysAddr,
+        load: GuestPhysAddr,
     },
 }
 
@@ -62,7 +63,7 @@ impl core::fmt::Display for ImageError {
 /// Where and how big a checked image is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Placement {
-    pub load: u64,
+    pub load: GuestPhysAddr,
     pub size: u64,
 }
 
@@ -103,7 +104,10 @@ pub fn check_flat(head: &[u8], size: u64, layout: &GuestLayout) -> Result<Placem
 
 /// Checks that an ELF whose lowest loadable segment starts at physical
 /// address `lowest_load` can be flattened and loaded at the layout's entry.
-pub fn check_link_address(lowest_load: u64, layout: &GuestLayout) -> Result<(), ImageError> {
+pub fn check_link_address(
+    lowest_load: GuestPhysAddr,
+    layout: &GuestLayout,
+) -> Result<(), ImageError> {
     if lowest_load == layout.entry {
         Ok(())
     } else {
@@ -119,13 +123,17 @@ mod tests {
     use super::*;
     use crate::layout::machines::RISCV64_VIRT;
 
+    const fn gpa(a: u64) -> GuestPhysAddr {
+        GuestPhysAddr::new(a)
+    }
+
     #[test]
     fn a_flat_image_that_fits_is_placed_at_the_entry() {
         let p = check_flat(&[0x97, 0x02, 0, 0], 300_000, &RISCV64_VIRT).unwrap();
         assert_eq!(
             p,
             Placement {
-                load: 0x8020_0000,
+                load: gpa(0x8020_0000),
                 size: 300_000
             }
         );
@@ -141,8 +149,8 @@ mod tests {
             Err(ImageError::TooLarge {
                 size: room + 1,
                 room,
-                load: 0x8020_0000,
-                ram_end: 0x8100_0000
+                load: gpa(0x8020_0000),
+                ram_end: gpa(0x8100_0000)
             })
         );
     }
@@ -158,12 +166,12 @@ mod tests {
 
     #[test]
     fn link_address_must_be_the_load_address() {
-        assert_eq!(check_link_address(0x8020_0000, &RISCV64_VIRT), Ok(()));
+        assert_eq!(check_link_address(gpa(0x8020_0000), &RISCV64_VIRT), Ok(()));
         assert_eq!(
-            check_link_address(0xffff_ffff_8000_0000, &RISCV64_VIRT),
+            check_link_address(gpa(0xffff_ffff_8000_0000), &RISCV64_VIRT),
             Err(ImageError::LinkedElsewhere {
-                linked: 0xffff_ffff_8000_0000,
-                load: 0x8020_0000
+                linked: gpa(0xffff_ffff_8000_0000),
+                load: gpa(0x8020_0000)
             })
         );
     }
@@ -173,8 +181,8 @@ mod tests {
         let msg = ImageError::TooLarge {
             size: 20,
             room: 10,
-            load: 0x10,
-            ram_end: 0x1a,
+            load: gpa(0x10),
+            ram_end: gpa(0x1a),
         }
         .to_string();
         assert!(

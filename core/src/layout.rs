@@ -7,8 +7,9 @@
 //! access and stops the VM. Pass-through regions are checked against the
 //! host's RAM so the host never hands its own memory to the guest.
 
+use crate::PAGE_SIZE;
+use crate::addr::{GuestPhysAddr, HostPhysAddr};
 use crate::exit::Access;
-use crate::{PAGE_SIZE, page_base};
 
 bitflags::bitflags! {
     /// What the guest may do with a region.
@@ -55,7 +56,7 @@ pub enum RegionKind {
     Ram,
     /// A real device the guest may use directly: GPA `gpa + off` maps to
     /// host-physical `hpa + off`.
-    Passthrough { hpa: u64 },
+    Passthrough { hpa: HostPhysAddr },
     /// A device the hypervisor emulates with one read-only page holding
     /// `content` at its start (the rest zero), repeated over the region.
     Emulated { content: &'static [u8] },
@@ -79,7 +80,7 @@ impl core::fmt::Display for RegionKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Region {
     pub name: &'static str,
-    pub gpa: u64,
+    pub gpa: GuestPhysAddr,
     pub size: u64,
     pub perms: Perms,
     pub kind: RegionKind,
@@ -91,27 +92,27 @@ pub enum Backing {
     /// A fresh zeroed host frame.
     FreshRam,
     /// This host-physical page (device memory).
-    Device { hpa: u64 },
+    Device { hpa: HostPhysAddr },
     /// A fresh host frame initialised with `content`, mapped read-only.
     Content(&'static [u8]),
 }
 
 impl Region {
-    pub const fn end(&self) -> u64 {
-        self.gpa + self.size
+    pub const fn end(&self) -> GuestPhysAddr {
+        GuestPhysAddr::new(self.gpa.as_u64() + self.size)
     }
 
-    pub const fn contains(&self, gpa: u64) -> bool {
-        gpa >= self.gpa && gpa < self.end()
+    pub const fn contains(&self, gpa: GuestPhysAddr) -> bool {
+        gpa.as_u64() >= self.gpa.as_u64() && gpa.as_u64() < self.end().as_u64()
     }
 
     /// The backing of the page containing `gpa`, which must lie in `self`.
-    pub fn backing_for(&self, gpa: u64) -> Backing {
+    pub fn backing_for(&self, gpa: GuestPhysAddr) -> Backing {
         debug_assert!(self.contains(gpa));
         match self.kind {
             RegionKind::Ram => Backing::FreshRam,
             RegionKind::Passthrough { hpa } => Backing::Device {
-                hpa: hpa + page_base(gpa - self.gpa),
+                hpa: hpa + crate::page_base(gpa - self.gpa),
             },
             RegionKind::Emulated { content } => Backing::Content(content),
         }
@@ -129,9 +130,12 @@ pub enum LayoutError {
         second: &'static str,
     },
     /// A pass-through region would expose host RAM to the guest.
-    ExposesHostRam { region: &'static str, hpa: u64 },
+    ExposesHostRam {
+        region: &'static str,
+        hpa: HostPhysAddr,
+    },
     /// The layout has no RAM region containing the entry point.
-    EntryNotInRam { entry: u64 },
+    EntryNotInRam { entry: GuestPhysAddr },
 }
 
 impl core::fmt::Display for LayoutError {
@@ -161,12 +165,12 @@ impl core::fmt::Display for LayoutError {
 pub struct GuestLayout {
     pub regions: &'static [Region],
     /// Where the guest image is placed and where the vCPU starts.
-    pub entry: u64,
+    pub entry: GuestPhysAddr,
 }
 
 impl GuestLayout {
     /// The region containing `gpa`, if the guest owns that address.
-    pub fn region_of(&self, gpa: u64) -> Option<&Region> {
+    pub fn region_of(&self, gpa: GuestPhysAddr) -> Option<&Region> {
         self.regions.iter().find(|r| r.contains(gpa))
     }
 
@@ -178,9 +182,9 @@ impl GuestLayout {
 
     /// Checks alignment, overlap, the entry point, and that no pass-through
     /// region reaches into any of `host_ram` (`(start, size)` ranges).
-    pub fn validate(&self, host_ram: &[(u64, u64)]) -> Result<(), LayoutError> {
+    pub fn validate(&self, host_ram: &[(HostPhysAddr, u64)]) -> Result<(), LayoutError> {
         for (i, r) in self.regions.iter().enumerate() {
-            if r.size == 0 || r.gpa % PAGE_SIZE != 0 || r.size % PAGE_SIZE != 0 {
+            if r.size == 0 || !r.gpa.is_page_aligned() || r.size % PAGE_SIZE != 0 {
                 return Err(LayoutError::Unaligned { region: r.name });
             }
             if let Some(other) = self.regions[..i]
@@ -193,7 +197,7 @@ impl GuestLayout {
                 });
             }
             if let RegionKind::Passthrough { hpa } = r.kind {
-                if hpa % PAGE_SIZE != 0 {
+                if !hpa.is_page_aligned() {
                     return Err(LayoutError::Unaligned { region: r.name });
                 }
                 if let Some(&(start, _)) = host_ram
@@ -225,27 +229,31 @@ pub mod machines {
         regions: &[
             Region {
                 name: "uart",
-                gpa: 0x1000_0000,
+                gpa: GuestPhysAddr::new(0x1000_0000),
                 size: 0x1000,
                 perms: Perms::RW,
-                kind: RegionKind::Passthrough { hpa: 0x1000_0000 },
+                kind: RegionKind::Passthrough {
+                    hpa: HostPhysAddr::new(0x1000_0000),
+                },
             },
             Region {
                 name: "pflash",
-                gpa: 0x2200_0000,
+                gpa: GuestPhysAddr::new(0x2200_0000),
                 size: 0x200_0000,
                 perms: Perms::READ,
-                kind: RegionKind::Passthrough { hpa: 0x2200_0000 },
+                kind: RegionKind::Passthrough {
+                    hpa: HostPhysAddr::new(0x2200_0000),
+                },
             },
             Region {
                 name: "ram",
-                gpa: 0x8000_0000,
+                gpa: GuestPhysAddr::new(0x8000_0000),
                 size: 0x100_0000,
                 perms: Perms::RWX,
                 kind: RegionKind::Ram,
             },
         ],
-        entry: 0x8020_0000,
+        entry: GuestPhysAddr::new(0x8020_0000),
     };
 
     /// QEMU `virt` (aarch64, EL2): 16 MiB of RAM at IPA 0x4000_0000 with
@@ -255,20 +263,22 @@ pub mod machines {
         regions: &[
             Region {
                 name: "pflash",
-                gpa: 0x0400_0000,
+                gpa: GuestPhysAddr::new(0x0400_0000),
                 size: 0x400_0000,
                 perms: Perms::READ,
-                kind: RegionKind::Passthrough { hpa: 0x0400_0000 },
+                kind: RegionKind::Passthrough {
+                    hpa: HostPhysAddr::new(0x0400_0000),
+                },
             },
             Region {
                 name: "ram",
-                gpa: 0x4000_0000,
+                gpa: GuestPhysAddr::new(0x4000_0000),
                 size: 0x100_0000,
                 perms: Perms::RWX,
                 kind: RegionKind::Ram,
             },
         ],
-        entry: 0x4020_0000,
+        entry: GuestPhysAddr::new(0x4020_0000),
     };
 
     /// QEMU q35 (x86_64, SVM): 16 MiB of RAM from GPA 0, the boot
@@ -279,14 +289,14 @@ pub mod machines {
         regions: &[
             Region {
                 name: "ram",
-                gpa: 0,
+                gpa: GuestPhysAddr::new(0),
                 size: 0x100_0000,
                 perms: Perms::RWX,
                 kind: RegionKind::Ram,
             },
             Region {
                 name: "pflash",
-                gpa: 0xffc0_0000,
+                gpa: GuestPhysAddr::new(0xffc0_0000),
                 size: 0x1000,
                 perms: Perms::READ,
                 kind: RegionKind::Emulated {
@@ -294,7 +304,7 @@ pub mod machines {
                 },
             },
         ],
-        entry: crate::arch::x86_64::boot::IMAGE,
+        entry: GuestPhysAddr::new(crate::arch::x86_64::boot::IMAGE),
     };
 }
 
@@ -303,33 +313,49 @@ mod tests {
     use super::machines::RISCV64_VIRT;
     use super::*;
 
-    const HOST_RAM: &[(u64, u64)] = &[(0x8000_0000, 0x800_0000)];
+    const HOST_RAM: &[(HostPhysAddr, u64)] = &[(hpa(0x8000_0000), 0x800_0000)];
+
+    const fn gpa(a: u64) -> GuestPhysAddr {
+        GuestPhysAddr::new(a)
+    }
+
+    const fn hpa(a: u64) -> HostPhysAddr {
+        HostPhysAddr::new(a)
+    }
 
     #[test]
     fn riscv64_layout_is_valid_and_matches_spec() {
         assert_eq!(RISCV64_VIRT.validate(HOST_RAM), Ok(()));
-        assert_eq!(RISCV64_VIRT.entry, 0x8020_0000);
-        assert_eq!(RISCV64_VIRT.region_of(0x2200_0000).unwrap().name, "pflash");
+        assert_eq!(RISCV64_VIRT.entry, gpa(0x8020_0000));
+        assert_eq!(
+            RISCV64_VIRT.region_of(gpa(0x2200_0000)).unwrap().name,
+            "pflash"
+        );
         assert_eq!(RISCV64_VIRT.ram().unwrap().size, 16 << 20);
     }
 
     #[test]
     fn aarch64_layout_is_valid_and_matches_spec() {
         use super::machines::AARCH64_VIRT;
-        assert_eq!(AARCH64_VIRT.validate(&[(0x4000_0000, 0x800_0000)]), Ok(()));
+        assert_eq!(
+            AARCH64_VIRT.validate(&[(hpa(0x4000_0000), 0x800_0000)]),
+            Ok(())
+        );
         assert_eq!(
             AARCH64_VIRT
-                .region_of(0x0400_0000)
+                .region_of(gpa(0x0400_0000))
                 .unwrap()
-                .backing_for(0x0400_0010),
-            Backing::Device { hpa: 0x0400_0000 }
+                .backing_for(gpa(0x0400_0010)),
+            Backing::Device {
+                hpa: hpa(0x0400_0000)
+            }
         );
         assert!(
-            AARCH64_VIRT.region_of(0x0900_0000).is_none(),
+            AARCH64_VIRT.region_of(gpa(0x0900_0000)).is_none(),
             "the PL011 stays the host's"
         );
         assert!(
-            AARCH64_VIRT.region_of(0x4100_0000).is_none(),
+            AARCH64_VIRT.region_of(gpa(0x4100_0000)).is_none(),
             "host RAM beyond the guest's"
         );
     }
@@ -337,59 +363,66 @@ mod tests {
     #[test]
     fn x86_64_layout_is_valid_and_matches_spec() {
         use super::machines::X86_64_Q35;
-        assert_eq!(X86_64_Q35.validate(&[(0, 0x800_0000)]), Ok(()));
-        let pflash = X86_64_Q35.region_of(0xffc0_0000).unwrap();
-        assert_eq!(pflash.backing_for(0xffc0_0000), Backing::Content(b"pfld"));
+        assert_eq!(X86_64_Q35.validate(&[(hpa(0), 0x800_0000)]), Ok(()));
+        let pflash = X86_64_Q35.region_of(gpa(0xffc0_0000)).unwrap();
+        assert_eq!(
+            pflash.backing_for(gpa(0xffc0_0000)),
+            Backing::Content(b"pfld")
+        );
         assert!(
-            X86_64_Q35.region_of(0xfec0_0000).is_none(),
+            X86_64_Q35.region_of(gpa(0xfec0_0000)).is_none(),
             "the IO APIC is not the guest's"
         );
-        assert_eq!(X86_64_Q35.ram().unwrap().gpa, 0);
+        assert_eq!(X86_64_Q35.ram().unwrap().gpa, gpa(0));
     }
 
     #[test]
     fn faults_resolve_to_their_region_or_nothing() {
         let l = RISCV64_VIRT;
-        assert_eq!(l.region_of(0x8000_0000).unwrap().name, "ram");
-        assert_eq!(l.region_of(0x80ff_ffff).unwrap().name, "ram");
+        assert_eq!(l.region_of(gpa(0x8000_0000)).unwrap().name, "ram");
+        assert_eq!(l.region_of(gpa(0x80ff_ffff)).unwrap().name, "ram");
         assert!(
-            l.region_of(0x8100_0000).is_none(),
+            l.region_of(gpa(0x8100_0000)).is_none(),
             "one past guest RAM is not the guest's"
         );
-        assert!(l.region_of(0x7fff_ffff).is_none());
+        assert!(l.region_of(gpa(0x7fff_ffff)).is_none());
         assert!(
-            l.region_of(0x3000_0000).is_none(),
+            l.region_of(gpa(0x3000_0000)).is_none(),
             "PCI ECAM is not declared"
         );
-        assert!(l.region_of(0).is_none());
-        assert!(l.region_of(u64::MAX).is_none());
+        assert!(l.region_of(gpa(0)).is_none());
+        assert!(l.region_of(gpa(u64::MAX)).is_none());
     }
 
     #[test]
     fn passthrough_backing_keeps_the_page_offset() {
-        let pflash = RISCV64_VIRT.region_of(0x2200_0000).unwrap();
+        let pflash = RISCV64_VIRT.region_of(gpa(0x2200_0000)).unwrap();
         assert_eq!(
-            pflash.backing_for(0x2200_0000),
-            Backing::Device { hpa: 0x2200_0000 }
+            pflash.backing_for(gpa(0x2200_0000)),
+            Backing::Device {
+                hpa: hpa(0x2200_0000)
+            }
         );
         assert_eq!(
-            pflash.backing_for(0x2200_1abc),
-            Backing::Device { hpa: 0x2200_1000 }
+            pflash.backing_for(gpa(0x2200_1abc)),
+            Backing::Device {
+                hpa: hpa(0x2200_1000)
+            }
         );
         let ram = RISCV64_VIRT.ram().unwrap();
-        assert_eq!(ram.backing_for(0x8012_3456), Backing::FreshRam);
+        assert_eq!(ram.backing_for(gpa(0x8012_3456)), Backing::FreshRam);
     }
 
     #[test]
     fn emulated_backing_carries_its_content() {
         let r = Region {
             name: "pflash",
-            gpa: 0xffc0_0000,
+            gpa: gpa(0xffc0_0000),
             size: 0x1000,
             perms: Perms::READ,
             kind: RegionKind::Emulated { content: b"pfld" },
         };
-        assert_eq!(r.backing_for(0xffc0_0000), Backing::Content(b"pfld"));
+        assert_eq!(r.backing_for(gpa(0xffc0_0000)), Backing::Content(b"pfld"));
     }
 
     #[test]
@@ -398,30 +431,32 @@ mod tests {
             regions: &[
                 Region {
                     name: "ram",
-                    gpa: 0x8000_0000,
+                    gpa: gpa(0x8000_0000),
                     size: 0x1000,
                     perms: Perms::RWX,
                     kind: RegionKind::Ram,
                 },
                 Region {
                     name: "sneaky",
-                    gpa: 0x1000_0000,
+                    gpa: gpa(0x1000_0000),
                     size: 0x2000,
                     perms: Perms::RW,
-                    kind: RegionKind::Passthrough { hpa: 0x87ff_f000 },
+                    kind: RegionKind::Passthrough {
+                        hpa: hpa(0x87ff_f000),
+                    },
                 },
             ],
-            entry: 0x8000_0000,
+            entry: gpa(0x8000_0000),
         };
         assert_eq!(
             BAD.validate(HOST_RAM),
             Err(LayoutError::ExposesHostRam {
                 region: "sneaky",
-                hpa: 0x87ff_f000
+                hpa: hpa(0x87ff_f000)
             })
         );
         // The same layout is fine on a host whose RAM is elsewhere.
-        assert_eq!(BAD.validate(&[(0x4000_0000, 0x1000_0000)]), Ok(()));
+        assert_eq!(BAD.validate(&[(hpa(0x4000_0000), 0x1000_0000)]), Ok(()));
     }
 
     #[test]
@@ -430,20 +465,20 @@ mod tests {
             regions: &[
                 Region {
                     name: "a",
-                    gpa: 0x1000,
+                    gpa: gpa(0x1000),
                     size: 0x2000,
                     perms: Perms::RW,
                     kind: RegionKind::Ram,
                 },
                 Region {
                     name: "b",
-                    gpa: 0x2000,
+                    gpa: gpa(0x2000),
                     size: 0x1000,
                     perms: Perms::RW,
                     kind: RegionKind::Ram,
                 },
             ],
-            entry: 0x1000,
+            entry: gpa(0x1000),
         };
         assert_eq!(
             OVERLAP.validate(&[]),
@@ -455,12 +490,12 @@ mod tests {
         const UNALIGNED: GuestLayout = GuestLayout {
             regions: &[Region {
                 name: "a",
-                gpa: 0x1800,
+                gpa: gpa(0x1800),
                 size: 0x1000,
                 perms: Perms::RW,
                 kind: RegionKind::Ram,
             }],
-            entry: 0x1800,
+            entry: gpa(0x1800),
         };
         assert_eq!(
             UNALIGNED.validate(&[]),
@@ -469,16 +504,16 @@ mod tests {
         const NO_ENTRY: GuestLayout = GuestLayout {
             regions: &[Region {
                 name: "a",
-                gpa: 0x1000,
+                gpa: gpa(0x1000),
                 size: 0x1000,
                 perms: Perms::RW,
                 kind: RegionKind::Ram,
             }],
-            entry: 0x9000,
+            entry: gpa(0x9000),
         };
         assert_eq!(
             NO_ENTRY.validate(&[]),
-            Err(LayoutError::EntryNotInRam { entry: 0x9000 })
+            Err(LayoutError::EntryNotInRam { entry: gpa(0x9000) })
         );
     }
 
@@ -487,7 +522,10 @@ mod tests {
         assert_eq!(Perms::RWX.to_string(), "rwx");
         assert_eq!(Perms::READ.to_string(), "r--");
         assert_eq!(
-            RegionKind::Passthrough { hpa: 0x2200_0000 }.to_string(),
+            RegionKind::Passthrough {
+                hpa: hpa(0x2200_0000)
+            }
+            .to_string(),
             "device, passed through to 0x22000000"
         );
         assert_eq!(

@@ -7,9 +7,9 @@
 //! power off (`Ok`) or on anything it cannot handle (`Err`, with a
 //! diagnostic naming the address, the access and the guest PC).
 
+use crate::addr::{GuestPhysAddr, GuestVirtAddr};
 use crate::exit::{Access, Exit, Reply, Request, ShutdownReason, Unexpected, immediate_reply};
 use crate::layout::GuestLayout;
-use crate::page_base;
 use crate::stage2::{AddressSpace, Format, Host, MapError};
 use crate::stats::Stats;
 
@@ -18,7 +18,7 @@ pub trait Vcpu {
     /// Enters the guest and returns when it exits.
     fn run(&mut self) -> Exit;
     /// The guest program counter (for diagnostics).
-    fn pc(&self) -> u64;
+    fn pc(&self) -> GuestVirtAddr;
     /// Returns `reply` to the guest's pending hypercall and steps past it.
     fn finish_hypercall(&mut self, reply: Reply);
     /// Arms the guest timer for `deadline` (`u64::MAX` disarms) and
@@ -37,20 +37,28 @@ pub trait Console {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VmError {
     /// The guest touched an address outside every declared region.
-    WildAccess { gpa: u64, access: Access, pc: u64 },
+    WildAccess {
+        gpa: GuestPhysAddr,
+        access: Access,
+        pc: GuestVirtAddr,
+    },
     /// The guest accessed a declared region in a way it does not allow.
     Forbidden {
-        gpa: u64,
+        gpa: GuestPhysAddr,
         access: Access,
         region: &'static str,
-        pc: u64,
+        pc: GuestVirtAddr,
     },
     /// Mapping the page failed.
-    MapFailed { gpa: u64, error: MapError, pc: u64 },
+    MapFailed {
+        gpa: GuestPhysAddr,
+        error: MapError,
+        pc: GuestVirtAddr,
+    },
     /// An exit the hypervisor does not handle.
-    Unexpected { exit: Unexpected, pc: u64 },
+    Unexpected { exit: Unexpected, pc: GuestVirtAddr },
     /// The guest asked to power off because it failed.
-    GuestFailure { reason: u64, pc: u64 },
+    GuestFailure { reason: u64, pc: GuestVirtAddr },
 }
 
 impl core::fmt::Display for VmError {
@@ -95,9 +103,9 @@ pub fn handle_page_fault<F: Format, H: Host>(
     space: &mut AddressSpace<F, H>,
     layout: &GuestLayout,
     stats: &mut Stats,
-    gpa: u64,
+    gpa: GuestPhysAddr,
     access: Access,
-    pc: u64,
+    pc: GuestVirtAddr,
 ) -> Result<(), VmError> {
     let (index, region) = layout
         .regions
@@ -114,7 +122,7 @@ pub fn handle_page_fault<F: Format, H: Host>(
         });
     }
     space
-        .map_backed(page_base(gpa), region.backing_for(gpa), region.perms)
+        .map_backed(gpa.page_base(), region.backing_for(gpa), region.perms)
         .map_err(|error| VmError::MapFailed { gpa, error, pc })?;
     stats.count_page(index);
     Ok(())
@@ -181,7 +189,7 @@ fn console_write<F: Format, H: Host, C: Console>(
     space: &AddressSpace<F, H>,
     layout: &GuestLayout,
     console: &mut C,
-    gpa: u64,
+    gpa: GuestPhysAddr,
     len: u64,
 ) -> Reply {
     let Some(ram) = layout.ram() else {
@@ -214,7 +222,7 @@ mod tests {
     use crate::layout::Perms;
     use crate::layout::machines::RISCV64_VIRT;
     use crate::stage2::Sv39x4;
-    use crate::stage2::test_host::ArenaHost;
+    use crate::stage2::test_host::{ArenaHost, gpa, hpa};
     use std::collections::VecDeque;
     use std::vec::Vec;
 
@@ -225,14 +233,14 @@ mod tests {
         replies: Vec<Reply>,
         timers: Vec<u64>,
         delivered: usize,
-        pc: u64,
+        pc: GuestVirtAddr,
     }
 
     impl Scripted {
         fn new(exits: &[Exit]) -> Self {
             Self {
                 exits: exits.iter().copied().collect(),
-                pc: 0x8020_0000,
+                pc: GuestVirtAddr::new(0x8020_0000),
                 ..Default::default()
             }
         }
@@ -245,7 +253,7 @@ mod tests {
                 .pop_front()
                 .expect("the script ran out: the loop did not stop")
         }
-        fn pc(&self) -> u64 {
+        fn pc(&self) -> GuestVirtAddr {
             self.pc
         }
         fn finish_hypercall(&mut self, reply: Reply) {
@@ -293,9 +301,14 @@ mod tests {
 
     const SHUTDOWN: Exit = Exit::Hypercall(Request::Shutdown(ShutdownReason::Normal));
 
-    fn npf(gpa: u64, access: Access) -> Exit {
-        Exit::NestedPageFault { gpa, access }
+    fn npf(addr: u64, access: Access) -> Exit {
+        Exit::NestedPageFault {
+            gpa: gpa(addr),
+            access,
+        }
     }
+
+    const PC: GuestVirtAddr = GuestVirtAddr::new(0x8020_0004);
 
     #[test]
     fn faults_in_declared_regions_are_mapped_and_counted() {
@@ -307,14 +320,14 @@ mod tests {
             SHUTDOWN,
         ]);
         assert_eq!(go(&mut vm, &mut cpu), Ok(()));
-        assert!(vm.space.translate(0x8020_1000).is_some());
+        assert!(vm.space.translate(gpa(0x8020_1000)).is_some());
         assert_eq!(
-            vm.space.translate(0x2200_0000),
-            Some((0x2200_0000, Perms::READ))
+            vm.space.translate(gpa(0x2200_0000)),
+            Some((hpa(0x2200_0000), Perms::READ))
         );
         assert_eq!(
-            vm.space.translate(0x1000_0000),
-            Some((0x1000_0000, Perms::RW))
+            vm.space.translate(gpa(0x1000_0000)),
+            Some((hpa(0x1000_0000), Perms::RW))
         );
         assert_eq!(vm.stats.exits(ExitKind::NestedPageFault), 3);
         assert_eq!(vm.stats.exits(ExitKind::Hypercall), 1);
@@ -332,9 +345,9 @@ mod tests {
         assert_eq!(
             err,
             VmError::WildAccess {
-                gpa: 0x3000_0000,
+                gpa: gpa(0x3000_0000),
                 access: Access::Read,
-                pc: 0x8020_0004
+                pc: PC
             }
         );
         let msg = err.to_string();
@@ -356,10 +369,7 @@ mod tests {
         let mut cpu = Scripted::new(&[npf(0x8100_0000, Access::Read)]);
         assert!(matches!(
             go(&mut vm, &mut cpu),
-            Err(VmError::WildAccess {
-                gpa: 0x8100_0000,
-                ..
-            })
+            Err(VmError::WildAccess { gpa: at, .. }) if at == gpa(0x8100_0000)
         ));
     }
 
@@ -370,10 +380,10 @@ mod tests {
         assert_eq!(
             go(&mut vm, &mut cpu),
             Err(VmError::Forbidden {
-                gpa: 0x2200_0000,
+                gpa: gpa(0x2200_0000),
                 access: Access::Write,
                 region: "pflash",
-                pc: 0x8020_0004
+                pc: PC
             })
         );
     }
@@ -388,9 +398,9 @@ mod tests {
         assert!(matches!(
             go(&mut vm, &mut cpu),
             Err(VmError::MapFailed {
-                error: MapError::AlreadyMapped { gpa: 0x8000_0000 },
+                error: MapError::AlreadyMapped { gpa: at },
                 ..
-            })
+            }) if at == gpa(0x8000_0000)
         ));
     }
 
@@ -437,26 +447,30 @@ mod tests {
     fn console_write_reads_guest_ram() {
         let mut vm = vm();
         vm.space
-            .map_backed(0x8020_0000, crate::layout::Backing::FreshRam, Perms::RWX)
+            .map_backed(
+                gpa(0x8020_0000),
+                crate::layout::Backing::FreshRam,
+                Perms::RWX,
+            )
             .unwrap();
-        vm.space.write(0x8020_0ff0, b"hello from the guest");
+        vm.space.write(gpa(0x8020_0ff0), b"hello from the guest");
         let mut cpu = Scripted::new(&[
             Exit::Hypercall(Request::ConsoleWrite {
-                gpa: 0x8020_0ff0,
+                gpa: gpa(0x8020_0ff0),
                 len: 5,
             }),
             // Crosses into the unmapped next page: stops at the boundary.
             Exit::Hypercall(Request::ConsoleWrite {
-                gpa: 0x8020_0ff0,
+                gpa: gpa(0x8020_0ff0),
                 len: 20,
             }),
             // Not guest RAM at all.
             Exit::Hypercall(Request::ConsoleWrite {
-                gpa: 0x2200_0000,
+                gpa: gpa(0x2200_0000),
                 len: 4,
             }),
             Exit::Hypercall(Request::ConsoleWrite {
-                gpa: u64::MAX - 1,
+                gpa: gpa(u64::MAX - 1),
                 len: 4,
             }),
             SHUTDOWN,
@@ -497,10 +511,7 @@ mod tests {
         ))]);
         assert_eq!(
             go(&mut vm1, &mut cpu),
-            Err(VmError::GuestFailure {
-                reason: 1,
-                pc: 0x8020_0004
-            })
+            Err(VmError::GuestFailure { reason: 1, pc: PC })
         );
         let mut vm2 = vm();
         let u = Unexpected {
@@ -510,13 +521,7 @@ mod tests {
         };
         let mut cpu = Scripted::new(&[Exit::Unexpected(u)]);
         let err = go(&mut vm2, &mut cpu).unwrap_err();
-        assert_eq!(
-            err,
-            VmError::Unexpected {
-                exit: u,
-                pc: 0x8020_0004
-            }
-        );
+        assert_eq!(err, VmError::Unexpected { exit: u, pc: PC });
         assert!(
             err.to_string().contains("virtual instruction (code 0x16"),
             "{err}"

@@ -3,6 +3,7 @@
 
 use alloc::string::String;
 use core::fmt;
+use guestaspace_core::arch::setup::HwSetupError;
 use guestaspace_core::image::ImageError;
 use guestaspace_core::layout::LayoutError;
 use guestaspace_core::runloop::VmError;
@@ -10,7 +11,7 @@ use guestaspace_core::stage2::MapError;
 
 pub enum HvError {
     /// The CPU lacks (or refuses) the virtualization feature.
-    Hardware(&'static str),
+    Hardware(HwSetupError),
     Layout(LayoutError),
     Map(MapError),
     /// `/sbin/gkernel` could not be read: path and the file system's word.

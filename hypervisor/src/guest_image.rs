@@ -4,6 +4,7 @@ use crate::error::HvError;
 use alloc::format;
 use alloc::vec::Vec;
 use guestaspace_core::PAGE_SIZE;
+use guestaspace_core::addr::GuestPhysAddr;
 use guestaspace_core::image::check_flat;
 use guestaspace_core::layout::{Backing, GuestLayout};
 use guestaspace_core::stage2::{AddressSpace, Format, Host};
@@ -44,7 +45,7 @@ pub fn load<F: Format, H: Host>(
 pub fn place_boot_pages<F: Format, H: Host>(
     space: &mut AddressSpace<F, H>,
     layout: &GuestLayout,
-    pages: impl Iterator<Item = (u64, [u64; 512])>,
+    pages: impl Iterator<Item = (GuestPhysAddr, [u64; 512])>,
     stats: &mut Stats,
 ) -> Result<(), HvError> {
     for (gpa, words) in pages {
@@ -61,7 +62,7 @@ pub fn place_boot_pages<F: Format, H: Host>(
 fn place<F: Format, H: Host>(
     space: &mut AddressSpace<F, H>,
     layout: &GuestLayout,
-    gpa: u64,
+    gpa: GuestPhysAddr,
     data: &[u8],
     stats: &mut Stats,
 ) -> Result<(), HvError> {

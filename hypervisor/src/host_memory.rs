@@ -7,14 +7,15 @@ use axalloc::{UsageKind, global_allocator};
 use axhal::mem::{PhysAddr, VirtAddr, phys_to_virt, virt_to_phys};
 use core::marker::PhantomData;
 use guestaspace_core::PAGE_SIZE;
+use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
 use guestaspace_core::stage2::Host;
 
 /// The host's RAM, as `(start, size)` ranges, for the layout check that no
 /// pass-through region exposes it.
-pub fn host_ram_ranges() -> Vec<(u64, u64)> {
+pub fn host_ram_ranges() -> Vec<(HostPhysAddr, u64)> {
     axhal::mem::phys_ram_ranges()
         .iter()
-        .map(|&(start, size)| (start as u64, size as u64))
+        .map(|&(start, size)| (HostPhysAddr::new(start as u64), size as u64))
         .collect()
 }
 
@@ -22,14 +23,19 @@ pub fn host_ram_ranges() -> Vec<(u64, u64)> {
 /// maps), never freed: they live as long as the VM. Returns the kernel
 /// pointer and the host-physical address.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only SVM needs such pages so far
-pub fn alloc_host_pages(pages: usize) -> Option<(*mut u8, u64)> {
+pub fn alloc_host_pages(pages: usize) -> Option<(*mut u8, HostPhysAddr)> {
     let va = global_allocator()
         .alloc_pages(pages, PAGE_SIZE as usize, UsageKind::Global)
         .ok()?;
     let ptr = va as *mut u8;
     // SAFETY: the allocator just handed us these `pages` pages.
     unsafe { ptr.write_bytes(0, pages * PAGE_SIZE as usize) };
-    Some((ptr, virt_to_phys(VirtAddr::from(va)).as_usize() as u64))
+    Some((ptr, host_phys(va)))
+}
+
+/// The host-physical address of kernel virtual address `va` (linear map).
+fn host_phys(va: usize) -> HostPhysAddr {
+    HostPhysAddr::new(virt_to_phys(VirtAddr::from(va)).as_usize() as u64)
 }
 
 pub struct HostMemory<A: Arch> {
@@ -45,24 +51,24 @@ impl<A: Arch> HostMemory<A> {
 // SAFETY: frames come from the global page allocator, which hands each out
 // once, and `frame_ptr` goes through the kernel's linear mapping of all RAM.
 unsafe impl<A: Arch> Host for HostMemory<A> {
-    fn alloc_frames(&mut self, pages: usize) -> Option<u64> {
+    fn alloc_frames(&mut self, pages: usize) -> Option<HostPhysAddr> {
         debug_assert!(pages.is_power_of_two());
         let va = global_allocator()
             .alloc_pages(pages, pages * PAGE_SIZE as usize, UsageKind::VirtMem)
             .ok()?;
-        Some(virt_to_phys(VirtAddr::from(va)).as_usize() as u64)
+        Some(host_phys(va))
     }
 
-    fn free_frames(&mut self, hpa: u64, pages: usize) {
-        let va = phys_to_virt(PhysAddr::from(hpa as usize));
+    fn free_frames(&mut self, hpa: HostPhysAddr, pages: usize) {
+        let va = phys_to_virt(PhysAddr::from(hpa.as_u64() as usize));
         global_allocator().dealloc_pages(va.as_usize(), pages, UsageKind::VirtMem);
     }
 
-    fn frame_ptr(&self, hpa: u64) -> *mut u8 {
-        phys_to_virt(PhysAddr::from(hpa as usize)).as_mut_ptr()
+    fn frame_ptr(&self, hpa: HostPhysAddr) -> *mut u8 {
+        phys_to_virt(PhysAddr::from(hpa.as_u64() as usize)).as_mut_ptr()
     }
 
-    fn invalidate(&mut self, gpa: u64) {
+    fn invalidate(&mut self, gpa: GuestPhysAddr) {
         A::invalidate_guest_page(gpa);
     }
 }

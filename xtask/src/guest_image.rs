@@ -7,6 +7,7 @@ use crate::arch::ArchSpec;
 use crate::flatten::{flatten_elf, is_elf};
 use crate::fsio;
 use anyhow::{Context, Result, anyhow, bail};
+use guestaspace_core::addr::GuestPhysAddr;
 use guestaspace_core::image::check_link_address;
 use std::path::Path;
 
@@ -25,7 +26,7 @@ fn guest_flat_from_bytes(data: &[u8], spec: &ArchSpec) -> Result<Vec<u8>> {
     }
     let flat = flatten_elf(data)?;
     let load = spec.physical(flat.load_addr);
-    check_link_address(load, spec.layout).map_err(|e| {
+    check_link_address(GuestPhysAddr::new(load), spec.layout).map_err(|e| {
         if load == flat.load_addr {
             anyhow!("{e}")
         } else {

@@ -4,5 +4,6 @@
 
 pub mod aarch64;
 pub mod riscv64;
+pub mod setup;
 pub mod smccc;
 pub mod x86_64;

@@ -8,6 +8,7 @@
 //!
 //! Function numbers are from Arm DEN0028 (SMCCC) and DEN0022 (PSCI).
 
+use crate::addr::GuestPhysAddr;
 use crate::exit::{Reply, Request, ShutdownReason};
 
 pub const SMCCC_VERSION: u64 = 0x8000_0000;
@@ -68,7 +69,7 @@ pub fn decode(function: u64, args: [u64; 3]) -> Request {
         GA_NULL => Request::Null,
         GA_CONSOLE_PUTC => Request::ConsolePutByte(args[0] as u8),
         GA_CONSOLE_WRITE => Request::ConsoleWrite {
-            gpa: args[0],
+            gpa: GuestPhysAddr::new(args[0]),
             len: args[1],
         },
         other => Request::Unsupported {
@@ -125,7 +126,7 @@ mod tests {
         assert_eq!(
             decode(GA_CONSOLE_WRITE, [0x4000_1000, 12, 0]),
             Request::ConsoleWrite {
-                gpa: 0x4000_1000,
+                gpa: GuestPhysAddr::new(0x4000_1000),
                 len: 12
             }
         );

@@ -2,6 +2,7 @@
 //! walked with guest-physical addresses from the root in `nCR3`.
 
 use super::Format;
+use crate::addr::HostPhysAddr;
 use crate::layout::Perms;
 
 /// x86-64 nested page tables (AMD NPT): the ordinary 4-level long-mode
@@ -35,17 +36,17 @@ impl Format for Npt {
     const ROOT_PAGES: usize = 1;
     const GPA_BITS: u32 = 48;
 
-    fn table(hpa: u64) -> u64 {
-        (hpa & X86_ADDR_MASK) | (X86Pte::PRESENT | X86Pte::WRITABLE | X86Pte::USER).bits()
+    fn table(hpa: HostPhysAddr) -> u64 {
+        (hpa.as_u64() & X86_ADDR_MASK) | (X86Pte::PRESENT | X86Pte::WRITABLE | X86Pte::USER).bits()
     }
 
-    fn leaf(hpa: u64, perms: Perms, device: bool, owned: bool) -> u64 {
+    fn leaf(hpa: HostPhysAddr, perms: Perms, device: bool, owned: bool) -> u64 {
         let mut f = X86Pte::PRESENT | X86Pte::USER | X86Pte::ACCESSED | X86Pte::DIRTY;
         f.set(X86Pte::WRITABLE, perms.contains(Perms::WRITE));
         f.set(X86Pte::NO_EXECUTE, !perms.contains(Perms::EXECUTE));
         f.set(X86Pte::NO_CACHE, device);
         f.set(X86Pte::OWNED, owned);
-        (hpa & X86_ADDR_MASK) | f.bits()
+        (hpa.as_u64() & X86_ADDR_MASK) | f.bits()
     }
 
     fn is_valid(desc: u64) -> bool {
@@ -56,8 +57,8 @@ impl Format for Npt {
         desc & X86Pte::HUGE.bits() == 0
     }
 
-    fn address(desc: u64) -> u64 {
-        desc & X86_ADDR_MASK
+    fn address(desc: u64) -> HostPhysAddr {
+        HostPhysAddr::new(desc & X86_ADDR_MASK)
     }
 
     fn is_owned(desc: u64) -> bool {
@@ -77,12 +78,12 @@ impl Format for Npt {
 mod tests {
     use super::*;
     use crate::layout::Backing;
-    use crate::stage2::test_host::ArenaHost;
+    use crate::stage2::test_host::{ArenaHost, gpa, hpa};
     use crate::stage2::{AddressSpace, MapError};
 
     #[test]
     fn npt_descriptor_encoding_and_walk() {
-        let leaf = Npt::leaf(0x1234_5000, Perms::RW, false, true);
+        let leaf = Npt::leaf(hpa(0x1234_5000), Perms::RW, false, true);
         assert_eq!(
             leaf,
             0x1234_5000 | 0b111 | 0x60 | 1 << 9 | 1 << 63,
@@ -90,23 +91,23 @@ mod tests {
         );
         assert_eq!(Npt::perms(leaf), Perms::RW);
         assert_eq!(
-            Npt::perms(Npt::leaf(0x1000, Perms::RWX, false, false)),
+            Npt::perms(Npt::leaf(hpa(0x1000), Perms::RWX, false, false)),
             Perms::RWX
         );
         assert_eq!(
-            Npt::leaf(0xfec0_0000, Perms::RW, true, false) & 0x10,
+            Npt::leaf(hpa(0xfec0_0000), Perms::RW, true, false) & 0x10,
             0x10,
             "device pages are uncached"
         );
-        assert_eq!(Npt::table(0x8000_3000), 0x8000_3007);
+        assert_eq!(Npt::table(hpa(0x8000_3000)), 0x8000_3007);
         let mut s = AddressSpace::<Npt, _>::new(ArenaHost::new(64)).unwrap();
-        s.map_backed(0xffc0_0000, Backing::Content(b"pfld"), Perms::READ)
+        s.map_backed(gpa(0xffc0_0000), Backing::Content(b"pfld"), Perms::READ)
             .unwrap();
-        assert_eq!(s.translate(0xffc0_0000).unwrap().1, Perms::READ);
+        assert_eq!(s.translate(gpa(0xffc0_0000)).unwrap().1, Perms::READ);
         assert_eq!(s.host().live.len(), 5, "root, PDPT, PD, PT and the page");
         assert_eq!(
-            s.map_backed(1 << 48, Backing::FreshRam, Perms::RW),
-            Err(MapError::OutOfRange { gpa: 1 << 48 })
+            s.map_backed(gpa(1 << 48), Backing::FreshRam, Perms::RW),
+            Err(MapError::OutOfRange { gpa: gpa(1 << 48) })
         );
         assert!(s.into_host().live.is_empty());
     }

@@ -2,6 +2,7 @@
 //! levels below a 16 KiB root, with the RISC-V page-table-entry bits.
 
 use super::Format;
+use crate::addr::HostPhysAddr;
 use crate::layout::Perms;
 
 /// RISC-V Sv39x4: three levels, a 16 KiB root indexed by GPA[40:30].
@@ -33,17 +34,17 @@ impl Format for Sv39x4 {
     const ROOT_PAGES: usize = 4;
     const GPA_BITS: u32 = 41;
 
-    fn table(hpa: u64) -> u64 {
-        ((hpa >> 12) << 10) | RiscvPte::V.bits()
+    fn table(hpa: HostPhysAddr) -> u64 {
+        ((hpa.as_u64() >> 12) << 10) | RiscvPte::V.bits()
     }
 
-    fn leaf(hpa: u64, perms: Perms, _device: bool, owned: bool) -> u64 {
+    fn leaf(hpa: HostPhysAddr, perms: Perms, _device: bool, owned: bool) -> u64 {
         let mut f = RiscvPte::V | RiscvPte::U | RiscvPte::A | RiscvPte::D;
         f.set(RiscvPte::R, perms.contains(Perms::READ));
         f.set(RiscvPte::W, perms.contains(Perms::WRITE));
         f.set(RiscvPte::X, perms.contains(Perms::EXECUTE));
         f.set(RiscvPte::OWNED, owned);
-        ((hpa >> 12) << 10) | f.bits()
+        ((hpa.as_u64() >> 12) << 10) | f.bits()
     }
 
     fn is_valid(desc: u64) -> bool {
@@ -54,8 +55,8 @@ impl Format for Sv39x4 {
         desc & (RiscvPte::R | RiscvPte::W | RiscvPte::X).bits() == 0
     }
 
-    fn address(desc: u64) -> u64 {
-        ((desc >> 10) & ((1 << 44) - 1)) << 12
+    fn address(desc: u64) -> HostPhysAddr {
+        HostPhysAddr::new(((desc >> 10) & ((1 << 44) - 1)) << 12)
     }
 
     fn is_owned(desc: u64) -> bool {
@@ -76,7 +77,7 @@ impl Format for Sv39x4 {
 mod tests {
     use super::*;
     use crate::layout::Backing;
-    use crate::stage2::test_host::ArenaHost;
+    use crate::stage2::test_host::{ArenaHost, gpa, hpa};
     use crate::stage2::{AddressSpace, Host, MapError};
 
     type Space = AddressSpace<Sv39x4, ArenaHost>;
@@ -93,21 +94,21 @@ mod tests {
         host.alloc_frames(1); // misalign the bump pointer on purpose
         let mut s = Space::new(host).unwrap();
         let root = s.root();
-        assert_eq!(root % 0x4000, 0);
+        assert_eq!(root.as_u64() % 0x4000, 0);
         assert!(s.host().live.contains(&(root, 4)));
     }
 
     #[test]
     fn sv39x4_descriptor_encoding() {
-        let leaf = Sv39x4::leaf(0x8765_4000, Perms::RWX, false, true);
+        let leaf = Sv39x4::leaf(hpa(0x8765_4000), Perms::RWX, false, true);
         assert_eq!(leaf & 0x3ff, 0b1_1101_1111, "V R W X U A D OWNED, no G");
         assert_eq!(leaf >> 10, 0x87654);
-        assert_eq!(Sv39x4::address(leaf), 0x8765_4000);
+        assert_eq!(Sv39x4::address(leaf), hpa(0x8765_4000));
         assert_eq!(Sv39x4::perms(leaf), Perms::RWX);
-        let ro = Sv39x4::leaf(0x2200_0000, Perms::READ, true, false);
+        let ro = Sv39x4::leaf(hpa(0x2200_0000), Perms::READ, true, false);
         assert_eq!(ro & 0xff, 0b1101_0011, "V R U A D");
         assert!(!Sv39x4::is_owned(ro));
-        let table = Sv39x4::table(0x8000_3000);
+        let table = Sv39x4::table(hpa(0x8000_3000));
         assert_eq!(table, (0x80003 << 10) | 1);
         assert!(Sv39x4::is_table(table, 1));
         assert!(!Sv39x4::is_table(leaf, 1));
@@ -116,23 +117,24 @@ mod tests {
     #[test]
     fn the_root_is_indexed_by_eleven_bits() {
         let mut s = Space::new(ArenaHost::new(64)).unwrap();
-        s.map_backed(0x8000_0000, Backing::FreshRam, Perms::RW)
+        s.map_backed(gpa(0x8000_0000), Backing::FreshRam, Perms::RW)
             .unwrap();
         assert!(
             Sv39x4::is_valid(root_entry(&s, 2)),
             "GPA 2 GiB uses root entry 2"
         );
         let high = (1u64 << 41) - 0x1000; // last page of the 2 TiB space
-        s.map_backed(high, Backing::FreshRam, Perms::RW).unwrap();
+        s.map_backed(gpa(high), Backing::FreshRam, Perms::RW)
+            .unwrap();
         assert!(
             Sv39x4::is_valid(root_entry(&s, 2047)),
             "top page uses the last entry of the 4th root page"
         );
-        assert!(s.translate(high).is_some());
+        assert!(s.translate(gpa(high)).is_some());
         assert_eq!(
-            s.map_backed(1 << 41, Backing::FreshRam, Perms::RW),
-            Err(MapError::OutOfRange { gpa: 1 << 41 })
+            s.map_backed(gpa(1 << 41), Backing::FreshRam, Perms::RW),
+            Err(MapError::OutOfRange { gpa: gpa(1 << 41) })
         );
-        assert_eq!(s.translate(1 << 41), None);
+        assert_eq!(s.translate(gpa(1 << 41)), None);
     }
 }

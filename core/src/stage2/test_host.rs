@@ -4,6 +4,7 @@
 
 use super::Host;
 use crate::PAGE_SIZE;
+use crate::addr::{GuestPhysAddr, HostPhysAddr};
 use std::vec::Vec;
 
 #[repr(C, align(4096))]
@@ -16,12 +17,22 @@ pub struct ArenaHost {
     arena: Vec<Page>,
     base_ptr: *mut u8,
     next: usize,
-    pub live: Vec<(u64, usize)>,
+    pub live: Vec<(HostPhysAddr, usize)>,
     pub freed: usize,
-    pub invalidated: Vec<u64>,
+    pub invalidated: Vec<GuestPhysAddr>,
 }
 
-pub const BASE: u64 = 0x1_0000_0000;
+pub const BASE: HostPhysAddr = HostPhysAddr::new(0x1_0000_0000);
+
+/// Shorthand for a guest-physical address in tests.
+pub const fn gpa(addr: u64) -> GuestPhysAddr {
+    GuestPhysAddr::new(addr)
+}
+
+/// Shorthand for a host-physical address in tests.
+pub const fn hpa(addr: u64) -> HostPhysAddr {
+    HostPhysAddr::new(addr)
+}
 
 impl ArenaHost {
     pub fn new(pages: usize) -> Self {
@@ -39,7 +50,7 @@ impl ArenaHost {
 }
 
 unsafe impl Host for ArenaHost {
-    fn alloc_frames(&mut self, pages: usize) -> Option<u64> {
+    fn alloc_frames(&mut self, pages: usize) -> Option<HostPhysAddr> {
         let start = self.next.next_multiple_of(pages);
         if start + pages > self.arena.len() {
             return None;
@@ -49,7 +60,7 @@ unsafe impl Host for ArenaHost {
         self.live.push((hpa, pages));
         Some(hpa)
     }
-    fn free_frames(&mut self, hpa: u64, pages: usize) {
+    fn free_frames(&mut self, hpa: HostPhysAddr, pages: usize) {
         let i = self
             .live
             .iter()
@@ -58,14 +69,14 @@ unsafe impl Host for ArenaHost {
         self.live.swap_remove(i);
         self.freed += pages;
     }
-    fn frame_ptr(&self, hpa: u64) -> *mut u8 {
+    fn frame_ptr(&self, hpa: HostPhysAddr) -> *mut u8 {
         assert!(
             hpa >= BASE && hpa < BASE + (self.arena.len() as u64) * PAGE_SIZE,
             "not an arena address"
         );
         self.base_ptr.wrapping_add((hpa - BASE) as usize)
     }
-    fn invalidate(&mut self, gpa: u64) {
+    fn invalidate(&mut self, gpa: GuestPhysAddr) {
         self.invalidated.push(gpa);
     }
 }

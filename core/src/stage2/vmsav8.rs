@@ -2,6 +2,7 @@
 //! 39-bit IPA space walked from level 1, the table `VTTBR_EL2` points at.
 
 use super::Format;
+use crate::addr::HostPhysAddr;
 use crate::layout::Perms;
 
 /// Arm VMSAv8-64 stage-2 translation, 4 KiB granule, 39-bit IPA: three
@@ -44,11 +45,11 @@ impl Format for ArmStage2 {
     const ROOT_PAGES: usize = 1;
     const GPA_BITS: u32 = 39;
 
-    fn table(hpa: u64) -> u64 {
-        (hpa & ARM_ADDR_MASK) | (ArmS2::VALID | ArmS2::TABLE_OR_PAGE).bits()
+    fn table(hpa: HostPhysAddr) -> u64 {
+        (hpa.as_u64() & ARM_ADDR_MASK) | (ArmS2::VALID | ArmS2::TABLE_OR_PAGE).bits()
     }
 
-    fn leaf(hpa: u64, perms: Perms, device: bool, owned: bool) -> u64 {
+    fn leaf(hpa: HostPhysAddr, perms: Perms, device: bool, owned: bool) -> u64 {
         let mut f = ArmS2::VALID | ArmS2::TABLE_OR_PAGE | ArmS2::AF;
         f |= if device {
             ArmS2::DEVICE_NGNRE
@@ -59,7 +60,7 @@ impl Format for ArmStage2 {
         f.set(ArmS2::S2AP_W, perms.contains(Perms::WRITE));
         f.set(ArmS2::XN, !perms.contains(Perms::EXECUTE));
         f.set(ArmS2::OWNED, owned);
-        (hpa & ARM_ADDR_MASK) | f.bits()
+        (hpa.as_u64() & ARM_ADDR_MASK) | f.bits()
     }
 
     fn is_valid(desc: u64) -> bool {
@@ -70,8 +71,8 @@ impl Format for ArmStage2 {
         desc & ArmS2::TABLE_OR_PAGE.bits() != 0
     }
 
-    fn address(desc: u64) -> u64 {
-        desc & ARM_ADDR_MASK
+    fn address(desc: u64) -> HostPhysAddr {
+        HostPhysAddr::new(desc & ARM_ADDR_MASK)
     }
 
     fn is_owned(desc: u64) -> bool {
@@ -92,27 +93,27 @@ impl Format for ArmStage2 {
 mod tests {
     use super::*;
     use crate::layout::Backing;
-    use crate::stage2::test_host::ArenaHost;
+    use crate::stage2::test_host::{ArenaHost, gpa, hpa};
     use crate::stage2::{AddressSpace, MapError};
 
     #[test]
     fn arm_stage2_descriptor_encoding_and_walk() {
-        let ram = ArmStage2::leaf(0x4123_4000, Perms::RWX, false, true);
+        let ram = ArmStage2::leaf(hpa(0x4123_4000), Perms::RWX, false, true);
         assert_eq!(
             ram,
             0x4123_4000 | 0b11 | 0b1111 << 2 | 0b11 << 6 | 0b11 << 8 | 1 << 10 | 1 << 55
         );
         assert_eq!(ArmStage2::perms(ram), Perms::RWX);
-        let flash = ArmStage2::leaf(0x0400_0000, Perms::READ, true, false);
+        let flash = ArmStage2::leaf(hpa(0x0400_0000), Perms::READ, true, false);
         assert_eq!(
             flash,
             0x0400_0000 | 0b11 | 0b0001 << 2 | 1 << 6 | 1 << 10 | 1 << 54,
             "device, read-only, XN"
         );
         assert_eq!(ArmStage2::perms(flash), Perms::READ);
-        assert_eq!(ArmStage2::table(0x4000_5000), 0x4000_5003);
+        assert_eq!(ArmStage2::table(hpa(0x4000_5000)), 0x4000_5003);
         let mut s = AddressSpace::<ArmStage2, _>::new(ArenaHost::new(64)).unwrap();
-        s.map_backed(0x4020_0000, Backing::FreshRam, Perms::RWX)
+        s.map_backed(gpa(0x4020_0000), Backing::FreshRam, Perms::RWX)
             .unwrap();
         assert_eq!(
             s.host().live.len(),
@@ -120,8 +121,8 @@ mod tests {
             "root (level 1), level 2, level 3, the page"
         );
         assert_eq!(
-            s.map_backed(1 << 39, Backing::FreshRam, Perms::RW),
-            Err(MapError::OutOfRange { gpa: 1 << 39 })
+            s.map_backed(gpa(1 << 39), Backing::FreshRam, Perms::RW),
+            Err(MapError::OutOfRange { gpa: gpa(1 << 39) })
         );
         assert!(s.into_host().live.is_empty());
     }

@@ -2,8 +2,9 @@
 //! [`AddressSpace`] that builds, walks and tears down a table tree, and
 //! [`MapError`]. Nothing here knows a descriptor encoding.
 
+use crate::PAGE_SIZE;
+use crate::addr::{GuestPhysAddr, HostPhysAddr};
 use crate::layout::{Backing, Perms};
-use crate::{PAGE_SIZE, page_base};
 
 /// Entries in one 4 KiB table of 64-bit descriptors.
 const ENTRIES_PER_PAGE: usize = 512;
@@ -21,17 +22,17 @@ pub trait Format {
     const GPA_BITS: u32;
 
     /// Descriptor pointing at a next-level table at `hpa`.
-    fn table(hpa: u64) -> u64;
+    fn table(hpa: HostPhysAddr) -> u64;
     /// Descriptor mapping one 4 KiB page at `hpa`. `device` asks for
     /// device (uncached, unspeculated) memory where the format has that
     /// notion; `owned` marks frames the address space must free.
-    fn leaf(hpa: u64, perms: Perms, device: bool, owned: bool) -> u64;
+    fn leaf(hpa: HostPhysAddr, perms: Perms, device: bool, owned: bool) -> u64;
     /// Whether a descriptor is valid.
     fn is_valid(desc: u64) -> bool;
     /// Whether a valid descriptor at `level` (> 0) points at a table.
     fn is_table(desc: u64, level: usize) -> bool;
     /// The host-physical address a valid descriptor points at.
-    fn address(desc: u64) -> u64;
+    fn address(desc: u64) -> HostPhysAddr;
     /// Whether a leaf was created with `owned`.
     fn is_owned(desc: u64) -> bool;
     /// Permissions of a leaf.
@@ -47,13 +48,13 @@ pub trait Format {
 pub unsafe trait Host {
     /// Allocates `pages` contiguous 4 KiB frames aligned to `pages` pages;
     /// returns the host-physical address of the first.
-    fn alloc_frames(&mut self, pages: usize) -> Option<u64>;
+    fn alloc_frames(&mut self, pages: usize) -> Option<HostPhysAddr>;
     /// Returns frames obtained from `alloc_frames`.
-    fn free_frames(&mut self, hpa: u64, pages: usize);
+    fn free_frames(&mut self, hpa: HostPhysAddr, pages: usize);
     /// The host pointer through which host-physical `hpa` is reached.
-    fn frame_ptr(&self, hpa: u64) -> *mut u8;
+    fn frame_ptr(&self, hpa: HostPhysAddr) -> *mut u8;
     /// Drops cached stage-2 translations for the page at `gpa`.
-    fn invalidate(&mut self, gpa: u64);
+    fn invalidate(&mut self, gpa: GuestPhysAddr);
 }
 
 /// Why a stage-2 change failed.
@@ -62,9 +63,9 @@ pub enum MapError {
     /// The host has no frame left.
     OutOfMemory,
     /// The page is already mapped (a permission fault, not a missing page).
-    AlreadyMapped { gpa: u64 },
+    AlreadyMapped { gpa: GuestPhysAddr },
     /// The address is beyond what the format translates.
-    OutOfRange { gpa: u64 },
+    OutOfRange { gpa: GuestPhysAddr },
 }
 
 impl core::fmt::Display for MapError {
@@ -82,7 +83,7 @@ impl core::fmt::Display for MapError {
 
 /// A guest's stage-2 address space: a table tree plus the frames it owns.
 pub struct AddressSpace<F: Format, H: Host> {
-    root: u64,
+    root: HostPhysAddr,
     host: H,
     mapped_pages: usize,
     _format: core::marker::PhantomData<F>,
@@ -101,7 +102,7 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
     }
 
     /// Host-physical address of the root table (for `hgatp`/`VTTBR`/`nCR3`).
-    pub fn root(&self) -> u64 {
+    pub fn root(&self) -> HostPhysAddr {
         self.root
     }
 
@@ -114,17 +115,17 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
         &mut self.host
     }
 
-    fn index(gpa: u64, level: usize) -> usize {
+    fn index(gpa: GuestPhysAddr, level: usize) -> usize {
         let entries = if level == F::LEVELS - 1 {
             ENTRIES_PER_PAGE * F::ROOT_PAGES
         } else {
             ENTRIES_PER_PAGE
         };
-        ((gpa >> (12 + 9 * level)) as usize) & (entries - 1)
+        ((gpa.as_u64() >> (12 + 9 * level)) as usize) & (entries - 1)
     }
 
-    fn check_range(gpa: u64) -> Result<(), MapError> {
-        if F::GPA_BITS < 64 && gpa >> F::GPA_BITS != 0 {
+    fn check_range(gpa: GuestPhysAddr) -> Result<(), MapError> {
+        if F::GPA_BITS < 64 && gpa.as_u64() >> F::GPA_BITS != 0 {
             Err(MapError::OutOfRange { gpa })
         } else {
             Ok(())
@@ -132,14 +133,18 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
     }
 
     /// Pointer to entry `index` of the table at `table`.
-    pub(super) fn slot(&self, table: u64, index: usize) -> *mut u64 {
+    pub(super) fn slot(&self, table: HostPhysAddr, index: usize) -> *mut u64 {
         // `table` is a live table frame, `index` is within it (the root
         // spans ROOT_PAGES contiguous frames).
         self.host.frame_ptr(table).cast::<u64>().wrapping_add(index)
     }
 
     /// The level-0 slot for `gpa`, creating intermediate tables if `create`.
-    fn leaf_slot(&mut self, gpa: u64, create: bool) -> Result<Option<*mut u64>, MapError> {
+    fn leaf_slot(
+        &mut self,
+        gpa: GuestPhysAddr,
+        create: bool,
+    ) -> Result<Option<*mut u64>, MapError> {
         Self::check_range(gpa)?;
         let mut table = self.root;
         for level in (1..F::LEVELS).rev() {
@@ -149,7 +154,7 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
             table = if F::is_valid(desc) {
                 if !F::is_table(desc, level) {
                     return Err(MapError::AlreadyMapped {
-                        gpa: page_base(gpa),
+                        gpa: gpa.page_base(),
                     });
                 }
                 F::address(desc)
@@ -168,8 +173,8 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
     /// Maps the page containing `gpa` to host page `hpa`.
     pub fn map_page(
         &mut self,
-        gpa: u64,
-        hpa: u64,
+        gpa: GuestPhysAddr,
+        hpa: HostPhysAddr,
         perms: Perms,
         device: bool,
         owned: bool,
@@ -179,13 +184,13 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
         unsafe {
             if F::is_valid(slot.read_volatile()) {
                 return Err(MapError::AlreadyMapped {
-                    gpa: page_base(gpa),
+                    gpa: gpa.page_base(),
                 });
             }
-            slot.write_volatile(F::leaf(page_base(hpa), perms, device, owned));
+            slot.write_volatile(F::leaf(hpa.page_base(), perms, device, owned));
         }
         self.mapped_pages += 1;
-        self.host.invalidate(page_base(gpa));
+        self.host.invalidate(gpa.page_base());
         Ok(())
     }
 
@@ -193,10 +198,10 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
     /// host-physical page now behind it.
     pub fn map_backed(
         &mut self,
-        gpa: u64,
+        gpa: GuestPhysAddr,
         backing: Backing,
         perms: Perms,
-    ) -> Result<u64, MapError> {
+    ) -> Result<HostPhysAddr, MapError> {
         let (hpa, device, owned) = match backing {
             Backing::FreshRam => (alloc_zeroed(&mut self.host, 1)?, false, true),
             Backing::Device { hpa } => (hpa, true, false),
@@ -223,7 +228,7 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
 
     /// Removes the mapping of the page containing `gpa`, freeing its frame
     /// if the address space owns it; returns the host page it mapped.
-    pub fn unmap_page(&mut self, gpa: u64) -> Option<u64> {
+    pub fn unmap_page(&mut self, gpa: GuestPhysAddr) -> Option<HostPhysAddr> {
         let slot = self.leaf_slot(gpa, false).ok().flatten()?;
         // SAFETY: `slot` points into a table frame this address space owns.
         let desc = unsafe { slot.read_volatile() };
@@ -233,7 +238,7 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
         // SAFETY: as above.
         unsafe { slot.write_volatile(0) };
         self.mapped_pages -= 1;
-        self.host.invalidate(page_base(gpa));
+        self.host.invalidate(gpa.page_base());
         let hpa = F::address(desc);
         if F::is_owned(desc) {
             self.host.free_frames(hpa, 1);
@@ -242,7 +247,7 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
     }
 
     /// The host-physical address and permissions behind `gpa`, if mapped.
-    pub fn translate(&self, gpa: u64) -> Option<(u64, Perms)> {
+    pub fn translate(&self, gpa: GuestPhysAddr) -> Option<(HostPhysAddr, Perms)> {
         if Self::check_range(gpa).is_err() {
             return None;
         }
@@ -254,7 +259,7 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
                 return None;
             }
             if level == 0 {
-                return Some((F::address(desc) + (gpa & (PAGE_SIZE - 1)), F::perms(desc)));
+                return Some((F::address(desc) + gpa.page_offset(), F::perms(desc)));
             }
             if !F::is_table(desc, level) {
                 return None;
@@ -266,7 +271,7 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
 
     /// Copies `data` into guest memory at `gpa`; every page touched must be
     /// mapped. Returns the number of bytes copied before the first hole.
-    pub fn write(&mut self, gpa: u64, data: &[u8]) -> usize {
+    pub fn write(&mut self, gpa: GuestPhysAddr, data: &[u8]) -> usize {
         self.copy(gpa, data.len(), |host, off, len| {
             // SAFETY: `host` is a mapped guest frame, `len` stays within its page.
             unsafe { core::ptr::copy_nonoverlapping(data[off..].as_ptr(), host, len) }
@@ -275,7 +280,7 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
 
     /// Copies guest memory at `gpa` into `buf`; returns the number of bytes
     /// copied before the first unmapped page.
-    pub fn read(&self, gpa: u64, buf: &mut [u8]) -> usize {
+    pub fn read(&self, gpa: GuestPhysAddr, buf: &mut [u8]) -> usize {
         let len = buf.len();
         let dst = buf.as_mut_ptr();
         self.copy(gpa, len, |host, off, n| {
@@ -285,18 +290,23 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
         })
     }
 
-    fn copy(&self, gpa: u64, len: usize, mut f: impl FnMut(*mut u8, usize, usize)) -> usize {
+    fn copy(
+        &self,
+        gpa: GuestPhysAddr,
+        len: usize,
+        mut f: impl FnMut(*mut u8, usize, usize),
+    ) -> usize {
         let mut done = 0;
         while done < len {
             let at = gpa + done as u64;
             let Some((hpa, _)) = self.translate(at) else {
                 break;
             };
-            let n = (PAGE_SIZE - (at & (PAGE_SIZE - 1))).min((len - done) as u64) as usize;
+            let n = (PAGE_SIZE - at.page_offset()).min((len - done) as u64) as usize;
             f(
                 self.host
-                    .frame_ptr(page_base(hpa))
-                    .wrapping_add((hpa & (PAGE_SIZE - 1)) as usize),
+                    .frame_ptr(hpa.page_base())
+                    .wrapping_add(hpa.page_offset() as usize),
                 done,
                 n,
             );
@@ -305,7 +315,7 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
         done
     }
 
-    fn free_tree(&mut self, table: u64, level: usize, entries: usize) {
+    fn free_tree(&mut self, table: HostPhysAddr, level: usize, entries: usize) {
         for i in 0..entries {
             // SAFETY: `table` is a table frame this address space owns.
             let desc = unsafe { self.slot(table, i).read_volatile() };
@@ -344,7 +354,7 @@ impl<F: Format, H: Host> Drop for AddressSpace<F, H> {
     }
 }
 
-fn alloc_zeroed<H: Host>(host: &mut H, pages: usize) -> Result<u64, MapError> {
+fn alloc_zeroed<H: Host>(host: &mut H, pages: usize) -> Result<HostPhysAddr, MapError> {
     let hpa = host.alloc_frames(pages).ok_or(MapError::OutOfMemory)?;
     // SAFETY: the frames were just allocated and span `pages` pages.
     unsafe { zero_pages(host.frame_ptr(hpa), pages) };
@@ -380,46 +390,49 @@ mod tests {
     use super::*;
     use crate::layout::Perms;
     use crate::stage2::Sv39x4;
-    use crate::stage2::test_host::{ArenaHost, BASE};
+    use crate::stage2::test_host::{ArenaHost, BASE, gpa, hpa};
 
     type Space = AddressSpace<Sv39x4, ArenaHost>;
 
     #[test]
     fn map_then_translate_and_read_back() {
         let mut s = Space::new(ArenaHost::new(64)).unwrap();
-        let hpa = s
-            .map_backed(0x8020_0123, Backing::FreshRam, Perms::RWX)
+        let frame = s
+            .map_backed(gpa(0x8020_0123), Backing::FreshRam, Perms::RWX)
             .unwrap();
-        assert_eq!(s.translate(0x8020_0000), Some((hpa, Perms::RWX)));
-        assert_eq!(s.translate(0x8020_0abc), Some((hpa + 0xabc, Perms::RWX)));
-        assert_eq!(s.translate(0x8020_1000), None);
+        assert_eq!(s.translate(gpa(0x8020_0000)), Some((frame, Perms::RWX)));
+        assert_eq!(
+            s.translate(gpa(0x8020_0abc)),
+            Some((frame + 0xabc, Perms::RWX))
+        );
+        assert_eq!(s.translate(gpa(0x8020_1000)), None);
         assert_eq!(s.mapped_pages(), 1);
-        assert_eq!(s.host.invalidated, vec![0x8020_0000]);
+        assert_eq!(s.host.invalidated, vec![gpa(0x8020_0000)]);
         // A fresh RAM page is zeroed even though the arena was filled with 0xAA.
         let mut buf = [0xffu8; 16];
         assert_eq!(
-            s.read(0x8020_0ff8, &mut buf),
+            s.read(gpa(0x8020_0ff8), &mut buf),
             8,
             "stops at the unmapped next page"
         );
         assert_eq!(&buf[..8], &[0; 8]);
-        assert_eq!(s.write(0x8020_0ffc, b"pfld"), 4);
+        assert_eq!(s.write(gpa(0x8020_0ffc), b"pfld"), 4);
         let mut back = [0u8; 4];
-        s.read(0x8020_0ffc, &mut back);
+        s.read(gpa(0x8020_0ffc), &mut back);
         assert_eq!(&back, b"pfld");
     }
 
     #[test]
     fn writes_and_reads_cross_page_boundaries() {
         let mut s = Space::new(ArenaHost::new(64)).unwrap();
-        s.map_backed(0x8000_0000, Backing::FreshRam, Perms::RWX)
+        s.map_backed(gpa(0x8000_0000), Backing::FreshRam, Perms::RWX)
             .unwrap();
-        s.map_backed(0x8000_1000, Backing::FreshRam, Perms::RWX)
+        s.map_backed(gpa(0x8000_1000), Backing::FreshRam, Perms::RWX)
             .unwrap();
         let data: Vec<u8> = (0..100u8).collect();
-        assert_eq!(s.write(0x8000_0fd0, &data), 100);
+        assert_eq!(s.write(gpa(0x8000_0fd0), &data), 100);
         let mut back = vec![0u8; 100];
-        assert_eq!(s.read(0x8000_0fd0, &mut back), 100);
+        assert_eq!(s.read(gpa(0x8000_0fd0), &mut back), 100);
         assert_eq!(back, data);
     }
 
@@ -427,13 +440,15 @@ mod tests {
     fn double_map_is_reported_not_overwritten() {
         let mut s = Space::new(ArenaHost::new(64)).unwrap();
         let first = s
-            .map_backed(0x8000_0000, Backing::FreshRam, Perms::RW)
+            .map_backed(gpa(0x8000_0000), Backing::FreshRam, Perms::RW)
             .unwrap();
         assert_eq!(
-            s.map_backed(0x8000_0800, Backing::FreshRam, Perms::RW),
-            Err(MapError::AlreadyMapped { gpa: 0x8000_0000 })
+            s.map_backed(gpa(0x8000_0800), Backing::FreshRam, Perms::RW),
+            Err(MapError::AlreadyMapped {
+                gpa: gpa(0x8000_0000)
+            })
         );
-        assert_eq!(s.translate(0x8000_0000).unwrap().0, first);
+        assert_eq!(s.translate(gpa(0x8000_0000)).unwrap().0, first);
         // The frame allocated for the failed attempt was given back.
         assert_eq!(s.host.freed, 1);
     }
@@ -441,32 +456,37 @@ mod tests {
     #[test]
     fn device_pages_map_the_given_address_and_are_not_freed() {
         let mut s = Space::new(ArenaHost::new(64)).unwrap();
-        let hpa = s
+        let frame = s
             .map_backed(
-                0x2200_0000,
-                Backing::Device { hpa: 0x2200_0000 },
+                gpa(0x2200_0000),
+                Backing::Device {
+                    hpa: hpa(0x2200_0000),
+                },
                 Perms::READ,
             )
             .unwrap();
-        assert_eq!(hpa, 0x2200_0000);
-        assert_eq!(s.translate(0x2200_0004), Some((0x2200_0004, Perms::READ)));
+        assert_eq!(frame, hpa(0x2200_0000));
+        assert_eq!(
+            s.translate(gpa(0x2200_0004)),
+            Some((hpa(0x2200_0004), Perms::READ))
+        );
         let freed = s.host.freed;
-        assert_eq!(s.unmap_page(0x2200_0000), Some(0x2200_0000));
+        assert_eq!(s.unmap_page(gpa(0x2200_0000)), Some(hpa(0x2200_0000)));
         assert_eq!(
             s.host.freed, freed,
             "device memory is not the host's to free"
         );
-        assert_eq!(s.translate(0x2200_0000), None);
+        assert_eq!(s.translate(gpa(0x2200_0000)), None);
         assert_eq!(s.mapped_pages(), 0);
     }
 
     #[test]
     fn emulated_content_lands_at_the_start_of_the_page() {
         let mut s = Space::new(ArenaHost::new(64)).unwrap();
-        s.map_backed(0xffc0_0000, Backing::Content(b"pfld"), Perms::READ)
+        s.map_backed(gpa(0xffc0_0000), Backing::Content(b"pfld"), Perms::READ)
             .unwrap();
         let mut buf = [0u8; 8];
-        s.read(0xffc0_0000, &mut buf);
+        s.read(gpa(0xffc0_0000), &mut buf);
         assert_eq!(&buf, b"pfld\0\0\0\0");
         assert_eq!(
             u32::from_le_bytes(buf[..4].try_into().unwrap()),
@@ -477,14 +497,17 @@ mod tests {
     #[test]
     fn tearing_down_frees_every_frame() {
         let mut s = Space::new(ArenaHost::new(64)).unwrap();
-        for gpa in [0x8000_0000u64, 0x8000_1000, 0x8040_0000, 0x1_0000_0000] {
-            s.map_backed(gpa, Backing::FreshRam, Perms::RWX).unwrap();
+        for page in [0x8000_0000u64, 0x8000_1000, 0x8040_0000, 0x1_0000_0000] {
+            s.map_backed(gpa(page), Backing::FreshRam, Perms::RWX)
+                .unwrap();
         }
-        s.map_backed(0x1000_0000, Backing::Device { hpa: 0x1000_0000 }, Perms::RW)
+        let device = Backing::Device {
+            hpa: hpa(0x1000_0000),
+        };
+        s.map_backed(gpa(0x1000_0000), device, Perms::RW).unwrap();
+        s.map_backed(gpa(0xffc0_0000), Backing::Content(b"pfld"), Perms::READ)
             .unwrap();
-        s.map_backed(0xffc0_0000, Backing::Content(b"pfld"), Perms::READ)
-            .unwrap();
-        s.unmap_page(0x8000_1000);
+        s.unmap_page(gpa(0x8000_1000));
         assert!(s.host.live.len() > 5);
         let host = s.into_host();
         assert!(host.live.is_empty(), "leaked frames: {:x?}", host.live);

@@ -10,6 +10,8 @@
 //! entry point (`--wrap=__PowerIf_system_off`, see build.rs) and routes it
 //! to `power_off(Outcome::Failure)`.
 
+use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
+use guestaspace_core::arch::setup::HwSetupError;
 use guestaspace_core::layout::GuestLayout;
 use guestaspace_core::runloop::Vcpu;
 use guestaspace_core::stage2::Format;
@@ -33,14 +35,14 @@ pub trait Arch {
 
     /// Checks the virtualization extension is there and configures the
     /// hypervisor-level registers that do not depend on the VM.
-    fn init_hardware() -> Result<(), &'static str>;
+    fn init_hardware() -> Result<(), HwSetupError>;
     /// A vCPU that starts at `entry` with stage-2 root `stage2_root`.
-    fn new_vcpu(entry: u64, stage2_root: u64) -> Self::Vcpu;
+    fn new_vcpu(entry: GuestPhysAddr, stage2_root: HostPhysAddr) -> Self::Vcpu;
     /// Pages the loader writes into guest RAM before the guest starts
     /// (the x86_64 guest's page tables and GDT), as 512 u64 words each.
-    fn boot_pages() -> impl Iterator<Item = (u64, [u64; 512])>;
+    fn boot_pages() -> impl Iterator<Item = (GuestPhysAddr, [u64; 512])>;
     /// Drops cached stage-2 translations of the guest page at `gpa`.
-    fn invalidate_guest_page(gpa: u64);
+    fn invalidate_guest_page(gpa: GuestPhysAddr);
     /// Powers the machine off with an exit status that carries `outcome`.
     fn power_off(outcome: Outcome) -> !;
 }

@@ -116,7 +116,7 @@ fn check_counters(text: &str, ctx: &Ctx) -> Result<()> {
 fn linked_at_entry(ctx: &Ctx) -> Result<()> {
     let elf = std::fs::read(&ctx.paths.guest_elf)
         .with_context(|| format!("cannot read {}", ctx.paths.guest_elf.display()))?;
-    let entry = ctx.spec.layout.entry;
+    let entry = ctx.spec.layout.entry.as_u64();
     let load = ctx
         .spec
         .physical(crate::flatten::flatten_elf(&elf)?.load_addr);

@@ -4,8 +4,9 @@
 //! `x0..x3`. Exception classes and syndrome fields are from the Arm ARM
 //! (D23.2 "ESR_EL2"; HPFAR_EL2 for the faulting IPA).
 
-use crate::exit::{Access, Exit, Unexpected};
+use crate::addr::GuestPhysAddr;
 use crate::arch::smccc;
+use crate::exit::{Access, Exit, Unexpected};
 
 /// ESR_EL2.EC values this hypervisor names.
 pub mod ec {
@@ -43,8 +44,8 @@ impl Trap {
 
 /// The faulting intermediate physical address: HPFAR_EL2.FIPA holds IPA
 /// bits [51:12] in bits [43:4]; the page offset comes from FAR_EL2.
-pub const fn fault_ipa(hpfar: u64, far: u64) -> u64 {
-    ((hpfar >> 4) & ((1 << 40) - 1)) << 12 | (far & 0xfff)
+pub const fn fault_ipa(hpfar: u64, far: u64) -> GuestPhysAddr {
+    GuestPhysAddr::new(((hpfar >> 4) & ((1 << 40) - 1)) << 12 | (far & 0xfff))
 }
 
 /// Decodes a trap; `x` holds the guest's `x0..x3` (for HVC calls).
@@ -98,12 +99,10 @@ mod tests {
 
     #[test]
     fn fault_ipa_joins_hpfar_and_far() {
-        assert_eq!(fault_ipa(0x0400_0000 >> 8, 0x0400_0000), 0x0400_0000);
-        assert_eq!(
-            fault_ipa(0x4020_1000 >> 8, 0xffff_0000_4020_1abc),
-            0x4020_1abc
-        );
-        assert_eq!(fault_ipa(0x12_3456_7000 >> 8, 0x5), 0x12_3456_7005);
+        let at = |hpfar, far| fault_ipa(hpfar, far).as_u64();
+        assert_eq!(at(0x0400_0000 >> 8, 0x0400_0000), 0x0400_0000);
+        assert_eq!(at(0x4020_1000 >> 8, 0xffff_0000_4020_1abc), 0x4020_1abc);
+        assert_eq!(at(0x12_3456_7000 >> 8, 0x5), 0x12_3456_7005);
     }
 
     #[test]
@@ -117,7 +116,7 @@ mod tests {
         assert_eq!(
             decode(&t, &[0; 4]),
             Exit::NestedPageFault {
-                gpa: 0x0400_0000,
+                gpa: GuestPhysAddr::new(0x0400_0000),
                 access: Access::Read
             }
         );
@@ -130,7 +129,7 @@ mod tests {
         assert_eq!(
             decode(&t, &[0; 4]),
             Exit::NestedPageFault {
-                gpa: 0x4000_0010,
+                gpa: GuestPhysAddr::new(0x4000_0010),
                 access: Access::Write
             }
         );
@@ -143,7 +142,7 @@ mod tests {
         assert_eq!(
             decode(&t, &[0; 4]),
             Exit::NestedPageFault {
-                gpa: 0x4020_0000,
+                gpa: GuestPhysAddr::new(0x4020_0000),
                 access: Access::Execute
             }
         );

@@ -9,6 +9,7 @@
 //! `SBI_ERR_NOT_SUPPORTED`; nothing is forwarded to the real firmware.
 //! Constants come from `sbi-spec`.
 
+use crate::addr::GuestPhysAddr;
 use crate::exit::{Reply, Request, ShutdownReason};
 use sbi_spec::{base, binary, dbcn, legacy, srst, time};
 
@@ -90,7 +91,7 @@ pub fn decode(eid: u64, fid: u64, args: [u64; 6]) -> Request {
         dbcn::EID_DBCN => match fid as usize {
             // On RV64 the high half of the address must be zero.
             dbcn::CONSOLE_WRITE if args[2] == 0 => Request::ConsoleWrite {
-                gpa: args[1],
+                gpa: GuestPhysAddr::new(args[1]),
                 len: args[0],
             },
             dbcn::CONSOLE_WRITE => Request::Invalid {
@@ -197,7 +198,7 @@ mod tests {
         assert_eq!(
             decode(EID_DBCN, 0, args(12, 0x8020_1000, 0)),
             Request::ConsoleWrite {
-                gpa: 0x8020_1000,
+                gpa: GuestPhysAddr::new(0x8020_1000),
                 len: 12
             }
         );

@@ -4,8 +4,9 @@
 //! this module says what happened. Cause numbers are from the privileged
 //! specification (tables 3.6 and 8.x of the H extension).
 
-use crate::exit::{Access, Exit, Unexpected};
 use super::sbi;
+use crate::addr::GuestPhysAddr;
+use crate::exit::{Access, Exit, Unexpected};
 
 /// `scause` exception codes an H-extension hypervisor sees from a guest.
 pub mod cause {
@@ -41,8 +42,8 @@ pub struct Trap {
 
 /// The guest-physical address of a guest-page fault: `htval` holds it
 /// shifted right by two, and the low two bits come from `stval`.
-pub const fn guest_fault_address(htval: u64, stval: u64) -> u64 {
-    (htval << 2) | (stval & 3)
+pub const fn guest_fault_address(htval: u64, stval: u64) -> GuestPhysAddr {
+    GuestPhysAddr::new((htval << 2) | (stval & 3))
 }
 
 /// Decodes a trap; `a` holds the guest's `a0..a7` (needed for SBI calls).
@@ -126,17 +127,12 @@ mod tests {
 
     #[test]
     fn fault_address_combines_htval_and_stval() {
-        assert_eq!(
-            guest_fault_address(0x2200_0000 >> 2, 0xffff_ffc0_2200_0000),
-            0x2200_0000
-        );
-        assert_eq!(
-            guest_fault_address(0x8020_1234 >> 2, 0xffff_ffc0_8020_1236),
-            0x8020_1236
-        );
-        assert_eq!(guest_fault_address(0x8020_1234 >> 2, 0x1), 0x8020_1235);
+        let at = |htval, stval| guest_fault_address(htval, stval).as_u64();
+        assert_eq!(at(0x2200_0000 >> 2, 0xffff_ffc0_2200_0000), 0x2200_0000);
+        assert_eq!(at(0x8020_1234 >> 2, 0xffff_ffc0_8020_1236), 0x8020_1236);
+        assert_eq!(at(0x8020_1234 >> 2, 0x1), 0x8020_1235);
         // Above 4 GiB: htval carries GPA bits up to 41 without loss.
-        assert_eq!(guest_fault_address(0x1_ffff_f000u64 >> 2, 0), 0x1_ffff_f000);
+        assert_eq!(at(0x1_ffff_f000u64 >> 2, 0), 0x1_ffff_f000);
     }
 
     #[test]
@@ -145,21 +141,21 @@ mod tests {
         assert_eq!(
             decode(&trap(21, 0xffff_ffc0_2200_0000, 0x2200_0000 >> 2), &a),
             Exit::NestedPageFault {
-                gpa: 0x2200_0000,
+                gpa: GuestPhysAddr::new(0x2200_0000),
                 access: Access::Read
             }
         );
         assert_eq!(
             decode(&trap(23, 0x8000_0008, 0x8000_0008 >> 2), &a),
             Exit::NestedPageFault {
-                gpa: 0x8000_0008,
+                gpa: GuestPhysAddr::new(0x8000_0008),
                 access: Access::Write
             }
         );
         assert_eq!(
             decode(&trap(20, 0x8020_0000, 0x8020_0000 >> 2), &a),
             Exit::NestedPageFault {
-                gpa: 0x8020_0000,
+                gpa: GuestPhysAddr::new(0x8020_0000),
                 access: Access::Execute
             }
         );

@@ -16,6 +16,8 @@
 //! RAM; which guest-physical pages really exist is the hypervisor's
 //! business (stage-2), not the guest page tables'.
 
+use crate::addr::GuestPhysAddr;
+
 pub const GDT: u64 = 0x1000;
 pub const PML4: u64 = 0x2000;
 pub const PDPT: u64 = 0x3000;
@@ -42,7 +44,7 @@ const RW: u64 = 1 << 1;
 const PS: u64 = 1 << 7;
 
 /// Every boot page and its contents, as 512 little-endian u64 words.
-pub fn pages() -> impl Iterator<Item = (u64, [u64; 512])> {
+pub fn pages() -> impl Iterator<Item = (GuestPhysAddr, [u64; 512])> {
     let gdt = {
         let mut t = [0u64; 512];
         t[1] = 0x00af_9b00_0000_ffff; // code: P, DPL 0, exec/read, L, G
@@ -68,7 +70,10 @@ pub fn pages() -> impl Iterator<Item = (u64, [u64; 512])> {
         }
         (PD + i * 0x1000, t)
     });
-    [gdt, pml4, pdpt].into_iter().chain(pds)
+    [gdt, pml4, pdpt]
+        .into_iter()
+        .chain(pds)
+        .map(|(gpa, words)| (GuestPhysAddr::new(gpa), words))
 }
 
 #[cfg(test)]
@@ -78,7 +83,8 @@ mod tests {
 
     /// Walks the boot page tables like the MMU (2 MiB pages).
     fn translate(va: u64) -> Option<u64> {
-        let tables: std::collections::HashMap<u64, [u64; 512]> = pages().collect();
+        let tables: std::collections::HashMap<u64, [u64; 512]> =
+            pages().map(|(gpa, t)| (gpa.as_u64(), t)).collect();
         let pml4e = tables[&PML4][(va >> 39 & 511) as usize];
         let pdpte = tables.get(&(pml4e & !0xfff))?[(va >> 30 & 511) as usize];
         let pde = tables.get(&(pdpte & !0xfff))?[(va >> 21 & 511) as usize];
@@ -98,9 +104,12 @@ mod tests {
     fn boot_structures_sit_in_guest_ram_below_the_image() {
         let ram = X86_64_Q35.ram().unwrap();
         for (gpa, _) in pages() {
-            assert!(ram.contains(gpa) && gpa + 0x1000 <= IMAGE, "{gpa:#x}");
+            assert!(
+                ram.contains(gpa) && gpa.as_u64() + 0x1000 <= IMAGE,
+                "{gpa:#x}"
+            );
         }
-        assert_eq!(X86_64_Q35.entry, IMAGE);
+        assert_eq!(X86_64_Q35.entry.as_u64(), IMAGE);
         assert!(STACK_TOP <= IMAGE && STACK_TOP > PD + PD_COUNT * 0x1000);
         assert_eq!(pages().count(), 7);
     }

@@ -6,8 +6,9 @@
 //! Intercept Exit Codes"); the tests pin every field used here to its
 //! offset in those tables.
 
-use crate::exit::{Access, Exit, Unexpected};
+use crate::addr::GuestPhysAddr;
 use crate::arch::smccc;
+use crate::exit::{Access, Exit, Unexpected};
 
 bitflags::bitflags! {
     /// VMCB offset 0x00C: the first vector of instruction intercepts.
@@ -252,7 +253,7 @@ const NPF_FETCH: u64 = 1 << 4;
 pub fn decode(code: u64, info1: u64, info2: u64, regs: &CallRegs) -> Exit {
     match code {
         exit_code::NPF => Exit::NestedPageFault {
-            gpa: info2,
+            gpa: GuestPhysAddr::new(info2),
             access: if info1 & NPF_FETCH != 0 {
                 Access::Execute
             } else if info1 & NPF_WRITE != 0 {
@@ -352,21 +353,21 @@ mod tests {
         assert_eq!(
             decode(0x400, 0x1_0000_0004, 0xffc0_0000, &r),
             Exit::NestedPageFault {
-                gpa: 0xffc0_0000,
+                gpa: GuestPhysAddr::new(0xffc0_0000),
                 access: Access::Read
             }
         );
         assert_eq!(
             decode(0x400, 0x6, 0x20_1008, &r),
             Exit::NestedPageFault {
-                gpa: 0x20_1008,
+                gpa: GuestPhysAddr::new(0x20_1008),
                 access: Access::Write
             }
         );
         assert_eq!(
             decode(0x400, 0x14, 0x10_0000, &r),
             Exit::NestedPageFault {
-                gpa: 0x10_0000,
+                gpa: GuestPhysAddr::new(0x10_0000),
                 access: Access::Execute
             }
         );

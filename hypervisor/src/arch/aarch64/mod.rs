@@ -12,6 +12,8 @@ use super::{Arch, Outcome};
 // The platform crate is only reached through ArceOS's interfaces; this
 // links it in.
 extern crate axplat_aarch64_qemu_virt_el2;
+use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
+use guestaspace_core::arch::setup::HwSetupError;
 use guestaspace_core::layout::{GuestLayout, machines};
 use guestaspace_core::stage2::ArmStage2;
 
@@ -24,20 +26,20 @@ impl Arch for Aarch64 {
         "aarch64 EL2 (VHE), guest at EL1 behind a VTTBR_EL2 stage-2 table";
     const LAYOUT: GuestLayout = machines::AARCH64_VIRT;
 
-    fn init_hardware() -> Result<(), &'static str> {
+    fn init_hardware() -> Result<(), HwSetupError> {
         registers::init()
     }
 
-    fn new_vcpu(entry: u64, stage2_root: u64) -> vcpu::ArmVcpu {
+    fn new_vcpu(entry: GuestPhysAddr, stage2_root: HostPhysAddr) -> vcpu::ArmVcpu {
         vcpu::ArmVcpu::new(entry, stage2_root)
     }
 
-    fn boot_pages() -> impl Iterator<Item = (u64, [u64; 512])> {
+    fn boot_pages() -> impl Iterator<Item = (GuestPhysAddr, [u64; 512])> {
         // The guest starts with its MMU off: nothing to prepare.
         core::iter::empty()
     }
 
-    fn invalidate_guest_page(gpa: u64) {
+    fn invalidate_guest_page(gpa: GuestPhysAddr) {
         registers::invalidate_ipa(gpa);
     }
 

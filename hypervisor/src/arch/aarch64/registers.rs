@@ -3,6 +3,8 @@
 
 use aarch64_cpu::registers::{CurrentEL, HCR_EL2, Readable, VTCR_EL2, Writeable};
 use core::arch::asm;
+use guestaspace_core::addr::GuestPhysAddr;
+use guestaspace_core::arch::setup::HwSetupError;
 
 /// HCR_EL2 while the guest runs: stage-2 on, AArch64 EL1, physical
 /// interrupts and SErrors routed to EL2, SMC trapped, pointer
@@ -31,15 +33,13 @@ pub fn hcr_host() -> u64 {
         .value
 }
 
-pub fn init() -> Result<(), &'static str> {
+pub fn init() -> Result<(), HwSetupError> {
     if CurrentEL.read(CurrentEL::EL) != 2 {
-        return Err(
-            "the hypervisor is not running at EL2 (QEMU needs -machine virt,virtualization=on)",
-        );
+        return Err(HwSetupError::NotAtEl2);
     }
     println!("CurrentEL = 2");
     if !HCR_EL2.is_set(HCR_EL2::E2H) {
-        return Err("the platform did not enable VHE (HCR_EL2.E2H = 0)");
+        return Err(HwSetupError::NoVhe);
     }
     // Stage 2: 4 KiB granule, 39-bit IPA (T0SZ = 25) starting at level 1
     // (SL0 = 1), write-back inner-shareable walks, 40-bit output.
@@ -58,7 +58,7 @@ pub fn init() -> Result<(), &'static str> {
 /// Drops stage-2 TLB entries for the page at `ipa`, then every combined
 /// stage-1+2 entry of the current VMID (VTTBR_EL2), which may hold it.
 /// (VMALLE1IS would not do: with TGE set it targets the host's regime.)
-pub fn invalidate_ipa(ipa: u64) {
+pub fn invalidate_ipa(ipa: GuestPhysAddr) {
     // SAFETY: TLB maintenance and barriers have no memory effects.
     unsafe {
         asm!(
@@ -68,7 +68,7 @@ pub fn invalidate_ipa(ipa: u64) {
             "tlbi vmalls12e1is",
             "dsb ish",
             "isb",
-            in(reg) ipa >> 12,
+            in(reg) ipa.as_u64() >> 12,
         )
     };
 }

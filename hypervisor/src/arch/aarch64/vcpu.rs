@@ -4,10 +4,11 @@
 use super::registers::{hcr_guest, hcr_host};
 use core::arch::asm;
 use core::mem::offset_of;
+use guestaspace_core::addr::{GuestPhysAddr, GuestVirtAddr, HostPhysAddr};
 use guestaspace_core::arch::aarch64::esr::{Trap, decode};
+use guestaspace_core::arch::smccc;
 use guestaspace_core::exit::{Exit, Reply, Unexpected};
 use guestaspace_core::runloop::Vcpu;
-use guestaspace_core::arch::smccc;
 
 /// VMID of our one guest.
 const VMID: u64 = 1;
@@ -72,7 +73,7 @@ pub struct ArmVcpu {
 }
 
 impl ArmVcpu {
-    pub fn new(entry: u64, stage2_root: u64) -> Self {
+    pub fn new(entry: GuestPhysAddr, stage2_root: HostPhysAddr) -> Self {
         // SAFETY: the guest's EL1 system registers are not used by the host
         // (under VHE it runs on the EL2 ones); set a clean EL1 with the MMU
         // off and no vectors, and a zero virtual-counter offset.
@@ -89,9 +90,10 @@ impl ArmVcpu {
         };
         Self {
             state: ArmVcpuState::default(),
-            pc: entry,
+            // The guest starts with its MMU off: the entry IPA is its PC.
+            pc: entry.as_u64(),
             pstate: SPSR_EL1H_MASKED,
-            vttbr: VMID << 48 | stage2_root,
+            vttbr: VMID << 48 | stage2_root.as_u64(),
         }
     }
 }
@@ -150,8 +152,8 @@ impl Vcpu for ArmVcpu {
         }
     }
 
-    fn pc(&self) -> u64 {
-        self.pc
+    fn pc(&self) -> GuestVirtAddr {
+        GuestVirtAddr::new(self.pc)
     }
 
     fn finish_hypercall(&mut self, reply: Reply) {

@@ -3,6 +3,8 @@
 //! counters, and G-stage TLB maintenance.
 
 use core::arch::asm;
+use guestaspace_core::addr::GuestPhysAddr;
+use guestaspace_core::arch::setup::HwSetupError;
 use riscv_h::register::{
     hcounteren, hedeleg, henvcfg, hgatp, hideleg, htimedelta, hvip, vsatp, vstimecmp,
 };
@@ -24,11 +26,9 @@ fn has_h_extension() -> bool {
     unsafe { _guestaspace_probe_h() == 1 }
 }
 
-pub fn init() -> Result<(), &'static str> {
+pub fn init() -> Result<(), HwSetupError> {
     if !has_h_extension() {
-        return Err(
-            "the CPU has no H extension (hstatus is not readable from HS-mode); run QEMU with a CPU that has h=true",
-        );
+        return Err(HwSetupError::NoHExtension);
     }
     // Synchronous exceptions the guest handles itself: its own page faults,
     // breakpoints, misaligned accesses, illegal instructions and ecalls
@@ -77,7 +77,7 @@ pub fn init() -> Result<(), &'static str> {
     if supported {
         Ok(())
     } else {
-        Err("hgatp does not support Sv39x4 G-stage translation")
+        Err(HwSetupError::NoSv39x4)
     }
 }
 
@@ -107,10 +107,10 @@ unsafe fn disarm_sstc_guest_timer() {
 
 /// Invalidates G-stage translations of the guest page at `gpa`, for all
 /// VMIDs. `hfence.gvma` takes the guest-physical address shifted right by 2.
-pub fn hfence_gvma_page(gpa: u64) {
+pub fn hfence_gvma_page(gpa: GuestPhysAddr) {
     // SAFETY: a TLB fence has no effect on memory or registers.
     unsafe {
-        asm!(".option push", ".option arch, +h", "hfence.gvma {0}, zero", ".option pop", in(reg) gpa >> 2)
+        asm!(".option push", ".option arch, +h", "hfence.gvma {0}, zero", ".option pop", in(reg) gpa.as_u64() >> 2)
     };
 }
 

@@ -7,6 +7,8 @@ mod power;
 mod vcpu;
 
 use super::{Arch, Outcome};
+use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
+use guestaspace_core::arch::setup::HwSetupError;
 use guestaspace_core::layout::{GuestLayout, machines};
 use guestaspace_core::stage2::Sv39x4;
 
@@ -19,20 +21,20 @@ impl Arch for Riscv64 {
         "riscv64 H extension, guest in VS-mode behind an Sv39x4 G-stage";
     const LAYOUT: GuestLayout = machines::RISCV64_VIRT;
 
-    fn init_hardware() -> Result<(), &'static str> {
+    fn init_hardware() -> Result<(), HwSetupError> {
         hardware::init()
     }
 
-    fn new_vcpu(entry: u64, stage2_root: u64) -> vcpu::RiscvVcpu {
+    fn new_vcpu(entry: GuestPhysAddr, stage2_root: HostPhysAddr) -> vcpu::RiscvVcpu {
         vcpu::RiscvVcpu::new(entry, stage2_root)
     }
 
-    fn boot_pages() -> impl Iterator<Item = (u64, [u64; 512])> {
+    fn boot_pages() -> impl Iterator<Item = (GuestPhysAddr, [u64; 512])> {
         // The guest boots like an S-mode kernel: nothing to prepare.
         core::iter::empty()
     }
 
-    fn invalidate_guest_page(gpa: u64) {
+    fn invalidate_guest_page(gpa: GuestPhysAddr) {
         hardware::hfence_gvma_page(gpa);
     }
 

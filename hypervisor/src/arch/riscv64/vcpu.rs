@@ -3,10 +3,11 @@
 
 use super::hardware::{HGATP_MODE_SV39X4, hfence_gvma_all};
 use core::mem::offset_of;
-use guestaspace_core::exit::{Exit, Reply};
-use guestaspace_core::arch::riscv64::trap::{Trap, decode};
-use guestaspace_core::runloop::Vcpu;
+use guestaspace_core::addr::{GuestPhysAddr, GuestVirtAddr, HostPhysAddr};
 use guestaspace_core::arch::riscv64::sbi;
+use guestaspace_core::arch::riscv64::trap::{Trap, decode};
+use guestaspace_core::exit::{Exit, Reply};
+use guestaspace_core::runloop::Vcpu;
 use riscv::register::{scause, sie, sstatus, stval};
 use riscv_h::register::{hgatp, hstatus, htval, hvip};
 
@@ -49,9 +50,10 @@ pub struct RiscvVcpu {
 }
 
 impl RiscvVcpu {
-    pub fn new(entry: u64, stage2_root: u64) -> Self {
+    pub fn new(entry: GuestPhysAddr, stage2_root: HostPhysAddr) -> Self {
         let mut state = VcpuState {
-            guest_pc: entry,
+            // The guest starts with its MMU off: the entry GPA is its PC.
+            guest_pc: entry.as_u64(),
             ..Default::default()
         };
         // The SBI boot protocol: a0 = hart id, a1 = device tree (none).
@@ -60,7 +62,7 @@ impl RiscvVcpu {
         let mut g = hgatp::Hgatp::from_bits(0);
         g.set_mode(hgatp::HgatpValues::Sv39x4);
         g.set_vmid(VMID);
-        g.set_ppn((stage2_root >> 12) as usize);
+        g.set_ppn((stage2_root.as_u64() >> 12) as usize);
         debug_assert_eq!(g.bits() >> 60, HGATP_MODE_SV39X4);
         // SAFETY: the root is a zeroed-or-filled 16 KiB-aligned Sv39x4 table
         // owned by the guest's address space, which outlives the vCPU.
@@ -119,8 +121,8 @@ impl Vcpu for RiscvVcpu {
         decode(&trap, &self.args())
     }
 
-    fn pc(&self) -> u64 {
-        self.state.guest_pc
+    fn pc(&self) -> GuestVirtAddr {
+        GuestVirtAddr::new(self.state.guest_pc)
     }
 
     fn finish_hypercall(&mut self, reply: Reply) {

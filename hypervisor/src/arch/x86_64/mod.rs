@@ -8,9 +8,11 @@ mod vcpu;
 
 use super::{Arch, Outcome};
 use core::sync::atomic::{AtomicBool, Ordering};
+use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
+use guestaspace_core::arch::setup::HwSetupError;
+use guestaspace_core::arch::x86_64::boot;
 use guestaspace_core::layout::{GuestLayout, machines};
 use guestaspace_core::stage2::Npt;
-use guestaspace_core::arch::x86_64::boot;
 
 pub struct X86_64;
 
@@ -25,19 +27,19 @@ impl Arch for X86_64 {
         "x86_64 AMD SVM, guest in long mode behind nested page tables";
     const LAYOUT: GuestLayout = machines::X86_64_Q35;
 
-    fn init_hardware() -> Result<(), &'static str> {
+    fn init_hardware() -> Result<(), HwSetupError> {
         svm::enable()
     }
 
-    fn new_vcpu(entry: u64, stage2_root: u64) -> vcpu::SvmVcpu {
+    fn new_vcpu(entry: GuestPhysAddr, stage2_root: HostPhysAddr) -> vcpu::SvmVcpu {
         vcpu::SvmVcpu::new(entry, stage2_root)
     }
 
-    fn boot_pages() -> impl Iterator<Item = (u64, [u64; 512])> {
+    fn boot_pages() -> impl Iterator<Item = (GuestPhysAddr, [u64; 512])> {
         boot::pages()
     }
 
-    fn invalidate_guest_page(_gpa: u64) {
+    fn invalidate_guest_page(_gpa: GuestPhysAddr) {
         // SVM has no per-page nested-TLB flush without INVLPGB; flushing
         // the guest's ASID on the next VMRUN covers every change.
         FLUSH_GUEST_TLB.store(true, Ordering::Relaxed);

@@ -2,6 +2,7 @@
 //! did not lock SVM off, set EFER.SVME and give the CPU its host save area.
 
 use crate::host_memory::alloc_host_pages;
+use guestaspace_core::arch::setup::HwSetupError;
 use raw_cpuid::CpuId;
 use x86_64::registers::model_specific::{Efer, EferFlags, Msr};
 
@@ -11,28 +12,28 @@ const VM_CR_SVMDIS: u64 = 1 << 4;
 /// Host-physical address of the page where VMRUN saves host state.
 const MSR_VM_HSAVE_PA: u32 = 0xc001_0117;
 
-pub fn enable() -> Result<(), &'static str> {
+pub fn enable() -> Result<(), HwSetupError> {
     let cpuid = CpuId::new();
     let svm = cpuid
         .get_extended_processor_and_feature_identifiers()
         .is_some_and(|f| f.has_svm());
     if !svm {
-        return Err("the CPU has no AMD SVM (CPUID 8000_0001h ECX[2]); run QEMU with -cpu EPYC");
+        return Err(HwSetupError::NoSvm);
     }
     let npt = cpuid.get_svm_info().is_some_and(|s| s.has_nested_paging());
     if !npt {
-        return Err("the CPU has SVM but no nested paging (CPUID 8000_000Ah EDX[0])");
+        return Err(HwSetupError::NoNestedPaging);
     }
     // SAFETY: VM_CR exists on every CPU with SVM.
     if unsafe { Msr::new(MSR_VM_CR).read() } & VM_CR_SVMDIS != 0 {
-        return Err("SVM is disabled by firmware (VM_CR.SVMDIS)");
+        return Err(HwSetupError::SvmDisabledByFirmware);
     }
-    let (_, hsave) = alloc_host_pages(1).ok_or("no memory for the host save area")?;
+    let (_, hsave) = alloc_host_pages(1).ok_or(HwSetupError::NoHostSaveArea)?;
     // SAFETY: SVM exists; EFER.SVME only enables the SVM instructions, and
     // the host save area is a page of ours that nothing else uses.
     unsafe {
         Efer::update(|f| f.insert(EferFlags::SECURE_VIRTUAL_MACHINE_ENABLE));
-        Msr::new(MSR_VM_HSAVE_PA).write(hsave);
+        Msr::new(MSR_VM_HSAVE_PA).write(hsave.as_u64());
     }
     Ok(())
 }

@@ -5,11 +5,14 @@ use super::FLUSH_GUEST_TLB;
 use crate::host_memory::alloc_host_pages;
 use core::mem::offset_of;
 use core::sync::atomic::Ordering;
+use guestaspace_core::addr::{GuestPhysAddr, GuestVirtAddr, HostPhysAddr};
+use guestaspace_core::arch::smccc;
+use guestaspace_core::arch::x86_64::boot;
+use guestaspace_core::arch::x86_64::vmcb::{
+    self, CallRegs, InterceptMisc1, InterceptMisc2, Segment, Vmcb,
+};
 use guestaspace_core::exit::{Exit, Reply};
 use guestaspace_core::runloop::Vcpu;
-use guestaspace_core::arch::smccc;
-use guestaspace_core::arch::x86_64::vmcb::{self, CallRegs, InterceptMisc1, InterceptMisc2, Segment, Vmcb};
-use guestaspace_core::arch::x86_64::boot;
 
 /// ASID of our one guest (0 is the host's).
 const ASID: u32 = 1;
@@ -52,17 +55,17 @@ unsafe extern "C" {
 
 pub struct SvmVcpu {
     vmcb: &'static mut Vmcb,
-    vmcb_pa: u64,
-    host_vmcb_pa: u64,
+    vmcb_pa: HostPhysAddr,
+    host_vmcb_pa: HostPhysAddr,
     gprs: GuestGprs,
 }
 
-fn pages(n: usize) -> (*mut u8, u64) {
+fn pages(n: usize) -> (*mut u8, HostPhysAddr) {
     alloc_host_pages(n).expect("no host memory for the VMCB and permission maps")
 }
 
 impl SvmVcpu {
-    pub fn new(entry: u64, stage2_root: u64) -> Self {
+    pub fn new(entry: GuestPhysAddr, stage2_root: HostPhysAddr) -> Self {
         let (vmcb_ptr, vmcb_pa) = pages(1);
         let (_, host_vmcb_pa) = pages(1);
         let (iopm, iopm_pa) = pages(IOPM_PAGES);
@@ -96,12 +99,12 @@ impl SvmVcpu {
             | InterceptMisc2::SKINIT
             | InterceptMisc2::XSETBV)
             .bits();
-        c.iopm_base_pa = iopm_pa;
-        c.msrpm_base_pa = msrpm_pa;
+        c.iopm_base_pa = iopm_pa.as_u64();
+        c.msrpm_base_pa = msrpm_pa.as_u64();
         c.guest_asid = ASID;
         c.tlb_control = vmcb::TLB_FLUSH_GUEST;
         c.np_control = vmcb::NP_ENABLE;
-        c.ncr3 = stage2_root;
+        c.ncr3 = stage2_root.as_u64();
 
         let s = &mut vmcb.save;
         s.cs = Segment::code64(boot::CODE_SELECTOR);
@@ -119,7 +122,8 @@ impl SvmVcpu {
         s.cr3 = boot::PML4;
         s.cr4 = boot::CR4;
         s.rflags = 1 << 1; // the always-one bit; IF clear
-        s.rip = entry;
+        // Paging is on, but the boot tables map guest RAM one to one.
+        s.rip = entry.as_u64();
         s.rsp = boot::STACK_TOP;
         s.dr6 = 0xffff_0ff0;
         s.dr7 = 0x400;
@@ -140,7 +144,13 @@ impl Vcpu for SvmVcpu {
         }
         // SAFETY: the VMCB and host-state VMCB are ours and set up; the
         // nested tables at nCR3 only map what the address space allows.
-        unsafe { _guestaspace_svm_run(&mut self.gprs, self.vmcb_pa, self.host_vmcb_pa) };
+        unsafe {
+            _guestaspace_svm_run(
+                &mut self.gprs,
+                self.vmcb_pa.as_u64(),
+                self.host_vmcb_pa.as_u64(),
+            )
+        };
         self.vmcb.control.tlb_control = 0;
         let c = &self.vmcb.control;
         let regs = CallRegs {
@@ -152,8 +162,8 @@ impl Vcpu for SvmVcpu {
         vmcb::decode(c.exit_code, c.exit_info1, c.exit_info2, &regs)
     }
 
-    fn pc(&self) -> u64 {
-        self.vmcb.save.rip
+    fn pc(&self) -> GuestVirtAddr {
+        GuestVirtAddr::new(self.vmcb.save.rip)
     }
 
     fn finish_hypercall(&mut self, reply: Reply) {
