@@ -9,8 +9,11 @@ use crate::addr::GuestPhysAddr;
 /// The kind of access that faulted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
+    /// A data load.
     Read,
+    /// A data store (or an atomic).
     Write,
+    /// An instruction fetch.
     Execute,
 }
 
@@ -28,12 +31,20 @@ impl core::fmt::Display for Access {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     /// Stage-2 translation has no (or no sufficient) mapping for `gpa`.
-    NestedPageFault { gpa: GuestPhysAddr, access: Access },
+    NestedPageFault {
+        /// The faulting guest-physical address.
+        gpa: GuestPhysAddr,
+        /// What the guest tried to do there.
+        access: Access,
+    },
     /// The guest asked the hypervisor for a service (SBI ecall, HVC,
     /// VMMCALL), already decoded by the architecture's calling convention.
     Hypercall(Request),
     /// The timer the guest armed through a hypercall has expired.
     TimerExpired,
+    /// The hypervisor's own periodic timer fired while the guest ran: a
+    /// chance to feed console input and check the watchdog.
+    HostTick,
     /// Anything else: the VM stops with this diagnostic.
     Unexpected(Unexpected),
 }
@@ -67,25 +78,48 @@ pub enum Request {
     /// Print one byte on the console.
     ConsolePutByte(u8),
     /// Print `len` bytes found at guest-physical address `gpa`.
-    ConsoleWrite { gpa: GuestPhysAddr, len: u64 },
+    ConsoleWrite {
+        /// Where the bytes are.
+        gpa: GuestPhysAddr,
+        /// How many bytes.
+        len: u64,
+    },
     /// Read console input; there is none, so this answers "0 bytes".
     ConsoleRead,
     /// Arm the guest's timer for the absolute time `deadline` (in ticks of
     /// the platform timer); `u64::MAX` disarms it.
-    SetTimer { deadline: u64 },
+    SetTimer {
+        /// The absolute deadline, in platform timer ticks.
+        deadline: u64,
+    },
     /// Power the VM off.
     Shutdown(ShutdownReason),
     /// A call that does nothing, for measuring the exit round trip.
     Null,
     /// A call the hypervisor does not implement; the guest gets the
     /// calling convention's NOT_SUPPORTED.
-    Unsupported { id: u64, function: u64 },
+    Unsupported {
+        /// The extension or function identifier.
+        id: u64,
+        /// The function within the extension (0 where there is none).
+        function: u64,
+    },
     /// A call the hypervisor knows but that cannot be honoured for this VM
     /// (a reboot, say); the guest gets NOT_SUPPORTED.
-    Refused { id: u64, function: u64 },
+    Refused {
+        /// The extension or function identifier.
+        id: u64,
+        /// The function within the extension (0 where there is none).
+        function: u64,
+    },
     /// A known call with arguments that are not valid; the guest gets
     /// INVALID_PARAM.
-    Invalid { id: u64, function: u64 },
+    Invalid {
+        /// The extension or function identifier.
+        id: u64,
+        /// The function within the extension (0 where there is none).
+        function: u64,
+    },
 }
 
 /// The reply to a request that needs nothing from the hypervisor's state,
@@ -102,45 +136,65 @@ pub fn immediate_reply(req: &Request) -> Option<Reply> {
 /// The result of a hypercall, encoded back by the architecture's ABI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reply {
+    /// Success, with this value.
     Value(u64),
+    /// The call is not implemented (or refused).
     NotSupported,
+    /// An argument is not valid.
     InvalidParam,
+    /// An address argument is not valid guest memory.
     InvalidAddress,
 }
 
 /// Exit classes counted in the shutdown report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitKind {
+    /// Stage-2 page faults.
     NestedPageFault = 0,
+    /// Hypercalls.
     Hypercall = 1,
+    /// Guest timer expiries.
     Timer = 2,
-    Unexpected = 3,
+    /// A load or store emulated on a device model.
+    Mmio = 3,
+    /// The hypervisor's own tick.
+    HostTick = 4,
+    /// Exits that stop the VM.
+    Unexpected = 5,
 }
 
 impl ExitKind {
-    pub const ALL: [ExitKind; 4] = [
+    /// Every class, in report order.
+    pub const ALL: [ExitKind; 6] = [
         ExitKind::NestedPageFault,
         ExitKind::Hypercall,
         ExitKind::Timer,
+        ExitKind::Mmio,
+        ExitKind::HostTick,
         ExitKind::Unexpected,
     ];
 
+    /// The class's name in the shutdown report.
     pub const fn name(self) -> &'static str {
         match self {
             ExitKind::NestedPageFault => "nested page fault",
             ExitKind::Hypercall => "hypercall",
             ExitKind::Timer => "timer",
+            ExitKind::Mmio => "mmio",
+            ExitKind::HostTick => "host tick",
             ExitKind::Unexpected => "unexpected",
         }
     }
 }
 
 impl Exit {
+    /// The class this exit is counted in.
     pub const fn kind(&self) -> ExitKind {
         match self {
             Exit::NestedPageFault { .. } => ExitKind::NestedPageFault,
             Exit::Hypercall(_) => ExitKind::Hypercall,
             Exit::TimerExpired => ExitKind::Timer,
+            Exit::HostTick => ExitKind::HostTick,
             Exit::Unexpected(_) => ExitKind::Unexpected,
         }
     }

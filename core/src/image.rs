@@ -11,24 +11,32 @@ use crate::layout::GuestLayout;
 /// Why an image cannot be loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImageError {
+    /// The file has no bytes.
     Empty,
     /// An ELF file was given where a flat binary is expected.
     Elf,
     /// The image does not fit in guest RAM from the load address on.
     TooLarge {
+        /// The image's size in bytes.
         size: u64,
+        /// Bytes of guest RAM from the load address on.
         room: u64,
+        /// Where the image would be loaded.
         load: GuestPhysAddr,
+        /// The end of guest RAM.
         ram_end: GuestPhysAddr,
     },
     /// The layout has no RAM at the entry point.
     NoRam {
+        /// The layout's entry point.
         entry: GuestPhysAddr,
     },
     /// An ELF's loadable segments do not start at the load address, so the
     /// flat image would run at the wrong place.
     LinkedElsewhere {
+        /// The lowest address the ELF loads at.
         linked: GuestPhysAddr,
+        /// Where the hypervisor loads the image.
         load: GuestPhysAddr,
     },
 }
@@ -63,7 +71,9 @@ impl core::fmt::Display for ImageError {
 /// Where and how big a checked image is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Placement {
+    /// Where the first byte goes.
     pub load: GuestPhysAddr,
+    /// The image's size in bytes.
     pub size: u64,
 }
 

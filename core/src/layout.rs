@@ -15,10 +15,15 @@ bitflags::bitflags! {
     /// What the guest may do with a region.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Perms: u8 {
+        /// Loads.
         const READ = 1 << 0;
+        /// Stores.
         const WRITE = 1 << 1;
+        /// Instruction fetches.
         const EXECUTE = 1 << 2;
+        /// Loads and stores.
         const RW = Self::READ.bits() | Self::WRITE.bits();
+        /// Everything.
         const RWX = Self::RW.bits() | Self::EXECUTE.bits();
     }
 }
@@ -56,10 +61,19 @@ pub enum RegionKind {
     Ram,
     /// A real device the guest may use directly: GPA `gpa + off` maps to
     /// host-physical `hpa + off`.
-    Passthrough { hpa: HostPhysAddr },
+    Passthrough {
+        /// Where the region's first page is on the host.
+        hpa: HostPhysAddr,
+    },
     /// A device the hypervisor emulates with one read-only page holding
     /// `content` at its start (the rest zero), repeated over the region.
-    Emulated { content: &'static [u8] },
+    Emulated {
+        /// The bytes at the start of every page.
+        content: &'static [u8],
+    },
+    /// A device model on the hypervisor's bus: never mapped, so every
+    /// access traps and is emulated (trap-and-emulate MMIO).
+    Device,
 }
 
 impl core::fmt::Display for RegionKind {
@@ -72,6 +86,7 @@ impl core::fmt::Display for RegionKind {
                 "emulated, a page starting with \"{}\"",
                 content.escape_ascii()
             ),
+            RegionKind::Device => f.write_str("emulated device, every access trapped"),
         }
     }
 }
@@ -79,10 +94,15 @@ impl core::fmt::Display for RegionKind {
 /// One declared guest-physical region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Region {
+    /// Name used in diagnostics and the report.
     pub name: &'static str,
+    /// The region's first address.
     pub gpa: GuestPhysAddr,
+    /// Size in bytes (a multiple of the page size).
     pub size: u64,
+    /// What the guest may do there.
     pub perms: Perms,
+    /// How its pages are backed.
     pub kind: RegionKind,
 }
 
@@ -92,16 +112,21 @@ pub enum Backing {
     /// A fresh zeroed host frame.
     FreshRam,
     /// This host-physical page (device memory).
-    Device { hpa: HostPhysAddr },
+    Device {
+        /// The host page.
+        hpa: HostPhysAddr,
+    },
     /// A fresh host frame initialised with `content`, mapped read-only.
     Content(&'static [u8]),
 }
 
 impl Region {
+    /// One past the region's last address.
     pub const fn end(&self) -> GuestPhysAddr {
         GuestPhysAddr::new(self.gpa.as_u64() + self.size)
     }
 
+    /// Whether `gpa` lies in the region.
     pub const fn contains(&self, gpa: GuestPhysAddr) -> bool {
         gpa.as_u64() >= self.gpa.as_u64() && gpa.as_u64() < self.end().as_u64()
     }
@@ -115,6 +140,7 @@ impl Region {
                 hpa: hpa + crate::page_base(gpa - self.gpa),
             },
             RegionKind::Emulated { content } => Backing::Content(content),
+            RegionKind::Device => unreachable!("device regions are never mapped"),
         }
     }
 }
@@ -123,19 +149,29 @@ impl Region {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayoutError {
     /// A region's start or size is not page aligned, or it is empty.
-    Unaligned { region: &'static str },
+    Unaligned {
+        /// The region's name.
+        region: &'static str,
+    },
     /// Two regions overlap.
     Overlap {
+        /// The earlier region's name.
         first: &'static str,
+        /// The later region's name.
         second: &'static str,
     },
     /// A pass-through region would expose host RAM to the guest.
     ExposesHostRam {
+        /// The region's name.
         region: &'static str,
+        /// The first host RAM address it would expose.
         hpa: HostPhysAddr,
     },
     /// The layout has no RAM region containing the entry point.
-    EntryNotInRam { entry: GuestPhysAddr },
+    EntryNotInRam {
+        /// The layout's entry point.
+        entry: GuestPhysAddr,
+    },
 }
 
 impl core::fmt::Display for LayoutError {
@@ -163,6 +199,7 @@ impl core::fmt::Display for LayoutError {
 /// The guest-physical address map of one VM.
 #[derive(Clone, Copy, Debug)]
 pub struct GuestLayout {
+    /// Every region, in the order the report lists them.
     pub regions: &'static [Region],
     /// Where the guest image is placed and where the vCPU starts.
     pub entry: GuestPhysAddr,
@@ -228,13 +265,18 @@ pub mod machines {
     pub const RISCV64_VIRT: GuestLayout = GuestLayout {
         regions: &[
             Region {
+                name: "plic",
+                gpa: GuestPhysAddr::new(0x0c00_0000),
+                size: 0x60_0000,
+                perms: Perms::RW,
+                kind: RegionKind::Device,
+            },
+            Region {
                 name: "uart",
                 gpa: GuestPhysAddr::new(0x1000_0000),
                 size: 0x1000,
                 perms: Perms::RW,
-                kind: RegionKind::Passthrough {
-                    hpa: HostPhysAddr::new(0x1000_0000),
-                },
+                kind: RegionKind::Device,
             },
             Region {
                 name: "pflash",

@@ -12,6 +12,7 @@
 //! that enters the guest and returns an [`exit::Exit`], and a
 //! [`stage2::Host`] that hands out host frames and flushes the TLB.
 #![cfg_attr(not(test), no_std)]
+#![warn(missing_docs)]
 
 pub mod addr;
 pub mod arch;
@@ -23,6 +24,7 @@ pub mod runloop;
 pub mod scenario;
 pub mod stage2;
 pub mod stats;
+pub mod vmconfig;
 
 /// Size of the pages the hypervisor maps for the guest.
 pub const PAGE_SIZE: u64 = 4096;

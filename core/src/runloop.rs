@@ -7,9 +7,14 @@
 //! power off (`Ok`) or on anything it cannot handle (`Err`, with a
 //! diagnostic naming the address, the access and the guest PC).
 
+extern crate alloc;
+
 use crate::addr::{GuestPhysAddr, GuestVirtAddr};
 use crate::exit::{Access, Exit, Reply, Request, ShutdownReason, Unexpected, immediate_reply};
-use crate::layout::GuestLayout;
+use crate::devices::{Bus, BusError, MmioAccess};
+use crate::exit::ExitKind;
+use crate::layout::{GuestLayout, RegionKind};
+use alloc::collections::VecDeque;
 use crate::stage2::{AddressSpace, Format, Host, MapError};
 use crate::stats::Stats;
 
@@ -26,11 +31,77 @@ pub trait Vcpu {
     fn set_timer(&mut self, deadline: u64);
     /// Delivers the guest's timer interrupt.
     fn deliver_timer(&mut self);
+    /// Decodes the guest instruction whose access to the emulated device
+    /// at `gpa` trapped into a typed access (with the value for a store).
+    /// The default refuses: a vCPU without device emulation.
+    fn decode_mmio(
+        &mut self,
+        _gpa: GuestPhysAddr,
+        _access: Access,
+    ) -> Result<MmioAccess, Unemulated> {
+        Err(Unemulated {
+            insn: 0,
+            why: "this vCPU does not emulate device accesses",
+        })
+    }
+    /// Completes the access [`Vcpu::decode_mmio`] decoded: `value` goes to
+    /// the destination register of a load; the guest steps past it.
+    fn finish_mmio(&mut self, _value: u64) {}
+    /// Drives the guest's external interrupt line (the interrupt
+    /// controller's output for this vCPU).
+    fn set_external_irq(&mut self, _level: bool) {}
+}
+
+/// A guest instruction that touched an emulated device but cannot be
+/// emulated (an atomic operation on a device register, say).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unemulated {
+    /// The instruction's bits, as far as they are known.
+    pub insn: u64,
+    /// What is wrong with it.
+    pub why: &'static str,
+}
+
+/// The VM's emulated devices and how their interrupts reach the vCPU.
+pub struct Devices {
+    /// Device models by guest-physical range.
+    pub bus: Bus,
+    /// The interrupt controller output that is this vCPU's external
+    /// interrupt line (the PLIC's S-mode context of hart 0, ...).
+    pub irq_context: usize,
+    /// The level last given to the vCPU.
+    line: bool,
+    /// Console input read from the host that no device has taken yet.
+    pending_input: VecDeque<u8>,
+}
+
+impl Devices {
+    /// `bus`, with `irq_context` as the vCPU's external interrupt line.
+    pub fn new(bus: Bus, irq_context: usize) -> Self {
+        Devices {
+            bus,
+            irq_context,
+            line: false,
+            pending_input: VecDeque::new(),
+        }
+    }
+}
+
+/// What the run loop enforces beyond the guest's own behaviour.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Stop the guest after this many host ticks (`None`: never).
+    pub watchdog_ticks: Option<u64>,
 }
 
 /// Where guest console output goes.
 pub trait Console {
+    /// Prints `bytes` for the user.
     fn write(&mut self, bytes: &[u8]);
+    /// Reads bytes the user typed, without waiting; returns how many.
+    fn read(&mut self, _buf: &mut [u8]) -> usize {
+        0
+    }
 }
 
 /// Why the VM was stopped.
@@ -38,27 +109,72 @@ pub trait Console {
 pub enum VmError {
     /// The guest touched an address outside every declared region.
     WildAccess {
+        /// The faulting address.
         gpa: GuestPhysAddr,
+        /// What the guest tried to do.
         access: Access,
+        /// The guest PC at the fault.
         pc: GuestVirtAddr,
     },
     /// The guest accessed a declared region in a way it does not allow.
     Forbidden {
+        /// The faulting address.
         gpa: GuestPhysAddr,
+        /// What the guest tried to do.
         access: Access,
+        /// The region's name.
         region: &'static str,
+        /// The guest PC at the fault.
         pc: GuestVirtAddr,
     },
     /// Mapping the page failed.
     MapFailed {
+        /// The faulting address.
         gpa: GuestPhysAddr,
+        /// Why the page could not be mapped.
         error: MapError,
+        /// The guest PC at the fault.
         pc: GuestVirtAddr,
     },
     /// An exit the hypervisor does not handle.
-    Unexpected { exit: Unexpected, pc: GuestVirtAddr },
+    Unexpected {
+        /// The decoded exit.
+        exit: Unexpected,
+        /// The guest PC at the exit.
+        pc: GuestVirtAddr,
+    },
     /// The guest asked to power off because it failed.
-    GuestFailure { reason: u64, pc: GuestVirtAddr },
+    GuestFailure {
+        /// The reason code the guest gave.
+        reason: u64,
+        /// The guest PC at the request.
+        pc: GuestVirtAddr,
+    },
+    /// A device access the vCPU could not decode into a load or store.
+    Unemulated {
+        /// The device address.
+        gpa: GuestPhysAddr,
+        /// The instruction and why it cannot be emulated.
+        what: Unemulated,
+        /// The guest PC.
+        pc: GuestVirtAddr,
+    },
+    /// A device model refused an access (a width or offset it lacks).
+    DeviceFault {
+        /// The access as decoded.
+        access: MmioAccess,
+        /// The bus's or the device's reason.
+        error: BusError,
+        /// The guest PC.
+        pc: GuestVirtAddr,
+    },
+    /// The guest ran longer than the watchdog allows.
+    Watchdog {
+        /// The limit, in host ticks.
+        ticks: u64,
+        /// The guest PC when it fired.
+        pc: GuestVirtAddr,
+    },
 }
 
 impl core::fmt::Display for VmError {
@@ -87,6 +203,18 @@ impl core::fmt::Display for VmError {
                 f,
                 "unexpected VM exit: {} (code {:#x}, info {:#x} {:#x}) at guest PC {pc:#x}",
                 exit.what, exit.code, exit.info[0], exit.info[1]
+            ),
+            VmError::Unemulated { gpa, what, pc } => write!(
+                f,
+                "guest access to the emulated device at guest-physical address {gpa:#x} cannot be emulated: {} (instruction {:#x}, guest PC {pc:#x})",
+                what.why, what.insn
+            ),
+            VmError::DeviceFault { access, error, pc } => {
+                write!(f, "emulated device refused a {access}: {error} (guest PC {pc:#x})")
+            }
+            VmError::Watchdog { ticks, pc } => write!(
+                f,
+                "watchdog: the guest ran for {ticks} host ticks without powering off (guest PC {pc:#x})"
             ),
             VmError::GuestFailure { reason, pc } => {
                 write!(
@@ -133,17 +261,37 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
     vcpu: &mut V,
     space: &mut AddressSpace<F, H>,
     layout: &GuestLayout,
+    devices: &mut Devices,
     console: &mut C,
     stats: &mut Stats,
+    limits: &Limits,
 ) -> Result<(), VmError> {
     loop {
         let exit = vcpu.run();
-        stats.count_exit(exit.kind());
         match exit {
             Exit::NestedPageFault { gpa, access } => {
-                handle_page_fault(space, layout, stats, gpa, access, vcpu.pc())?;
+                match layout.region_of(gpa) {
+                    Some(region) if region.kind == RegionKind::Device => {
+                        stats.count_exit(ExitKind::Mmio);
+                        if !region.perms.allows(access) {
+                            return Err(VmError::Forbidden {
+                                gpa,
+                                access,
+                                region: region.name,
+                                pc: vcpu.pc(),
+                            });
+                        }
+                        emulate_mmio(vcpu, devices, gpa, access)?;
+                        service_devices(vcpu, devices, console, stats);
+                    }
+                    _ => {
+                        stats.count_exit(ExitKind::NestedPageFault);
+                        handle_page_fault(space, layout, stats, gpa, access, vcpu.pc())?;
+                    }
+                }
             }
             Exit::Hypercall(req) => {
+                stats.count_exit(ExitKind::Hypercall);
                 let reply = match req {
                     Request::Shutdown(ShutdownReason::Normal) => return Ok(()),
                     Request::Shutdown(ShutdownReason::Failure(reason)) => {
@@ -171,14 +319,87 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
                 };
                 vcpu.finish_hypercall(reply);
             }
-            Exit::TimerExpired => vcpu.deliver_timer(),
+            Exit::TimerExpired => {
+                stats.count_exit(ExitKind::Timer);
+                stats.count_timer_injection();
+                vcpu.deliver_timer();
+            }
+            Exit::HostTick => {
+                stats.count_exit(ExitKind::HostTick);
+                if let Some(ticks) = limits.watchdog_ticks
+                    && stats.exits(ExitKind::HostTick) >= ticks
+                {
+                    return Err(VmError::Watchdog { ticks, pc: vcpu.pc() });
+                }
+                feed_input(devices, console);
+                service_devices(vcpu, devices, console, stats);
+            }
             Exit::Unexpected(exit) => {
+                stats.count_exit(ExitKind::Unexpected);
                 return Err(VmError::Unexpected {
                     exit,
                     pc: vcpu.pc(),
                 });
             }
         }
+    }
+}
+
+/// Decodes the trapped access, performs it on the bus and completes it.
+fn emulate_mmio<V: Vcpu>(
+    vcpu: &mut V,
+    devices: &mut Devices,
+    gpa: GuestPhysAddr,
+    access: Access,
+) -> Result<(), VmError> {
+    let decoded = vcpu.decode_mmio(gpa, access).map_err(|what| VmError::Unemulated {
+        gpa,
+        what,
+        pc: vcpu.pc(),
+    })?;
+    let value = devices
+        .bus
+        .access(&decoded)
+        .map_err(|error| VmError::DeviceFault {
+            access: decoded,
+            error,
+            pc: vcpu.pc(),
+        })?;
+    vcpu.finish_mmio(value);
+    Ok(())
+}
+
+/// Moves host console input into the devices, as far as they take it.
+fn feed_input<C: Console>(devices: &mut Devices, console: &mut C) {
+    let mut buf = [0u8; 64];
+    if devices.pending_input.len() < buf.len() {
+        let n = console.read(&mut buf);
+        devices.pending_input.extend(&buf[..n]);
+    }
+    while let Some(&byte) = devices.pending_input.front() {
+        if !devices.bus.push_console_input(byte) {
+            break;
+        }
+        devices.pending_input.pop_front();
+    }
+}
+
+/// Prints what the devices transmitted and brings the vCPU's external
+/// interrupt line to the interrupt controller's level.
+fn service_devices<V: Vcpu, C: Console>(
+    vcpu: &mut V,
+    devices: &mut Devices,
+    console: &mut C,
+    stats: &mut Stats,
+) {
+    devices.bus.drain_console_output(|bytes| console.write(bytes));
+    let level = devices.bus.external_irq(devices.irq_context);
+    if level != devices.line {
+        if level {
+            stats.count_external_injection();
+        }
+        devices.line = level;
+        vcpu.set_external_irq(level);
     }
 }
 
@@ -222,7 +443,11 @@ mod tests {
     use crate::layout::Perms;
     use crate::layout::machines::RISCV64_VIRT;
     use crate::stage2::Sv39x4;
+    use crate::devices::Width;
+    use crate::devices::plic::{PLIC_SIZE, Plic, S_MODE_CONTEXT};
+    use crate::devices::uart16550::Uart16550;
     use crate::stage2::test_host::{ArenaHost, gpa, hpa};
+    use std::boxed::Box;
     use std::collections::VecDeque;
     use std::vec::Vec;
 
@@ -234,6 +459,12 @@ mod tests {
         timers: Vec<u64>,
         delivered: usize,
         pc: GuestVirtAddr,
+        /// What `decode_mmio` answers, in order.
+        mmio: VecDeque<MmioAccess>,
+        /// Values given to `finish_mmio`.
+        loads: Vec<u64>,
+        /// Levels given to `set_external_irq`.
+        lines: Vec<bool>,
     }
 
     impl Scripted {
@@ -265,25 +496,57 @@ mod tests {
         fn deliver_timer(&mut self) {
             self.delivered += 1;
         }
+        fn decode_mmio(&mut self, _: GuestPhysAddr, _: Access) -> Result<MmioAccess, Unemulated> {
+            self.mmio.pop_front().ok_or(Unemulated {
+                insn: 0x1000_202f,
+                why: "an atomic memory operation",
+            })
+        }
+        fn finish_mmio(&mut self, value: u64) {
+            self.loads.push(value);
+        }
+        fn set_external_irq(&mut self, level: bool) {
+            self.lines.push(level);
+        }
     }
 
+    /// The host console: what was printed, and what the user typed.
     #[derive(Default)]
-    struct Captured(Vec<u8>);
+    struct Captured {
+        out: Vec<u8>,
+        input: Vec<u8>,
+    }
     impl Console for Captured {
         fn write(&mut self, bytes: &[u8]) {
-            self.0.extend_from_slice(bytes);
+            self.out.extend_from_slice(bytes);
+        }
+        fn read(&mut self, buf: &mut [u8]) -> usize {
+            let n = self.input.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.input[..n]);
+            self.input.drain(..n);
+            n
         }
     }
 
     struct Vm {
         space: AddressSpace<Sv39x4, ArenaHost>,
+        devices: Devices,
         console: Captured,
         stats: Stats,
     }
 
+    /// The riscv64 machine's devices: the PLIC, and the UART on source 10.
     fn vm() -> Vm {
+        let mut bus = Bus::new();
+        let plic = bus
+            .add(gpa(0x0c00_0000), PLIC_SIZE, Box::new(Plic::new()), None)
+            .unwrap();
+        bus.set_irq_chip(plic).unwrap();
+        bus.add(gpa(0x1000_0000), 0x100, Box::new(Uart16550::new()), Some(10))
+            .unwrap();
         Vm {
             space: AddressSpace::new(ArenaHost::new(64)).unwrap(),
+            devices: Devices::new(bus, S_MODE_CONTEXT),
             console: Captured::default(),
             stats: Stats::default(),
         }
@@ -294,8 +557,10 @@ mod tests {
             cpu,
             &mut vm.space,
             &RISCV64_VIRT,
+            &mut vm.devices,
             &mut vm.console,
             &mut vm.stats,
+            &Limits::default(),
         )
     }
 
@@ -316,7 +581,6 @@ mod tests {
         let mut cpu = Scripted::new(&[
             npf(0x8020_1008, Access::Write),
             npf(0x2200_0000, Access::Read),
-            npf(0x1000_0005, Access::Write),
             SHUTDOWN,
         ]);
         assert_eq!(go(&mut vm, &mut cpu), Ok(()));
@@ -325,16 +589,103 @@ mod tests {
             vm.space.translate(gpa(0x2200_0000)),
             Some((hpa(0x2200_0000), Perms::READ))
         );
-        assert_eq!(
-            vm.space.translate(gpa(0x1000_0000)),
-            Some((hpa(0x1000_0000), Perms::RW))
-        );
-        assert_eq!(vm.stats.exits(ExitKind::NestedPageFault), 3);
+        assert_eq!(vm.stats.exits(ExitKind::NestedPageFault), 2);
         assert_eq!(vm.stats.exits(ExitKind::Hypercall), 1);
         assert_eq!(
-            (vm.stats.pages(0), vm.stats.pages(1), vm.stats.pages(2)),
-            (1, 1, 1)
+            (vm.stats.pages(2), vm.stats.pages(3)),
+            (1, 1),
+            "one pflash page, one RAM page"
         );
+    }
+
+    #[test]
+    fn device_accesses_are_emulated_never_mapped() {
+        let mut vm = vm();
+        let mut cpu = Scripted::new(&[
+            npf(0x1000_0000, Access::Write),
+            npf(0x1000_0005, Access::Read),
+            SHUTDOWN,
+        ]);
+        cpu.mmio.push_back(MmioAccess::write(gpa(0x1000_0000), Width::Byte, u64::from(b'A')));
+        cpu.mmio.push_back(MmioAccess::read(gpa(0x1000_0005), Width::Byte));
+        assert_eq!(go(&mut vm, &mut cpu), Ok(()));
+        assert_eq!(vm.console.out, b"A", "THR goes to the host console");
+        assert_eq!(cpu.loads, [0, 0x60], "the write completes, then LSR reads THRE|TEMT");
+        assert_eq!(vm.space.translate(gpa(0x1000_0000)), None, "the UART page is never mapped");
+        assert_eq!(vm.stats.exits(ExitKind::Mmio), 2);
+        assert_eq!(vm.stats.exits(ExitKind::NestedPageFault), 0);
+    }
+
+    #[test]
+    fn an_access_that_cannot_be_emulated_stops_the_vm() {
+        let mut vm1 = vm();
+        let mut cpu = Scripted::new(&[npf(0x1000_0000, Access::Write)]);
+        let err = go(&mut vm1, &mut cpu).unwrap_err();
+        assert!(matches!(err, VmError::Unemulated { .. }), "{err:?}");
+        assert!(err.to_string().contains("0x10000000"), "{err}");
+        let mut vm2 = vm();
+        let mut cpu = Scripted::new(&[npf(0x1000_0000, Access::Write)]);
+        cpu.mmio.push_back(MmioAccess::write(gpa(0x1000_0000), Width::Word, 1));
+        let err = go(&mut vm2, &mut cpu).unwrap_err();
+        assert!(matches!(err, VmError::DeviceFault { .. }), "a 16550 has byte registers: {err}");
+        let mut vm3 = vm();
+        let mut cpu = Scripted::new(&[npf(0x1000_0000, Access::Execute)]);
+        assert!(matches!(go(&mut vm3, &mut cpu), Err(VmError::Forbidden { region: "uart", .. })));
+    }
+
+    #[test]
+    fn typed_input_raises_the_guest_external_interrupt() {
+        let mut vm = vm();
+        vm.console.input = b"hi".to_vec();
+        let mut cpu = Scripted::new(&[
+            // The guest enables PLIC source 10 for context 1 and the
+            // UART's receive interrupt.
+            npf(0x0c00_0028, Access::Write),
+            npf(0x0c00_2080, Access::Write),
+            npf(0x1000_0001, Access::Write),
+            Exit::HostTick,
+            npf(0x1000_0000, Access::Read),
+            // FIFOs are off: one holding register, so `i` waits in the
+            // hypervisor until the next tick.
+            Exit::HostTick,
+            npf(0x1000_0000, Access::Read),
+            SHUTDOWN,
+        ]);
+        for a in [
+            MmioAccess::write(gpa(0x0c00_0028), Width::Word, 1),
+            MmioAccess::write(gpa(0x0c00_2080), Width::Word, 1 << 10),
+            MmioAccess::write(gpa(0x1000_0001), Width::Byte, 1),
+            MmioAccess::read(gpa(0x1000_0000), Width::Byte),
+            MmioAccess::read(gpa(0x1000_0000), Width::Byte),
+        ] {
+            cpu.mmio.push_back(a);
+        }
+        assert_eq!(go(&mut vm, &mut cpu), Ok(()));
+        assert_eq!(
+            cpu.lines,
+            [true, false, true, false],
+            "raised by each byte, lowered once it is read"
+        );
+        assert_eq!(&cpu.loads[3..], [u64::from(b'h'), u64::from(b'i')]);
+        assert_eq!(vm.stats.injections(), (0, 2));
+    }
+
+    #[test]
+    fn the_watchdog_stops_a_guest_that_runs_too_long() {
+        let mut vm = vm();
+        let mut cpu = Scripted::new(&[Exit::HostTick, Exit::HostTick, Exit::HostTick]);
+        let limits = Limits { watchdog_ticks: Some(2) };
+        let err = run(
+            &mut cpu,
+            &mut vm.space,
+            &RISCV64_VIRT,
+            &mut vm.devices,
+            &mut vm.console,
+            &mut vm.stats,
+            &limits,
+        )
+        .unwrap_err();
+        assert!(matches!(err, VmError::Watchdog { ticks: 2, .. }), "{err:?}");
     }
 
     #[test]
@@ -439,7 +790,7 @@ mod tests {
                 Reply::Value(0)
             ]
         );
-        assert_eq!(vm.console.0, b"h");
+        assert_eq!(vm.console.out, b"h");
         assert_eq!(vm.stats.exits(ExitKind::Hypercall), 8);
     }
 
@@ -485,7 +836,7 @@ mod tests {
                 Reply::InvalidParam
             ]
         );
-        assert_eq!(vm.console.0, b"hellohello from the g");
+        assert_eq!(vm.console.out, b"hellohello from the g");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub const PFLASH_MAGIC_U32: u32 = u32::from_le_bytes(PFLASH_MAGIC);
 /// Byte offset of the scenario code in the pflash image.
 pub const SCENARIO_OFFSET: usize = 4;
 
+/// How the guest behaves after its pflash read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Scenario {
@@ -27,6 +28,20 @@ pub enum Scenario {
     /// After the pflash read, crash the guest CPU (a triple fault on
     /// x86_64, a kernel panic on the ArceOS guest).
     Crash = 4,
+    /// After the pflash read, write to pflash, which is read-only.
+    PflashWrite = 5,
+    /// Ask the console-write hypercall to print from an address outside
+    /// guest RAM; the guest prints the error it gets back and shuts down.
+    BadConsolePointer = 6,
+    /// Read a line typed on the serial console through the emulated UART's
+    /// receive interrupt, echo it, and shut down.
+    Echo = 7,
+    /// Set the UART's divisor-latch bit (DLAB), then touch an undeclared
+    /// address: the hypervisor's diagnostic must still reach its console.
+    DlabWildAccess = 8,
+    /// Execute an `SMC` (aarch64): calls into the secure monitor are not
+    /// the guest's to make.
+    Smc = 9,
 }
 
 /// Byte offset of the bench's hypercall count (u32 LE) in the pflash image.
@@ -36,15 +51,22 @@ pub const BENCH_PAGES_OFFSET: usize = 12;
 /// The counts the bench asks for: null hypercalls, and fresh pages touched.
 /// (gkernel-bare has them built in; gkernel reads them from pflash.)
 pub const BENCH_HYPERCALLS: u32 = 10_000;
+/// Fresh pages the bench touches.
 pub const BENCH_PAGES: u32 = 1000;
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    /// Every scenario.
+    pub const ALL: [Scenario; 10] = [
         Scenario::Normal,
         Scenario::WildAccess,
         Scenario::NeverShutdown,
         Scenario::Bench,
         Scenario::Crash,
+        Scenario::PflashWrite,
+        Scenario::BadConsolePointer,
+        Scenario::Echo,
+        Scenario::DlabWildAccess,
+        Scenario::Smc,
     ];
 
     /// The scenario for a code; unknown codes (an erased flash reads
@@ -61,6 +83,7 @@ impl Scenario {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }
 
+    /// The scenario's command-line name.
     pub const fn name(self) -> &'static str {
         match self {
             Scenario::Normal => "normal",
@@ -68,6 +91,11 @@ impl Scenario {
             Scenario::NeverShutdown => "never-shutdown",
             Scenario::Bench => "bench",
             Scenario::Crash => "crash",
+            Scenario::PflashWrite => "pflash-write",
+            Scenario::BadConsolePointer => "bad-console-pointer",
+            Scenario::Echo => "echo",
+            Scenario::DlabWildAccess => "dlab-wild-access",
+            Scenario::Smc => "smc",
         }
     }
 }

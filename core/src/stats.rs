@@ -8,22 +8,44 @@ use crate::layout::{GuestLayout, RegionKind};
 /// Most regions a layout may have for per-region page counts.
 const MAX_REGIONS: usize = 8;
 
+/// VM exits by class and guest pages mapped by region, for the report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     exits: [u64; ExitKind::ALL.len()],
+    /// Interrupts injected into the guest: timer, external.
+    injected: [u64; 2],
     /// Pages mapped per region, in the layout's region order.
     pages: [u64; MAX_REGIONS],
 }
 
 impl Stats {
+    /// Records a timer interrupt injected into the guest.
+    pub fn count_timer_injection(&mut self) {
+        self.injected[0] += 1;
+    }
+
+    /// Records an external interrupt raised for the guest (its line going
+    /// from low to high).
+    pub fn count_external_injection(&mut self) {
+        self.injected[1] += 1;
+    }
+
+    /// Timer and external interrupts injected so far.
+    pub fn injections(&self) -> (u64, u64) {
+        (self.injected[0], self.injected[1])
+    }
+
+    /// Records one exit of class `kind`.
     pub fn count_exit(&mut self, kind: ExitKind) {
         self.exits[kind as usize] += 1;
     }
 
+    /// Exits of class `kind` so far.
     pub fn exits(&self, kind: ExitKind) -> u64 {
         self.exits[kind as usize]
     }
 
+    /// Exits of every class so far.
     pub fn total_exits(&self) -> u64 {
         self.exits.iter().sum()
     }
@@ -33,10 +55,12 @@ impl Stats {
         self.pages[region] += 1;
     }
 
+    /// Pages mapped in region number `region` so far.
     pub fn pages(&self, region: usize) -> u64 {
         self.pages[region]
     }
 
+    /// Pages mapped in every region so far.
     pub fn total_pages(&self) -> u64 {
         self.pages.iter().sum()
     }
@@ -63,6 +87,11 @@ impl core::fmt::Display for Report<'_> {
         for kind in ExitKind::ALL {
             write!(f, ", {} {}", kind.name(), s.exits(kind))?;
         }
+        write!(
+            f,
+            "\nInterrupts injected: timer {}, external {}",
+            s.injected[0], s.injected[1]
+        )?;
         let total = s.total_pages();
         write!(
             f,
@@ -103,15 +132,16 @@ mod tests {
             s.count_exit(ExitKind::NestedPageFault);
         }
         s.count_exit(ExitKind::Hypercall);
-        s.count_page(0);
         s.count_page(1);
         s.count_page(2);
-        s.count_page(2);
+        s.count_page(3);
+        s.count_page(3);
         let text = s.report(&RISCV64_VIRT).to_string();
         assert_eq!(
             text,
-            "VM exits: 4 total, nested page fault 3, hypercall 1, timer 0, unexpected 0\n\
-             Guest pages mapped: 4 (16 KiB), uart 1, pflash 1, ram 2 of 4096 (8 KiB of 16 MiB)"
+            "VM exits: 4 total, nested page fault 3, hypercall 1, timer 0, mmio 0, host tick 0, unexpected 0\n\
+             Interrupts injected: timer 0, external 0\n\
+             Guest pages mapped: 4 (16 KiB), plic 0, uart 1, pflash 1, ram 2 of 4096 (8 KiB of 16 MiB)"
         );
     }
 }

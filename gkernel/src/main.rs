@@ -14,7 +14,9 @@
 extern crate axstd;
 
 mod bench;
+mod interrupts;
 mod platform;
+mod uart_input;
 
 use axhal::mem::{PhysAddr, phys_to_virt};
 use guestaspace_core::scenario::{
@@ -63,6 +65,34 @@ fn main() {
             println!("Read {v:#x} from an undeclared address: the hypervisor let it through!");
         }
         Scenario::Bench => bench::run(word(BENCH_HYPERCALLS_OFFSET), word(BENCH_PAGES_OFFSET)),
+        Scenario::PflashWrite => {
+            println!("Scenario pflash-write: writing to pflash at {:#X}", platform::PFLASH);
+            // SAFETY: mapped as above; the hypervisor is expected to stop
+            // the VM on this write, since pflash is read-only.
+            unsafe { base.as_mut_ptr().cast::<u32>().write_volatile(0) };
+            println!("Wrote to pflash: the hypervisor let it through!");
+        }
+        Scenario::BadConsolePointer => {
+            let (error, value) = platform::console_write_raw(platform::UNDECLARED as u64, 16);
+            println!("Console write from {:#X} answered error {error}, value {value}", platform::UNDECLARED);
+        }
+        Scenario::Echo => {
+            println!("Type a line:");
+            let mut line = [0u8; 64];
+            let (len, interrupts) = uart_input::read_line(&mut line);
+            let text = core::str::from_utf8(&line[..len]).unwrap_or("(not UTF-8)");
+            println!("Echo: {text} ({interrupts} receive interrupts)");
+        }
+        Scenario::DlabWildAccess => {
+            println!("Scenario dlab-wild-access: DLAB on, then reading {:#X}", platform::UNDECLARED_HIGH);
+            uart_input::set_dlab();
+            let p = phys_to_virt(PhysAddr::from(platform::UNDECLARED_HIGH)).as_ptr().cast::<u32>();
+            // SAFETY: mapped in this kernel's MMIO ranges on purpose; the
+            // hypervisor is expected to stop the VM on this read.
+            let v = unsafe { p.read_volatile() };
+            println!("Read {v:#x} from an undeclared address: the hypervisor let it through!");
+        }
+        Scenario::Smc => println!("Scenario smc: there is no SMC on riscv64"),
         Scenario::Crash => panic!("scenario crash: the guest kernel panics on purpose"),
         Scenario::NeverShutdown => {
             println!("Scenario never-shutdown: spinning forever");

@@ -9,24 +9,39 @@ mod imp {
     pub const PFLASH: usize = 0x2200_0000;
     /// PCI ECAM on the real machine; not part of the guest's layout.
     pub const UNDECLARED: usize = 0x3000_0000;
+    /// PCI MMIO on the real machine; not part of the guest's layout either.
+    pub const UNDECLARED_HIGH: usize = 0x4000_0000;
 
     /// Ticks of the timer the guest arms in [`timer_round_trip`] (1 ms at
     /// QEMU virt's 10 MHz).
     pub const TIMER_DELAY: u64 = 10_000;
 
-    /// Arms the SBI timer `TIMER_DELAY` ticks ahead and waits until the
-    /// hypervisor makes the timer interrupt pending; returns the ticks that
-    /// passed. Interrupts stay disabled: only the pending bit is watched.
+    /// Arms the SBI timer `TIMER_DELAY` ticks ahead and sleeps until the
+    /// timer interrupt the hypervisor injects arrives through this kernel's
+    /// trap vector; returns the ticks that passed.
     pub fn timer_round_trip() -> u64 {
-        use riscv::register::{sip, time};
+        use crate::interrupts::{self, Source};
+        use riscv::register::time;
         let start = time::read64();
         let _ = sbi_rt::set_timer(start + TIMER_DELAY);
-        while !sip::read().stimer() {
-            core::hint::spin_loop();
-        }
+        let cause = interrupts::wait_for(Source::Timer);
         let waited = time::read64() - start;
         let _ = sbi_rt::set_timer(u64::MAX);
+        assert_eq!(cause, interrupts::TIMER, "expected the timer interrupt, got scause {cause:#x}");
         waited
+    }
+
+    /// SBI DBCN `console_write` of `len` bytes at guest-physical `addr`,
+    /// as raw numbers: (error, value).
+    pub fn console_write_raw(addr: u64, len: u64) -> (i64, u64) {
+        let (error, value): (i64, u64);
+        // SAFETY: an SBI call; it clobbers a0/a1 and nothing else.
+        unsafe {
+            core::arch::asm!("ecall", in("a7") 0x4442_434E_u64, in("a6") 0,
+                inlateout("a0") len => error, inlateout("a1") addr => value, in("a2") 0,
+                options(nostack));
+        }
+        (error, value)
     }
 
     /// One call of the hypervisor's null SBI function (our firmware

@@ -1,5 +1,6 @@
-//! The guest's console output (SBI console calls and the like) goes to the
-//! host console.
+//! The guest's console (SBI console calls, the emulated UART) is the host
+//! console: output goes to it, and what the user types there is read for
+//! the guest.
 
 use guestaspace_core::runloop::Console;
 
@@ -8,5 +9,9 @@ pub struct HostConsole;
 impl Console for HostConsole {
     fn write(&mut self, bytes: &[u8]) {
         axhal::console::write_bytes(bytes);
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> usize {
+        axhal::console::read_bytes(buf)
     }
 }

@@ -24,6 +24,8 @@ pub enum HvError {
         error: ImageError,
     },
     Vm(VmError),
+    /// `/etc/vm.conf` is not usable: what is wrong, with its line.
+    Config(String),
 }
 
 impl fmt::Display for HvError {
@@ -37,6 +39,7 @@ impl fmt::Display for HvError {
             }
             HvError::Image { path, error } => write!(f, "{path}: {error}"),
             HvError::Vm(e) => write!(f, "VM stopped: {e}"),
+            HvError::Config(e) => write!(f, "VM settings: {e}"),
         }
     }
 }

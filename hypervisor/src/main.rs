@@ -17,10 +17,11 @@ mod console;
 mod error;
 mod guest_image;
 mod host_memory;
+mod vm_config;
 
 use arch::{Arch, Current, Outcome};
 use error::HvError;
-use guestaspace_core::runloop;
+use guestaspace_core::runloop::{self, Limits};
 use guestaspace_core::stage2::{AddressSpace, Format};
 use guestaspace_core::stats::Stats;
 
@@ -78,6 +79,17 @@ fn run() -> Result<(), HvError> {
     );
     drop(image);
 
+    let config = vm_config::read()?;
+    let limits = Limits {
+        watchdog_ticks: match (config.watchdog_secs, Current::HOST_TICK_NS) {
+            (Some(secs), tick) if tick > 0 => Some(secs * 1_000_000_000 / tick),
+            _ => None,
+        },
+    };
+    if let Some(secs) = config.watchdog_secs {
+        println!("Watchdog: the guest is stopped after {secs} s");
+    }
+    let mut devices = Current::devices();
     let mut vcpu = Current::new_vcpu(layout.entry, space.root());
     println!("Guest entry point {:#x}", layout.entry);
     println!("Entering VM run loop...");
@@ -85,18 +97,32 @@ fn run() -> Result<(), HvError> {
         &mut vcpu,
         &mut space,
         &layout,
+        &mut devices,
         &mut console::HostConsole,
         &mut stats,
+        &limits,
     );
+    // Whatever the guest sent last reaches the console before the verdict.
+    devices.bus.drain_console_output(axhal::console::write_bytes);
+    let report = |stats: &Stats| {
+        println!("{}", stats.report(&layout));
+        print!("Device accesses:");
+        let mut any = false;
+        for (name, count) in devices.bus.access_counts() {
+            print!("{} {name} {count}", if any { "," } else { "" });
+            any = true;
+        }
+        println!("{}", if any { "" } else { " none" });
+    };
     match result {
         Ok(()) => {
             println!("Shutdown vm normally!");
-            println!("{}", stats.report(&layout));
+            report(&stats);
             println!("Hypervisor ok!");
             Ok(())
         }
         Err(e) => {
-            println!("{}", stats.report(&layout));
+            report(&stats);
             Err(HvError::Vm(e))
         }
     }

@@ -6,33 +6,48 @@
 //! `RAX` and arguments in `RDI`, `RSI`, `RDX`. The result goes back in
 //! `x0`/`RAX`.
 //!
-//! Function numbers are from Arm DEN0028 (SMCCC) and DEN0022 (PSCI).
+//! Function numbers are from Arm DEN0028 (SMC Calling Convention, §2.5
+//! "Function Identifiers", Table 2-1, and §6 for the owner ranges) and
+//! DEN0022 (PSCI, §5 "PSCI Functions"; return codes in §5.2).
 
 use crate::addr::GuestPhysAddr;
 use crate::exit::{Reply, Request, ShutdownReason};
 
+/// SMCCC_VERSION (DEN0028 §7): the calling convention's version.
 pub const SMCCC_VERSION: u64 = 0x8000_0000;
+/// PSCI_VERSION (DEN0022 §5.1.1).
 pub const PSCI_VERSION: u64 = 0x8400_0000;
+/// CPU_OFF (DEN0022 §5.1.3).
 pub const PSCI_CPU_OFF: u64 = 0x8400_0002;
+/// SYSTEM_OFF (DEN0022 §5.1.9): power the system off.
 pub const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
+/// SYSTEM_RESET (DEN0022 §5.1.10).
 pub const PSCI_SYSTEM_RESET: u64 = 0x8400_0009;
+/// PSCI_FEATURES (DEN0022 §5.1.14): is a function implemented?
 pub const PSCI_FEATURES: u64 = 0x8400_000A;
 
-/// Vendor-specific hypervisor service calls (owner 6, fast, SMC64).
+/// Vendor-specific hypervisor service calls (owner 6, fast, SMC64; DEN0028
+/// §6, Table 6-1): a call that does nothing.
 pub const GA_NULL: u64 = 0xC600_0000;
 /// Print the byte in argument 0.
 pub const GA_CONSOLE_PUTC: u64 = 0xC600_0001;
 /// Print argument 1 bytes of guest RAM at guest-physical argument 0.
 pub const GA_CONSOLE_WRITE: u64 = 0xC600_0002;
 
+/// Function identifiers are 32 bits (DEN0028 §2.5); a value with bits set
+/// above bit 31 is not a valid identifier.
+pub const FUNCTION_ID_BITS: u32 = 32;
+
 /// SMCCC version 1.1, PSCI version 1.1 (major << 16 | minor).
 pub const VERSION_1_1: u64 = 0x1_0001;
 
-/// SMCCC/PSCI return codes.
+/// SUCCESS (DEN0022 §5.2; SMCCC uses the same 0).
 pub const SUCCESS: i64 = 0;
+/// NOT_SUPPORTED (DEN0022 §5.2, DEN0028 §7).
 pub const NOT_SUPPORTED: i64 = -1;
+/// INVALID_PARAMETERS (DEN0022 §5.2).
 pub const INVALID_PARAMETERS: i64 = -2;
-/// PSCI's INVALID_ADDRESS.
+/// PSCI's INVALID_ADDRESS (DEN0022 §5.2).
 pub const INVALID_ADDRESS: i64 = -9;
 
 /// The functions the guest may call (what PSCI_FEATURES reports).
@@ -49,7 +64,7 @@ const IMPLEMENTED: &[u64] = &[
 /// Decodes a call of `function` with `args`.
 pub fn decode(function: u64, args: [u64; 3]) -> Request {
     // SMC32 calls pass the function id in the low 32 bits only.
-    let function = if function >> 32 == 0 {
+    let function = if function >> FUNCTION_ID_BITS == 0 {
         function
     } else {
         u64::MAX

@@ -13,17 +13,25 @@ bitflags::bitflags! {
     /// x86-64 page-table-entry bits (APM vol. 2, 5.4).
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct X86Pte: u64 {
+        /// Present.
         const PRESENT = 1 << 0;
+        /// Writable.
         const WRITABLE = 1 << 1;
         /// Nested walks are user-mode walks: every level needs U set.
         const USER = 1 << 2;
+        /// Page-level write-through.
         const WRITE_THROUGH = 1 << 3;
+        /// Page-level cache disable (device pages).
         const NO_CACHE = 1 << 4;
+        /// Accessed.
         const ACCESSED = 1 << 5;
+        /// Dirty.
         const DIRTY = 1 << 6;
+        /// A large page instead of a table (PS).
         const HUGE = 1 << 7;
         /// First bit the hardware ignores: the frame is owned.
         const OWNED = 1 << 9;
+        /// No-execute.
         const NO_EXECUTE = 1 << 63;
     }
 }

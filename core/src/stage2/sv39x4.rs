@@ -13,15 +13,22 @@ bitflags::bitflags! {
     /// G-stage).
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct RiscvPte: u64 {
+        /// Valid.
         const V = 1 << 0;
+        /// Readable.
         const R = 1 << 1;
+        /// Writable.
         const W = 1 << 2;
+        /// Executable.
         const X = 1 << 3;
         /// G-stage leaves must have U set: every guest access is checked
         /// as a user-mode access.
         const U = 1 << 4;
+        /// Global (not used by the G-stage).
         const G = 1 << 5;
+        /// Accessed (set up front: no A/D faults).
         const A = 1 << 6;
+        /// Dirty (set up front: no A/D faults).
         const D = 1 << 7;
         /// First RSW bit (reserved for software): the frame is owned.
         const OWNED = 1 << 8;

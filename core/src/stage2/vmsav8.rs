@@ -15,6 +15,7 @@ bitflags::bitflags! {
     /// format descriptors", stage 2 attributes).
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct ArmS2: u64 {
+        /// Valid descriptor.
         const VALID = 1 << 0;
         /// Table (levels 1-2) or page (level 3) descriptor.
         const TABLE_OR_PAGE = 1 << 1;

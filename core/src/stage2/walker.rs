@@ -63,9 +63,15 @@ pub enum MapError {
     /// The host has no frame left.
     OutOfMemory,
     /// The page is already mapped (a permission fault, not a missing page).
-    AlreadyMapped { gpa: GuestPhysAddr },
+    AlreadyMapped {
+        /// The page's first address.
+        gpa: GuestPhysAddr,
+    },
     /// The address is beyond what the format translates.
-    OutOfRange { gpa: GuestPhysAddr },
+    OutOfRange {
+        /// The address asked for.
+        gpa: GuestPhysAddr,
+    },
 }
 
 impl core::fmt::Display for MapError {
@@ -111,6 +117,7 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
         self.mapped_pages
     }
 
+    /// The host this address space takes its frames from.
     pub fn host(&mut self) -> &mut H {
         &mut self.host
     }

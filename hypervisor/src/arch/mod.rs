@@ -13,7 +13,7 @@
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
 use guestaspace_core::arch::setup::HwSetupError;
 use guestaspace_core::layout::GuestLayout;
-use guestaspace_core::runloop::Vcpu;
+use guestaspace_core::runloop::{Devices, Vcpu};
 use guestaspace_core::stage2::Format;
 
 /// How the run ended, as QEMU's exit status will say.
@@ -45,6 +45,12 @@ pub trait Arch {
     fn invalidate_guest_page(gpa: GuestPhysAddr);
     /// Powers the machine off with an exit status that carries `outcome`.
     fn power_off(outcome: Outcome) -> !;
+    /// The guest's emulated devices on their bus, wired to the vCPU's
+    /// external interrupt line (empty where nothing is emulated yet).
+    fn devices() -> Devices;
+    /// Period of the hypervisor's own tick (its `HostTick` exits), in
+    /// nanoseconds; 0 if this architecture has none yet.
+    const HOST_TICK_NS: u64;
 }
 
 /// The replacement for ArceOS's platform power-off (see "Exit status").

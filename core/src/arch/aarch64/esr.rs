@@ -1,51 +1,101 @@
 //! Decoding an exception taken from an EL1 guest to EL2 into an [`Exit`].
 //!
 //! The vCPU hands over `ESR_EL2`, `FAR_EL2`, `HPFAR_EL2` and the guest's
-//! `x0..x3`. Exception classes and syndrome fields are from the Arm ARM
-//! (D23.2 "ESR_EL2"; HPFAR_EL2 for the faulting IPA).
+//! `x0..x3`. Field positions are from the Arm Architecture Reference Manual
+//! for A-profile (DDI 0487), chapter D23 "AArch64 System Register
+//! Descriptions": D23.2 "ESR_EL2" (its EC table, and "ISS encoding for an
+//! exception from a Data Abort" / "... an Instruction Abort") and
+//! "HPFAR_EL2" for the faulting IPA.
 
 use crate::addr::GuestPhysAddr;
 use crate::arch::smccc;
 use crate::exit::{Access, Exit, Unexpected};
 
-/// ESR_EL2.EC values this hypervisor names.
+/// ESR_EL2.EC values this hypervisor names (DDI 0487 D23.2, ESR_EL2,
+/// "EC, bits [31:26]").
 pub mod ec {
+    /// Unknown reason (an undefined instruction, among others).
     pub const UNKNOWN: u64 = 0x00;
+    /// A trapped WFI or WFE.
     pub const WFX: u64 = 0x01;
+    /// HVC from AArch64 state: a hypercall.
     pub const HVC64: u64 = 0x16;
+    /// SMC from AArch64 state, trapped by HCR_EL2.TSC.
     pub const SMC64: u64 = 0x17;
+    /// A trapped MSR, MRS or system instruction.
     pub const SYSREG: u64 = 0x18;
+    /// Instruction Abort from a lower Exception level.
     pub const INSTRUCTION_ABORT_LOWER: u64 = 0x20;
+    /// Data Abort from a lower Exception level.
     pub const DATA_ABORT_LOWER: u64 = 0x24;
+    /// SError exception.
     pub const SERROR: u64 = 0x2f;
 }
+
+/// ESR_EL2 field positions (DDI 0487 D23.2, ESR_EL2).
+pub mod field {
+    /// EC, bits [31:26]: the shift of the exception class.
+    pub const EC_SHIFT: u32 = 26;
+    /// EC, bits [31:26]: the width mask after shifting.
+    pub const EC_MASK: u64 = 0x3f;
+    /// ISS bits [5:0] of an abort: DFSC (data) or IFSC (instruction), the
+    /// fault status code.
+    pub const FSC_MASK: u64 = 0x3f;
+    /// Fault status code bits [5:2], the fault type without the level.
+    pub const FSC_TYPE_MASK: u64 = 0x3c;
+    /// FSC type 0b0001xx: translation fault at level xx.
+    pub const FSC_TRANSLATION: u64 = 0x04;
+    /// FSC type 0b0010xx: access flag fault at level xx.
+    pub const FSC_ACCESS_FLAG: u64 = 0x08;
+    /// ISS bit 6 of a Data Abort: WnR, set when the access was a write.
+    pub const WNR: u64 = 1 << 6;
+    /// ISS bit 7 of an abort: S1PTW, set when the stage-2 fault was taken
+    /// on a stage-1 translation table walk.
+    pub const S1PTW: u64 = 1 << 7;
+}
+
+/// HPFAR_EL2.FIPA, bits [43:4], holds IPA bits [51:12] (DDI 0487 D23.2,
+/// HPFAR_EL2; without FEAT_LPA the top bits read as zero).
+pub const HPFAR_FIPA_SHIFT: u32 = 4;
+/// Width of HPFAR_EL2.FIPA (bits [43:4]).
+pub const HPFAR_FIPA_BITS: u32 = 40;
+/// FAR_EL2 bits [11:0]: the offset inside the 4 KiB page HPFAR_EL2 names.
+pub const FAR_PAGE_OFFSET_MASK: u64 = 0xfff;
+/// The page shift an HPFAR_EL2.FIPA value is scaled by.
+const PAGE_SHIFT: u32 = 12;
 
 /// The trap registers the vCPU read on exit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Trap {
+    /// Exception Syndrome Register (EL2).
     pub esr: u64,
+    /// Fault Address Register (EL2): the faulting virtual address.
     pub far: u64,
+    /// Hypervisor IPA Fault Address Register: the faulting IPA's page.
     pub hpfar: u64,
 }
 
 impl Trap {
+    /// The exception class, ESR_EL2.EC.
     pub const fn class(&self) -> u64 {
-        (self.esr >> 26) & 0x3f
+        (self.esr >> field::EC_SHIFT) & field::EC_MASK
     }
 
     /// Whether the abort is a stage-2 fault the hypervisor may serve by
     /// mapping a page: a translation or access-flag fault (DFSC/IFSC
     /// 0b0001xx / 0b0010xx), not taken on a stage-1 table walk.
     pub const fn is_stage2_miss(&self) -> bool {
-        let fsc = self.esr & 0x3f;
-        (fsc & 0x3c == 0x04 || fsc & 0x3c == 0x08) && self.esr & (1 << 7) == 0
+        let kind = self.esr & field::FSC_MASK & field::FSC_TYPE_MASK;
+        (kind == field::FSC_TRANSLATION || kind == field::FSC_ACCESS_FLAG)
+            && self.esr & field::S1PTW == 0
     }
 }
 
 /// The faulting intermediate physical address: HPFAR_EL2.FIPA holds IPA
 /// bits [51:12] in bits [43:4]; the page offset comes from FAR_EL2.
 pub const fn fault_ipa(hpfar: u64, far: u64) -> GuestPhysAddr {
-    GuestPhysAddr::new(((hpfar >> 4) & ((1 << 40) - 1)) << 12 | (far & 0xfff))
+    let page = (hpfar >> HPFAR_FIPA_SHIFT) & ((1 << HPFAR_FIPA_BITS) - 1);
+    GuestPhysAddr::new(page << PAGE_SHIFT | (far & FAR_PAGE_OFFSET_MASK))
 }
 
 /// Decodes a trap; `x` holds the guest's `x0..x3` (for HVC calls).
@@ -54,7 +104,7 @@ pub fn decode(trap: &Trap, x: &[u64; 4]) -> Exit {
         ec::DATA_ABORT_LOWER | ec::INSTRUCTION_ABORT_LOWER if trap.is_stage2_miss() => {
             let access = if trap.class() == ec::INSTRUCTION_ABORT_LOWER {
                 Access::Execute
-            } else if trap.esr & (1 << 6) != 0 {
+            } else if trap.esr & field::WNR != 0 {
                 Access::Write
             } else {
                 Access::Read

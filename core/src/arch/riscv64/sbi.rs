@@ -7,7 +7,11 @@
 //! plus one firmware-specific extension of ours with a null call used to
 //! measure the exit round trip. Everything else answers
 //! `SBI_ERR_NOT_SUPPORTED`; nothing is forwarded to the real firmware.
-//! Constants come from `sbi-spec`.
+//! Constants come from `sbi-spec`; chapters are those of the RISC-V SBI
+//! specification v2.0: "Binary Encoding" (§3), "Base Extension" (§4),
+//! "Legacy Extensions" (§5), "Timer Extension" (§6), "System Reset
+//! Extension" (§10), "Debug Console Extension" (§12) and "Firmware Specific
+//! Extension Space" (§19).
 
 use crate::addr::GuestPhysAddr;
 use crate::exit::{Reply, Request, ShutdownReason};
@@ -20,11 +24,15 @@ pub const SPEC_VERSION: u64 = 2 << 24;
 pub const IMPL_ID: u64 = 0x4741;
 /// Implementation version: this crate's major/minor.
 pub const IMPL_VERSION: u64 = 0x0001_0000;
-/// Our firmware-specific extension (SBI reserves 0x0A00_0000..=0x0AFF_FFFF
-/// for the firmware, which to a guest is us).
+/// Our firmware-specific extension (SBI v2.0 §19 reserves
+/// 0x0A00_0000..=0x0AFF_FFFF for the firmware, which to a guest is us).
 pub const EID_GUESTASPACE: u64 = 0x0A00_4741;
 /// Function of [`EID_GUESTASPACE`] that does nothing and returns 0.
 pub const FID_NULL: u64 = 0;
+
+/// Extension ids below this are the legacy extensions (SBI v2.0 §5, EIDs
+/// 0x00-0x0F), which return one value in `a0` instead of `(error, value)`.
+pub const LEGACY_EID_END: u64 = 0x10;
 
 /// Extensions `probe_extension` reports as available.
 const AVAILABLE: &[u64] = &[
@@ -89,7 +97,8 @@ pub fn decode(eid: u64, fid: u64, args: [u64; 6]) -> Request {
             _ => unsupported,
         },
         dbcn::EID_DBCN => match fid as usize {
-            // On RV64 the high half of the address must be zero.
+            // On RV64 the high half of the address (argument 2) must be
+            // zero (SBI v2.0 §12.1).
             dbcn::CONSOLE_WRITE if args[2] == 0 => Request::ConsoleWrite {
                 gpa: GuestPhysAddr::new(args[1]),
                 len: args[0],
@@ -110,12 +119,14 @@ pub fn decode(eid: u64, fid: u64, args: [u64; 6]) -> Request {
 /// `a0` and, for non-legacy extensions, `a1` after the call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SbiReturn {
+    /// The error code, or the value of a legacy call.
     pub a0: u64,
+    /// The value, for every extension but the legacy ones.
     pub a1: Option<u64>,
 }
 
 /// Encodes `reply` for a call to extension `eid`. Legacy extensions
-/// (EID < 0x10) return a single value in `a0`; the others return
+/// (EID < [`LEGACY_EID_END`]) return a single value in `a0`; the others return
 /// `(error, value)` in `(a0, a1)`.
 pub fn encode(eid: u64, reply: Reply) -> SbiReturn {
     let (error, value) = match reply {
@@ -124,7 +135,7 @@ pub fn encode(eid: u64, reply: Reply) -> SbiReturn {
         Reply::InvalidParam => (binary::RET_ERR_INVALID_PARAM as u64, 0),
         Reply::InvalidAddress => (binary::RET_ERR_INVALID_ADDRESS as u64, 0),
     };
-    if eid < 0x10 {
+    if eid < LEGACY_EID_END {
         SbiReturn {
             a0: if error == 0 { value } else { error },
             a1: None,

@@ -1,49 +1,85 @@
 //! Decoding a trap taken from a RISC-V VS-mode guest into an [`Exit`].
 //!
 //! The vCPU hands over `scause`, `stval`, `htval` and the guest's `a0..a7`;
-//! this module says what happened. Cause numbers are from the privileged
-//! specification (tables 3.6 and 8.x of the H extension).
+//! this module says what happened. Section numbers are those of the RISC-V
+//! Privileged Architecture, version 1.12 (20211203): `scause` in §4.1.9
+//! (Table 4.2), the H extension's cause codes in §8.6.1 "Trap Cause Codes"
+//! (Table 8.6) and `htval` in §8.2.8.
 
 use super::sbi;
 use crate::addr::GuestPhysAddr;
 use crate::exit::{Access, Exit, Unexpected};
 
-/// `scause` exception codes an H-extension hypervisor sees from a guest.
+/// `scause` exception codes an H-extension hypervisor sees from a guest
+/// (Privileged v1.12 §8.6.1, Table 8.6).
 pub mod cause {
+    /// Instruction address misaligned.
     pub const INSTRUCTION_MISALIGNED: u64 = 0;
+    /// Instruction access fault (PMP or a bus error).
     pub const INSTRUCTION_ACCESS_FAULT: u64 = 1;
+    /// Illegal instruction.
     pub const ILLEGAL_INSTRUCTION: u64 = 2;
+    /// `ebreak` or a trigger.
     pub const BREAKPOINT: u64 = 3;
+    /// Load access fault.
     pub const LOAD_ACCESS_FAULT: u64 = 5;
+    /// Store/AMO access fault.
     pub const STORE_ACCESS_FAULT: u64 = 7;
+    /// `ecall` from U-mode or VU-mode.
     pub const ECALL_FROM_U: u64 = 8;
+    /// `ecall` from VS-mode: an SBI call from the guest kernel.
     pub const ECALL_FROM_VS: u64 = 10;
+    /// Instruction page fault (first stage).
     pub const INSTRUCTION_PAGE_FAULT: u64 = 12;
+    /// Load page fault (first stage).
     pub const LOAD_PAGE_FAULT: u64 = 13;
+    /// Store/AMO page fault (first stage).
     pub const STORE_PAGE_FAULT: u64 = 15;
+    /// Instruction guest-page fault (G-stage).
     pub const INSTRUCTION_GUEST_PAGE_FAULT: u64 = 20;
+    /// Load guest-page fault (G-stage).
     pub const LOAD_GUEST_PAGE_FAULT: u64 = 21;
+    /// Virtual instruction: a VS/VU-mode instruction the H extension traps.
     pub const VIRTUAL_INSTRUCTION: u64 = 22;
+    /// Store/AMO guest-page fault (G-stage).
     pub const STORE_GUEST_PAGE_FAULT: u64 = 23;
-    /// Interrupt code of the supervisor timer (with the interrupt bit set
-    /// in `scause`).
+    /// Interrupt code of the supervisor software interrupt (§4.1.9,
+    /// Table 4.2; with [`INTERRUPT`] set).
+    pub const SUPERVISOR_SOFTWARE_INTERRUPT: u64 = 1;
+    /// Interrupt code of the supervisor timer interrupt (§4.1.9, Table 4.2;
+    /// with [`INTERRUPT`] set).
     pub const SUPERVISOR_TIMER_INTERRUPT: u64 = 5;
-    /// The interrupt bit of `scause` on RV64.
+    /// Interrupt code of the supervisor external interrupt (§4.1.9,
+    /// Table 4.2; with [`INTERRUPT`] set).
+    pub const SUPERVISOR_EXTERNAL_INTERRUPT: u64 = 9;
+    /// The Interrupt bit of `scause`, its MSB on RV64 (§4.1.9).
     pub const INTERRUPT: u64 = 1 << 63;
 }
+
+/// `htval` holds the faulting guest-physical address shifted right by this
+/// many bits (Privileged v1.12 §8.2.8).
+pub const HTVAL_SHIFT: u32 = 2;
+/// The low bits of the faulting guest-physical address that `htval` drops;
+/// they are the same as those of the guest-virtual address in `stval`
+/// (§8.2.8).
+pub const HTVAL_DROPPED_BITS: u64 = (1 << HTVAL_SHIFT) - 1;
 
 /// The trap registers the vCPU read on exit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Trap {
+    /// Supervisor cause register (§4.1.9).
     pub scause: u64,
+    /// Supervisor trap value: the faulting guest-virtual address (§4.1.10).
     pub stval: u64,
+    /// Hypervisor trap value: the faulting guest-physical address >> 2
+    /// (§8.2.8).
     pub htval: u64,
 }
 
 /// The guest-physical address of a guest-page fault: `htval` holds it
 /// shifted right by two, and the low two bits come from `stval`.
 pub const fn guest_fault_address(htval: u64, stval: u64) -> GuestPhysAddr {
-    GuestPhysAddr::new((htval << 2) | (stval & 3))
+    GuestPhysAddr::new((htval << HTVAL_SHIFT) | (stval & HTVAL_DROPPED_BITS))
 }
 
 /// Decodes a trap; `a` holds the guest's `a0..a7` (needed for SBI calls).
@@ -86,9 +122,9 @@ pub fn cause_name(scause: u64) -> &'static str {
     use cause::*;
     if scause & INTERRUPT != 0 {
         return match scause & !INTERRUPT {
-            1 => "supervisor software interrupt",
+            SUPERVISOR_SOFTWARE_INTERRUPT => "supervisor software interrupt",
             SUPERVISOR_TIMER_INTERRUPT => "supervisor timer interrupt",
-            9 => "supervisor external interrupt",
+            SUPERVISOR_EXTERNAL_INTERRUPT => "supervisor external interrupt",
             _ => "interrupt",
         };
     }

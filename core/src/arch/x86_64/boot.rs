@@ -18,23 +18,32 @@
 
 use crate::addr::GuestPhysAddr;
 
+/// GPA of the GDT.
 pub const GDT: u64 = 0x1000;
+/// GPA of the PML4, the guest's CR3.
 pub const PML4: u64 = 0x2000;
+/// GPA of the page-directory-pointer table.
 pub const PDPT: u64 = 0x3000;
+/// GPA of the first page directory.
 pub const PD: u64 = 0x4000;
 /// Number of page directories (each maps 1 GiB).
 pub const PD_COUNT: u64 = 4;
+/// The guest's initial RSP (the stack grows down from here).
 pub const STACK_TOP: u64 = 0x10_0000;
+/// GPA where the image is loaded and entered.
 pub const IMAGE: u64 = 0x10_0000;
 
+/// Selector of the 64-bit code descriptor.
 pub const CODE_SELECTOR: u16 = 0x08;
+/// Selector of the data descriptor.
 pub const DATA_SELECTOR: u16 = 0x10;
 /// GDT limit (three 8-byte descriptors, minus one).
 pub const GDT_LIMIT: u32 = 3 * 8 - 1;
 
-/// Long-mode control-register values the guest starts with.
+/// Long-mode CR0 the guest starts with: PE, ET, NE, WP, PG.
 pub const CR0: u64 = 1 << 0 | 1 << 4 | 1 << 5 | 1 << 16 | 1 << 31; // PE ET NE WP PG
-pub const CR4: u64 = 1 << 5; // PAE
+/// CR4 the guest starts with: PAE.
+pub const CR4: u64 = 1 << 5;
 /// EFER: LME, LMA, NXE, and SVME, which the VMRUN consistency checks want
 /// set in the guest EFER.
 pub const EFER: u64 = 1 << 8 | 1 << 10 | 1 << 11 | 1 << 12;
@@ -66,7 +75,7 @@ pub fn pages() -> impl Iterator<Item = (GuestPhysAddr, [u64; 512])> {
     let pds = (0..PD_COUNT).map(|i| {
         let mut t = [0u64; 512];
         for (j, e) in t.iter_mut().enumerate() {
-            *e = (i << 30) + ((j as u64) << 21) | P | RW | PS;
+            *e = ((i << 30) + ((j as u64) << 21)) | P | RW | PS;
         }
         (PD + i * 0x1000, t)
     });
@@ -88,7 +97,8 @@ mod tests {
         let pml4e = tables[&PML4][(va >> 39 & 511) as usize];
         let pdpte = tables.get(&(pml4e & !0xfff))?[(va >> 30 & 511) as usize];
         let pde = tables.get(&(pdpte & !0xfff))?[(va >> 21 & 511) as usize];
-        (pde & P != 0 && pde & PS != 0).then(|| (pde & !0x1f_ffff & !(1 << 63)) | (va & 0x1f_ffff))
+        (pde & P != 0 && pde & PS != 0)
+            .then_some((pde & !0x1f_ffff & !(1 << 63)) | (va & 0x1f_ffff))
     }
 
     #[test]
@@ -110,7 +120,7 @@ mod tests {
             );
         }
         assert_eq!(X86_64_Q35.entry.as_u64(), IMAGE);
-        assert!(STACK_TOP <= IMAGE && STACK_TOP > PD + PD_COUNT * 0x1000);
+        const { assert!(STACK_TOP <= IMAGE && STACK_TOP > PD + PD_COUNT * 0x1000) };
         assert_eq!(pages().count(), 7);
     }
 

@@ -14,15 +14,25 @@ bitflags::bitflags! {
     /// VMCB offset 0x00C: the first vector of instruction intercepts.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct InterceptMisc1: u32 {
+        /// Physical INTR.
         const INTR = 1 << 0;
+        /// Physical NMI.
         const NMI = 1 << 1;
+        /// Physical SMI.
         const SMI = 1 << 2;
+        /// INIT.
         const INIT = 1 << 3;
+        /// CPUID.
         const CPUID = 1 << 18;
+        /// INVD.
         const INVD = 1 << 22;
+        /// HLT.
         const HLT = 1 << 24;
+        /// IN/OUT, filtered by the I/O permission map.
         const IOIO_PROT = 1 << 27;
+        /// RDMSR/WRMSR, filtered by the MSR permission map.
         const MSR_PROT = 1 << 28;
+        /// Shutdown (a triple fault).
         const SHUTDOWN = 1 << 31;
     }
 
@@ -31,55 +41,93 @@ bitflags::bitflags! {
     pub struct InterceptMisc2: u32 {
         /// Must be set: the APM makes VMRUN fail with VMEXIT_INVALID if not.
         const VMRUN = 1 << 0;
+        /// VMMCALL: the guest's hypercall.
         const VMMCALL = 1 << 1;
+        /// VMLOAD.
         const VMLOAD = 1 << 2;
+        /// VMSAVE.
         const VMSAVE = 1 << 3;
+        /// STGI.
         const STGI = 1 << 4;
+        /// CLGI.
         const CLGI = 1 << 5;
+        /// SKINIT.
         const SKINIT = 1 << 6;
+        /// XSETBV.
         const XSETBV = 1 << 13;
     }
 }
 
-/// VMCB offset 0x090 bit 0.
+/// VMCB offset 0x090 bit 0: NP_ENABLE, nested paging on (APM vol. 2,
+/// Table B-1).
 pub const NP_ENABLE: u64 = 1 << 0;
-/// TLB_CONTROL value: flush this guest's (ASID's) TLB entries on VMRUN.
+/// TLB_CONTROL value 3: flush this guest's (ASID's) TLB entries on VMRUN
+/// (APM vol. 2, Table B-1, offset 0x05C).
 pub const TLB_FLUSH_GUEST: u8 = 3;
 
 /// The VMCB control area (offsets 0x000..0x400).
 #[repr(C)]
 pub struct VmcbControl {
+    /// 0x000: intercepts of CR reads (bits 0-15) and writes (bits 16-31).
     pub intercept_cr: u32,
+    /// 0x004: intercepts of DR reads (bits 0-15) and writes (bits 16-31).
     pub intercept_dr: u32,
+    /// 0x008: one intercept bit per exception vector.
     pub intercept_exceptions: u32,
+    /// 0x00C: the first instruction-intercept vector ([`InterceptMisc1`]).
     pub intercept_misc1: u32,
+    /// 0x010: the second instruction-intercept vector ([`InterceptMisc2`]).
     pub intercept_misc2: u32,
+    /// 0x014: the third instruction-intercept vector (unused here).
     pub intercept_misc3: u32,
     _reserved_018: [u8; 0x24],
+    /// 0x03C: PAUSE filter threshold.
     pub pause_filter_threshold: u16,
+    /// 0x03E: PAUSE filter count.
     pub pause_filter_count: u16,
+    /// 0x040: host-physical address of the I/O permission map.
     pub iopm_base_pa: u64,
+    /// 0x048: host-physical address of the MSR permission map.
     pub msrpm_base_pa: u64,
+    /// 0x050: added to the TSC the guest reads.
     pub tsc_offset: u64,
+    /// 0x058: the guest's address-space id (never 0, the host's).
     pub guest_asid: u32,
+    /// 0x05C: TLB_CONTROL, what VMRUN flushes (see [`TLB_FLUSH_GUEST`]).
     pub tlb_control: u8,
     _reserved_05d: [u8; 3],
+    /// 0x060: virtual interrupt control (V_TPR, V_IRQ, V_INTR_MASKING...).
     pub int_control: u64,
+    /// 0x068: interrupt shadow state.
     pub int_state: u64,
+    /// 0x070: EXITCODE, why the guest exited ([`exit_code`]).
     pub exit_code: u64,
+    /// 0x078: EXITINFO1, exit-specific detail (NPF: the fault's error code).
     pub exit_info1: u64,
+    /// 0x080: EXITINFO2, exit-specific detail (NPF: the guest-physical address).
     pub exit_info2: u64,
+    /// 0x088: EXITINTINFO, an event that was being delivered at the exit.
     pub exit_int_info: u64,
+    /// 0x090: nested paging and related enables ([`NP_ENABLE`]).
     pub np_control: u64,
+    /// 0x098: AVIC APIC base address.
     pub avic_apic_bar: u64,
+    /// 0x0A0: guest-physical address of the GHCB (SEV-ES).
     pub ghcb_pa: u64,
+    /// 0x0A8: EVENTINJ, an event to inject on the next VMRUN.
     pub event_inj: u64,
+    /// 0x0B0: nCR3, host-physical address of the nested page table root.
     pub ncr3: u64,
+    /// 0x0B8: LBR virtualization enable.
     pub lbr_virtualization: u64,
+    /// 0x0C0: VMCB clean bits (0: reload everything).
     pub clean_bits: u32,
     _reserved_0c4: u32,
+    /// 0x0C8: nRIP, the address after the intercepted instruction.
     pub next_rip: u64,
+    /// 0x0D0: number of instruction bytes fetched for a #NPF or #PF.
     pub insn_len: u8,
+    /// 0x0D1: the fetched instruction bytes.
     pub insn_bytes: [u8; 15],
     _reserved_0e0: [u8; 0x400 - 0xe0],
 }
@@ -88,10 +136,13 @@ pub struct VmcbControl {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Segment {
+    /// The selector.
     pub selector: u16,
     /// Descriptor bits 40..47 in 0..7 and 52..55 in 8..11.
     pub attrib: u16,
+    /// The segment limit, in bytes.
     pub limit: u32,
+    /// The segment base.
     pub base: u64,
 }
 
@@ -146,44 +197,78 @@ impl Segment {
 /// The VMCB state-save area (offsets 0x400..0x1000).
 #[repr(C)]
 pub struct VmcbSave {
+    /// 0x400: ES.
     pub es: Segment,
+    /// 0x410: CS.
     pub cs: Segment,
+    /// 0x420: SS.
     pub ss: Segment,
+    /// 0x430: DS.
     pub ds: Segment,
+    /// 0x440: FS.
     pub fs: Segment,
+    /// 0x450: GS.
     pub gs: Segment,
+    /// 0x460: GDTR (base and limit only).
     pub gdtr: Segment,
+    /// 0x470: LDTR.
     pub ldtr: Segment,
+    /// 0x480: IDTR (base and limit only).
     pub idtr: Segment,
+    /// 0x490: TR.
     pub tr: Segment,
     _reserved_4a0: [u8; 0x2b],
+    /// 0x4CB: current privilege level.
     pub cpl: u8,
     _reserved_4cc: u32,
+    /// 0x4D0: EFER.
     pub efer: u64,
     _reserved_4d8: [u8; 0x70],
+    /// 0x548: CR4.
     pub cr4: u64,
+    /// 0x550: CR3.
     pub cr3: u64,
+    /// 0x558: CR0.
     pub cr0: u64,
+    /// 0x560: DR7.
     pub dr7: u64,
+    /// 0x568: DR6.
     pub dr6: u64,
+    /// 0x570: RFLAGS.
     pub rflags: u64,
+    /// 0x578: RIP.
     pub rip: u64,
     _reserved_580: [u8; 0x58],
+    /// 0x5D8: RSP.
     pub rsp: u64,
+    /// 0x5E0: S_CET.
     pub s_cet: u64,
+    /// 0x5E8: SSP.
     pub ssp: u64,
+    /// 0x5F0: ISST_ADDR.
     pub isst_addr: u64,
+    /// 0x5F8: RAX.
     pub rax: u64,
+    /// 0x600: STAR.
     pub star: u64,
+    /// 0x608: LSTAR.
     pub lstar: u64,
+    /// 0x610: CSTAR.
     pub cstar: u64,
+    /// 0x618: SFMASK.
     pub sfmask: u64,
+    /// 0x620: KernelGsBase.
     pub kernel_gs_base: u64,
+    /// 0x628: SYSENTER_CS.
     pub sysenter_cs: u64,
+    /// 0x630: SYSENTER_ESP.
     pub sysenter_esp: u64,
+    /// 0x638: SYSENTER_EIP.
     pub sysenter_eip: u64,
+    /// 0x640: CR2.
     pub cr2: u64,
     _reserved_648: [u8; 0x20],
+    /// 0x668: the guest PAT (used with nested paging).
     pub g_pat: u64,
     _rest: [u8; 0x1000 - 0x670],
 }
@@ -191,25 +276,54 @@ pub struct VmcbSave {
 /// One VMCB: a 4 KiB-aligned page.
 #[repr(C, align(4096))]
 pub struct Vmcb {
+    /// The control area (Table B-1).
     pub control: VmcbControl,
+    /// The state-save area (Table B-2).
     pub save: VmcbSave,
 }
 
 const _: () = assert!(core::mem::size_of::<Vmcb>() == 4096);
 
-/// SVM exit codes (APM vol. 2, appendix C) this hypervisor names.
+/// SVM exit codes this hypervisor names (APM vol. 2, Appendix C, Table C-1
+/// "SVM Intercept Codes").
 pub mod exit_code {
+    /// VMEXIT_CR0_READ: the first of the CR read codes (0x00-0x0F).
+    pub const CR_READ_FIRST: u64 = 0x00;
+    /// VMEXIT_CR15_READ: the last CR read code.
+    pub const CR_READ_LAST: u64 = 0x0f;
+    /// VMEXIT_CR0_WRITE: the first of the CR write codes (0x10-0x1F).
+    pub const CR_WRITE_FIRST: u64 = 0x10;
+    /// VMEXIT_CR15_WRITE: the last CR write code.
+    pub const CR_WRITE_LAST: u64 = 0x1f;
+    /// VMEXIT_DR0_READ: the first of the DR read and write codes (0x20-0x3F).
+    pub const DR_FIRST: u64 = 0x20;
+    /// VMEXIT_DR15_WRITE: the last DR code.
+    pub const DR_LAST: u64 = 0x3f;
+    /// VMEXIT_EXCP0: exception vector N exits with code 0x40 + N.
     pub const EXCEPTION_BASE: u64 = 0x40;
+    /// VMEXIT_EXCP31: the last exception code.
+    pub const EXCEPTION_LAST: u64 = 0x5f;
+    /// VMEXIT_INTR: a physical interrupt.
     pub const INTR: u64 = 0x60;
+    /// VMEXIT_NMI.
     pub const NMI: u64 = 0x61;
+    /// VMEXIT_CPUID.
     pub const CPUID: u64 = 0x72;
+    /// VMEXIT_HLT.
     pub const HLT: u64 = 0x78;
+    /// VMEXIT_IOIO: an intercepted IN/OUT.
     pub const IOIO: u64 = 0x7b;
+    /// VMEXIT_MSR: an intercepted RDMSR/WRMSR.
     pub const MSR: u64 = 0x7c;
+    /// VMEXIT_SHUTDOWN: the guest triple-faulted.
     pub const SHUTDOWN: u64 = 0x7f;
+    /// VMEXIT_VMRUN.
     pub const VMRUN: u64 = 0x80;
+    /// VMEXIT_VMMCALL: the guest's hypercall.
     pub const VMMCALL: u64 = 0x81;
+    /// VMEXIT_NPF: a nested page fault.
     pub const NPF: u64 = 0x400;
+    /// VMEXIT_INVALID (-1): VMRUN refused the VMCB's guest state.
     pub const INVALID: u64 = u64::MAX;
 }
 
@@ -217,10 +331,10 @@ pub mod exit_code {
 pub fn exit_name(code: u64) -> &'static str {
     use exit_code::*;
     match code {
-        0x00..=0x0f => "CR read",
-        0x10..=0x1f => "CR write",
-        0x20..=0x3f => "DR access",
-        0x40..=0x5f => "exception",
+        CR_READ_FIRST..=CR_READ_LAST => "CR read",
+        CR_WRITE_FIRST..=CR_WRITE_LAST => "CR write",
+        DR_FIRST..=DR_LAST => "DR access",
+        EXCEPTION_BASE..=EXCEPTION_LAST => "exception",
         INTR => "physical interrupt (INTR)",
         NMI => "NMI",
         CPUID => "CPUID",
@@ -239,15 +353,23 @@ pub fn exit_name(code: u64) -> &'static str {
 /// The guest registers a hypercall reads: RAX, RDI, RSI, RDX.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CallRegs {
+    /// The function identifier.
     pub rax: u64,
+    /// Argument 0.
     pub rdi: u64,
+    /// Argument 1.
     pub rsi: u64,
+    /// Argument 2.
     pub rdx: u64,
 }
 
-/// NPF EXITINFO1 bits.
-const NPF_WRITE: u64 = 1 << 1;
-const NPF_FETCH: u64 = 1 << 4;
+/// NPF EXITINFO1 bit 1 (RW): the access was a write (APM vol. 2, §15.25.6
+/// "Nested versus Guest Page Faults, Fault Ordering", which reuses the #PF
+/// error code of §8.4.2).
+pub const NPF_WRITE: u64 = 1 << 1;
+/// NPF EXITINFO1 bit 4 (ID): the access was an instruction fetch (APM
+/// vol. 2, §15.25.6).
+pub const NPF_FETCH: u64 = 1 << 4;
 
 /// Decodes a #VMEXIT from its code, EXITINFO1/2 and the call registers.
 pub fn decode(code: u64, info1: u64, info2: u64, regs: &CallRegs) -> Exit {

@@ -7,6 +7,8 @@ mod power;
 mod registers;
 mod vcpu;
 
+use guestaspace_core::devices::Bus;
+use guestaspace_core::runloop::Devices;
 use super::{Arch, Outcome};
 
 // The platform crate is only reached through ArceOS's interfaces; this
@@ -42,6 +44,15 @@ impl Arch for Aarch64 {
     fn invalidate_guest_page(gpa: GuestPhysAddr) {
         registers::invalidate_ipa(gpa);
     }
+
+    /// No device is emulated on this architecture yet: the bus is empty,
+    /// so no guest access ever reaches it.
+    fn devices() -> Devices {
+        Devices::new(Bus::new(), 0)
+    }
+
+    /// No host tick yet: the guest only exits by itself.
+    const HOST_TICK_NS: u64 = 0;
 
     fn power_off(outcome: Outcome) -> ! {
         power::power_off(outcome)

@@ -3,10 +3,20 @@
 //! where this hypervisor (an ArceOS S-mode kernel) runs.
 
 mod hardware;
+mod mmio;
 mod power;
+mod timer;
 mod vcpu;
 
 use super::{Arch, Outcome};
+use alloc::boxed::Box;
+use guestaspace_core::devices::Bus;
+use guestaspace_core::devices::plic::{PLIC_SIZE, Plic, S_MODE_CONTEXT};
+use guestaspace_core::devices::uart16550::Uart16550;
+use guestaspace_core::runloop::Devices;
+
+/// The UART's PLIC source on QEMU `virt`.
+const UART_IRQ: u32 = 10;
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
 use guestaspace_core::arch::setup::HwSetupError;
 use guestaspace_core::layout::{GuestLayout, machines};
@@ -37,6 +47,27 @@ impl Arch for Riscv64 {
     fn invalidate_guest_page(gpa: GuestPhysAddr) {
         hardware::hfence_gvma_page(gpa);
     }
+
+    /// QEMU `virt`'s PLIC and 16550 UART, emulated: the UART is wired to
+    /// PLIC source 10, and the PLIC's S-mode context of hart 0 (the one a
+    /// supervisor kernel uses) drives the guest's `hvip.VSEIP`.
+    fn devices() -> Devices {
+        let mut bus = Bus::new();
+        let plic = bus
+            .add(GuestPhysAddr::new(0x0c00_0000), PLIC_SIZE, Box::new(Plic::new()), None)
+            .expect("the PLIC range is free");
+        bus.set_irq_chip(plic).expect("the PLIC was just added");
+        bus.add(
+            GuestPhysAddr::new(0x1000_0000),
+            0x100,
+            Box::new(Uart16550::new()),
+            Some(UART_IRQ),
+        )
+        .expect("the UART range is free");
+        Devices::new(bus, S_MODE_CONTEXT)
+    }
+
+    const HOST_TICK_NS: u64 = timer::HOST_TICK_NS;
 
     fn power_off(outcome: Outcome) -> ! {
         power::power_off(outcome)

@@ -1,14 +1,19 @@
 //! The riscv64 vCPU: guest registers, entry through the world switch in
-//! `switch.S`, and the guest's virtual timer.
+//! `switch.S`, the guest's timer and external interrupt lines, and the
+//! completion of emulated device accesses.
 
 use super::hardware::{HGATP_MODE_SV39X4, hfence_gvma_all};
 use core::mem::offset_of;
 use guestaspace_core::addr::{GuestPhysAddr, GuestVirtAddr, HostPhysAddr};
 use guestaspace_core::arch::riscv64::sbi;
 use guestaspace_core::arch::riscv64::trap::{Trap, decode};
-use guestaspace_core::exit::{Exit, Reply};
-use guestaspace_core::runloop::Vcpu;
-use riscv::register::{scause, sie, sstatus, stval};
+use super::mmio;
+use super::timer::{Due, Timers};
+use guestaspace_core::arch::riscv64::insn::{MmioInsn, MmioOp};
+use guestaspace_core::devices::MmioAccess;
+use guestaspace_core::exit::{Access, Exit, Reply};
+use guestaspace_core::runloop::{Unemulated, Vcpu};
+use riscv::register::{scause, sstatus, stval};
 use riscv_h::register::{hgatp, hstatus, htval, hvip};
 
 /// VMID of our one guest.
@@ -47,6 +52,12 @@ unsafe extern "C" {
 
 pub struct RiscvVcpu {
     state: VcpuState,
+    /// The guest's timer and the hypervisor's tick on the one S-mode timer.
+    timers: Timers,
+    /// `htinst` of the last exit.
+    htinst: u64,
+    /// The device access being emulated, between decode and finish.
+    mmio: Option<MmioInsn>,
 }
 
 impl RiscvVcpu {
@@ -68,13 +79,11 @@ impl RiscvVcpu {
         // owned by the guest's address space, which outlives the vCPU.
         unsafe { g.write() };
         hfence_gvma_all();
-        // How `sret` enters the guest: V=1 (SPV), VS-mode (SPP), and
-        // hypervisor loads/stores acting as VS-mode (SPVP). Every trap from
-        // the guest sets these same bits again (and any trap the host takes
-        // in S-mode leaves SPP = 1 too), so they are written once, here,
-        // not on each entry. Interrupts stay off in HS-mode; with V=1 an
-        // enabled HS interrupt (only the timer, see `set_timer`) still
-        // traps to us.
+        // Hypervisor loads/stores (HLVX.HU fetching a trapped instruction)
+        // act with VS-mode privilege (SPVP); SPV and SPP are set again on
+        // every entry (`run`). Interrupts stay off in HS-mode; with V=1 an
+        // enabled HS interrupt (only the timer, see `timer.rs`) still traps
+        // to us.
         let mut hs = hstatus::read();
         hs.set_spv(true);
         hs.set_spvp(true);
@@ -84,7 +93,12 @@ impl RiscvVcpu {
             sstatus::set_spp(sstatus::SPP::Supervisor);
             sstatus::clear_sie();
         }
-        Self { state }
+        Self {
+            state,
+            timers: Timers::new(),
+            htinst: 0,
+            mmio: None,
+        }
     }
 
     fn trap(&self) -> Trap {
@@ -104,9 +118,21 @@ impl RiscvVcpu {
 
 impl Vcpu for RiscvVcpu {
     fn run(&mut self) -> Exit {
-        // SAFETY: hgatp, hstatus and sstatus were set up in `new`, and the
-        // state holds the guest's registers.
-        unsafe { _guestaspace_vm_enter(&mut self.state) };
+        self.timers.arm();
+        // How `sret` enters the guest, set on every entry: V=1 (SPV) and
+        // VS-mode (SPP). A trap the host took since the last exit (it runs
+        // with interrupts off, but a page fault in its own code would do)
+        // may have changed sstatus.SPP.
+        let mut hs = hstatus::read();
+        hs.set_spv(true);
+        // SAFETY: SPV and SPP only take effect on the sret below; hgatp was
+        // set up in `new`, and the state holds the guest's registers.
+        unsafe {
+            hs.write();
+            sstatus::set_spp(sstatus::SPP::Supervisor);
+            _guestaspace_vm_enter(&mut self.state);
+        }
+        self.htinst = mmio::read_htinst();
         let trap = self.trap();
         // A trap from the guest leaves SPV = 1. SPV = 0 means the host
         // trapped inside the world switch itself (interrupts are off and it
@@ -118,7 +144,13 @@ impl Vcpu for RiscvVcpu {
                 trap.scause, trap.stval, self.state.guest_pc
             );
         }
-        decode(&trap, &self.args())
+        match decode(&trap, &self.args()) {
+            Exit::TimerExpired => match self.timers.fired() {
+                Due::Guest => Exit::TimerExpired,
+                Due::HostTick => Exit::HostTick,
+            },
+            exit => exit,
+        }
     }
 
     fn pc(&self) -> GuestVirtAddr {
@@ -135,26 +167,54 @@ impl Vcpu for RiscvVcpu {
     }
 
     fn set_timer(&mut self, deadline: u64) {
-        // SAFETY: the host does not use the timer itself; the guest's
-        // deadline becomes the host's, and its pending bit is withdrawn.
-        unsafe {
-            hvip::clear_vstip();
-            if deadline == u64::MAX {
-                sie::clear_stimer();
-            } else {
-                sie::set_stimer();
-            }
-        }
-        let _ = sbi_rt::set_timer(deadline);
+        // SAFETY: withdrawing the guest's pending timer interrupt, as the
+        // SBI TIME call requires; the new deadline is armed on entry.
+        unsafe { hvip::clear_vstip() };
+        self.timers.set_guest(deadline);
     }
 
     fn deliver_timer(&mut self) {
-        // SAFETY: raising VSTIP hands the interrupt to the guest; STIE is
-        // cleared so the still-pending host timer does not trap again until
-        // the guest arms a new deadline.
+        // SAFETY: raising VSTIP hands the interrupt to the guest; it stays
+        // pending until the guest sets a new deadline.
+        unsafe { hvip::set_vstip() };
+    }
+
+    fn decode_mmio(&mut self, gpa: GuestPhysAddr, access: Access) -> Result<MmioAccess, Unemulated> {
+        let insn = mmio::decode(self.htinst, self.state.guest_pc)?;
+        let access = match (insn.op, access) {
+            (MmioOp::Load { .. }, Access::Read) => MmioAccess::read(gpa, insn.width),
+            (MmioOp::Store { rs2 }, Access::Write) => {
+                let value = if rs2 == 0 { 0 } else { self.state.guest[usize::from(rs2)] };
+                MmioAccess::write(gpa, insn.width, value & insn.width.mask())
+            }
+            _ => {
+                return Err(Unemulated {
+                    insn: self.htinst,
+                    why: "the instruction does not match the fault (a load that faulted as a store?)",
+                });
+            }
+        };
+        self.mmio = Some(insn);
+        Ok(access)
+    }
+
+    fn finish_mmio(&mut self, value: u64) {
+        let insn = self.mmio.take().expect("finish_mmio follows a decoded access");
+        if let Some(rd) = insn.dest() {
+            self.state.guest[usize::from(rd)] = insn.load_value(value);
+        }
+        self.state.guest_pc += u64::from(insn.len);
+    }
+
+    fn set_external_irq(&mut self, level: bool) {
+        // SAFETY: VSEIP is the guest's external interrupt line; it only
+        // affects VS-mode.
         unsafe {
-            hvip::set_vstip();
-            sie::clear_stimer();
+            if level {
+                hvip::set_vseip();
+            } else {
+                hvip::clear_vseip();
+            }
         }
     }
 }

@@ -6,6 +6,8 @@ mod power;
 mod svm;
 mod vcpu;
 
+use guestaspace_core::devices::Bus;
+use guestaspace_core::runloop::Devices;
 use super::{Arch, Outcome};
 use core::sync::atomic::{AtomicBool, Ordering};
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
@@ -44,6 +46,15 @@ impl Arch for X86_64 {
         // the guest's ASID on the next VMRUN covers every change.
         FLUSH_GUEST_TLB.store(true, Ordering::Relaxed);
     }
+
+    /// No device is emulated on this architecture yet: the bus is empty,
+    /// so no guest access ever reaches it.
+    fn devices() -> Devices {
+        Devices::new(Bus::new(), 0)
+    }
+
+    /// No host tick yet: the guest only exits by itself.
+    const HOST_TICK_NS: u64 = 0;
 
     fn power_off(outcome: Outcome) -> ! {
         power::power_off(outcome)

@@ -1,0 +1,25 @@
+//! Reads the VM's settings (`/etc/vm.conf` on the disk, see
+//! `guestaspace_core::vmconfig`); a disk without the file gets defaults.
+
+use crate::error::HvError;
+use alloc::format;
+use alloc::string::String;
+use guestaspace_core::vmconfig::{self, VmConfig};
+
+/// The settings on the disk, or the defaults if the file is absent.
+pub fn read() -> Result<VmConfig, HvError> {
+    let path = vmconfig::PATH;
+    let fs = axfs::ROOT_FS_CONTEXT.get().ok_or(HvError::Disk {
+        path,
+        reason: "no file system is mounted".into(),
+    })?;
+    if fs.metadata(path).is_err() {
+        return Ok(VmConfig::DEFAULT);
+    }
+    let bytes = fs.read(path).map_err(|e| HvError::Disk {
+        path,
+        reason: format!("{e:?}"),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| HvError::Config("the file is not UTF-8 text".into()))?;
+    vmconfig::parse(&text).map_err(|e| HvError::Config(format!("{e}")))
+}
