@@ -33,6 +33,8 @@ pub enum Command {
     Test(TestArgs),
     /// Measure the edit-run loop, the VM-exit path and guest memory.
     Bench(BenchArgs),
+    /// Check formatting and run clippy (-D warnings) on every crate and target.
+    Lint,
 }
 
 #[derive(Args, Debug)]
@@ -122,6 +124,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             crate::run::run(&options)
         }
         Command::Test(a) => crate::e2e::run_all(a.arch, cli.verbose),
+        Command::Lint => crate::lint::lint(),
         Command::Bench(a) => crate::bench::bench(&crate::bench::BenchOptions {
             arches: a.arch.map_or_else(Arch::implemented, |arch| vec![arch]),
             runs: a.runs as usize,

@@ -14,6 +14,7 @@ mod flatten;
 mod fsio;
 mod guest_image;
 mod guests;
+mod lint;
 mod paths;
 mod pflash;
 mod prepare;
