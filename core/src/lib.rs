@@ -20,6 +20,7 @@ pub mod devices;
 pub mod exit;
 pub mod image;
 pub mod layout;
+#[cfg(feature = "alloc")]
 pub mod runloop;
 pub mod scenario;
 pub mod stage2;

@@ -10,13 +10,13 @@
 extern crate alloc;
 
 use crate::addr::{GuestPhysAddr, GuestVirtAddr};
-use crate::exit::{Access, Exit, Reply, Request, ShutdownReason, Unexpected, immediate_reply};
 use crate::devices::{Bus, BusError, MmioAccess};
 use crate::exit::ExitKind;
+use crate::exit::{Access, Exit, Reply, Request, ShutdownReason, Unexpected, immediate_reply};
 use crate::layout::{GuestLayout, RegionKind};
-use alloc::collections::VecDeque;
 use crate::stage2::{AddressSpace, Format, Host, MapError};
 use crate::stats::Stats;
+use alloc::collections::VecDeque;
 
 /// One virtual CPU, as the run loop drives it.
 pub trait Vcpu {
@@ -210,7 +210,10 @@ impl core::fmt::Display for VmError {
                 what.why, what.insn
             ),
             VmError::DeviceFault { access, error, pc } => {
-                write!(f, "emulated device refused a {access}: {error} (guest PC {pc:#x})")
+                write!(
+                    f,
+                    "emulated device refused a {access}: {error} (guest PC {pc:#x})"
+                )
             }
             VmError::Watchdog { ticks, pc } => write!(
                 f,
@@ -269,27 +272,25 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
     loop {
         let exit = vcpu.run();
         match exit {
-            Exit::NestedPageFault { gpa, access } => {
-                match layout.region_of(gpa) {
-                    Some(region) if region.kind == RegionKind::Device => {
-                        stats.count_exit(ExitKind::Mmio);
-                        if !region.perms.allows(access) {
-                            return Err(VmError::Forbidden {
-                                gpa,
-                                access,
-                                region: region.name,
-                                pc: vcpu.pc(),
-                            });
-                        }
-                        emulate_mmio(vcpu, devices, gpa, access)?;
-                        service_devices(vcpu, devices, console, stats);
+            Exit::NestedPageFault { gpa, access } => match layout.region_of(gpa) {
+                Some(region) if region.kind == RegionKind::Device => {
+                    stats.count_exit(ExitKind::Mmio);
+                    if !region.perms.allows(access) {
+                        return Err(VmError::Forbidden {
+                            gpa,
+                            access,
+                            region: region.name,
+                            pc: vcpu.pc(),
+                        });
                     }
-                    _ => {
-                        stats.count_exit(ExitKind::NestedPageFault);
-                        handle_page_fault(space, layout, stats, gpa, access, vcpu.pc())?;
-                    }
+                    emulate_mmio(vcpu, devices, gpa, access)?;
+                    service_devices(vcpu, devices, console, stats);
                 }
-            }
+                _ => {
+                    stats.count_exit(ExitKind::NestedPageFault);
+                    handle_page_fault(space, layout, stats, gpa, access, vcpu.pc())?;
+                }
+            },
             Exit::Hypercall(req) => {
                 stats.count_exit(ExitKind::Hypercall);
                 let reply = match req {
@@ -329,7 +330,10 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
                 if let Some(ticks) = limits.watchdog_ticks
                     && stats.exits(ExitKind::HostTick) >= ticks
                 {
-                    return Err(VmError::Watchdog { ticks, pc: vcpu.pc() });
+                    return Err(VmError::Watchdog {
+                        ticks,
+                        pc: vcpu.pc(),
+                    });
                 }
                 feed_input(devices, console);
                 service_devices(vcpu, devices, console, stats);
@@ -352,11 +356,13 @@ fn emulate_mmio<V: Vcpu>(
     gpa: GuestPhysAddr,
     access: Access,
 ) -> Result<(), VmError> {
-    let decoded = vcpu.decode_mmio(gpa, access).map_err(|what| VmError::Unemulated {
-        gpa,
-        what,
-        pc: vcpu.pc(),
-    })?;
+    let decoded = vcpu
+        .decode_mmio(gpa, access)
+        .map_err(|what| VmError::Unemulated {
+            gpa,
+            what,
+            pc: vcpu.pc(),
+        })?;
     let value = devices
         .bus
         .access(&decoded)
@@ -392,7 +398,9 @@ fn service_devices<V: Vcpu, C: Console>(
     console: &mut C,
     stats: &mut Stats,
 ) {
-    devices.bus.drain_console_output(|bytes| console.write(bytes));
+    devices
+        .bus
+        .drain_console_output(|bytes| console.write(bytes));
     let level = devices.bus.external_irq(devices.irq_context);
     if level != devices.line {
         if level {
@@ -439,13 +447,13 @@ fn console_write<F: Format, H: Host, C: Console>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::Width;
+    use crate::devices::plic::{PLIC_SIZE, Plic, S_MODE_CONTEXT};
+    use crate::devices::uart16550::Uart16550;
     use crate::exit::ExitKind;
     use crate::layout::Perms;
     use crate::layout::machines::RISCV64_VIRT;
     use crate::stage2::Sv39x4;
-    use crate::devices::Width;
-    use crate::devices::plic::{PLIC_SIZE, Plic, S_MODE_CONTEXT};
-    use crate::devices::uart16550::Uart16550;
     use crate::stage2::test_host::{ArenaHost, gpa, hpa};
     use std::boxed::Box;
     use std::collections::VecDeque;
@@ -542,8 +550,13 @@ mod tests {
             .add(gpa(0x0c00_0000), PLIC_SIZE, Box::new(Plic::new()), None)
             .unwrap();
         bus.set_irq_chip(plic).unwrap();
-        bus.add(gpa(0x1000_0000), 0x100, Box::new(Uart16550::new()), Some(10))
-            .unwrap();
+        bus.add(
+            gpa(0x1000_0000),
+            0x100,
+            Box::new(Uart16550::new()),
+            Some(10),
+        )
+        .unwrap();
         Vm {
             space: AddressSpace::new(ArenaHost::new(64)).unwrap(),
             devices: Devices::new(bus, S_MODE_CONTEXT),
@@ -606,12 +619,25 @@ mod tests {
             npf(0x1000_0005, Access::Read),
             SHUTDOWN,
         ]);
-        cpu.mmio.push_back(MmioAccess::write(gpa(0x1000_0000), Width::Byte, u64::from(b'A')));
-        cpu.mmio.push_back(MmioAccess::read(gpa(0x1000_0005), Width::Byte));
+        cpu.mmio.push_back(MmioAccess::write(
+            gpa(0x1000_0000),
+            Width::Byte,
+            u64::from(b'A'),
+        ));
+        cpu.mmio
+            .push_back(MmioAccess::read(gpa(0x1000_0005), Width::Byte));
         assert_eq!(go(&mut vm, &mut cpu), Ok(()));
         assert_eq!(vm.console.out, b"A", "THR goes to the host console");
-        assert_eq!(cpu.loads, [0, 0x60], "the write completes, then LSR reads THRE|TEMT");
-        assert_eq!(vm.space.translate(gpa(0x1000_0000)), None, "the UART page is never mapped");
+        assert_eq!(
+            cpu.loads,
+            [0, 0x60],
+            "the write completes, then LSR reads THRE|TEMT"
+        );
+        assert_eq!(
+            vm.space.translate(gpa(0x1000_0000)),
+            None,
+            "the UART page is never mapped"
+        );
         assert_eq!(vm.stats.exits(ExitKind::Mmio), 2);
         assert_eq!(vm.stats.exits(ExitKind::NestedPageFault), 0);
     }
@@ -625,12 +651,19 @@ mod tests {
         assert!(err.to_string().contains("0x10000000"), "{err}");
         let mut vm2 = vm();
         let mut cpu = Scripted::new(&[npf(0x1000_0000, Access::Write)]);
-        cpu.mmio.push_back(MmioAccess::write(gpa(0x1000_0000), Width::Word, 1));
+        cpu.mmio
+            .push_back(MmioAccess::write(gpa(0x1000_0000), Width::Word, 1));
         let err = go(&mut vm2, &mut cpu).unwrap_err();
-        assert!(matches!(err, VmError::DeviceFault { .. }), "a 16550 has byte registers: {err}");
+        assert!(
+            matches!(err, VmError::DeviceFault { .. }),
+            "a 16550 has byte registers: {err}"
+        );
         let mut vm3 = vm();
         let mut cpu = Scripted::new(&[npf(0x1000_0000, Access::Execute)]);
-        assert!(matches!(go(&mut vm3, &mut cpu), Err(VmError::Forbidden { region: "uart", .. })));
+        assert!(matches!(
+            go(&mut vm3, &mut cpu),
+            Err(VmError::Forbidden { region: "uart", .. })
+        ));
     }
 
     #[test]
@@ -674,7 +707,9 @@ mod tests {
     fn the_watchdog_stops_a_guest_that_runs_too_long() {
         let mut vm = vm();
         let mut cpu = Scripted::new(&[Exit::HostTick, Exit::HostTick, Exit::HostTick]);
-        let limits = Limits { watchdog_ticks: Some(2) };
+        let limits = Limits {
+            watchdog_ticks: Some(2),
+        };
         let err = run(
             &mut cpu,
             &mut vm.space,

@@ -29,7 +29,10 @@ pub struct VmConfig {
 
 impl VmConfig {
     /// No file: every setting at its default.
-    pub const DEFAULT: VmConfig = VmConfig { mem: None, watchdog_secs: None };
+    pub const DEFAULT: VmConfig = VmConfig {
+        mem: None,
+        watchdog_secs: None,
+    };
 }
 
 /// Why the settings cannot be used.
@@ -71,10 +74,22 @@ impl fmt::Display for ConfigError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             ConfigError::Syntax { line } => write!(f, "{PATH} line {line}: expected `key = value`"),
-            ConfigError::UnknownKey { line, key } => write!(f, "{PATH} line {line}: unknown setting `{key}`"),
-            ConfigError::Duplicate { line, key } => write!(f, "{PATH} line {line}: `{key}` is set twice"),
-            ConfigError::BadValue { line, key, value, expected } => {
-                write!(f, "{PATH} line {line}: `{key} = {value}`: expected {expected}")
+            ConfigError::UnknownKey { line, key } => {
+                write!(f, "{PATH} line {line}: unknown setting `{key}`")
+            }
+            ConfigError::Duplicate { line, key } => {
+                write!(f, "{PATH} line {line}: `{key}` is set twice")
+            }
+            ConfigError::BadValue {
+                line,
+                key,
+                value,
+                expected,
+            } => {
+                write!(
+                    f,
+                    "{PATH} line {line}: `{key} = {value}`: expected {expected}"
+                )
             }
         }
     }
@@ -89,7 +104,9 @@ pub fn parse(text: &str) -> Result<VmConfig, ConfigError<'_>> {
         if content.is_empty() {
             continue;
         }
-        let (key, value) = content.split_once('=').ok_or(ConfigError::Syntax { line })?;
+        let (key, value) = content
+            .split_once('=')
+            .ok_or(ConfigError::Syntax { line })?;
         let (key, value) = (key.trim(), value.trim());
         if key.is_empty() || value.is_empty() {
             return Err(ConfigError::Syntax { line });
@@ -111,12 +128,17 @@ pub fn parse(text: &str) -> Result<VmConfig, ConfigError<'_>> {
                 if config.watchdog_secs.is_some() {
                     return Err(ConfigError::Duplicate { line, key });
                 }
-                let secs = value.parse::<u64>().ok().filter(|&s| s > 0).ok_or(ConfigError::BadValue {
-                    line,
-                    key,
-                    value,
-                    expected: "a whole number of seconds > 0",
-                })?;
+                let secs =
+                    value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|&s| s > 0)
+                        .ok_or(ConfigError::BadValue {
+                            line,
+                            key,
+                            value,
+                            expected: "a whole number of seconds > 0",
+                        })?;
                 config.watchdog_secs = Some(secs);
             }
             _ => return Err(ConfigError::UnknownKey { line, key }),
@@ -144,7 +166,13 @@ mod tests {
     #[test]
     fn settings_are_read_with_comments_and_blank_lines() {
         let text = "# written by cargo xtask\n\nmem = 128M   # guest RAM\nwatchdog=30\n";
-        assert_eq!(parse(text), Ok(VmConfig { mem: Some(128 << 20), watchdog_secs: Some(30) }));
+        assert_eq!(
+            parse(text),
+            Ok(VmConfig {
+                mem: Some(128 << 20),
+                watchdog_secs: Some(30)
+            })
+        );
         assert_eq!(parse(""), Ok(VmConfig::DEFAULT));
     }
 
@@ -162,10 +190,29 @@ mod tests {
     #[test]
     fn every_mistake_names_its_line() {
         assert_eq!(parse("mem 128M"), Err(ConfigError::Syntax { line: 1 }));
-        assert_eq!(parse("\nmemory = 1M"), Err(ConfigError::UnknownKey { line: 2, key: "memory" }));
-        assert_eq!(parse("mem = 1M\nmem = 2M"), Err(ConfigError::Duplicate { line: 2, key: "mem" }));
+        assert_eq!(
+            parse("\nmemory = 1M"),
+            Err(ConfigError::UnknownKey {
+                line: 2,
+                key: "memory"
+            })
+        );
+        assert_eq!(
+            parse("mem = 1M\nmem = 2M"),
+            Err(ConfigError::Duplicate {
+                line: 2,
+                key: "mem"
+            })
+        );
         let err = parse("watchdog = 0").unwrap_err();
-        assert!(matches!(err, ConfigError::BadValue { line: 1, key: "watchdog", .. }));
+        assert!(matches!(
+            err,
+            ConfigError::BadValue {
+                line: 1,
+                key: "watchdog",
+                ..
+            }
+        ));
         assert_eq!(
             parse("mem = lots").unwrap_err().to_string(),
             "/etc/vm.conf line 1: `mem = lots`: expected a size such as 128M (bytes, or K, M, G)"

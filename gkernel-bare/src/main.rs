@@ -57,6 +57,23 @@ pub fn main() -> ! {
             }
         }
         Scenario::Bench => bench(),
+        Scenario::PflashWrite => {
+            println!(
+                "Scenario pflash-write: writing to pflash at {:#X}",
+                arch::PFLASH
+            );
+            // SAFETY: identity mapped; pflash is read-only for the guest, so
+            // the hypervisor is expected to stop the VM on this write.
+            unsafe { (arch::PFLASH as *mut u32).write_volatile(0) };
+            println!("Wrote to pflash: the hypervisor let it through!");
+        }
+        // Scenarios of the riscv64 ArceOS guest and its emulated devices.
+        other @ (Scenario::BadConsolePointer
+        | Scenario::Echo
+        | Scenario::DlabWildAccess
+        | Scenario::Smc) => {
+            println!("Scenario {}: not built into this guest", other.name());
+        }
         Scenario::Crash => {
             println!("Scenario crash: an undefined instruction with no exception vectors");
             arch::crash()

@@ -66,7 +66,10 @@ fn main() {
         }
         Scenario::Bench => bench::run(word(BENCH_HYPERCALLS_OFFSET), word(BENCH_PAGES_OFFSET)),
         Scenario::PflashWrite => {
-            println!("Scenario pflash-write: writing to pflash at {:#X}", platform::PFLASH);
+            println!(
+                "Scenario pflash-write: writing to pflash at {:#X}",
+                platform::PFLASH
+            );
             // SAFETY: mapped as above; the hypervisor is expected to stop
             // the VM on this write, since pflash is read-only.
             unsafe { base.as_mut_ptr().cast::<u32>().write_volatile(0) };
@@ -74,7 +77,10 @@ fn main() {
         }
         Scenario::BadConsolePointer => {
             let (error, value) = platform::console_write_raw(platform::UNDECLARED as u64, 16);
-            println!("Console write from {:#X} answered error {error}, value {value}", platform::UNDECLARED);
+            println!(
+                "Console write from {:#X} answered error {error}, value {value}",
+                platform::UNDECLARED
+            );
         }
         Scenario::Echo => {
             println!("Type a line:");
@@ -84,9 +90,14 @@ fn main() {
             println!("Echo: {text} ({interrupts} receive interrupts)");
         }
         Scenario::DlabWildAccess => {
-            println!("Scenario dlab-wild-access: DLAB on, then reading {:#X}", platform::UNDECLARED_HIGH);
+            println!(
+                "Scenario dlab-wild-access: DLAB on, then reading {:#X}",
+                platform::UNDECLARED_HIGH
+            );
             uart_input::set_dlab();
-            let p = phys_to_virt(PhysAddr::from(platform::UNDECLARED_HIGH)).as_ptr().cast::<u32>();
+            let p = phys_to_virt(PhysAddr::from(platform::UNDECLARED_HIGH))
+                .as_ptr()
+                .cast::<u32>();
             // SAFETY: mapped in this kernel's MMIO ranges on purpose; the
             // hypervisor is expected to stop the VM on this read.
             let v = unsafe { p.read_volatile() };

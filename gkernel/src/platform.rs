@@ -27,7 +27,11 @@ mod imp {
         let cause = interrupts::wait_for(Source::Timer);
         let waited = time::read64() - start;
         let _ = sbi_rt::set_timer(u64::MAX);
-        assert_eq!(cause, interrupts::TIMER, "expected the timer interrupt, got scause {cause:#x}");
+        assert_eq!(
+            cause,
+            interrupts::TIMER,
+            "expected the timer interrupt, got scause {cause:#x}"
+        );
         waited
     }
 

@@ -46,7 +46,11 @@ pub fn read_line(buf: &mut [u8]) -> (usize, usize) {
     let (mut len, mut interrupts) = (0, 0);
     'line: loop {
         let cause = interrupts::wait_for(Source::External);
-        assert_eq!(cause, interrupts::EXTERNAL, "expected an external interrupt");
+        assert_eq!(
+            cause,
+            interrupts::EXTERNAL,
+            "expected an external interrupt"
+        );
         interrupts += 1;
         // SAFETY: as above.
         let source = unsafe { reg32(PLIC + CLAIM).read_volatile() };

@@ -103,7 +103,9 @@ fn run() -> Result<(), HvError> {
         &limits,
     );
     // Whatever the guest sent last reaches the console before the verdict.
-    devices.bus.drain_console_output(axhal::console::write_bytes);
+    devices
+        .bus
+        .drain_console_output(axhal::console::write_bytes);
     let report = |stats: &Stats| {
         println!("{}", stats.report(&layout));
         print!("Device accesses:");

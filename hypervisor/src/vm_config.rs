@@ -20,6 +20,7 @@ pub fn read() -> Result<VmConfig, HvError> {
         path,
         reason: format!("{e:?}"),
     })?;
-    let text = String::from_utf8(bytes).map_err(|_| HvError::Config("the file is not UTF-8 text".into()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| HvError::Config("the file is not UTF-8 text".into()))?;
     vmconfig::parse(&text).map_err(|e| HvError::Config(format!("{e}")))
 }

@@ -67,6 +67,22 @@ pub fn parse_exits(text: &str) -> Result<ExitCounts> {
     })
 }
 
+/// The `Interrupts injected: timer T, external E` line: (T, E).
+pub fn parse_injections(text: &str) -> Result<(u64, u64)> {
+    let rest = line_after(text, "Interrupts injected: ")?;
+    match rest.split(", ").collect::<Vec<_>>().as_slice() {
+        [timer, external] => Ok((
+            number(timer.strip_prefix("timer ").context("no timer count")?)?,
+            number(
+                external
+                    .strip_prefix("external ")
+                    .context("no external count")?,
+            )?,
+        )),
+        _ => bail!("bad `Interrupts injected:` line `{rest}`"),
+    }
+}
+
 /// One region's part of the `Guest pages mapped:` line.
 #[derive(Debug, PartialEq, Eq)]
 pub struct RegionPages {
@@ -238,6 +254,13 @@ mod tests {
                 of: Some(4096)
             }
         );
+    }
+
+    #[test]
+    fn injections_are_read() {
+        let text = "Interrupts injected: timer 39, external 2\r\n";
+        assert_eq!(parse_injections(text).unwrap(), (39, 2));
+        assert!(parse_injections("Interrupts injected: timer x, external 2").is_err());
     }
 
     #[test]

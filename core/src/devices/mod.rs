@@ -17,10 +17,13 @@ use core::fmt;
 
 use crate::addr::GuestPhysAddr;
 
+#[cfg(feature = "alloc")]
 pub mod bus;
 pub mod plic;
+#[cfg(feature = "alloc")]
 pub mod uart16550;
 
+#[cfg(feature = "alloc")]
 pub use bus::{Bus, BusError, DeviceId};
 
 /// The size of one MMIO access.

@@ -24,12 +24,15 @@ pub struct TutorialApp {
     pub name: &'static str,
     /// The exact version built.
     pub version: &'static str,
+    /// Cargo features its own build command turns on.
+    pub features: &'static [&'static str],
 }
 
 /// `arceos-helloworld`: prints a line and powers off.
 pub const HELLOWORLD: TutorialApp = TutorialApp {
     name: "arceos-helloworld",
     version: "0.4.11",
+    features: &[],
 };
 
 /// `arceos-fairsched`: two threads that only finish if the timer preempts
@@ -37,6 +40,9 @@ pub const HELLOWORLD: TutorialApp = TutorialApp {
 pub const FAIRSCHED: TutorialApp = TutorialApp {
     name: "arceos-fairsched",
     version: "0.4.6",
+    // Its own xtask builds with `--features axstd` (default features are
+    // empty, for `cargo publish` on the host).
+    features: &["axstd"],
 };
 
 /// Every pinned application (fetched together).
@@ -67,9 +73,13 @@ pub fn build(app: TutorialApp, spec: &ArchSpec) -> Result<PathBuf> {
     let config = copy.join(".axconfig.toml");
     crate::fsio::write_if_different(&config, &crate::fsio::read(&arch_config)?)?;
     let target_dir = work.join("target");
-    let status = Command::new("cargo")
+    let mut cmd = Command::new("cargo");
+    cmd.args(["build", "--release", "--locked", "--target", spec.triple]);
+    if !app.features.is_empty() {
+        cmd.arg("--features").arg(app.features.join(","));
+    }
+    let status = cmd
         .current_dir(&copy)
-        .args(["build", "--release", "--locked", "--target", spec.triple])
         .arg("--target-dir")
         .arg(&target_dir)
         .env("AX_CONFIG_PATH", &config)

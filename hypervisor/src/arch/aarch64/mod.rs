@@ -7,9 +7,9 @@ mod power;
 mod registers;
 mod vcpu;
 
+use super::{Arch, Outcome};
 use guestaspace_core::devices::Bus;
 use guestaspace_core::runloop::Devices;
-use super::{Arch, Outcome};
 
 // The platform crate is only reached through ArceOS's interfaces; this
 // links it in.

@@ -54,7 +54,12 @@ impl Arch for Riscv64 {
     fn devices() -> Devices {
         let mut bus = Bus::new();
         let plic = bus
-            .add(GuestPhysAddr::new(0x0c00_0000), PLIC_SIZE, Box::new(Plic::new()), None)
+            .add(
+                GuestPhysAddr::new(0x0c00_0000),
+                PLIC_SIZE,
+                Box::new(Plic::new()),
+                None,
+            )
             .expect("the PLIC range is free");
         bus.set_irq_chip(plic).expect("the PLIC was just added");
         bus.add(

@@ -33,7 +33,12 @@ impl Timers {
     /// Guest timer disarmed; the first host tick one period from now.
     pub fn new() -> Self {
         let period = nanos_to_ticks(HOST_TICK_NS);
-        Timers { guest_deadline: u64::MAX, next_tick: current_ticks() + period, armed: 0, period }
+        Timers {
+            guest_deadline: u64::MAX,
+            next_tick: current_ticks() + period,
+            armed: 0,
+            period,
+        }
     }
 
     /// The guest asks for its timer at `deadline` (`u64::MAX` disarms).

@@ -3,13 +3,13 @@
 //! completion of emulated device accesses.
 
 use super::hardware::{HGATP_MODE_SV39X4, hfence_gvma_all};
-use core::mem::offset_of;
-use guestaspace_core::addr::{GuestPhysAddr, GuestVirtAddr, HostPhysAddr};
-use guestaspace_core::arch::riscv64::sbi;
-use guestaspace_core::arch::riscv64::trap::{Trap, decode};
 use super::mmio;
 use super::timer::{Due, Timers};
+use core::mem::offset_of;
+use guestaspace_core::addr::{GuestPhysAddr, GuestVirtAddr, HostPhysAddr};
 use guestaspace_core::arch::riscv64::insn::{MmioInsn, MmioOp};
+use guestaspace_core::arch::riscv64::sbi;
+use guestaspace_core::arch::riscv64::trap::{Trap, decode};
 use guestaspace_core::devices::MmioAccess;
 use guestaspace_core::exit::{Access, Exit, Reply};
 use guestaspace_core::runloop::{Unemulated, Vcpu};
@@ -179,12 +179,20 @@ impl Vcpu for RiscvVcpu {
         unsafe { hvip::set_vstip() };
     }
 
-    fn decode_mmio(&mut self, gpa: GuestPhysAddr, access: Access) -> Result<MmioAccess, Unemulated> {
+    fn decode_mmio(
+        &mut self,
+        gpa: GuestPhysAddr,
+        access: Access,
+    ) -> Result<MmioAccess, Unemulated> {
         let insn = mmio::decode(self.htinst, self.state.guest_pc)?;
         let access = match (insn.op, access) {
             (MmioOp::Load { .. }, Access::Read) => MmioAccess::read(gpa, insn.width),
             (MmioOp::Store { rs2 }, Access::Write) => {
-                let value = if rs2 == 0 { 0 } else { self.state.guest[usize::from(rs2)] };
+                let value = if rs2 == 0 {
+                    0
+                } else {
+                    self.state.guest[usize::from(rs2)]
+                };
                 MmioAccess::write(gpa, insn.width, value & insn.width.mask())
             }
             _ => {
@@ -199,7 +207,10 @@ impl Vcpu for RiscvVcpu {
     }
 
     fn finish_mmio(&mut self, value: u64) {
-        let insn = self.mmio.take().expect("finish_mmio follows a decoded access");
+        let insn = self
+            .mmio
+            .take()
+            .expect("finish_mmio follows a decoded access");
         if let Some(rd) = insn.dest() {
             self.state.guest[usize::from(rd)] = insn.load_value(value);
         }

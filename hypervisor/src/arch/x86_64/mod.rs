@@ -6,14 +6,14 @@ mod power;
 mod svm;
 mod vcpu;
 
-use guestaspace_core::devices::Bus;
-use guestaspace_core::runloop::Devices;
 use super::{Arch, Outcome};
 use core::sync::atomic::{AtomicBool, Ordering};
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
 use guestaspace_core::arch::setup::HwSetupError;
 use guestaspace_core::arch::x86_64::boot;
+use guestaspace_core::devices::Bus;
 use guestaspace_core::layout::{GuestLayout, machines};
+use guestaspace_core::runloop::Devices;
 use guestaspace_core::stage2::Npt;
 
 pub struct X86_64;
