@@ -16,7 +16,7 @@ mod measure;
 mod report;
 
 use crate::arch::{App, Arch, ArchSpec, KernelImage, VmFiles};
-use crate::build::{CargoOutput, build_app};
+use crate::build::{CargoOutput, build_app, cargo_binary};
 use crate::fsio::write_if_different;
 use crate::guest_image::hypervisor_flat;
 use crate::paths::ArchPaths;
@@ -157,7 +157,7 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
 /// Times one `cargo xtask run --arch A`, as a user types it.
 fn cargo_xtask_run(repo: &Path, arch: Arch) -> Result<Duration> {
     let start = std::time::Instant::now();
-    let out = Command::new(cargo())
+    let out = Command::new(cargo_binary())
         .current_dir(repo)
         .args(["xtask", "run", "--arch", arch.name()])
         .output()
@@ -170,10 +170,6 @@ fn cargo_xtask_run(repo: &Path, arch: Arch) -> Result<Duration> {
         );
     }
     Ok(took)
-}
-
-fn cargo() -> PathBuf {
-    std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
 }
 
 /// Boots `files` quietly and insists on a clean end.
@@ -202,18 +198,35 @@ fn touch(path: &Path) -> Result<()> {
         .with_context(|| format!("cannot touch {}", path.display()))
 }
 
-/// Builds the floor kernel with the hypervisor's configuration (same
-/// machine) into a target directory of its own; returns what QEMU boots.
-fn build_floor(spec: &'static ArchSpec, paths: &ArchPaths) -> Result<PathBuf> {
-    let app = App {
+/// The floor kernel of `spec`: built with the hypervisor's configuration
+/// (same machine).
+pub fn floor_app(spec: &ArchSpec) -> App {
+    App {
         package: "floor",
         binary: "floor",
         config: spec.hypervisor.config,
-    };
-    let target = paths
+    }
+}
+
+/// The floor kernel's own target directory, beside the hypervisor's.
+pub fn floor_target(spec: &ArchSpec, paths: &ArchPaths) -> PathBuf {
+    paths
         .hv_target
-        .with_file_name(format!("floor-{}", spec.arch));
-    build_app(spec, paths, &app, &target, &[], CargoOutput::Captured)?;
+        .with_file_name(format!("floor-{}", spec.arch))
+}
+
+/// Builds the floor kernel into its own target directory; returns what
+/// QEMU boots.
+fn build_floor(spec: &'static ArchSpec, paths: &ArchPaths) -> Result<PathBuf> {
+    let target = floor_target(spec, paths);
+    build_app(
+        spec,
+        paths,
+        &floor_app(spec),
+        &target,
+        &[],
+        CargoOutput::Captured,
+    )?;
     let elf = target.join(spec.triple).join("release").join("floor");
     match spec.kernel {
         KernelImage::Elf => Ok(elf),
@@ -276,7 +289,7 @@ fn cold_build(repo: &Path, arch: Arch) -> Result<Duration> {
         std::env::temp_dir().join(format!("guestaspace-cold-{}-{}", arch, std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let start = std::time::Instant::now();
-    let status = Command::new(cargo())
+    let status = Command::new(cargo_binary())
         .current_dir(repo)
         .env("CARGO_TARGET_DIR", &dir)
         .args(["xtask", "build", "--arch", arch.name()])

@@ -5,6 +5,7 @@
 use crate::arch::{App, ArchSpec};
 use crate::paths::ArchPaths;
 use anyhow::{Context, Result, bail};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -29,19 +30,7 @@ pub fn build_app(
     output: CargoOutput,
 ) -> Result<String> {
     let mut cmd = Command::new(cargo_binary());
-    if let Some(file) = app.config {
-        let config = paths.config(file);
-        if !config.is_file() {
-            bail!("the ArceOS configuration {} is missing", config.display());
-        }
-        // What the ArceOS banner reports (`target`, `build_mode`,
-        // `log_level`); AX_LOG is also the runtime log filter, and "off" is
-        // what an unset one means.
-        cmd.env("AX_CONFIG_PATH", config)
-            .env("AX_TARGET", spec.triple)
-            .env("AX_MODE", "release")
-            .env("AX_LOG", "off");
-    }
+    cmd.envs(arceos_env(spec, paths, app)?);
     cmd.current_dir(&paths.repo)
         .args([
             "build",
@@ -79,8 +68,33 @@ pub fn build_app(
     Ok(log)
 }
 
+/// The environment an ArceOS application `app` is built (and linted) with
+/// for `spec`: its configuration file, and what the ArceOS banner reports
+/// (`target`, `build_mode`, `log_level`; AX_LOG is also the runtime log
+/// filter, and "off" is what an unset one means). Empty for a crate that
+/// is not an ArceOS application.
+pub fn arceos_env(
+    spec: &ArchSpec,
+    paths: &ArchPaths,
+    app: &App,
+) -> Result<Vec<(&'static str, OsString)>> {
+    let Some(file) = app.config else {
+        return Ok(Vec::new());
+    };
+    let config = paths.config(file);
+    if !config.is_file() {
+        bail!("the ArceOS configuration {} is missing", config.display());
+    }
+    Ok(vec![
+        ("AX_CONFIG_PATH", config.into()),
+        ("AX_TARGET", spec.triple.into()),
+        ("AX_MODE", "release".into()),
+        ("AX_LOG", "off".into()),
+    ])
+}
+
 /// The cargo this xtask was started by, so the same toolchain builds
 /// everything.
-fn cargo_binary() -> PathBuf {
+pub fn cargo_binary() -> PathBuf {
     std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
 }

@@ -6,12 +6,14 @@
 //! makes a warm lint. Every step runs; the command fails if any did.
 
 use crate::arch::{App, Arch, ArchSpec};
+use crate::bench::{floor_app, floor_target};
+use crate::build::{arceos_env, cargo_binary};
 use crate::paths::ArchPaths;
 use crate::prepare::SCENARIO_VARIABLE;
 use anyhow::{Context, Result, bail};
 use guestaspace_core::scenario::Scenario;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The platform crate the aarch64 hypervisor and floor link; a workspace
@@ -74,16 +76,9 @@ fn bare_metal_steps(spec: &'static ArchSpec) -> Result<Vec<Step>> {
     } else {
         &[]
     };
-    // The floor kernel: the hypervisor's configuration, its own directory
-    // (as `cargo xtask bench` builds it).
-    let floor = App {
-        package: "floor",
-        binary: "floor",
-        config: spec.hypervisor.config,
-    };
-    let floor_target = paths
-        .hv_target
-        .with_file_name(format!("floor-{}", spec.arch));
+    // The floor kernel, as `cargo xtask bench` builds it.
+    let floor = floor_app(spec);
+    let floor_target = floor_target(spec, &paths);
     Ok(vec![
         clippy_step(
             spec,
@@ -115,17 +110,10 @@ fn clippy_step(
     target_dir: &Path,
     extra_env: &[(&str, &str)],
 ) -> Result<Step> {
-    let mut env: Vec<(OsString, OsString)> = Vec::new();
-    if let Some(file) = app.config {
-        let config = paths.config(file);
-        if !config.is_file() {
-            bail!("the ArceOS configuration {} is missing", config.display());
-        }
-        env.push(("AX_CONFIG_PATH".into(), config.into()));
-        env.push(("AX_TARGET".into(), spec.triple.into()));
-        env.push(("AX_MODE".into(), "release".into()));
-        env.push(("AX_LOG".into(), "off".into()));
-    }
+    let mut env: Vec<(OsString, OsString)> = arceos_env(spec, paths, app)?
+        .into_iter()
+        .map(|(k, v)| (k.into(), v))
+        .collect();
     env.extend(extra_env.iter().map(|&(k, v)| (k.into(), v.into())));
     let mut args = words(&["clippy"]);
     for package in packages {
@@ -160,11 +148,6 @@ fn run(step: &Step) -> Result<bool> {
 
 fn words(words: &[&str]) -> Vec<OsString> {
     words.iter().map(OsString::from).collect()
-}
-
-/// The cargo this xtask was started by, so the same toolchain lints.
-fn cargo_binary() -> PathBuf {
-    std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
 }
 
 #[cfg(test)]
