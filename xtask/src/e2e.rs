@@ -109,8 +109,14 @@ impl Ctx {
             CargoOutput::Captured,
             &mut log,
         )?;
-        let disk = self.paths.e2e.join(format!("disk-{}.img", scenario.name()));
-        write_fat_disk(&disk, &guest_disk(&guest))?;
+        self.boot_image(scenario.name(), &guest, timeout)
+    }
+
+    /// Boots the flat guest image `guest` from a disk of its own, named
+    /// after `name`, with a normal pflash.
+    pub fn boot_image(&self, name: &str, guest: &[u8], timeout: Duration) -> Result<RunOutput> {
+        let disk = self.paths.e2e.join(format!("disk-{name}.img"));
+        write_fat_disk(&disk, &guest_disk(guest))?;
         self.boot(&disk, Scenario::Normal, timeout)
     }
 }

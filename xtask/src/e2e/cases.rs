@@ -170,9 +170,7 @@ fn dlab_wild_access(ctx: &Ctx) -> Result<()> {
 fn boot_tutorial(ctx: &Ctx, app: TutorialApp) -> Result<RunOutput> {
     let elf = tutorial::build(app, ctx.spec)?;
     let guest = crate::guest_image::guest_flat(&elf, ctx.spec)?;
-    let disk = ctx.paths.e2e.join(format!("disk-{}.img", app.name));
-    write_fat_disk(&disk, &crate::prepare::guest_disk(&guest))?;
-    let out = ctx.boot(&disk, Scenario::Normal, Duration::from_secs(120))?;
+    let out = ctx.boot_image(app.name, &guest, Duration::from_secs(120))?;
     out.check().map_err(|e| with_output(&out, e))?;
     Ok(out)
 }
