@@ -1,7 +1,6 @@
 //! Reads the guest kernel from the FAT32 disk and places it in guest RAM.
 
 use crate::error::HvError;
-use alloc::format;
 use alloc::vec::Vec;
 use guestaspace_core::PAGE_SIZE;
 use guestaspace_core::addr::GuestPhysAddr;
@@ -12,14 +11,8 @@ use guestaspace_core::stats::Stats;
 
 /// Reads `path` after checking, from its size alone, that it will fit.
 pub fn read(path: &'static str, layout: &GuestLayout) -> Result<Vec<u8>, HvError> {
-    let fs = axfs::ROOT_FS_CONTEXT.get().ok_or(HvError::Disk {
-        path,
-        reason: "no file system is mounted".into(),
-    })?;
-    let disk_err = |e| HvError::Disk {
-        path,
-        reason: format!("{e:?}"),
-    };
+    let fs = crate::disk::root_fs(path)?;
+    let disk_err = |e| crate::disk::error(path, e);
     let meta = fs.metadata(path).map_err(disk_err)?;
     // Check the size before reading, so a huge file is refused without
     // reading it; the first bytes are checked again once read.

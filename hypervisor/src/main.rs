@@ -14,6 +14,7 @@ extern crate alloc;
 
 mod arch;
 mod console;
+mod disk;
 mod error;
 mod guest_image;
 mod host_memory;

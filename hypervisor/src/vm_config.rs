@@ -8,18 +8,9 @@ use guestaspace_core::vmconfig::{self, VmConfig};
 
 /// The settings on the disk, or the defaults if the file is absent.
 pub fn read() -> Result<VmConfig, HvError> {
-    let path = vmconfig::PATH;
-    let fs = axfs::ROOT_FS_CONTEXT.get().ok_or(HvError::Disk {
-        path,
-        reason: "no file system is mounted".into(),
-    })?;
-    if fs.metadata(path).is_err() {
+    let Some(bytes) = crate::disk::read_if_present(vmconfig::PATH)? else {
         return Ok(VmConfig::DEFAULT);
-    }
-    let bytes = fs.read(path).map_err(|e| HvError::Disk {
-        path,
-        reason: format!("{e:?}"),
-    })?;
+    };
     let text = String::from_utf8(bytes)
         .map_err(|_| HvError::Config("the file is not UTF-8 text".into()))?;
     vmconfig::parse(&text).map_err(|e| HvError::Config(format!("{e}")))
