@@ -30,8 +30,13 @@ pub struct Timers {
 }
 
 impl Timers {
-    /// Guest timer disarmed; the first host tick one period from now.
+    /// Guest timer disarmed; the first host tick one period from now. The
+    /// S-mode timer interrupt is enabled once: the hypervisor takes it only
+    /// as a trap out of the guest (sstatus.SIE stays 0 in HS-mode), and it
+    /// is never masked again, since one of the two deadlines is always armed.
     pub fn new() -> Self {
+        // SAFETY: see above; nothing in HS-mode takes the interrupt.
+        unsafe { sie::set_stimer() };
         let period = nanos_to_ticks(HOST_TICK_NS);
         Timers {
             guest_deadline: u64::MAX,
@@ -54,9 +59,6 @@ impl Timers {
             let _ = sbi_rt::set_timer(deadline);
             self.armed = deadline;
         }
-        // SAFETY: the hypervisor takes its timer interrupt only as a trap
-        // out of the guest (sstatus.SIE stays 0 in HS-mode).
-        unsafe { sie::set_stimer() };
     }
 
     /// The timer fired: says who it was for, and moves that deadline on.

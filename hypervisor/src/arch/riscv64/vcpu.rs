@@ -80,17 +80,16 @@ impl RiscvVcpu {
         unsafe { g.write() };
         hfence_gvma_all();
         // Hypervisor loads/stores (HLVX.HU fetching a trapped instruction)
-        // act with VS-mode privilege (SPVP); SPV and SPP are set again on
-        // every entry (`run`). Interrupts stay off in HS-mode; with V=1 an
+        // act with VS-mode privilege (SPVP); SPV and SPP are set on every
+        // entry (`run`). Interrupts stay off in HS-mode; with V=1 an
         // enabled HS interrupt (only the timer, see `timer.rs`) still traps
         // to us.
         let mut hs = hstatus::read();
-        hs.set_spv(true);
         hs.set_spvp(true);
-        // SAFETY: SPV/SPVP/SPP only take effect on sret and HLV/HSV.
+        // SAFETY: SPVP only takes effect on HLV/HSV; SIE off keeps the
+        // host's own interrupts off in HS-mode.
         unsafe {
             hs.write();
-            sstatus::set_spp(sstatus::SPP::Supervisor);
             sstatus::clear_sie();
         }
         Self {
