@@ -13,7 +13,7 @@ use crate::addr::{GuestPhysAddr, GuestVirtAddr};
 use crate::devices::{Bus, BusError, MmioAccess};
 use crate::exit::ExitKind;
 use crate::exit::{Access, Exit, Reply, Request, ShutdownReason, Unexpected, immediate_reply};
-use crate::layout::{GuestLayout, RegionKind};
+use crate::layout::{GuestLayout, Region, RegionKind};
 use crate::stage2::{AddressSpace, Format, Host, MapError};
 use crate::stats::Stats;
 use alloc::collections::VecDeque;
@@ -229,21 +229,15 @@ impl core::fmt::Display for VmError {
     }
 }
 
-/// Serves nested page faults: maps the page as the layout says.
-pub fn handle_page_fault<F: Format, H: Host>(
-    space: &mut AddressSpace<F, H>,
-    layout: &GuestLayout,
-    stats: &mut Stats,
+/// `found`, the region (and its index in the layout) a fault at `gpa`
+/// falls in, if there is one and it allows `access`; else why the VM stops.
+fn allowed_region(
+    found: Option<(usize, &Region)>,
     gpa: GuestPhysAddr,
     access: Access,
     pc: GuestVirtAddr,
-) -> Result<(), VmError> {
-    let (index, region) = layout
-        .regions
-        .iter()
-        .enumerate()
-        .find(|(_, r)| r.contains(gpa))
-        .ok_or(VmError::WildAccess { gpa, access, pc })?;
+) -> Result<(usize, &Region), VmError> {
+    let (index, region) = found.ok_or(VmError::WildAccess { gpa, access, pc })?;
     if !region.perms.allows(access) {
         return Err(VmError::Forbidden {
             gpa,
@@ -252,6 +246,18 @@ pub fn handle_page_fault<F: Format, H: Host>(
             pc,
         });
     }
+    Ok((index, region))
+}
+
+/// Serves a nested page fault in `region` (number `index` of the layout):
+/// maps the page holding `gpa` as the region says, and counts it.
+fn map_fault<F: Format, H: Host>(
+    space: &mut AddressSpace<F, H>,
+    stats: &mut Stats,
+    (index, region): (usize, &Region),
+    gpa: GuestPhysAddr,
+    pc: GuestVirtAddr,
+) -> Result<(), VmError> {
     space
         .map_backed(gpa.page_base(), region.backing_for(gpa), region.perms)
         .map_err(|error| VmError::MapFailed { gpa, error, pc })?;
@@ -272,25 +278,28 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
     loop {
         let exit = vcpu.run();
         match exit {
-            Exit::NestedPageFault { gpa, access } => match layout.region_of(gpa) {
-                Some(region) if region.kind == RegionKind::Device => {
-                    stats.count_exit(ExitKind::Mmio);
-                    if !region.perms.allows(access) {
-                        return Err(VmError::Forbidden {
-                            gpa,
-                            access,
-                            region: region.name,
-                            pc: vcpu.pc(),
-                        });
-                    }
+            Exit::NestedPageFault { gpa, access } => {
+                // A device region is never mapped: its faults are device
+                // accesses. Everything else (a wild access too) is a fault.
+                let found = layout
+                    .regions
+                    .iter()
+                    .enumerate()
+                    .find(|(_, r)| r.contains(gpa));
+                let device = found.is_some_and(|(_, r)| r.kind == RegionKind::Device);
+                stats.count_exit(if device {
+                    ExitKind::Mmio
+                } else {
+                    ExitKind::NestedPageFault
+                });
+                let found = allowed_region(found, gpa, access, vcpu.pc())?;
+                if device {
                     emulate_mmio(vcpu, devices, gpa, access)?;
                     service_devices(vcpu, devices, console, stats);
+                } else {
+                    map_fault(space, stats, found, gpa, vcpu.pc())?;
                 }
-                _ => {
-                    stats.count_exit(ExitKind::NestedPageFault);
-                    handle_page_fault(space, layout, stats, gpa, access, vcpu.pc())?;
-                }
-            },
+            }
             Exit::Hypercall(req) => {
                 stats.count_exit(ExitKind::Hypercall);
                 let reply = match req {
