@@ -39,9 +39,6 @@ pub enum Scenario {
     /// Set the UART's divisor-latch bit (DLAB), then touch an undeclared
     /// address: the hypervisor's diagnostic must still reach its console.
     DlabWildAccess = 8,
-    /// Execute an `SMC` (aarch64): calls into the secure monitor are not
-    /// the guest's to make.
-    Smc = 9,
 }
 
 /// Byte offset of the bench's hypercall count (u32 LE) in the pflash image.
@@ -56,7 +53,7 @@ pub const BENCH_PAGES: u32 = 1000;
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Normal,
         Scenario::WildAccess,
         Scenario::NeverShutdown,
@@ -66,7 +63,6 @@ impl Scenario {
         Scenario::BadConsolePointer,
         Scenario::Echo,
         Scenario::DlabWildAccess,
-        Scenario::Smc,
     ];
 
     /// The scenario for a code; unknown codes (an erased flash reads
@@ -95,7 +91,6 @@ impl Scenario {
             Scenario::BadConsolePointer => "bad-console-pointer",
             Scenario::Echo => "echo",
             Scenario::DlabWildAccess => "dlab-wild-access",
-            Scenario::Smc => "smc",
         }
     }
 }

@@ -103,7 +103,7 @@ fn main() {
             let v = unsafe { p.read_volatile() };
             println!("Read {v:#x} from an undeclared address: the hypervisor let it through!");
         }
-        Scenario::Smc => println!("Scenario smc: there is no SMC on riscv64"),
+
         Scenario::Crash => panic!("scenario crash: the guest kernel panics on purpose"),
         Scenario::NeverShutdown => {
             println!("Scenario never-shutdown: spinning forever");
