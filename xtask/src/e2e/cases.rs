@@ -37,6 +37,10 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
                 run: dlab_wild_access,
             },
             Case {
+                name: "watchdog",
+                run: watchdog,
+            },
+            Case {
                 name: "tutorial-helloworld",
                 run: tutorial_helloworld,
             },
@@ -87,6 +91,10 @@ fn common_cases() -> Vec<Case> {
         Case {
             name: "bad-disk",
             run: bad_disk,
+        },
+        Case {
+            name: "bad-vm-conf",
+            run: bad_vm_conf,
         },
         Case {
             name: "incremental",
@@ -164,6 +172,52 @@ fn dlab_wild_access(ctx: &Ctx) -> Result<()> {
         &out,
         "error: VM stopped: guest read at guest-physical address 0x40000000, which is outside every region the hypervisor declared (guest PC 0x",
     )
+}
+
+/// The bundled guest on a disk that also holds `/etc/vm.conf` = `conf`.
+fn disk_with_conf(ctx: &Ctx, name: &str, conf: &str) -> Result<std::path::PathBuf> {
+    let disk = ctx.paths.e2e.join(format!("{name}.img"));
+    let files = DiskFiles::from([
+        (
+            crate::prepare::GUEST_DISK_PATH.to_string(),
+            ctx.prepared.guest.clone(),
+        ),
+        (
+            guestaspace_core::vmconfig::PATH.to_string(),
+            conf.as_bytes().to_vec(),
+        ),
+    ]);
+    write_fat_disk(&disk, &files)?;
+    Ok(disk)
+}
+
+/// A guest that never powers off is stopped by the hypervisor's own
+/// watchdog (`watchdog = 1` in `/etc/vm.conf`), long before QEMU's timeout.
+fn watchdog(ctx: &Ctx) -> Result<()> {
+    let disk = disk_with_conf(ctx, "watchdog", "watchdog = 1\n")?;
+    let out = ctx.boot(&disk, Scenario::NeverShutdown, DEFAULT_TIMEOUT)?;
+    expect_vm_failure(&out)?;
+    expect_line_starting(
+        &out,
+        "error: VM stopped: watchdog: the guest ran for 100 host ticks without powering off (guest PC 0x",
+    )
+}
+
+/// A settings file with a mistake stops the hypervisor before the guest
+/// runs, naming the file, the line and the key.
+fn bad_vm_conf(ctx: &Ctx) -> Result<()> {
+    let disk = disk_with_conf(ctx, "bad-vm-conf", "# settings\nmemory = 1M\n")?;
+    let out = ctx.boot(&disk, Scenario::Normal, DEFAULT_TIMEOUT)?;
+    expect_vm_failure(&out)?;
+    expect_line_starting(
+        &out,
+        "error: VM settings: /etc/vm.conf line 2: unknown setting `memory`",
+    )?;
+    ensure!(
+        !out.text.contains("Entering VM run loop"),
+        with_output(&out, "the guest ran despite the bad settings")
+    );
+    Ok(())
 }
 
 /// Boots an unmodified crates.io tutorial app as the guest.
