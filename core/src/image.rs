@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn the_last_byte_of_ram_is_the_limit() {
-        let room = 0x8100_0000 - 0x8020_0000;
+        let room = 0x8800_0000 - 0x8020_0000;
         assert!(check_flat(b"ok", room, &RISCV64_VIRT).is_ok());
         assert_eq!(
             check_flat(b"ok", room + 1, &RISCV64_VIRT),
@@ -160,7 +160,7 @@ mod tests {
                 size: room + 1,
                 room,
                 load: gpa(0x8020_0000),
-                ram_end: gpa(0x8100_0000)
+                ram_end: gpa(0x8800_0000)
             })
         );
     }

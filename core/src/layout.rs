@@ -7,6 +7,9 @@
 //! access and stops the VM. Pass-through regions are checked against the
 //! host's RAM so the host never hands its own memory to the guest.
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 use crate::PAGE_SIZE;
 use crate::addr::{GuestPhysAddr, HostPhysAddr};
 use crate::exit::Access;
@@ -167,6 +170,28 @@ pub enum LayoutError {
         /// The first host RAM address it would expose.
         hpa: HostPhysAddr,
     },
+    /// A pass-through region would give the guest a device the hypervisor
+    /// itself drives (its console, its interrupt controller...).
+    ExposesHostDevice {
+        /// The region's name.
+        region: &'static str,
+        /// The host device's name.
+        device: &'static str,
+        /// The host device's first address.
+        hpa: HostPhysAddr,
+    },
+    /// A RAM size that is zero or not a whole number of pages.
+    BadRamSize {
+        /// The requested size in bytes.
+        size: u64,
+    },
+    /// A RAM size larger than the host memory that could back it.
+    RamExceedsHost {
+        /// The requested size in bytes.
+        size: u64,
+        /// The host memory still free, in bytes.
+        free: u64,
+    },
     /// The layout has no RAM region containing the entry point.
     EntryNotInRam {
         /// The layout's entry point.
@@ -189,6 +214,24 @@ impl core::fmt::Display for LayoutError {
                     "guest region `{region}` would pass host RAM at {hpa:#x} through to the guest"
                 )
             }
+            LayoutError::ExposesHostDevice {
+                region,
+                device,
+                hpa,
+            } => write!(
+                f,
+                "guest region `{region}` would pass the hypervisor's own {device} at {hpa:#x} through to the guest"
+            ),
+            LayoutError::BadRamSize { size } => write!(
+                f,
+                "guest RAM of {size:#x} bytes is not a non-zero multiple of the {PAGE_SIZE}-byte page"
+            ),
+            LayoutError::RamExceedsHost { size, free } => write!(
+                f,
+                "guest RAM of {} MiB is more than the {} MiB of host memory free to back it",
+                size >> 20,
+                free >> 20
+            ),
             LayoutError::EntryNotInRam { entry } => {
                 write!(f, "guest entry point {entry:#x} is not in guest RAM")
             }
@@ -196,16 +239,37 @@ impl core::fmt::Display for LayoutError {
     }
 }
 
+/// A device the hypervisor drives itself, at a host-physical range: no
+/// pass-through region may reach it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostDevice {
+    /// What it is, for the diagnostic (`"console UART"`).
+    pub name: &'static str,
+    /// Its first register.
+    pub hpa: HostPhysAddr,
+    /// The size of its register range.
+    pub size: u64,
+}
+
+/// What of the host a layout must stay clear of.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostResources<'a> {
+    /// The host's RAM, as `(start, size)` ranges.
+    pub ram: &'a [(HostPhysAddr, u64)],
+    /// The devices the hypervisor drives itself.
+    pub devices: &'a [HostDevice],
+}
+
 /// The guest-physical address map of one VM.
 #[derive(Clone, Copy, Debug)]
-pub struct GuestLayout {
+pub struct GuestLayout<'a> {
     /// Every region, in the order the report lists them.
-    pub regions: &'static [Region],
+    pub regions: &'a [Region],
     /// Where the guest image is placed and where the vCPU starts.
     pub entry: GuestPhysAddr,
 }
 
-impl GuestLayout {
+impl GuestLayout<'_> {
     /// The region containing `gpa`, if the guest owns that address.
     pub fn region_of(&self, gpa: GuestPhysAddr) -> Option<&Region> {
         self.regions.iter().find(|r| r.contains(gpa))
@@ -217,9 +281,45 @@ impl GuestLayout {
             .filter(|r| r.kind == RegionKind::Ram)
     }
 
+    /// The same layout with its RAM region (the one holding the entry
+    /// point) resized to `size` bytes, still mapped page by page on first
+    /// touch. Call [`GuestLayout::validate`] on the result: a larger RAM
+    /// may now overlap the next region.
+    #[cfg(feature = "alloc")]
+    pub fn with_ram_size(&self, size: u64) -> Result<alloc::vec::Vec<Region>, LayoutError> {
+        if size == 0 || !size.is_multiple_of(PAGE_SIZE) {
+            return Err(LayoutError::BadRamSize { size });
+        }
+        let ram = self
+            .ram()
+            .ok_or(LayoutError::EntryNotInRam { entry: self.entry })?
+            .gpa;
+        Ok(self
+            .regions
+            .iter()
+            .map(|r| {
+                if r.gpa == ram {
+                    Region { size, ..*r }
+                } else {
+                    *r
+                }
+            })
+            .collect())
+    }
+
+    /// Checks that the RAM region fits in `free` bytes of host memory, so
+    /// the guest can touch every page it was promised.
+    pub fn check_ram_backable(&self, free: u64) -> Result<(), LayoutError> {
+        match self.ram() {
+            Some(r) if r.size > free => Err(LayoutError::RamExceedsHost { size: r.size, free }),
+            Some(_) => Ok(()),
+            None => Err(LayoutError::EntryNotInRam { entry: self.entry }),
+        }
+    }
+
     /// Checks alignment, overlap, the entry point, and that no pass-through
-    /// region reaches into any of `host_ram` (`(start, size)` ranges).
-    pub fn validate(&self, host_ram: &[(HostPhysAddr, u64)]) -> Result<(), LayoutError> {
+    /// region reaches into the host's RAM or into a device the host drives.
+    pub fn validate(&self, host: &HostResources<'_>) -> Result<(), LayoutError> {
         for (i, r) in self.regions.iter().enumerate() {
             if r.size == 0 || !r.gpa.is_page_aligned() || r.size % PAGE_SIZE != 0 {
                 return Err(LayoutError::Unaligned { region: r.name });
@@ -237,7 +337,19 @@ impl GuestLayout {
                 if !hpa.is_page_aligned() {
                     return Err(LayoutError::Unaligned { region: r.name });
                 }
-                if let Some(&(start, _)) = host_ram
+                if let Some(d) = host
+                    .devices
+                    .iter()
+                    .find(|d| hpa < d.hpa + d.size && d.hpa < hpa + r.size)
+                {
+                    return Err(LayoutError::ExposesHostDevice {
+                        region: r.name,
+                        device: d.name,
+                        hpa: d.hpa,
+                    });
+                }
+                if let Some(&(start, _)) = host
+                    .ram
                     .iter()
                     .find(|&&(start, size)| hpa < start + size && start < hpa + r.size)
                 {
@@ -259,10 +371,14 @@ impl GuestLayout {
 pub mod machines {
     use super::*;
 
-    /// QEMU `virt` (riscv64): 16 MiB of RAM at 0x8000_0000 with the image
+    /// Guest RAM unless `/etc/vm.conf` says otherwise: 128 MiB, what the
+    /// ArceOS platform configurations of all three machines declare.
+    pub const DEFAULT_RAM_SIZE: u64 = 128 << 20;
+
+    /// QEMU `virt` (riscv64): 128 MiB of RAM at 0x8000_0000 with the image
     /// at 0x8020_0000 (where OpenSBI would put an S-mode kernel), the
     /// 16550 UART and pflash1 passed through from the real machine.
-    pub const RISCV64_VIRT: GuestLayout = GuestLayout {
+    pub const RISCV64_VIRT: GuestLayout<'static> = GuestLayout {
         regions: &[
             Region {
                 name: "plic",
@@ -290,7 +406,7 @@ pub mod machines {
             Region {
                 name: "ram",
                 gpa: GuestPhysAddr::new(0x8000_0000),
-                size: 0x100_0000,
+                size: DEFAULT_RAM_SIZE,
                 perms: Perms::RWX,
                 kind: RegionKind::Ram,
             },
@@ -298,10 +414,10 @@ pub mod machines {
         entry: GuestPhysAddr::new(0x8020_0000),
     };
 
-    /// QEMU `virt` (aarch64, EL2): 16 MiB of RAM at IPA 0x4000_0000 with
+    /// QEMU `virt` (aarch64, EL2): 128 MiB of RAM at IPA 0x4000_0000 with
     /// the image at 0x4020_0000, and pflash1 passed through at 0x0400_0000.
     /// The console is a hypercall (HVC), so the PL011 is not given away.
-    pub const AARCH64_VIRT: GuestLayout = GuestLayout {
+    pub const AARCH64_VIRT: GuestLayout<'static> = GuestLayout {
         regions: &[
             Region {
                 name: "pflash",
@@ -315,7 +431,7 @@ pub mod machines {
             Region {
                 name: "ram",
                 gpa: GuestPhysAddr::new(0x4000_0000),
-                size: 0x100_0000,
+                size: DEFAULT_RAM_SIZE,
                 perms: Perms::RWX,
                 kind: RegionKind::Ram,
             },
@@ -323,16 +439,16 @@ pub mod machines {
         entry: GuestPhysAddr::new(0x4020_0000),
     };
 
-    /// QEMU q35 (x86_64, SVM): 16 MiB of RAM from GPA 0, the boot
+    /// QEMU q35 (x86_64, SVM): 128 MiB of RAM from GPA 0, the boot
     /// structures of `x86_boot` below 1 MiB, the image at 1 MiB, and an
     /// emulated pflash page holding `pfld` at 0xFFC0_0000. The console is a
     /// hypercall, so no device is passed through.
-    pub const X86_64_Q35: GuestLayout = GuestLayout {
+    pub const X86_64_Q35: GuestLayout<'static> = GuestLayout {
         regions: &[
             Region {
                 name: "ram",
                 gpa: GuestPhysAddr::new(0),
-                size: 0x100_0000,
+                size: DEFAULT_RAM_SIZE,
                 perms: Perms::RWX,
                 kind: RegionKind::Ram,
             },
@@ -356,6 +472,14 @@ mod tests {
     use super::*;
 
     const HOST_RAM: &[(HostPhysAddr, u64)] = &[(hpa(0x8000_0000), 0x800_0000)];
+    const HOST: HostResources<'static> = HostResources {
+        ram: HOST_RAM,
+        devices: &[],
+    };
+
+    fn ram_only(ram: &[(HostPhysAddr, u64)]) -> HostResources<'_> {
+        HostResources { ram, devices: &[] }
+    }
 
     const fn gpa(a: u64) -> GuestPhysAddr {
         GuestPhysAddr::new(a)
@@ -367,20 +491,20 @@ mod tests {
 
     #[test]
     fn riscv64_layout_is_valid_and_matches_spec() {
-        assert_eq!(RISCV64_VIRT.validate(HOST_RAM), Ok(()));
+        assert_eq!(RISCV64_VIRT.validate(&HOST), Ok(()));
         assert_eq!(RISCV64_VIRT.entry, gpa(0x8020_0000));
         assert_eq!(
             RISCV64_VIRT.region_of(gpa(0x2200_0000)).unwrap().name,
             "pflash"
         );
-        assert_eq!(RISCV64_VIRT.ram().unwrap().size, 16 << 20);
+        assert_eq!(RISCV64_VIRT.ram().unwrap().size, 128 << 20);
     }
 
     #[test]
     fn aarch64_layout_is_valid_and_matches_spec() {
         use super::machines::AARCH64_VIRT;
         assert_eq!(
-            AARCH64_VIRT.validate(&[(hpa(0x4000_0000), 0x800_0000)]),
+            AARCH64_VIRT.validate(&ram_only(&[(hpa(0x4000_0000), 0x800_0000)])),
             Ok(())
         );
         assert_eq!(
@@ -397,7 +521,7 @@ mod tests {
             "the PL011 stays the host's"
         );
         assert!(
-            AARCH64_VIRT.region_of(gpa(0x4100_0000)).is_none(),
+            AARCH64_VIRT.region_of(gpa(0x4800_0000)).is_none(),
             "host RAM beyond the guest's"
         );
     }
@@ -405,7 +529,10 @@ mod tests {
     #[test]
     fn x86_64_layout_is_valid_and_matches_spec() {
         use super::machines::X86_64_Q35;
-        assert_eq!(X86_64_Q35.validate(&[(hpa(0), 0x800_0000)]), Ok(()));
+        assert_eq!(
+            X86_64_Q35.validate(&ram_only(&[(hpa(0), 0x800_0000)])),
+            Ok(())
+        );
         let pflash = X86_64_Q35.region_of(gpa(0xffc0_0000)).unwrap();
         assert_eq!(
             pflash.backing_for(gpa(0xffc0_0000)),
@@ -422,9 +549,9 @@ mod tests {
     fn faults_resolve_to_their_region_or_nothing() {
         let l = RISCV64_VIRT;
         assert_eq!(l.region_of(gpa(0x8000_0000)).unwrap().name, "ram");
-        assert_eq!(l.region_of(gpa(0x80ff_ffff)).unwrap().name, "ram");
+        assert_eq!(l.region_of(gpa(0x87ff_ffff)).unwrap().name, "ram");
         assert!(
-            l.region_of(gpa(0x8100_0000)).is_none(),
+            l.region_of(gpa(0x8800_0000)).is_none(),
             "one past guest RAM is not the guest's"
         );
         assert!(l.region_of(gpa(0x7fff_ffff)).is_none());
@@ -469,7 +596,7 @@ mod tests {
 
     #[test]
     fn pass_through_of_host_ram_is_refused() {
-        const BAD: GuestLayout = GuestLayout {
+        const BAD: GuestLayout<'static> = GuestLayout {
             regions: &[
                 Region {
                     name: "ram",
@@ -491,19 +618,22 @@ mod tests {
             entry: gpa(0x8000_0000),
         };
         assert_eq!(
-            BAD.validate(HOST_RAM),
+            BAD.validate(&HOST),
             Err(LayoutError::ExposesHostRam {
                 region: "sneaky",
                 hpa: hpa(0x87ff_f000)
             })
         );
         // The same layout is fine on a host whose RAM is elsewhere.
-        assert_eq!(BAD.validate(&[(hpa(0x4000_0000), 0x1000_0000)]), Ok(()));
+        assert_eq!(
+            BAD.validate(&ram_only(&[(hpa(0x4000_0000), 0x1000_0000)])),
+            Ok(())
+        );
     }
 
     #[test]
     fn overlap_alignment_and_entry_are_checked() {
-        const OVERLAP: GuestLayout = GuestLayout {
+        const OVERLAP: GuestLayout<'static> = GuestLayout {
             regions: &[
                 Region {
                     name: "a",
@@ -523,13 +653,13 @@ mod tests {
             entry: gpa(0x1000),
         };
         assert_eq!(
-            OVERLAP.validate(&[]),
+            OVERLAP.validate(&HostResources::default()),
             Err(LayoutError::Overlap {
                 first: "a",
                 second: "b"
             })
         );
-        const UNALIGNED: GuestLayout = GuestLayout {
+        const UNALIGNED: GuestLayout<'static> = GuestLayout {
             regions: &[Region {
                 name: "a",
                 gpa: gpa(0x1800),
@@ -540,10 +670,10 @@ mod tests {
             entry: gpa(0x1800),
         };
         assert_eq!(
-            UNALIGNED.validate(&[]),
+            UNALIGNED.validate(&HostResources::default()),
             Err(LayoutError::Unaligned { region: "a" })
         );
-        const NO_ENTRY: GuestLayout = GuestLayout {
+        const NO_ENTRY: GuestLayout<'static> = GuestLayout {
             regions: &[Region {
                 name: "a",
                 gpa: gpa(0x1000),
@@ -554,7 +684,7 @@ mod tests {
             entry: gpa(0x9000),
         };
         assert_eq!(
-            NO_ENTRY.validate(&[]),
+            NO_ENTRY.validate(&HostResources::default()),
             Err(LayoutError::EntryNotInRam { entry: gpa(0x9000) })
         );
     }
@@ -582,5 +712,94 @@ mod tests {
         assert!(!Perms::READ.allows(Access::Write));
         assert!(!Perms::RW.allows(Access::Execute));
         assert!(Perms::RWX.allows(Access::Execute));
+    }
+
+    #[test]
+    fn pass_through_of_a_host_driven_device_is_refused() {
+        const UART: HostDevice = HostDevice {
+            name: "console UART",
+            hpa: hpa(0x1000_0000),
+            size: 0x1000,
+        };
+        const LEAKY: GuestLayout<'static> = GuestLayout {
+            regions: &[
+                Region {
+                    name: "ram",
+                    gpa: gpa(0x8000_0000),
+                    size: 0x1000,
+                    perms: Perms::RWX,
+                    kind: RegionKind::Ram,
+                },
+                Region {
+                    name: "uart",
+                    gpa: gpa(0x1000_0000),
+                    size: 0x1000,
+                    perms: Perms::RW,
+                    kind: RegionKind::Passthrough {
+                        hpa: hpa(0x1000_0000),
+                    },
+                },
+            ],
+            entry: gpa(0x8000_0000),
+        };
+        let host = HostResources {
+            ram: HOST_RAM,
+            devices: &[UART],
+        };
+        let err = LEAKY.validate(&host).unwrap_err();
+        assert_eq!(
+            err,
+            LayoutError::ExposesHostDevice {
+                region: "uart",
+                device: "console UART",
+                hpa: hpa(0x1000_0000)
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "guest region `uart` would pass the hypervisor's own console UART at 0x10000000 through to the guest"
+        );
+        // The shipped layouts emulate the devices the host drives.
+        assert_eq!(RISCV64_VIRT.validate(&host), Ok(()));
+    }
+
+    #[test]
+    fn ram_is_resized_and_checked_against_the_host() {
+        let regions = RISCV64_VIRT.with_ram_size(64 << 20).unwrap();
+        let small = GuestLayout {
+            regions: &regions,
+            ..RISCV64_VIRT
+        };
+        assert_eq!(small.validate(&HOST), Ok(()));
+        assert_eq!(small.ram().unwrap().size, 64 << 20);
+        assert!(small.region_of(gpa(0x8400_0000)).is_none());
+        assert_eq!(small.regions.len(), RISCV64_VIRT.regions.len());
+        assert_eq!(small.check_ram_backable(64 << 20), Ok(()));
+        assert_eq!(
+            small.check_ram_backable(63 << 20).unwrap_err().to_string(),
+            "guest RAM of 64 MiB is more than the 63 MiB of host memory free to back it"
+        );
+        assert_eq!(
+            RISCV64_VIRT.with_ram_size(0x1234).unwrap_err(),
+            LayoutError::BadRamSize { size: 0x1234 }
+        );
+        assert_eq!(
+            RISCV64_VIRT.with_ram_size(0),
+            Err(LayoutError::BadRamSize { size: 0 })
+        );
+        // x86_64: RAM from 0 grown into the pflash page is an overlap.
+        use super::machines::X86_64_Q35;
+        let huge = X86_64_Q35.with_ram_size(0x1_0000_0000).unwrap();
+        let huge = GuestLayout {
+            regions: &huge,
+            ..X86_64_Q35
+        };
+        assert_eq!(
+            huge.validate(&HostResources::default()),
+            Err(LayoutError::Overlap {
+                first: "ram",
+                second: "pflash"
+            })
+        );
     }
 }

@@ -759,12 +759,12 @@ mod tests {
 
     #[test]
     fn host_ram_beyond_guest_ram_is_never_mapped() {
-        // 0x8100_0000 is host RAM on the real machine but not the guest's.
+        // 0x8800_0000 is host RAM on the real machine but not the guest's.
         let mut vm = vm();
-        let mut cpu = Scripted::new(&[npf(0x8100_0000, Access::Read)]);
+        let mut cpu = Scripted::new(&[npf(0x8800_0000, Access::Read)]);
         assert!(matches!(
             go(&mut vm, &mut cpu),
-            Err(VmError::WildAccess { gpa: at, .. }) if at == gpa(0x8100_0000)
+            Err(VmError::WildAccess { gpa: at, .. }) if at == gpa(0x8800_0000)
         ));
     }
 

@@ -66,7 +66,7 @@ impl Stats {
     }
 
     /// A printable report against `layout`.
-    pub fn report<'a>(&'a self, layout: &'a GuestLayout) -> Report<'a> {
+    pub fn report<'a>(&'a self, layout: &'a GuestLayout<'a>) -> Report<'a> {
         Report {
             stats: self,
             layout,
@@ -77,7 +77,7 @@ impl Stats {
 /// The shutdown report: two lines, exits then pages.
 pub struct Report<'a> {
     stats: &'a Stats,
-    layout: &'a GuestLayout,
+    layout: &'a GuestLayout<'a>,
 }
 
 impl core::fmt::Display for Report<'_> {
@@ -141,7 +141,7 @@ mod tests {
             text,
             "VM exits: 4 total, nested page fault 3, hypercall 1, timer 0, mmio 0, host tick 0, unexpected 0\n\
              Interrupts injected: timer 0, external 0\n\
-             Guest pages mapped: 4 (16 KiB), plic 0, uart 1, pflash 1, ram 2 of 4096 (8 KiB of 16 MiB)"
+             Guest pages mapped: 4 (16 KiB), plic 0, uart 1, pflash 1, ram 2 of 32768 (8 KiB of 128 MiB)"
         );
     }
 }

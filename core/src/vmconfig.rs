@@ -35,6 +35,26 @@ impl VmConfig {
     };
 }
 
+/// The file's text for these settings (what `cargo xtask run` writes):
+/// one line per setting that is not the default, sizes in the largest unit
+/// that divides them, so that [`parse`] reads back the same settings.
+impl fmt::Display for VmConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("# VM settings, written by cargo xtask\n")?;
+        if let Some(bytes) = self.mem {
+            let (n, unit) = [(30, "G"), (20, "M"), (10, "K")]
+                .into_iter()
+                .find(|&(shift, _)| bytes != 0 && bytes % (1 << shift) == 0)
+                .map_or((bytes, ""), |(shift, unit)| (bytes >> shift, unit));
+            writeln!(f, "mem = {n}{unit}")?;
+        }
+        if let Some(secs) = self.watchdog_secs {
+            writeln!(f, "watchdog = {secs}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Why the settings cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConfigError<'a> {
@@ -218,5 +238,36 @@ mod tests {
             "/etc/vm.conf line 1: `mem = lots`: expected a size such as 128M (bytes, or K, M, G)"
         );
         assert_eq!(parse("mem =").unwrap_err(), ConfigError::Syntax { line: 1 });
+    }
+
+    #[test]
+    fn settings_written_read_back_the_same() {
+        for config in [
+            VmConfig::DEFAULT,
+            VmConfig {
+                mem: Some(128 << 20),
+                watchdog_secs: Some(30),
+            },
+            VmConfig {
+                mem: Some(1 << 30),
+                watchdog_secs: None,
+            },
+            VmConfig {
+                mem: Some(4096 + 512),
+                watchdog_secs: None,
+            },
+        ] {
+            let text = config.to_string();
+            assert_eq!(parse(&text), Ok(config), "{text}");
+        }
+        let text = VmConfig {
+            mem: Some(96 << 20),
+            watchdog_secs: Some(5),
+        }
+        .to_string();
+        assert_eq!(
+            text,
+            "# VM settings, written by cargo xtask\nmem = 96M\nwatchdog = 5\n"
+        );
     }
 }

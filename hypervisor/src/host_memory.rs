@@ -19,6 +19,12 @@ pub fn host_ram_ranges() -> Vec<(HostPhysAddr, u64)> {
         .collect()
 }
 
+/// Bytes of host memory the page allocator can still hand out: the most
+/// guest RAM the host can back.
+pub fn free_bytes() -> u64 {
+    (global_allocator().available_pages() as u64) * PAGE_SIZE
+}
+
 /// Zeroed host pages for the hypervisor's own use (VMCBs, permission
 /// maps), never freed: they live as long as the VM. Returns the kernel
 /// pointer and the host-physical address.

@@ -20,8 +20,10 @@ mod guest_image;
 mod host_memory;
 mod vm_config;
 
+use alloc::vec::Vec;
 use arch::{Arch, Current, Outcome};
 use error::HvError;
+use guestaspace_core::layout::{GuestLayout, HostResources};
 use guestaspace_core::runloop::{self, Limits};
 use guestaspace_core::stage2::{AddressSpace, Format};
 use guestaspace_core::stats::Stats;
@@ -40,14 +42,33 @@ fn main() {
     }
 }
 
+/// The guest's address map: the architecture's, with its RAM resized to
+/// `mem` bytes if the settings ask, checked against the host (its RAM, the
+/// devices it drives, and the memory it has free to back guest RAM).
+fn guest_layout(mem: Option<u64>) -> Result<GuestLayout<'static>, HvError> {
+    let mut layout = Current::LAYOUT;
+    if let Some(size) = mem {
+        // The layout lives as long as the VM, i.e. until power-off.
+        layout.regions = Vec::leak(layout.with_ram_size(size).map_err(HvError::Layout)?);
+    }
+    let host_ram = host_memory::host_ram_ranges();
+    let host = HostResources {
+        ram: &host_ram,
+        devices: Current::HOST_DEVICES,
+    };
+    layout.validate(&host).map_err(HvError::Layout)?;
+    layout
+        .check_ram_backable(host_memory::free_bytes())
+        .map_err(HvError::Layout)?;
+    Ok(layout)
+}
+
 fn run() -> Result<(), HvError> {
     println!("arceos-guestaspace: {}", Current::DESCRIPTION);
     Current::init_hardware().map_err(HvError::Hardware)?;
 
-    let layout = Current::LAYOUT;
-    layout
-        .validate(&host_memory::host_ram_ranges())
-        .map_err(HvError::Layout)?;
+    let config = vm_config::read()?;
+    let layout = guest_layout(config.mem)?;
     let mut space = AddressSpace::<<Current as Arch>::Format, _>::new(host_memory::HostMemory::<
         Current,
     >::new())
@@ -80,7 +101,6 @@ fn run() -> Result<(), HvError> {
     );
     drop(image);
 
-    let config = vm_config::read()?;
     let limits = Limits {
         watchdog_ticks: match (config.watchdog_secs, Current::HOST_TICK_NS) {
             (Some(secs), tick) if tick > 0 => Some(secs * 1_000_000_000 / tick),

@@ -107,7 +107,7 @@ pub struct ArchSpec {
     pub guest: App,
     pub hypervisor: App,
     /// The guest-physical map the hypervisor gives the guest.
-    pub layout: &'static GuestLayout,
+    pub layout: &'static GuestLayout<'static>,
     pub kernel: KernelImage,
     /// Size of the pflash image QEMU gets, or 0 where the guest's pflash
     /// is emulated by the hypervisor and QEMU gets none.
@@ -130,7 +130,17 @@ pub struct ArchSpec {
     pub crash_text: &'static str,
     /// What the hypervisor says on a CPU without the extension.
     pub no_virtualization_text: &'static str,
+    /// The bundled guest's exits by reason, exactly, under [`ICOUNT`]
+    /// (the instruction count drives the clock, so a run is repeatable to
+    /// the exit). A change to the guest or the exit path changes them: the
+    /// `exact-exits` case then prints the new counts to put here.
+    pub icount_exits: &'static [(&'static str, u64)],
 }
+
+/// QEMU options that make a run deterministic: the virtual clock advances
+/// one nanosecond per guest instruction and never with host time, even
+/// while the CPU sleeps.
+pub const ICOUNT: &[&str] = &["-icount", "shift=0,sleep=off"];
 
 impl ArchSpec {
     /// The physical address an ELF load address stands for.
@@ -157,6 +167,11 @@ pub const fn hypervisor_app(config: &'static str) -> App {
         config: Some(config),
     }
 }
+
+/// The machine's RAM (QEMU `-m`), which the hypervisor's ArceOS
+/// configurations declare as `phys-memory-size` (512 MiB): room for the
+/// hypervisor and a guest's RAM (128 MiB unless `--mem` says otherwise).
+pub const HOST_RAM: &str = "512M";
 
 /// Command-line words as QEMU arguments.
 pub fn qemu_words(words: &[&str]) -> Vec<OsString> {

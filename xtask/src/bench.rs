@@ -15,6 +15,7 @@
 mod measure;
 mod report;
 
+use crate::arch::ICOUNT;
 use crate::arch::{App, Arch, ArchSpec, KernelImage, VmFiles};
 use crate::build::{CargoOutput, build_app, cargo_binary};
 use crate::fsio::write_if_different;
@@ -27,6 +28,7 @@ use crate::vm_report::{parse_bench, parse_exits, parse_pages};
 use anyhow::{Context, Result, bail};
 use guestaspace_core::PAGE_SIZE;
 use guestaspace_core::scenario::Scenario;
+use guestaspace_core::vmconfig::VmConfig;
 use measure::{Summary, time_command};
 use report::{ArchFigures, ExitFigures};
 use std::path::{Path, PathBuf};
@@ -44,8 +46,6 @@ pub struct BenchOptions {
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 /// The hypervisor file the edit-run figure touches.
 const TOUCHED: &str = "hypervisor/src/main.rs";
-/// Makes QEMU's virtual clock count one nanosecond per guest instruction.
-const ICOUNT: &[&str] = &["-icount", "shift=0"];
 
 pub fn bench(options: &BenchOptions) -> Result<()> {
     let mut all = Vec::new();
@@ -72,6 +72,7 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
         guest: GuestSource::Bundled,
         scenario: Scenario::Normal,
         cargo: CargoOutput::Captured,
+        vm: VmConfig::DEFAULT,
     };
     prepare(spec, &paths, &normal)?;
     let files = VmFiles {
@@ -249,7 +250,7 @@ fn bench_disk(spec: &'static ArchSpec, paths: &ArchPaths) -> Result<PathBuf> {
         &mut log,
     )?;
     let disk = paths.e2e.join("disk-bench.img");
-    crate::disk::write_fat_disk(&disk, &guest_disk(&guest))?;
+    crate::disk::write_fat_disk(&disk, &guest_disk(&guest, &VmConfig::DEFAULT))?;
     Ok(disk)
 }
 

@@ -7,6 +7,7 @@ use crate::prepare::GuestSource;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use guestaspace_core::scenario::Scenario;
+use guestaspace_core::vmconfig::VmConfig;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -77,6 +78,23 @@ pub struct RunArgs {
     /// Ask the guest to misbehave in a chosen way (a test hook).
     #[arg(long, default_value = "normal", value_parser = scenario_parser())]
     pub scenario: Scenario,
+    /// Guest RAM (e.g. 64M, 1G; default 128M), still mapped page by page on
+    /// first touch. Written to the disk's /etc/vm.conf.
+    #[arg(long, value_name = "SIZE", value_parser = mem_parser)]
+    pub mem: Option<u64>,
+    /// Have the hypervisor itself stop the guest after this many seconds,
+    /// naming its PC (riscv64). Written to the disk's /etc/vm.conf.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub guest_timeout: Option<u64>,
+}
+
+/// Parses `--mem` the way the hypervisor reads `mem =` in /etc/vm.conf.
+fn mem_parser(text: &str) -> Result<u64, String> {
+    match guestaspace_core::vmconfig::parse_size(text) {
+        Some(bytes) if bytes > 0 && bytes.is_multiple_of(guestaspace_core::PAGE_SIZE) => Ok(bytes),
+        Some(_) => Err("not a whole number of 4 KiB pages".into()),
+        None => Err("expected a size such as 128M (bytes, or K, M, G)".into()),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -120,6 +138,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 scenario: a.scenario,
                 timeout: Duration::from_secs(a.timeout),
                 verbose: cli.verbose,
+                vm: VmConfig {
+                    mem: a.mem,
+                    watchdog_secs: a.guest_timeout,
+                },
             };
             crate::run::run(&options)
         }

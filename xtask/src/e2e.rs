@@ -14,6 +14,7 @@ use crate::qemu::check_qemu;
 use crate::vm::{Input, RunOutput, RunSpec, run_vm};
 use anyhow::{Result, bail};
 use guestaspace_core::scenario::Scenario;
+use guestaspace_core::vmconfig::VmConfig;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -116,7 +117,7 @@ impl Ctx {
     /// after `name`, with a normal pflash.
     pub fn boot_image(&self, name: &str, guest: &[u8], timeout: Duration) -> Result<RunOutput> {
         let disk = self.paths.e2e.join(format!("disk-{name}.img"));
-        write_fat_disk(&disk, &guest_disk(guest))?;
+        write_fat_disk(&disk, &guest_disk(guest, &VmConfig::DEFAULT))?;
         self.boot(&disk, Scenario::Normal, timeout)
     }
 }
@@ -188,6 +189,7 @@ fn setup(spec: &'static ArchSpec, verbose: bool) -> Result<Ctx> {
         guest: GuestSource::Bundled,
         scenario: Scenario::Normal,
         cargo: CargoOutput::Live,
+        vm: VmConfig::DEFAULT,
     };
     let prepared = prepare(spec, &paths, &options)?;
     Ok(Ctx {

@@ -12,6 +12,7 @@ use crate::paths::ArchPaths;
 use crate::pflash::write_pflash;
 use anyhow::Result;
 use guestaspace_core::scenario::Scenario;
+use guestaspace_core::vmconfig::{self, VmConfig};
 use std::path::PathBuf;
 
 /// Where the guest kernel is on the disk.
@@ -32,6 +33,9 @@ pub struct PrepareOptions {
     pub guest: GuestSource,
     pub scenario: Scenario,
     pub cargo: CargoOutput,
+    /// The VM's settings, written to the disk as `/etc/vm.conf` unless
+    /// they are all defaults.
+    pub vm: VmConfig,
 }
 
 /// What the build step produced.
@@ -64,7 +68,7 @@ pub fn prepare(spec: &ArchSpec, paths: &ArchPaths, options: &PrepareOptions) -> 
         let hv = hypervisor_flat(&paths.hv_elf, spec, load_addr)?;
         write_if_different(&paths.hv_flat, &hv)?;
     }
-    write_fat_disk(&paths.disk, &guest_disk(&guest))?;
+    write_fat_disk(&paths.disk, &guest_disk(&guest, &options.vm))?;
     if spec.pflash_size > 0 {
         write_pflash(&paths.pflash, options.scenario, spec.pflash_size)?;
     }
@@ -103,7 +107,12 @@ pub fn build_guest(
 /// The build-time variable gkernel-bare reads its scenario from.
 pub const SCENARIO_VARIABLE: &str = "GKERNEL_SCENARIO";
 
-/// The files of a disk whose `/sbin/gkernel` is `guest`.
-pub fn guest_disk(guest: &[u8]) -> DiskFiles {
-    DiskFiles::from([(GUEST_DISK_PATH.to_string(), guest.to_vec())])
+/// The files of a disk whose `/sbin/gkernel` is `guest`, with
+/// `/etc/vm.conf` holding `vm` unless every setting is the default.
+pub fn guest_disk(guest: &[u8], vm: &VmConfig) -> DiskFiles {
+    let mut files = DiskFiles::from([(GUEST_DISK_PATH.to_string(), guest.to_vec())]);
+    if *vm != VmConfig::DEFAULT {
+        files.insert(vmconfig::PATH.to_string(), vm.to_string().into_bytes());
+    }
+    files
 }

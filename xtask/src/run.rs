@@ -9,6 +9,7 @@ use crate::qemu::check_qemu;
 use crate::vm::{RunSpec, run_vm};
 use anyhow::Result;
 use guestaspace_core::scenario::Scenario;
+use guestaspace_core::vmconfig::VmConfig;
 use std::time::Duration;
 
 pub struct RunOptions {
@@ -17,6 +18,8 @@ pub struct RunOptions {
     pub scenario: Scenario,
     pub timeout: Duration,
     pub verbose: bool,
+    /// Settings for `/etc/vm.conf`.
+    pub vm: VmConfig,
 }
 
 /// `cargo xtask build`: everything `run` needs, without running it.
@@ -27,6 +30,7 @@ pub fn build_only(arch: Arch) -> Result<()> {
         guest: GuestSource::Bundled,
         scenario: Scenario::Normal,
         cargo: CargoOutput::Live,
+        vm: VmConfig::DEFAULT,
     };
     prepare(spec, &paths, &options)?;
     Ok(())
@@ -41,6 +45,7 @@ pub fn run(options: &RunOptions) -> Result<()> {
         guest: options.guest.clone(),
         scenario: options.scenario,
         cargo: CargoOutput::Live,
+        vm: options.vm,
     };
     prepare(spec, &paths, &prepare_options)?;
     let run = RunSpec {

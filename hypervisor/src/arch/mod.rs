@@ -12,7 +12,7 @@
 
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
 use guestaspace_core::arch::setup::HwSetupError;
-use guestaspace_core::layout::GuestLayout;
+use guestaspace_core::layout::{GuestLayout, HostDevice};
 use guestaspace_core::runloop::{Devices, Vcpu};
 use guestaspace_core::stage2::Format;
 
@@ -30,8 +30,11 @@ pub trait Arch {
     type Vcpu: Vcpu;
     /// One line printed at start: architecture and virtualization mode.
     const DESCRIPTION: &'static str;
-    /// The guest's physical address map.
-    const LAYOUT: GuestLayout;
+    /// The guest's physical address map (its RAM at the default size).
+    const LAYOUT: GuestLayout<'static>;
+    /// The devices the hypervisor drives itself: no pass-through region
+    /// may reach them.
+    const HOST_DEVICES: &'static [HostDevice];
 
     /// Checks the virtualization extension is there and configures the
     /// hypervisor-level registers that do not depend on the VM.
@@ -51,6 +54,15 @@ pub trait Arch {
     /// Period of the hypervisor's own tick (its `HostTick` exits), in
     /// nanoseconds; 0 if this architecture has none yet.
     const HOST_TICK_NS: u64;
+}
+
+/// A [`HostDevice`] entry for an `Arch::HOST_DEVICES` table.
+const fn host_device(name: &'static str, hpa: u64, size: u64) -> HostDevice {
+    HostDevice {
+        name,
+        hpa: HostPhysAddr::new(hpa),
+        size,
+    }
 }
 
 /// The replacement for ArceOS's platform power-off (see "Exit status").

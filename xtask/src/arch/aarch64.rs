@@ -5,8 +5,8 @@
 //! status. The guest is gkernel-bare, whose scenario is built in.
 
 use super::{
-    App, Arch, ArchSpec, KernelImage, QEMU_MIN_VERSION, QemuSpec, VmFiles, hypervisor_app,
-    pflash1_args, qemu_words, virtio_disk_args,
+    App, Arch, ArchSpec, HOST_RAM, KernelImage, QEMU_MIN_VERSION, QemuSpec, VmFiles,
+    hypervisor_app, pflash1_args, qemu_words, virtio_disk_args,
 };
 use guestaspace_core::layout::machines::AARCH64_VIRT;
 use std::ffi::OsString;
@@ -53,6 +53,14 @@ pub const SPEC: ArchSpec = ArchSpec {
     // VBAR_EL1 (0) + 0x200, outside guest memory.
     crash_text: "guest execute at guest-physical address 0x200",
     no_virtualization_text: "the hypervisor is not running at EL2",
+    icount_exits: &[
+        ("nested page fault", 17),
+        ("hypercall", 25),
+        ("timer", 0),
+        ("mmio", 0),
+        ("host tick", 0),
+        ("unexpected", 0),
+    ],
 };
 
 fn qemu_args(files: &VmFiles) -> Vec<OsString> {
@@ -62,7 +70,7 @@ fn qemu_args(files: &VmFiles) -> Vec<OsString> {
         "-cpu",
         "max",
         "-m",
-        "128M",
+        HOST_RAM,
         "-nographic",
         "-no-reboot",
         "-semihosting",
@@ -81,7 +89,7 @@ mod tests {
     #[test]
     fn command_line_keeps_el2_and_attaches_semihosting_disk_and_pflash1() {
         let line = crate::arch::test_command_line(qemu_args);
-        assert!(line.starts_with("-machine virt,virtualization=on -cpu max -m 128M"));
+        assert!(line.starts_with("-machine virt,virtualization=on -cpu max -m 512M"));
         assert!(line.contains("-semihosting -kernel /t/kernel"));
         assert!(
             line.ends_with("-drive if=pflash,unit=1,format=raw,readonly=on,file=/t/pflash.img")

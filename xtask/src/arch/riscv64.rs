@@ -2,8 +2,8 @@
 //! the disk is a virtio-blk PCI device and the guest's pflash is pflash1.
 
 use super::{
-    App, Arch, ArchSpec, KernelImage, QEMU_MIN_VERSION, QemuSpec, VmFiles, hypervisor_app,
-    pflash1_args, qemu_words, virtio_disk_args,
+    App, Arch, ArchSpec, HOST_RAM, KernelImage, QEMU_MIN_VERSION, QemuSpec, VmFiles,
+    hypervisor_app, pflash1_args, qemu_words, virtio_disk_args,
 };
 use guestaspace_core::layout::machines::RISCV64_VIRT;
 use std::ffi::OsString;
@@ -48,6 +48,14 @@ pub const SPEC: ArchSpec = ArchSpec {
     wild_gpa: "0x30000000",
     crash_text: "the guest asked to power off because it failed",
     no_virtualization_text: "the CPU has no H extension",
+    icount_exits: &[
+        ("nested page fault", 86),
+        ("hypercall", 3),
+        ("timer", 1),
+        ("mmio", 1729),
+        ("host tick", 0),
+        ("unexpected", 0),
+    ],
 };
 
 fn qemu_args(files: &VmFiles) -> Vec<OsString> {
@@ -55,7 +63,7 @@ fn qemu_args(files: &VmFiles) -> Vec<OsString> {
         "-machine",
         "virt",
         "-m",
-        "128M",
+        HOST_RAM,
         "-bios",
         "default",
         "-nographic",
@@ -92,7 +100,7 @@ mod tests {
     fn command_line_boots_the_flat_hypervisor_with_disk_and_pflash1() {
         let line = crate::arch::test_command_line(qemu_args);
         assert!(line.starts_with(
-            "-machine virt -m 128M -bios default -nographic -no-reboot -kernel /t/kernel "
+            "-machine virt -m 512M -bios default -nographic -no-reboot -kernel /t/kernel "
         ));
         assert!(line.contains(
             "-drive if=none,file=/t/disk.img,format=raw,id=disk0 -device virtio-blk-pci,drive=disk0"

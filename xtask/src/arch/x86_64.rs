@@ -6,8 +6,8 @@
 //! into the guest.
 
 use super::{
-    App, Arch, ArchSpec, KernelImage, QEMU_MIN_VERSION, QemuSpec, VmFiles, hypervisor_app,
-    qemu_words, virtio_disk_args,
+    App, Arch, ArchSpec, HOST_RAM, KernelImage, QEMU_MIN_VERSION, QemuSpec, VmFiles,
+    hypervisor_app, qemu_words, virtio_disk_args,
 };
 use guestaspace_core::layout::machines::X86_64_Q35;
 use std::ffi::OsString;
@@ -49,6 +49,14 @@ pub const SPEC: ArchSpec = ArchSpec {
     wild_gpa: "0xfec00000",
     crash_text: "shutdown (triple fault in the guest)",
     no_virtualization_text: "the CPU has no AMD SVM",
+    icount_exits: &[
+        ("nested page fault", 2),
+        ("hypercall", 25),
+        ("timer", 0),
+        ("mmio", 0),
+        ("host tick", 0),
+        ("unexpected", 0),
+    ],
 };
 
 fn qemu_args(files: &VmFiles) -> Vec<OsString> {
@@ -58,7 +66,7 @@ fn qemu_args(files: &VmFiles) -> Vec<OsString> {
         "-cpu",
         "EPYC",
         "-m",
-        "128M",
+        HOST_RAM,
         "-nographic",
         "-no-reboot",
         "-kernel",
@@ -81,7 +89,7 @@ mod tests {
     fn command_line_boots_the_elf_on_an_svm_cpu_with_the_exit_device() {
         let line = crate::arch::test_command_line(qemu_args);
         assert!(line.starts_with(
-            "-machine q35 -cpu EPYC -m 128M -nographic -no-reboot -kernel /t/kernel "
+            "-machine q35 -cpu EPYC -m 512M -nographic -no-reboot -kernel /t/kernel "
         ));
         assert!(line.contains("-device virtio-blk-pci,drive=disk0"));
         assert!(line.ends_with("-device isa-debug-exit,iobase=0xf4,iosize=0x04"));

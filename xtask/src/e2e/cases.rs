@@ -6,12 +6,13 @@ use crate::arch::Arch;
 use crate::build::CargoOutput;
 use crate::disk::{DiskFiles, write_fat_disk, write_non_fat_disk};
 use crate::guests::tutorial::{self, TutorialApp};
-use crate::prepare::{GuestSource, PrepareOptions, prepare};
+use crate::prepare::{GuestSource, PrepareOptions, guest_disk, prepare};
 use crate::vm::{Input, InputStep, RunOutput, VmEnd};
 use crate::vm_report::{check_in_order, parse_exits, parse_injections, parse_pages};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use guestaspace_core::PAGE_SIZE;
 use guestaspace_core::scenario::Scenario;
+use guestaspace_core::vmconfig::VmConfig;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -61,6 +62,10 @@ fn common_cases() -> Vec<Case> {
             run: boot,
         },
         Case {
+            name: "exact-exits",
+            run: exact_exits,
+        },
+        Case {
             name: "linked-at-entry",
             run: linked_at_entry,
         },
@@ -95,6 +100,14 @@ fn common_cases() -> Vec<Case> {
         Case {
             name: "bad-vm-conf",
             run: bad_vm_conf,
+        },
+        Case {
+            name: "guest-mem",
+            run: guest_mem,
+        },
+        Case {
+            name: "mem-beyond-host",
+            run: mem_beyond_host,
         },
         Case {
             name: "incremental",
@@ -220,6 +233,56 @@ fn bad_vm_conf(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// The bundled guest on a disk whose `/etc/vm.conf` holds `vm`, written
+/// the way `cargo xtask run` writes it.
+fn disk_with_settings(ctx: &Ctx, name: &str, vm: &VmConfig) -> Result<std::path::PathBuf> {
+    let disk = ctx.paths.e2e.join(format!("{name}.img"));
+    write_fat_disk(&disk, &guest_disk(&ctx.prepared.guest, vm))?;
+    Ok(disk)
+}
+
+/// `--mem 8M`: the guest boots in 8 MiB and the report counts its pages
+/// against that size.
+fn guest_mem(ctx: &Ctx) -> Result<()> {
+    let vm = VmConfig {
+        mem: Some(8 << 20),
+        ..VmConfig::DEFAULT
+    };
+    let disk = disk_with_settings(ctx, "guest-mem", &vm)?;
+    let out = ctx.boot(&disk, Scenario::Normal, DEFAULT_TIMEOUT)?;
+    out.check().map_err(|e| with_output(&out, e))?;
+    let pages = parse_pages(&out.text)?;
+    let ram = pages.region("ram")?;
+    ensure!(
+        ram.of == Some(2048),
+        with_output(
+            &out,
+            format!("guest RAM of {:?} pages, expected 2048", ram.of)
+        )
+    );
+    expect_text(&out, "of 8 MiB)")
+}
+
+/// More guest RAM than the host has free is refused before the guest runs.
+fn mem_beyond_host(ctx: &Ctx) -> Result<()> {
+    let vm = VmConfig {
+        mem: Some(1 << 30),
+        ..VmConfig::DEFAULT
+    };
+    let disk = disk_with_settings(ctx, "mem-beyond-host", &vm)?;
+    let out = ctx.boot(&disk, Scenario::Normal, DEFAULT_TIMEOUT)?;
+    expect_vm_failure(&out)?;
+    expect_line_starting(
+        &out,
+        "error: guest layout: guest RAM of 1024 MiB is more than the ",
+    )?;
+    ensure!(
+        !out.text.contains("Entering VM run loop"),
+        with_output(&out, "the guest ran with RAM the host cannot back")
+    );
+    Ok(())
+}
+
 /// Boots an unmodified crates.io tutorial app as the guest.
 fn boot_tutorial(ctx: &Ctx, app: TutorialApp) -> Result<RunOutput> {
     let elf = tutorial::build(app, ctx.spec)?;
@@ -280,6 +343,31 @@ fn boot(ctx: &Ctx) -> Result<()> {
     out.check().map_err(|e| with_output(&out, e))?;
     check_in_order(&out.text, ctx.spec.boot_lines).map_err(|e| with_output(&out, e))?;
     check_counters(&out.text, ctx).map_err(|e| with_output(&out, e))
+}
+
+/// Under `-icount` the bundled guest's run is repeatable to the exit: every
+/// reason's count is exactly the one recorded for the architecture.
+fn exact_exits(ctx: &Ctx) -> Result<()> {
+    let out = ctx.boot_with_args(
+        &ctx.paths.disk,
+        Scenario::Normal,
+        DEFAULT_TIMEOUT,
+        crate::arch::ICOUNT,
+    )?;
+    out.check().map_err(|e| with_output(&out, e))?;
+    let exits = parse_exits(&out.text)?;
+    let got: Vec<(&str, u64)> = exits.kinds.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+    ensure!(
+        got == ctx.spec.icount_exits,
+        with_output(
+            &out,
+            format!(
+                "exits under -icount were {got:?}, expected exactly {:?}",
+                ctx.spec.icount_exits
+            )
+        )
+    );
+    Ok(())
 }
 
 /// The shutdown counters must add up and show memory built on demand.
@@ -418,17 +506,21 @@ fn missing_gkernel(ctx: &Ctx) -> Result<()> {
 }
 
 fn oversized_gkernel(ctx: &Ctx) -> Result<()> {
-    let disk = ctx.paths.e2e.join("oversized-gkernel.img");
-    // One page more than guest RAM holds from the entry point on.
+    // 4 MiB of guest RAM, and a gkernel one page larger than what it holds
+    // from the entry point on.
+    let vm = VmConfig {
+        mem: Some(4 << 20),
+        ..VmConfig::DEFAULT
+    };
     let layout = ctx.spec.layout;
-    let room = layout
-        .ram()
-        .map(|r| r.end() - layout.entry)
-        .context("the layout has no RAM")?;
-    let files = DiskFiles::from([(
-        "/sbin/gkernel".to_string(),
-        vec![0x13u8; (room + PAGE_SIZE) as usize],
-    )]);
+    let ram = layout.ram().context("the layout has no RAM")?;
+    let room = ram.gpa.as_u64() + (4 << 20) - layout.entry.as_u64();
+    let disk = ctx.paths.e2e.join("oversized-gkernel.img");
+    let mut files = guest_disk(&vec![0x13u8; (room + PAGE_SIZE) as usize], &vm);
+    files.insert(
+        "/README.txt".to_string(),
+        b"gkernel is one page larger than 4 MiB of guest RAM holds.\n".to_vec(),
+    );
     write_fat_disk(&disk, &files)?;
     let out = ctx.boot(&disk, Scenario::Normal, super::DEFAULT_TIMEOUT)?;
     expect_vm_failure(&out)?;
@@ -464,6 +556,7 @@ fn incremental(ctx: &Ctx) -> Result<()> {
         guest: GuestSource::Bundled,
         scenario: Scenario::Normal,
         cargo: CargoOutput::Captured,
+        vm: VmConfig::DEFAULT,
     };
     let start = Instant::now();
     let prepared = prepare(ctx.spec, p, &options)?;

@@ -7,7 +7,7 @@ mod power;
 mod registers;
 mod vcpu;
 
-use super::{Arch, Outcome};
+use super::{Arch, Outcome, host_device};
 use guestaspace_core::devices::Bus;
 use guestaspace_core::runloop::Devices;
 
@@ -16,7 +16,7 @@ use guestaspace_core::runloop::Devices;
 extern crate axplat_aarch64_qemu_virt_el2;
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
 use guestaspace_core::arch::setup::HwSetupError;
-use guestaspace_core::layout::{GuestLayout, machines};
+use guestaspace_core::layout::{GuestLayout, HostDevice, machines};
 use guestaspace_core::stage2::ArmStage2;
 
 pub struct Aarch64;
@@ -26,7 +26,11 @@ impl Arch for Aarch64 {
     type Vcpu = vcpu::ArmVcpu;
     const DESCRIPTION: &'static str =
         "aarch64 EL2 (VHE), guest at EL1 behind a VTTBR_EL2 stage-2 table";
-    const LAYOUT: GuestLayout = machines::AARCH64_VIRT;
+    const LAYOUT: GuestLayout<'static> = machines::AARCH64_VIRT;
+    const HOST_DEVICES: &'static [HostDevice] = &[
+        host_device("interrupt controller (GICv2)", 0x0800_0000, 0x2_0000),
+        host_device("console UART (PL011)", 0x0900_0000, 0x1000),
+    ];
 
     fn init_hardware() -> Result<(), HwSetupError> {
         registers::init()

@@ -8,7 +8,7 @@ mod power;
 mod timer;
 mod vcpu;
 
-use super::{Arch, Outcome};
+use super::{Arch, Outcome, host_device};
 use alloc::boxed::Box;
 use guestaspace_core::devices::Bus;
 use guestaspace_core::devices::plic::{PLIC_SIZE, Plic, S_MODE_CONTEXT};
@@ -19,7 +19,7 @@ use guestaspace_core::runloop::Devices;
 const UART_IRQ: u32 = 10;
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
 use guestaspace_core::arch::setup::HwSetupError;
-use guestaspace_core::layout::{GuestLayout, machines};
+use guestaspace_core::layout::{GuestLayout, HostDevice, machines};
 use guestaspace_core::stage2::Sv39x4;
 
 pub struct Riscv64;
@@ -29,7 +29,12 @@ impl Arch for Riscv64 {
     type Vcpu = vcpu::RiscvVcpu;
     const DESCRIPTION: &'static str =
         "riscv64 H extension, guest in VS-mode behind an Sv39x4 G-stage";
-    const LAYOUT: GuestLayout = machines::RISCV64_VIRT;
+    const LAYOUT: GuestLayout<'static> = machines::RISCV64_VIRT;
+    const HOST_DEVICES: &'static [HostDevice] = &[
+        host_device("power-off device (sifive,test)", 0x0010_0000, 0x1000),
+        host_device("interrupt controller (PLIC)", 0x0c00_0000, 0x60_0000),
+        host_device("console UART", 0x1000_0000, 0x1000),
+    ];
 
     fn init_hardware() -> Result<(), HwSetupError> {
         hardware::init()

@@ -6,13 +6,13 @@ mod power;
 mod svm;
 mod vcpu;
 
-use super::{Arch, Outcome};
+use super::{Arch, Outcome, host_device};
 use core::sync::atomic::{AtomicBool, Ordering};
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
 use guestaspace_core::arch::setup::HwSetupError;
 use guestaspace_core::arch::x86_64::boot;
 use guestaspace_core::devices::Bus;
-use guestaspace_core::layout::{GuestLayout, machines};
+use guestaspace_core::layout::{GuestLayout, HostDevice, machines};
 use guestaspace_core::runloop::Devices;
 use guestaspace_core::stage2::Npt;
 
@@ -27,7 +27,11 @@ impl Arch for X86_64 {
     type Vcpu = vcpu::SvmVcpu;
     const DESCRIPTION: &'static str =
         "x86_64 AMD SVM, guest in long mode behind nested page tables";
-    const LAYOUT: GuestLayout = machines::X86_64_Q35;
+    const LAYOUT: GuestLayout<'static> = machines::X86_64_Q35;
+    const HOST_DEVICES: &'static [HostDevice] = &[
+        host_device("I/O APIC", 0xfec0_0000, 0x1000),
+        host_device("local APIC", 0xfee0_0000, 0x1000),
+    ];
 
     fn init_hardware() -> Result<(), HwSetupError> {
         svm::enable()
