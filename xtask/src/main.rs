@@ -19,6 +19,7 @@ mod paths;
 mod pflash;
 mod prepare;
 mod qemu;
+mod readme_transcript;
 mod run;
 mod vm;
 mod vm_report;

@@ -22,6 +22,10 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
     if arch == Arch::Riscv64 {
         cases.extend([
             Case {
+                name: "readme-transcript",
+                run: readme_transcript,
+            },
+            Case {
                 name: "pflash-write",
                 run: pflash_write,
             },
@@ -368,6 +372,23 @@ fn exact_exits(ctx: &Ctx) -> Result<()> {
         )
     );
     Ok(())
+}
+
+/// The README's `cargo xtask run` transcript is what a run prints, line
+/// for line and figure for figure (under `-icount`, as the README says).
+fn readme_transcript(ctx: &Ctx) -> Result<()> {
+    let path = ctx.paths.repo.join("README.md");
+    let readme = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let lines = crate::readme_transcript::transcript(&readme)?;
+    let out = ctx.boot_with_args(
+        &ctx.paths.disk,
+        Scenario::Normal,
+        DEFAULT_TIMEOUT,
+        crate::arch::ICOUNT,
+    )?;
+    out.check().map_err(|e| with_output(&out, e))?;
+    crate::readme_transcript::check(&lines, &out.text).map_err(|e| with_output(&out, e))
 }
 
 /// The shutdown counters must add up and show memory built on demand.
