@@ -39,6 +39,10 @@ pub enum Scenario {
     /// Set the UART's divisor-latch bit (DLAB), then touch an undeclared
     /// address: the hypervisor's diagnostic must still reach its console.
     DlabWildAccess = 8,
+    /// Make a PSCI `SYSTEM_OFF` call with `SMC` instead of `HVC` (aarch64):
+    /// the hypervisor offers SMCCC over HVC only, so it stops the VM
+    /// naming the SMC.
+    Smc = 9,
 }
 
 /// Byte offset of the bench's hypercall count (u32 LE) in the pflash image.
@@ -53,7 +57,7 @@ pub const BENCH_PAGES: u32 = 1000;
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Normal,
         Scenario::WildAccess,
         Scenario::NeverShutdown,
@@ -63,6 +67,7 @@ impl Scenario {
         Scenario::BadConsolePointer,
         Scenario::Echo,
         Scenario::DlabWildAccess,
+        Scenario::Smc,
     ];
 
     /// The scenario for a code; unknown codes (an erased flash reads
@@ -91,6 +96,7 @@ impl Scenario {
             Scenario::BadConsolePointer => "bad-console-pointer",
             Scenario::Echo => "echo",
             Scenario::DlabWildAccess => "dlab-wild-access",
+            Scenario::Smc => "smc",
         }
     }
 }

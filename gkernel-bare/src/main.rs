@@ -67,9 +67,22 @@ pub fn main() -> ! {
             unsafe { (arch::PFLASH as *mut u32).write_volatile(0) };
             println!("Wrote to pflash: the hypervisor let it through!");
         }
-        // Scenarios of the riscv64 ArceOS guest and its emulated devices:
-        // this guest cannot play them, and says so by failing the run.
-        other @ (Scenario::BadConsolePointer | Scenario::Echo | Scenario::DlabWildAccess) => {
+        Scenario::BadConsolePointer => {
+            let reply = arch::console_write_raw(arch::OUTSIDE_RAM, 16) as i64;
+            println!(
+                "Console write from {:#X} answered {reply}",
+                arch::OUTSIDE_RAM
+            );
+        }
+        Scenario::Smc if arch::HAS_SMC => {
+            println!("Scenario smc: PSCI SYSTEM_OFF through SMC");
+            arch::smc(guestaspace_core::arch::smccc::PSCI_SYSTEM_OFF);
+            println!("The SMC returned: the hypervisor let it through!");
+        }
+        // Scenarios of the riscv64 ArceOS guest and its emulated devices,
+        // or of another architecture: this guest cannot play them, and
+        // says so by failing the run.
+        other @ (Scenario::Echo | Scenario::DlabWildAccess | Scenario::Smc) => {
             println!(
                 "Scenario {}: not built into this guest; crashing on purpose",
                 other.name()

@@ -105,6 +105,9 @@ fn main() {
         }
 
         Scenario::Crash => panic!("scenario crash: the guest kernel panics on purpose"),
+        // An aarch64 scenario: this guest cannot play it, and says so by
+        // failing the run.
+        Scenario::Smc => panic!("scenario smc is an aarch64 scenario"),
         Scenario::NeverShutdown => {
             println!("Scenario never-shutdown: spinning forever");
             loop {

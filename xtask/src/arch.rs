@@ -130,6 +130,9 @@ pub struct ArchSpec {
     pub crash_text: &'static str,
     /// What the hypervisor says on a CPU without the extension.
     pub no_virtualization_text: &'static str,
+    /// The line the guest prints after its console-write call from outside
+    /// guest RAM was refused with its convention's bad-address error.
+    pub bad_console_reply: &'static str,
     /// The bundled guest's exits by reason, exactly, under [`ICOUNT`]
     /// (the instruction count drives the clock, so a run is repeatable to
     /// the exit). A change to the guest or the exit path changes them: the

@@ -124,8 +124,14 @@ mod tests {
         ));
         assert!(line_matches("root at …", "root at 0x80560000"));
         assert!(!line_matches("root at …", "root at "));
-        assert!(line_matches("Entering VM run loop...", "Entering VM run loop..."));
-        assert!(!line_matches("Entering VM run loop...", "Entering VM run loop"));
+        assert!(line_matches(
+            "Entering VM run loop...",
+            "Entering VM run loop..."
+        ));
+        assert!(!line_matches(
+            "Entering VM run loop...",
+            "Entering VM run loop"
+        ));
     }
 
     #[test]

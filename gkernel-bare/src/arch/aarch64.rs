@@ -52,6 +52,18 @@ pub fn hypercall(f: u64, a: u64, b: u64) -> u64 {
     ret
 }
 
+/// aarch64 has an SMC instruction (the `smc` scenario).
+pub const HAS_SMC: bool = true;
+
+/// An SMCCC call with `SMC #0` (function `f` in x0); returns x0.
+pub fn smc(f: u64) -> u64 {
+    let ret;
+    // SAFETY: with HCR_EL2.TSC set, SMC traps to the hypervisor, which only
+    // writes x0 (if it returns at all).
+    unsafe { core::arch::asm!("smc #0", inlateout("x0") f => ret, options(nostack)) };
+    ret
+}
+
 /// The virtual counter.
 pub fn counter() -> u64 {
     let v: u64;

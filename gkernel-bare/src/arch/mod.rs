@@ -15,12 +15,19 @@ pub use aarch64::*;
 use guestaspace_core::arch::smccc;
 
 pub fn console_write(bytes: &[u8]) {
-    hypercall(
-        smccc::GA_CONSOLE_WRITE,
-        bytes.as_ptr() as u64,
-        bytes.len() as u64,
-    );
+    console_write_raw(bytes.as_ptr() as u64, bytes.len() as u64);
 }
+
+/// The console-write call for `len` bytes at guest-physical `gpa`, which
+/// need not be guest RAM; returns what the hypervisor answered.
+pub fn console_write_raw(gpa: u64, len: u64) -> u64 {
+    hypercall(smccc::GA_CONSOLE_WRITE, gpa, len)
+}
+
+/// A guest-physical address outside guest RAM (and every other region)
+/// on both machines: RAM is at 0x4000_0000 (aarch64) or 0 (x86_64), at
+/// most 512 MiB.
+pub const OUTSIDE_RAM: u64 = 0x3000_0000;
 
 pub fn null_hypercall() {
     hypercall(smccc::GA_NULL, 0, 0);

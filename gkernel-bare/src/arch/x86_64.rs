@@ -48,6 +48,14 @@ pub fn counter_hz() -> u64 {
 
 /// Stops in a way the hypervisor reports as a failure: with no IDT, UD2
 /// escalates to a triple fault, a SHUTDOWN exit.
+/// x86_64 has no SMC (the `smc` scenario is aarch64's).
+pub const HAS_SMC: bool = false;
+
+/// Never called: x86_64 has no SMC instruction.
+pub fn smc(_f: u64) -> u64 {
+    unreachable!("x86_64 has no SMC")
+}
+
 pub fn crash() -> ! {
     loop {
         // SAFETY: raising #UD on purpose.

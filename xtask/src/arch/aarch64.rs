@@ -53,6 +53,7 @@ pub const SPEC: ArchSpec = ArchSpec {
     // VBAR_EL1 (0) + 0x200, outside guest memory.
     crash_text: "guest execute at guest-physical address 0x200",
     no_virtualization_text: "the hypervisor is not running at EL2",
+    bad_console_reply: "Console write from 0x30000000 answered -9",
     icount_exits: &[
         ("nested page fault", 17),
         ("hypercall", 25),
