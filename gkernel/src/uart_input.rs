@@ -32,6 +32,14 @@ fn reg32(addr: usize) -> *mut u32 {
     phys_to_virt(PhysAddr::from(addr)).as_mut_ptr().cast()
 }
 
+/// Reads the line status register once: one emulated device access (the
+/// bench's MMIO exit).
+pub fn line_status() -> u8 {
+    // SAFETY: the UART is in this kernel's MMIO ranges; reading LSR has no
+    // side effect besides clearing error bits, which no one here uses.
+    unsafe { reg8(UART + LSR).read_volatile() }
+}
+
 /// Reads bytes until a line end, one receive interrupt at a time; returns
 /// the line's length in `buf` and how many interrupts it took.
 pub fn read_line(buf: &mut [u8]) -> (usize, usize) {

@@ -10,8 +10,13 @@
 //!    first touches of fresh pages, normally and under `-icount shift=0`,
 //!    where the counts are deterministic;
 //! 4. guest memory: pages mapped by the end of a normal run;
-//! 5. with `--cold`, a cold build of the architecture.
+//! 5. devices and guest boot (where the guest has emulated devices): the
+//!    bench guest's emulated MMIO reads, UART accesses per character
+//!    printed, and the unmodified `arceos-helloworld` booted bare and as
+//!    the guest, with the hypervisor's own clock split;
+//! 6. with `--cold`, a cold build of the architecture.
 
+mod guest_boot;
 mod measure;
 mod report;
 
@@ -24,13 +29,14 @@ use crate::paths::ArchPaths;
 use crate::prepare::{GuestSource, PrepareOptions, build_guest, guest_disk, prepare};
 use crate::qemu::check_qemu;
 use crate::vm::{RunOutput, RunSpec, run_vm};
-use crate::vm_report::{parse_bench, parse_exits, parse_pages};
+use crate::vm_report::{parse_bench, parse_bench_mmio, parse_clock, parse_exits, parse_pages};
 use anyhow::{Context, Result, bail};
 use guestaspace_core::PAGE_SIZE;
+use guestaspace_core::layout::RegionKind;
 use guestaspace_core::scenario::Scenario;
 use guestaspace_core::vmconfig::VmConfig;
 use measure::{Summary, time_command};
-use report::{ArchFigures, ExitFigures};
+use report::{ArchFigures, DeviceFigures, ExitFigures};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
@@ -133,7 +139,24 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
         .context("no `ram` count in `Guest pages mapped:`")?;
     let ram_bytes = spec.layout.ram().map_or(0, |r| r.size);
 
-    // 5. A cold build.
+    // 5. Devices and guest boot, where the guest has emulated devices.
+    let clock_us = parse_clock(&normal_run.text)?;
+    let devices = if spec
+        .layout
+        .regions
+        .iter()
+        .any(|r| r.kind == RegionKind::Device)
+    {
+        Some(DeviceFigures {
+            uart_per_char: guest_boot::uart_accesses_per_char(&normal_run.text)
+                .context("no UART figures in the normal run")?,
+            helloworld: guest_boot::measure(spec, &paths, &files, runs)?,
+        })
+    } else {
+        None
+    };
+
+    // 6. A cold build.
     let cold_build = if options.cold {
         Some(cold_build(&paths.repo, spec.arch)?)
     } else {
@@ -151,6 +174,8 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
         mapped_bytes: pages.total * PAGE_SIZE,
         ram_mapped_bytes: ram_pages * PAGE_SIZE,
         ram_bytes,
+        clock_us,
+        devices,
         cold_build,
     })
 }
@@ -174,7 +199,11 @@ fn cargo_xtask_run(repo: &Path, arch: Arch) -> Result<Duration> {
 }
 
 /// Boots `files` quietly and insists on a clean end.
-fn boot(spec: &'static ArchSpec, files: &VmFiles, extra_args: &[&str]) -> Result<RunOutput> {
+pub(crate) fn boot(
+    spec: &'static ArchSpec,
+    files: &VmFiles,
+    extra_args: &[&str],
+) -> Result<RunOutput> {
     let run = RunSpec {
         spec,
         files: VmFiles { ..*files },
@@ -281,6 +310,8 @@ fn exit_figures(
         },
         hypercall_exits: exits.get("hypercall")?,
         fault_exits: exits.get("nested page fault")?,
+        mmio: parse_bench_mmio(&out.text)?,
+        mmio_exits: exits.get("mmio")?,
     })
 }
 

@@ -179,6 +179,40 @@ pub fn parse_bench(text: &str) -> Result<BenchLine> {
     }
 }
 
+/// The riscv64 bench guest's line `bench-mmio: N device reads in T ticks`:
+/// `(N, T)`, or `None` for a guest without emulated devices.
+pub fn parse_bench_mmio(text: &str) -> Result<Option<(u64, u64)>> {
+    let Ok(rest) = line_after(text, "bench-mmio: ") else {
+        return Ok(None);
+    };
+    match rest.split_whitespace().collect::<Vec<_>>().as_slice() {
+        [n, "device", "reads", "in", t, "ticks"] => Ok(Some((number(n)?, number(t)?))),
+        _ => bail!("bad bench-mmio line `{rest}`"),
+    }
+}
+
+/// `Hypervisor clock: machine start to guest entry A us, guest run B us`:
+/// `(A, B)` in microseconds.
+pub fn parse_clock(text: &str) -> Result<(u64, u64)> {
+    let rest = line_after(text, "Hypervisor clock: ")?;
+    match rest.split_whitespace().collect::<Vec<_>>().as_slice() {
+        [
+            "machine",
+            "start",
+            "to",
+            "guest",
+            "entry",
+            a,
+            "us,",
+            "guest",
+            "run",
+            b,
+            "us",
+        ] => Ok((number(a)?, number(b)?)),
+        _ => bail!("bad hypervisor clock line `{rest}`"),
+    }
+}
+
 /// The rest of the last line that starts with `prefix`, after it. Only the
 /// hypervisor's own final report counts: it starts its lines with the
 /// prefix, and it prints after the guest has stopped, so a guest printing
@@ -303,5 +337,16 @@ mod tests {
         );
         // Two needles on one line do not count as in order.
         assert!(check_in_order("a b\n", &["a", "b"]).is_err());
+    }
+
+    #[test]
+    fn the_mmio_bench_and_the_clock_lines_are_read() {
+        let text = "bench-mmio: 500 device reads in 1234 ticks\n\
+            Hypervisor clock: machine start to guest entry 81234 us, guest run 5678 us\n";
+        assert_eq!(parse_bench_mmio(text).unwrap(), Some((500, 1234)));
+        assert_eq!(parse_bench_mmio("nothing").unwrap(), None);
+        assert!(parse_bench_mmio("bench-mmio: x device reads in 1 ticks").is_err());
+        assert_eq!(parse_clock(text).unwrap(), (81234, 5678));
+        assert!(parse_clock("Hypervisor clock: soon").is_err());
     }
 }

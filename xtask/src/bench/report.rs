@@ -2,6 +2,7 @@
 //! JSON for tools. Ratios compare figures measured side by side in the
 //! same run.
 
+use super::guest_boot::GuestBoot;
 use super::measure::Summary;
 use crate::arch::Arch;
 use serde_json::{Value, json};
@@ -17,6 +18,10 @@ pub struct ExitFigures {
     pub counter_hz: u64,
     pub hypercall_exits: u64,
     pub fault_exits: u64,
+    /// The guest's emulated-MMIO reads and their ticks, where it has a
+    /// device to read.
+    pub mmio: Option<(u64, u64)>,
+    pub mmio_exits: u64,
 }
 
 impl ExitFigures {
@@ -45,6 +50,23 @@ impl ExitFigures {
     pub fn ns_per_fault(&self) -> f64 {
         self.ns(self.ticks_per_fault())
     }
+
+    /// Guest counter ticks per emulated MMIO read, if measured.
+    pub fn ticks_per_mmio(&self) -> Option<f64> {
+        self.mmio
+            .map(|(reads, ticks)| ticks as f64 / reads.max(1) as f64)
+    }
+
+    pub fn ns_per_mmio(&self) -> Option<f64> {
+        self.ticks_per_mmio().map(|t| self.ns(t))
+    }
+}
+
+/// Device and guest-boot figures, where the guest has emulated devices.
+pub struct DeviceFigures {
+    /// Emulated-UART accesses per character the guest printed.
+    pub uart_per_char: f64,
+    pub helloworld: GuestBoot,
 }
 
 pub struct ArchFigures {
@@ -60,6 +82,10 @@ pub struct ArchFigures {
     /// The RAM pages among them.
     pub ram_mapped_bytes: u64,
     pub ram_bytes: u64,
+    /// The hypervisor's clock in the normal run: machine start to guest
+    /// entry, guest run (microseconds).
+    pub clock_us: (u64, u64),
+    pub devices: Option<DeviceFigures>,
     pub cold_build: Option<Duration>,
 }
 
@@ -163,11 +189,67 @@ pub fn table(f: &ArchFigures, runs: usize) -> String {
         i.ticks_per_fault(),
         i.ns_per_fault()
     );
+    if let (Some(ns), Some(ticks), Some(ins)) =
+        (e.ns_per_mmio(), e.ticks_per_mmio(), i.ns_per_mmio())
+    {
+        let _ = writeln!(
+            t,
+            "{:<46} {:>9.0} ns ({:.1} ticks; {:.0} instructions under -icount)",
+            "  per emulated MMIO read (UART LSR)", ns, ticks, ins
+        );
+    }
     let _ = writeln!(
         t,
-        "{:<46} hypercall {}, nested page fault {}",
-        "  exits counted by the hypervisor", e.hypercall_exits, e.fault_exits
+        "{:<46} hypercall {}, nested page fault {}, mmio {}",
+        "  exits counted by the hypervisor", e.hypercall_exits, e.fault_exits, e.mmio_exits
     );
+    let _ = writeln!(
+        t,
+        "{:<46} {:.1} ms to guest entry, guest run {:.1} ms",
+        "  hypervisor clock, normal run",
+        f.clock_us.0 as f64 / 1e3,
+        f.clock_us.1 as f64 / 1e3
+    );
+    if let Some(d) = &f.devices {
+        let h = &d.helloworld;
+        let _ = writeln!(t, "devices and guest boot");
+        let _ = writeln!(
+            t,
+            "{:<46} {:.2}",
+            "  UART accesses per character printed", d.uart_per_char
+        );
+        let _ = writeln!(
+            t,
+            "{:<46} {}",
+            format!("  {} on bare QEMU", h.kernel),
+            secs(&h.bare)
+        );
+        let _ = writeln!(
+            t,
+            "{:<46} {}",
+            "  same kernel as our guest",
+            secs(&h.hosted)
+        );
+        let _ = writeln!(
+            t,
+            "{:<46} {:>7.2}x",
+            "  guest / bare (medians)",
+            ratio(h.hosted.median, h.bare.median)
+        );
+        let _ = writeln!(
+            t,
+            "{:<46} {:.1} ms to guest entry, guest run {:.1} ms",
+            "  hypervisor clock, last hosted run",
+            h.clock_us.0 as f64 / 1e3,
+            h.clock_us.1 as f64 / 1e3
+        );
+        let _ = writeln!(
+            t,
+            "{:<46} {:>7.2}x",
+            "  guest run / bare QEMU wall (median)",
+            h.clock_us.1 as f64 / 1e6 / h.bare.median.as_secs_f64().max(1e-9)
+        );
+    }
     let _ = writeln!(t, "guest memory");
     let _ = writeln!(
         t,
@@ -215,6 +297,8 @@ fn exits_json(e: &ExitFigures) -> Value {
         "ns_per_fault": e.ns_per_fault(),
         "hypercall_exits": e.hypercall_exits,
         "fault_exits": e.fault_exits,
+        "ns_per_mmio": e.ns_per_mmio(),
+        "mmio_exits": e.mmio_exits,
     })
 }
 
@@ -240,6 +324,20 @@ pub fn json(all: &[ArchFigures], runs: usize) -> Value {
                     "ram_mapped_bytes": f.ram_mapped_bytes,
                     "ram_bytes": f.ram_bytes
                 },
+                "hypervisor_clock_us": { "to_guest_entry": f.clock_us.0, "guest_run": f.clock_us.1 },
+                "devices": f.devices.as_ref().map(|d| json!({
+                    "uart_accesses_per_char": d.uart_per_char,
+                    "helloworld": {
+                        "kernel": d.helloworld.kernel,
+                        "bare_seconds": summary_json(&d.helloworld.bare),
+                        "hosted_seconds": summary_json(&d.helloworld.hosted),
+                        "hosted_over_bare": ratio(d.helloworld.hosted.median, d.helloworld.bare.median),
+                        "hypervisor_clock_us": {
+                            "to_guest_entry": d.helloworld.clock_us.0,
+                            "guest_run": d.helloworld.clock_us.1
+                        }
+                    }
+                })),
                 "cold_build_seconds": f.cold_build.map(|d| d.as_secs_f64()),
             })
         })
@@ -265,6 +363,8 @@ mod tests {
             counter_hz: 10_000_000,
             hypercall_exits: 10_003,
             fault_exits: 1027,
+            mmio: Some((10_000, 50_000)),
+            mmio_exits: 10_500,
         };
         let i = ExitFigures { counter_hz: 0, ..e };
         ArchFigures {
@@ -278,6 +378,16 @@ mod tests {
             mapped_bytes: 220 << 10,
             ram_mapped_bytes: 212 << 10,
             ram_bytes: 16 << 20,
+            clock_us: (80_000, 20_000),
+            devices: Some(DeviceFigures {
+                uart_per_char: 1.02,
+                helloworld: GuestBoot {
+                    kernel: "arceos-helloworld-0.4.11".into(),
+                    bare: s(100),
+                    hosted: s(250),
+                    clock_us: (150_000, 40_000),
+                },
+            }),
             cold_build: None,
         }
     }
@@ -302,6 +412,9 @@ mod tests {
         assert!(t.contains("2.00x"), "{t}");
         assert!(t.contains("212 KiB of 16384 KiB (1.29 %)"), "{t}");
         assert!(t.contains("(RAM and devices)           220 KiB"), "{t}");
+        assert!(t.contains("500 ns (5.0 ticks"), "{t}");
+        assert!(t.contains("2.50x"), "guest / bare: {t}");
+        assert!(t.contains("0.40x"), "guest run / bare wall: {t}");
         let j = json(&[f], 3);
         assert_eq!(j["runs"], 3);
         assert_eq!(j["arches"][0]["arch"], "riscv64");
