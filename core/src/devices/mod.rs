@@ -10,8 +10,10 @@
 //! interrupt-controller model on the bus ([`Device::set_irq_source`]) and
 //! from there to the vCPU ([`Device::irq_output`]).
 //!
-//! Models: [`uart16550`] (the console of QEMU `virt` and the PC COM1) and
-//! [`plic`] (the RISC-V platform-level interrupt controller of QEMU `virt`).
+//! Models: [`uart16550`] (the console of QEMU `virt` and the PC COM1),
+//! [`pl011`] (the Arm PrimeCell UART, the console of QEMU's aarch64 `virt`)
+//! and [`plic`] (the RISC-V platform-level interrupt controller of QEMU
+//! `virt`).
 
 use core::fmt;
 
@@ -19,6 +21,8 @@ use crate::addr::GuestPhysAddr;
 
 #[cfg(feature = "alloc")]
 pub mod bus;
+#[cfg(feature = "alloc")]
+pub mod pl011;
 pub mod plic;
 #[cfg(feature = "alloc")]
 pub mod uart16550;
