@@ -415,8 +415,9 @@ pub mod machines {
     };
 
     /// QEMU `virt` (aarch64, EL2): 128 MiB of RAM at IPA 0x4000_0000 with
-    /// the image at 0x4020_0000, and pflash1 passed through at 0x0400_0000.
-    /// The console is a hypercall (HVC), so the PL011 is not given away.
+    /// the image at 0x4020_0000, an emulated GICv2 (distributor and CPU
+    /// interface) and PL011 where `virt` has them, and pflash1 passed
+    /// through at 0x0400_0000.
     pub const AARCH64_VIRT: GuestLayout<'static> = GuestLayout {
         regions: &[
             Region {
@@ -427,6 +428,20 @@ pub mod machines {
                 kind: RegionKind::Passthrough {
                     hpa: HostPhysAddr::new(0x0400_0000),
                 },
+            },
+            Region {
+                name: "gic",
+                gpa: GuestPhysAddr::new(0x0800_0000),
+                size: 0x2_0000,
+                perms: Perms::RW,
+                kind: RegionKind::Device,
+            },
+            Region {
+                name: "uart",
+                gpa: GuestPhysAddr::new(0x0900_0000),
+                size: 0x1000,
+                perms: Perms::RW,
+                kind: RegionKind::Device,
             },
             Region {
                 name: "ram",
@@ -516,9 +531,14 @@ mod tests {
                 hpa: hpa(0x0400_0000)
             }
         );
+        assert_eq!(
+            AARCH64_VIRT.region_of(gpa(0x0900_0000)).unwrap().kind,
+            RegionKind::Device,
+            "the PL011 is emulated"
+        );
         assert!(
-            AARCH64_VIRT.region_of(gpa(0x0900_0000)).is_none(),
-            "the PL011 stays the host's"
+            AARCH64_VIRT.region_of(gpa(0x0a00_0000)).is_none(),
+            "virtio-mmio is not the guest's"
         );
         assert!(
             AARCH64_VIRT.region_of(gpa(0x4800_0000)).is_none(),

@@ -9,8 +9,9 @@ pub const PLATFORM: &str = "aarch64-qemu-virt";
 pub const RAM_BASE: u64 = 0x4000_0000;
 /// QEMU virt pflash1, passed through by the hypervisor.
 pub const PFLASH: usize = 0x0400_0000;
-/// The PL011 UART: real on virt, never declared for the guest.
-pub const UNDECLARED: usize = 0x0900_0000;
+/// The first virtio-mmio transport: real on virt, never declared for the
+/// guest.
+pub const UNDECLARED: usize = 0x0a00_0000;
 
 /// Stack for the guest (the image's .bss: fresh zeroed RAM).
 const STACK_SIZE: usize = 64 * 1024;
@@ -70,6 +71,15 @@ pub fn counter() -> u64 {
     // SAFETY: reading CNTVCT_EL0 has no side effects.
     unsafe { core::arch::asm!("isb", "mrs {0}, cntvct_el0", out(reg) v, options(nostack)) };
     v
+}
+
+/// Prints the physical counter as read at EL1: a read the hypervisor
+/// must let through (CNTHCTL_EL2.EL1PCTEN) rather than trap.
+pub fn report_counter() {
+    let v: u64;
+    // SAFETY: reading CNTPCT_EL0 has no side effects.
+    unsafe { core::arch::asm!("isb", "mrs {0}, cntpct_el0", out(reg) v, options(nostack)) };
+    crate::println!("physical counter at EL1: {v}");
 }
 
 /// The counter's frequency (CNTFRQ_EL0).

@@ -2,9 +2,7 @@
 //! an identity + linear boot page table, the MMU, and the jump to ArceOS.
 
 use crate::config::plat::{BOOT_STACK_SIZE, PHYS_VIRT_OFFSET};
-use aarch64_cpu::registers::{
-    CNTHCTL_EL2, CNTVOFF_EL2, CurrentEL, HCR_EL2, ReadWriteable, Readable, Writeable,
-};
+use aarch64_cpu::registers::{CNTHCTL_EL2, CNTVOFF_EL2, CurrentEL, HCR_EL2, Readable, Writeable};
 use axplat::mem::{Aligned4K, pa};
 use page_table_entry::{GenericPTE, MappingFlags, aarch64::A64PTE};
 
@@ -54,9 +52,20 @@ unsafe extern "C" fn init_el2_host() {
             + HCR_EL2::API::DisableTrapPointerAuthInstToEl2,
     );
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
-    CNTHCTL_EL2.modify(CNTHCTL_EL2::EL1PCEN::SET + CNTHCTL_EL2::EL1PCTEN::SET);
+    // aarch64-cpu describes CNTHCTL_EL2 with E2H = 0, where EL1PCTEN and
+    // EL1PCEN are bits 0 and 1; with E2H = 1 (VHE, set above) those bits
+    // mean EL0 access and the EL1 controls move to bits 10 and 11.
+    CNTHCTL_EL2.set(CNTHCTL_EL2.get() | CNTHCTL_E2H_EL1PCTEN | CNTHCTL_E2H_EL1PTEN);
     CNTVOFF_EL2.set(0);
 }
+
+/// CNTHCTL_EL2.EL1PCTEN with HCR_EL2.E2H = 1, bit 10: EL1 reads of the
+/// physical counter (CNTPCT_EL0) do not trap (Arm ARM DDI 0487, D23.9
+/// "CNTHCTL_EL2", layout "When FEAT_VHE is implemented and HCR_EL2.E2H == 1").
+const CNTHCTL_E2H_EL1PCTEN: u64 = 1 << 10;
+/// CNTHCTL_EL2.EL1PTEN with HCR_EL2.E2H = 1, bit 11: EL1 accesses to the
+/// EL1 physical timer (CNTP_CTL/CVAL/TVAL_EL0) do not trap (same section).
+const CNTHCTL_E2H_EL1PTEN: u64 = 1 << 11;
 
 #[unsafe(naked)]
 #[unsafe(no_mangle)]

@@ -40,6 +40,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         "arch = aarch64",
         "platform = aarch64-qemu-virt",
         "smp = 1",
+        "physical counter at EL1: ",
         "Reading PFlash at physical address 0x4000000...",
         "Try to access pflash dev region [0x4000000], got 0x646C6670",
         "Got pflash magic: pfld",
@@ -48,7 +49,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         "Guest pages mapped: ",
         "Hypervisor ok!",
     ],
-    wild_gpa: "0x9000000",
+    wild_gpa: "0xa000000",
     // With no vector table the guest's undefined instruction sends it to
     // VBAR_EL1 (0) + 0x200, outside guest memory.
     crash_text: "guest execute at guest-physical address 0x200",
@@ -56,7 +57,7 @@ pub const SPEC: ArchSpec = ArchSpec {
     bad_console_reply: "Console write from 0x30000000 answered -9",
     icount_exits: &[
         ("nested page fault", 17),
-        ("hypercall", 25),
+        ("hypercall", 28),
         ("timer", 0),
         ("mmio", 0),
         ("host tick", 0),

@@ -8,7 +8,8 @@ mod registers;
 mod vcpu;
 
 use super::{Arch, Outcome, host_device};
-use guestaspace_core::devices::Bus;
+use alloc::boxed::Box;
+use guestaspace_core::devices::{Bus, pl011};
 use guestaspace_core::runloop::Devices;
 
 // The platform crate is only reached through ArceOS's interfaces; this
@@ -49,10 +50,17 @@ impl Arch for Aarch64 {
         registers::invalidate_ipa(gpa);
     }
 
-    /// No device is emulated on this architecture yet: the bus is empty,
-    /// so no guest access ever reaches it.
+    /// The PL011 console of QEMU `virt`, emulated at its address.
     fn devices() -> Devices {
-        Devices::new(Bus::new(), 0)
+        let mut bus = Bus::new();
+        bus.add(
+            GuestPhysAddr::new(pl011::QEMU_VIRT_BASE),
+            pl011::PL011_SIZE,
+            Box::new(pl011::Pl011::new()),
+            None,
+        )
+        .expect("the PL011 fits on an empty bus");
+        Devices::new(bus, 0)
     }
 
     /// No host tick yet: the guest only exits by itself.

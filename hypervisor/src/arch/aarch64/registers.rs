@@ -6,11 +6,18 @@ use core::arch::asm;
 use guestaspace_core::addr::GuestPhysAddr;
 use guestaspace_core::arch::setup::HwSetupError;
 
+/// HCR_EL2.VI, bit 7: a virtual IRQ is pending for EL1 (Arm ARM DDI 0487,
+/// D23.2 "HCR_EL2"; aarch64-cpu 10 does not name the field).
+const HCR_EL2_VI: u64 = 1 << 7;
+
 /// HCR_EL2 while the guest runs: stage-2 on, AArch64 EL1, physical
 /// interrupts and SErrors routed to EL2, SMC trapped, pointer
 /// authentication not trapped (`-cpu max` has it), and VHE kept (E2H).
-pub fn hcr_guest() -> u64 {
-    (HCR_EL2::VM::Enable
+/// `virq` asserts the guest's virtual IRQ line (HCR_EL2.VI): the emulated
+/// GIC's CPU interface has an interrupt for it.
+pub fn hcr_guest(virq: bool) -> u64 {
+    let vi = if virq { HCR_EL2_VI } else { 0 };
+    vi | (HCR_EL2::VM::Enable
         + HCR_EL2::SWIO::SET
         + HCR_EL2::FMO::EnableVirtualFIQ
         + HCR_EL2::IMO::EnableVirtualIRQ

@@ -5,10 +5,13 @@ use super::registers::{hcr_guest, hcr_host};
 use core::arch::asm;
 use core::mem::offset_of;
 use guestaspace_core::addr::{GuestPhysAddr, GuestVirtAddr, HostPhysAddr};
+use guestaspace_core::arch::aarch64::dabt::{self, DataAbortInsn};
 use guestaspace_core::arch::aarch64::esr::{Trap, decode};
 use guestaspace_core::arch::smccc;
+use guestaspace_core::devices::MmioAccess;
+use guestaspace_core::exit::Access;
 use guestaspace_core::exit::{Exit, Reply, Unexpected};
-use guestaspace_core::runloop::Vcpu;
+use guestaspace_core::runloop::{Unemulated, Vcpu};
 
 /// VMID of our one guest.
 const VMID: u64 = 1;
@@ -70,6 +73,14 @@ pub struct ArmVcpu {
     pc: u64,
     pstate: u64,
     vttbr: u64,
+    /// ESR_EL2 of the last exit, for decoding a device access.
+    esr: u64,
+    /// The device access being emulated, between `decode_mmio` and
+    /// `finish_mmio`.
+    mmio: Option<DataAbortInsn>,
+    /// The guest's virtual IRQ line (HCR_EL2.VI), driven by the emulated
+    /// GIC's CPU interface.
+    virq: bool,
 }
 
 impl ArmVcpu {
@@ -94,6 +105,9 @@ impl ArmVcpu {
             pc: entry.as_u64(),
             pstate: SPSR_EL1H_MASKED,
             vttbr: VMID << 48 | stage2_root.as_u64(),
+            esr: 0,
+            mmio: None,
+            virq: false,
         }
     }
 }
@@ -116,7 +130,7 @@ impl Vcpu for ArmVcpu {
                 pc = in(reg) self.pc,
                 pstate = in(reg) self.pstate,
                 vttbr = in(reg) self.vttbr,
-                hcr = in(reg) hcr_guest(),
+                hcr = in(reg) hcr_guest(self.virq),
             );
             kind = _guestaspace_el1_enter(&mut self.state);
             asm!(
@@ -134,6 +148,7 @@ impl Vcpu for ArmVcpu {
         unsafe {
             asm!("mrs {0}, esr_el2", "mrs {1}, far_el2", "mrs {2}, hpfar_el2", out(reg) esr, out(reg) far, out(reg) hpfar)
         };
+        self.esr = esr;
         match kind {
             0 => {
                 let x = [
@@ -166,4 +181,30 @@ impl Vcpu for ArmVcpu {
     }
 
     fn deliver_timer(&mut self) {}
+
+    /// The access comes from the data abort's syndrome (ESR_EL2.ISS), which
+    /// names the register, the width and the direction: no instruction is
+    /// fetched. An abort without a valid syndrome cannot be emulated.
+    fn decode_mmio(&mut self, gpa: GuestPhysAddr, _: Access) -> Result<MmioAccess, Unemulated> {
+        let insn = dabt::decode(self.esr).map_err(|e| Unemulated {
+            insn: e.esr(),
+            why: e.why(),
+        })?;
+        self.mmio = Some(insn);
+        Ok(insn.access(gpa, &self.state.guest))
+    }
+
+    fn finish_mmio(&mut self, value: u64) {
+        let Some(insn) = self.mmio.take() else {
+            return;
+        };
+        if let Some(reg) = insn.dest() {
+            self.state.guest[reg as usize] = insn.load_value(value);
+        }
+        self.pc += u64::from(insn.len);
+    }
+
+    fn set_external_irq(&mut self, level: bool) {
+        self.virq = level;
+    }
 }
