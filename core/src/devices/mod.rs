@@ -11,8 +11,9 @@
 //! from there to the vCPU ([`Device::irq_output`]).
 //!
 //! Models: [`uart16550`] (the console of QEMU `virt` and the PC COM1),
-//! [`pl011`] (the Arm PrimeCell UART, the console of QEMU's aarch64 `virt`)
-//! and [`plic`] (the RISC-V platform-level interrupt controller of QEMU
+//! [`pl011`] (the Arm PrimeCell UART, the console of QEMU's aarch64 `virt`),
+//! [`plic`] (the RISC-V platform-level interrupt controller of QEMU `virt`)
+//! and [`gicv2`] (the Arm GICv2 distributor and CPU interface of QEMU
 //! `virt`).
 
 use core::fmt;
@@ -21,6 +22,7 @@ use crate::addr::GuestPhysAddr;
 
 #[cfg(feature = "alloc")]
 pub mod bus;
+pub mod gicv2;
 #[cfg(feature = "alloc")]
 pub mod pl011;
 pub mod plic;

@@ -1,0 +1,538 @@
+//! An Arm GICv2 ("ARM Generic Interrupt Controller Architecture
+//! Specification, version 2.0", ARM IHI 0048B) for a guest with one CPU,
+//! laid out as on QEMU's `virt` machine.
+//!
+//! # One device, two frames
+//!
+//! | offset | frame |
+//! |---|---|
+//! | `0x0_0000..0x0_1000` | distributor (GICD, at 0x0800_0000 on `virt`), registers in [`gicd`] |
+//! | `0x1_0000..0x1_2000` | CPU interface (GICC, at 0x0801_0000), registers in [`gicc`] |
+//!
+//! The two frames share all the interrupt state (an acknowledge in the
+//! CPU interface changes what the distributor's pending and active
+//! registers show) and the bus gives each device one range, so one
+//! [`Gicv2`] covers both: [`GIC_SIZE`] bytes from the distributor base,
+//! with the frames at [`GICD_OFFSET`] and [`GICC_OFFSET`]. Everything else
+//! in the range is refused with [`DeviceError::BadOffset`].
+//!
+//! # Why both halves are emulated
+//!
+//! The guest's distributor and CPU interface are both trap-and-emulate: the
+//! hypervisor maps neither, every access exits, and it drives the guest's
+//! virtual IRQ line (HCR_EL2.VI) from [`Device::irq_output`] with
+//! [`IRQ_CONTEXT`]. This works whatever GIC the host has and however it is
+//! configured (the host keeps its own GIC to itself), and the whole model
+//! is plain state that unit-tests on the host. Its price is two exits per
+//! interrupt taken by the guest: the GICC_IAR read and the GICC_EOIR
+//! write. Handing the CPU interface to the hardware (GICV mapped in place
+//! of GICC, pending interrupts put in the GICH list registers) removes
+//! those exits and is a later optimisation.
+//!
+//! # Interrupts
+//!
+//! [`Device::set_irq_source`] takes the INTID itself: PPIs 16..=31 (the
+//! timers: [`VTIMER_PPI`] 27, [`PTIMER_PPI`] 30) and SPIs 32.. (the PL011
+//! of `virt` is SPI 1, INTID 33). SGIs 0..=15 only come from the guest's
+//! GICD_SGIR and GICD_SPENDSGIR writes; sources outside 16..[`NUM_INTIDS`]
+//! are ignored. The model has [`NUM_SPIS`] = 64 SPIs, a small QEMU
+//! configuration: GICD_TYPER reads ITLinesNumber 2 (96 INTIDs), CPUNumber
+//! 0 (one CPU interface), SecurityExtn 0.
+//!
+//! Lines are levels (the bus polls them). Each INTID has a pending latch
+//! next to its line; it reads as pending when the latch is set or, when
+//! level-sensitive, while its line is high:
+//!
+//! - SPIs follow GICD_ICFGR: level-sensitive at reset; edge-triggered
+//!   (Int_config\[1\] = 1), a rising line sets the latch and the line
+//!   level no longer counts. Int_config\[0\] (reserved in GICv2) is RAZ/WI.
+//! - PPIs are level-sensitive and fixed (GICD_ICFGR1 reads 0, writes are
+//!   ignored): their sources, the timers, are level outputs.
+//! - SGIs are edge-triggered (GICD_ICFGR0 reads 0xAAAA_AAAA, writes are
+//!   ignored); their pending state is one bit per source CPU, as
+//!   GICD_SPENDSGIR shows it. A GICD_SGIR write records source CPU 0;
+//!   GICD_SPENDSGIR may set any of the 8 source bits. GICC_IAR hands out
+//!   the lowest source first and returns it in bits \[12:10\].
+//!
+//! GICD_ISPENDR/ICPENDR set and clear the latch (SGI bits are WI there: use
+//! GICD_SPENDSGIR/CPENDSGIR), so a clear-pending cannot withdraw a level
+//! line that is still high. Acknowledging (GICC_IAR) makes the interrupt
+//! active and clears the latch (one source of an SGI); if it is still
+//! pending (a high level line, a new edge, another SGI source) it is
+//! active and pending, and an active interrupt is not signalled again until
+//! it is deactivated. Deactivation is the GICC_EOIR write when
+//! GICC_CTLR.EOImode (bit 9) is 0, else the GICC_DIR write; GICC_EOIR
+//! always drops the running priority. Pending state is kept while the
+//! distributor, the CPU interface or the interrupt is disabled.
+//!
+//! # Security view and groups
+//!
+//! The guest sees a GICv2 without the Security Extensions, as QEMU's `virt`
+//! presents it to an EL1 guest unless started with `secure=on`: GICD_CTLR
+//! has EnableGrp0 (bit 0) and EnableGrp1 (bit 1); GICC_CTLR has that
+//! configuration's single layout (EnableGrp0, EnableGrp1, AckCtl, FIQEn,
+//! CBPR, the four bypass-disable bits kept without effect, EOImode at bit
+//! 9). GICD_IGROUPR is storage (GICv2 always has groups), 0 at reset, so
+//! every interrupt is group 0 and bit 0 of each CTLR is its enable:
+//! drivers written for the one-bit view ("bit 0 = Enable", Linux) and
+//! drivers that set both bits (ArceOS) both work. An interrupt is
+//! forwarded only when its group is enabled in both CTLRs.
+//! A group-1 interrupt is acknowledged through GICC_IAR only with
+//! GICC_CTLR.AckCtl set (else GICC_IAR and GICC_HPPIR read 1022), and
+//! through the aliases GICC_AIAR/AEOIR/AHPPIR, which see group 1 only.
+//! There is no FIQ line: GICC_CTLR.FIQEn is RAZ/WI and both groups signal
+//! the IRQ line. GICD_NSACR and GICC_NSAPR are RAZ/WI.
+//!
+//! # Priorities
+//!
+//! All 8 priority bits are implemented, as on QEMU `virt` (QEMU's
+//! `num-priority-bits` defaults to 8): GICD_IPRIORITYR and GICC_PMR read
+//! back exactly what was written. An interrupt is signalled when its
+//! priority is below (numerically) GICC_PMR and its group priority below
+//! the running priority (GICC_RPR, 0xFF when idle). Group priority uses
+//! GICC_BPR (minimum 0: bits \[7:1\]) for group 0 and for group 1 when
+//! GICC_CTLR.CBPR is set, else GICC_ABPR (minimum 1: bits \[7:1\]). That
+//! gives 128 preemption levels, tracked in GICC_APR0..3: bit `n` of the
+//! 128 is set while an interrupt with group priority `2n` is active and
+//! not yet priority-dropped. A GICC_EOIR write clears the lowest set bit
+//! (the specification requires EOIs in reverse order of acknowledges) and
+//! is ignored when none is set or the INTID is not implemented.
+//!
+//! # Targets
+//!
+//! GICD_ITARGETSR0..7 (SGIs and PPIs) read 0x01 in each byte, the reading
+//! CPU, and ignore writes. An SPI's byte keeps only bit 0 (the one CPU
+//! interface; the bits of absent interfaces are RAZ/WI) and is 0x01 at
+//! reset, so a guest that never programs targets on a one-CPU GIC still
+//! gets its SPIs; an SPI whose byte is 0 targets no CPU and is never
+//! signalled. SGIR target lists likewise only reach CPU 0: filter 0 with
+//! bit 0 set and filter 2 ("self") pend the SGI, filter 1 ("others") and
+//! the reserved filter 3 do nothing. SGI enables are programmable and set
+//! at reset (as QEMU resets them); PPI and SPI enables are clear.
+//!
+//! # Identification
+//!
+//! The model identifies as an Arm GIC-400: GICD_IIDR = 0x0200_143B
+//! (product 2, revision 1, implementer 0x43B = Arm), GICC_IIDR =
+//! 0x0202_143B (product 0x20, architecture 2), and the GIC-400 peripheral
+//! and component ID registers at 0xFD0..0xFFC, ICPIDR2 = 0x2B with
+//! ArchRev (bits \[7:4\]) = 2.
+//!
+//! # Accesses
+//!
+//! Registers take aligned 4-byte accesses; GICD_IPRIORITYR,
+//! GICD_ITARGETSR, GICD_CPENDSGIR and GICD_SPENDSGIR also take single
+//! bytes, as the specification requires. Anything else is
+//! [`DeviceError::BadWidth`]. The registers of INTIDs beyond the 96
+//! implemented are RAZ/WI; reserved and implementation-defined offsets
+//! (GICD_PPISR/SPISR among them) are [`DeviceError::BadOffset`]; writes to
+//! read-only registers are [`DeviceError::ReadOnly`], except for the
+//! read-only parts of registers that are otherwise writable (ITARGETSR0..7,
+//! ICFGR0..1, SGI bits), which are ignored, because drivers write them
+//! wholesale. Reading a write-only register (GICD_SGIR, GICC_EOIR,
+//! GICC_AEOIR, GICC_DIR) returns 0.
+//!
+//! # What the guests use
+//!
+//! - ArceOS (`axplat-aarch64-peripherals` over `arm-gic-driver` 0.15):
+//!   GICD_CTLR (read-modify-write, both enable bits), GICD_TYPER,
+//!   ICENABLER/ICPENDR/ICACTIVER (all ones) and IGROUPR (zero) words,
+//!   ITARGETSR bytes for INTIDs 8..=23 (within the read-only SGI/PPI part),
+//!   ICFGR words of 0 (ICFGR0 included), then per interrupt ISENABLER and
+//!   an ICFGR read-modify-write making SPIs edge-triggered; GICC_CTLR = 1
+//!   and an EOImode read-modify-write, GICC_PMR = 0xFF, IPRIORITYR bytes
+//!   0..=31 = 0xA0; per interrupt GICC_IAR, GICC_EOIR and GICC_DIR when
+//!   EOImode is set; GICD_SGIR for IPIs. The older `arm_gicv2` 0.1 crate
+//!   needs a subset: TYPER, ICENABLER, ICPENDR, ICFGR (SPIs edge),
+//!   ITARGETSR only with more than one CPU, GICD_CTLR = 1, GICC_CTLR = 1,
+//!   GICC_PMR = 0xFF, GICC_IAR and GICC_EOIR.
+//! - Linux (`drivers/irqchip/irq-gic.c`): GICD_TYPER; `gic_dist_init`:
+//!   GICD_CTLR 0 then 1, ITARGETSR0..7 word reads to learn its CPU mask,
+//!   SPI ITARGETSR, ICFGR, IPRIORITYR, ICACTIVER and ICENABLER words;
+//!   `gic_cpu_init`: ICACTIVER0, ICENABLER0 (PPIs), ISENABLER0 (SGIs),
+//!   IPRIORITYR0..7 words, GICC_PMR = 0xF0, a GICC_CTLR read-modify-write
+//!   keeping the bypass bits and setting bit 0 (split EOImode only when
+//!   the kernel booted at EL2, which a guest does not); `gic_handle_irq`: GICC_IAR until it
+//!   reads 1020 or more, GICC_EOIR (and GICC_DIR in split mode);
+//!   `gic_set_type`: ICFGR read-modify-write checked by reading back;
+//!   IPIs through GICD_SGIR, affinity through ITARGETSR (a word
+//!   read-modify-write in older kernels, a byte write in newer ones), and
+//!   ISPENDR/ICPENDR/ISACTIVER/ICACTIVER for the irqchip state calls.
+
+use super::{Device, DeviceError, Width};
+
+mod cpu_interface;
+mod distributor;
+#[cfg(test)]
+mod tests;
+
+pub use cpu_interface::gicc;
+pub use distributor::gicd;
+
+/// Guest-physical address of the distributor, the start of the device's
+/// range, on QEMU `virt`.
+pub const VIRT_BASE: u64 = 0x0800_0000;
+/// Offset of the distributor (GICD) frame in the device's range.
+pub const GICD_OFFSET: u64 = 0;
+/// Offset of the CPU interface (GICC) frame in the device's range.
+pub const GICC_OFFSET: u64 = 0x1_0000;
+/// Size of the device's range: both 64 KiB frames.
+pub const GIC_SIZE: u64 = 0x2_0000;
+
+/// First PPI INTID (SGIs are 0..=15).
+pub const PPI_BASE: u32 = 16;
+/// First SPI INTID.
+pub const SPI_BASE: u32 = 32;
+/// Number of SPIs implemented.
+pub const NUM_SPIS: u32 = 64;
+/// Number of INTIDs implemented: SGIs, PPIs and SPIs.
+pub const NUM_INTIDS: u32 = SPI_BASE + NUM_SPIS;
+/// PPI of the EL1 virtual timer.
+pub const VTIMER_PPI: u32 = 27;
+/// PPI of the EL1 (non-secure) physical timer.
+pub const PTIMER_PPI: u32 = 30;
+/// The INTID GICC_IAR returns when there is nothing to acknowledge.
+pub const SPURIOUS: u32 = 1023;
+/// The INTID GICC_IAR returns when the best interrupt is group 1 and
+/// GICC_CTLR.AckCtl is clear.
+pub const SPURIOUS_GROUP1: u32 = 1022;
+/// The [`Device::irq_output`] context: the IRQ line of CPU interface 0.
+pub const IRQ_CONTEXT: usize = 0;
+
+/// GICD_TYPER: ITLinesNumber = 96 / 32 - 1, CPUNumber 0, SecurityExtn 0.
+pub const GICD_TYPER_VALUE: u32 = NUM_INTIDS / 32 - 1;
+/// GICD_IIDR: an Arm GIC-400 (product 0x02, revision 1, implementer 0x43B).
+pub const GICD_IIDR_VALUE: u32 = 0x0200_143b;
+/// GICC_IIDR: an Arm GIC-400 CPU interface (product 0x020, GICv2, revision 1).
+pub const GICC_IIDR_VALUE: u32 = 0x0202_143b;
+
+/// Bits of GICD_CTLR and GICC_CTLR.
+pub mod ctlr {
+    /// Forward / signal group 0 interrupts.
+    pub const ENABLE_GRP0: u32 = 1 << 0;
+    /// Forward / signal group 1 interrupts.
+    pub const ENABLE_GRP1: u32 = 1 << 1;
+    /// GICC_CTLR: GICC_IAR may acknowledge group 1 interrupts.
+    pub const ACK_CTL: u32 = 1 << 2;
+    /// GICC_CTLR: group 0 as FIQ (not implemented: RAZ/WI).
+    pub const FIQ_EN: u32 = 1 << 3;
+    /// GICC_CTLR: GICC_BPR also sets group 1's binary point.
+    pub const CBPR: u32 = 1 << 4;
+    /// GICC_CTLR: split priority drop (GICC_EOIR) and deactivation (GICC_DIR).
+    pub const EOI_MODE: u32 = 1 << 9;
+}
+
+// The bit registers are whole words of INTIDs.
+const _: () = assert!(NUM_INTIDS.is_multiple_of(32));
+const WORDS: usize = (NUM_INTIDS / 32) as usize;
+const NUM: usize = NUM_INTIDS as usize;
+/// Mask of an INTID in GICC_IAR, EOIR, DIR...
+const INTID_MASK: u32 = 0x3ff;
+/// Internal running priority when nothing is active (GICC_RPR reads 0xFF).
+const IDLE_PRIORITY: u32 = 0x100;
+/// Words of GICC_APRn: 128 preemption levels, one bit each.
+const APR_WORDS: usize = 4;
+
+/// A set of INTIDs as bit words (bit `id % 32` of word `id / 32`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Bits([u32; WORDS]);
+
+impl Bits {
+    const EMPTY: Self = Bits([0; WORDS]);
+
+    fn get(&self, id: u32) -> bool {
+        self.0[(id / 32) as usize] & (1 << (id % 32)) != 0
+    }
+
+    fn set(&mut self, id: u32, on: bool) {
+        let w = &mut self.0[(id / 32) as usize];
+        if on {
+            *w |= 1 << (id % 32);
+        } else {
+            *w &= !(1 << (id % 32));
+        }
+    }
+}
+
+/// The GICv2 model: distributor and CPU interface 0.
+#[derive(Clone, Debug)]
+pub struct Gicv2 {
+    /// GICD_CTLR.
+    dist_ctlr: u32,
+    /// GICD_IGROUPR: set = group 1.
+    group: Bits,
+    /// GICD_ISENABLER.
+    enabled: Bits,
+    /// Pending latch of PPIs and SPIs (edges, GICD_ISPENDR).
+    latch: Bits,
+    /// GICD_ISACTIVER.
+    active: Bits,
+    /// The input line of each PPI and SPI.
+    line: Bits,
+    /// Edge-triggered SPIs (GICD_ICFGR Int_config\[1\]).
+    edge: Bits,
+    /// GICD_IPRIORITYR.
+    priority: [u8; NUM],
+    /// GICD_ITARGETSR of SPIs (entries below 32 unused).
+    target: [u8; NUM],
+    /// Pending SGIs: bit `cpu` of byte `sgi` = pending from source `cpu`.
+    sgi_sources: [u8; 16],
+    /// GICC_CTLR.
+    cpu_ctlr: u32,
+    /// GICC_PMR.
+    pmr: u8,
+    /// GICC_BPR.
+    bpr: u8,
+    /// GICC_ABPR.
+    abpr: u8,
+    /// GICC_APR0..3: bit `n` = an active group priority `2n`.
+    apr: [u32; APR_WORDS],
+}
+
+impl Default for Gicv2 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gicv2 {
+    /// A GIC in its reset state: everything disabled and idle, SGIs
+    /// enabled, priorities and GICC_PMR 0, SPIs level-sensitive, group 0,
+    /// targeting CPU 0.
+    pub const fn new() -> Self {
+        Self {
+            dist_ctlr: 0,
+            group: Bits::EMPTY,
+            enabled: {
+                let mut b = [0; WORDS];
+                b[0] = 0xffff;
+                Bits(b)
+            },
+            latch: Bits::EMPTY,
+            active: Bits::EMPTY,
+            line: Bits::EMPTY,
+            edge: Bits::EMPTY,
+            priority: [0; NUM],
+            target: [1; NUM],
+            sgi_sources: [0; 16],
+            cpu_ctlr: 0,
+            pmr: 0,
+            bpr: 0,
+            abpr: 1,
+            apr: [0; APR_WORDS],
+        }
+    }
+
+    /// Whether `id` is edge-triggered: SGIs always, PPIs never, SPIs as
+    /// configured.
+    fn is_edge(&self, id: u32) -> bool {
+        match id {
+            0..PPI_BASE => true,
+            PPI_BASE..SPI_BASE => false,
+            _ => self.edge.get(id),
+        }
+    }
+
+    /// Whether `id` is pending (whether or not it is also active).
+    fn is_pending(&self, id: u32) -> bool {
+        if id < PPI_BASE {
+            self.sgi_sources[id as usize] != 0
+        } else {
+            self.latch.get(id) || (!self.is_edge(id) && self.line.get(id))
+        }
+    }
+
+    fn group_of(&self, id: u32) -> u32 {
+        u32::from(self.group.get(id))
+    }
+
+    /// Whether `group` is enabled in both the distributor and the CPU
+    /// interface.
+    fn group_enabled(&self, group: u32) -> bool {
+        let bit = ctlr::ENABLE_GRP0 << group;
+        self.dist_ctlr & bit != 0 && self.cpu_ctlr & bit != 0
+    }
+
+    /// The interrupt the CPU interface would present, whatever the running
+    /// priority: pending, not active, enabled, of an enabled group,
+    /// targeting CPU 0, with a priority below GICC_PMR; the highest
+    /// priority wins, then the lowest INTID.
+    fn best(&self) -> Option<u32> {
+        let mut best: Option<(u32, u8)> = None;
+        for id in 0..NUM_INTIDS {
+            let p = self.priority[id as usize];
+            if p < self.pmr
+                && best.is_none_or(|(_, bp)| p < bp)
+                && self.enabled.get(id)
+                && !self.active.get(id)
+                && self.is_pending(id)
+                && self.group_enabled(self.group_of(id))
+                && (id < SPI_BASE || self.target[id as usize] & 1 != 0)
+            {
+                best = Some((id, p));
+            }
+        }
+        best.map(|(id, _)| id)
+    }
+
+    /// The group priority of `id`: its priority with the bits below the
+    /// binary point of its group cleared.
+    fn group_priority(&self, id: u32) -> u32 {
+        let shift = if self.group.get(id) && self.cpu_ctlr & ctlr::CBPR == 0 {
+            u32::from(self.abpr)
+        } else {
+            u32::from(self.bpr) + 1
+        };
+        u32::from(self.priority[id as usize]) & (0xff << shift)
+    }
+
+    /// The priority of the highest active preemption level, or
+    /// `IDLE_PRIORITY`.
+    fn running_priority(&self) -> u32 {
+        self.apr
+            .iter()
+            .enumerate()
+            .find(|(_, w)| **w != 0)
+            .map_or(IDLE_PRIORITY, |(i, w)| {
+                (32 * i as u32 + w.trailing_zeros()) << 1
+            })
+    }
+
+    /// What GICC_HPPIR (`alias`: GICC_AHPPIR) reads.
+    fn highest_pending(&self, alias: bool) -> u32 {
+        let Some(id) = self.best() else {
+            return SPURIOUS;
+        };
+        match (alias, self.group.get(id)) {
+            (true, false) => SPURIOUS,
+            (false, true) if self.cpu_ctlr & ctlr::ACK_CTL == 0 => SPURIOUS_GROUP1,
+            _ if id < PPI_BASE => id | self.lowest_source(id) << 10,
+            _ => id,
+        }
+    }
+
+    fn lowest_source(&self, sgi: u32) -> u32 {
+        self.sgi_sources[sgi as usize].trailing_zeros()
+    }
+
+    /// A GICC_IAR (`alias`: GICC_AIAR) read: acknowledges the best
+    /// interrupt if it may preempt, and returns its INTID and, for an SGI,
+    /// its source CPU in bits \[12:10\].
+    fn acknowledge(&mut self, alias: bool) -> u32 {
+        let value = self.highest_pending(alias);
+        let id = value & INTID_MASK;
+        if id >= NUM_INTIDS {
+            // 1022 or 1023: nothing acknowledged.
+            return value;
+        }
+        if self.group_priority(id) >= self.running_priority() {
+            // Pending, but cannot preempt what is active.
+            return SPURIOUS;
+        }
+        if id < PPI_BASE {
+            self.sgi_sources[id as usize] &= !(1 << (value >> 10));
+        } else {
+            self.latch.set(id, false);
+        }
+        self.active.set(id, true);
+        let level = self.group_priority(id) >> 1;
+        self.apr[(level / 32) as usize] |= 1 << (level % 32);
+        value
+    }
+
+    /// A GICC_EOIR (`alias`: GICC_AEOIR, group 1 only) write: drops the
+    /// running priority and, unless EOImode is set, deactivates the INTID.
+    fn end_of_interrupt(&mut self, value: u32, alias: bool) {
+        let id = value & INTID_MASK;
+        if id >= NUM_INTIDS || (alias && !self.group.get(id)) {
+            return;
+        }
+        let Some(word) = self.apr.iter_mut().find(|w| **w != 0) else {
+            return;
+        };
+        // Clear the lowest set bit: the highest active priority.
+        *word &= *word - 1;
+        if self.cpu_ctlr & ctlr::EOI_MODE == 0 {
+            self.active.set(id, false);
+        }
+    }
+
+    /// A GICC_DIR write: deactivates the INTID when EOImode is set (the
+    /// specification leaves it unpredictable otherwise; it is ignored).
+    fn deactivate(&mut self, value: u32) {
+        let id = value & INTID_MASK;
+        if id < NUM_INTIDS && self.cpu_ctlr & ctlr::EOI_MODE != 0 {
+            self.active.set(id, false);
+        }
+    }
+}
+
+/// Refuses anything but an aligned word, or also a byte when `bytes`.
+fn check_width(offset: u64, width: Width, bytes: bool) -> Result<(), DeviceError> {
+    match width {
+        Width::Word if offset.is_multiple_of(4) => Ok(()),
+        Width::Byte if bytes => Ok(()),
+        _ => Err(DeviceError::BadWidth { offset, width }),
+    }
+}
+
+impl Device for Gicv2 {
+    fn name(&self) -> &'static str {
+        "gicv2"
+    }
+
+    fn read(&mut self, offset: u64, width: Width) -> Result<u64, DeviceError> {
+        let v = match offset {
+            o if o < GICD_OFFSET + 0x1000 => self.dist_read(o - GICD_OFFSET, width),
+            o if (GICC_OFFSET..GICC_OFFSET + 0x2000).contains(&o) => {
+                self.cpu_read(o - GICC_OFFSET, width)
+            }
+            _ => Err(DeviceError::BadOffset { offset }),
+        };
+        v.map(u64::from).map_err(|e| rebase(e, offset))
+    }
+
+    fn write(&mut self, offset: u64, width: Width, value: u64) -> Result<(), DeviceError> {
+        let value = value as u32;
+        match offset {
+            o if o < GICD_OFFSET + 0x1000 => self.dist_write(o - GICD_OFFSET, width, value),
+            o if (GICC_OFFSET..GICC_OFFSET + 0x2000).contains(&o) => {
+                self.cpu_write(o - GICC_OFFSET, width, value)
+            }
+            _ => Err(DeviceError::BadOffset { offset }),
+        }
+        .map_err(|e| rebase(e, offset))
+    }
+
+    /// The GIC feeds the vCPU, not another controller.
+    fn irq_level(&self) -> bool {
+        false
+    }
+
+    fn set_irq_source(&mut self, source: u32, level: bool) {
+        if !(PPI_BASE..NUM_INTIDS).contains(&source) {
+            return;
+        }
+        let rising = level && !self.line.get(source);
+        self.line.set(source, level);
+        if rising && self.is_edge(source) {
+            self.latch.set(source, true);
+        }
+    }
+
+    fn irq_output(&self, context: usize) -> bool {
+        context == IRQ_CONTEXT
+            && self
+                .best()
+                .is_some_and(|id| self.group_priority(id) < self.running_priority())
+    }
+}
+
+/// Reports an error at the device offset instead of the frame offset.
+fn rebase(error: DeviceError, offset: u64) -> DeviceError {
+    match error {
+        DeviceError::BadWidth { width, .. } => DeviceError::BadWidth { offset, width },
+        DeviceError::BadOffset { .. } => DeviceError::BadOffset { offset },
+        DeviceError::ReadOnly { .. } => DeviceError::ReadOnly { offset },
+    }
+}

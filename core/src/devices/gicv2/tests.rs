@@ -1,0 +1,830 @@
+extern crate alloc;
+
+use alloc::boxed::Box;
+
+use super::*;
+use crate::addr::GuestPhysAddr;
+use crate::devices::{Bus, MmioAccess};
+
+fn d(off: u64) -> u64 {
+    GICD_OFFSET + off
+}
+fn c(off: u64) -> u64 {
+    GICC_OFFSET + off
+}
+fn rd(g: &mut Gicv2, off: u64) -> u32 {
+    g.read(off, Width::Word).unwrap() as u32
+}
+fn wr(g: &mut Gicv2, off: u64, v: u32) {
+    g.write(off, Width::Word, u64::from(v)).unwrap();
+}
+fn rd8(g: &mut Gicv2, off: u64) -> u8 {
+    g.read(off, Width::Byte).unwrap() as u8
+}
+fn wr8(g: &mut Gicv2, off: u64, v: u8) {
+    g.write(off, Width::Byte, u64::from(v)).unwrap();
+}
+/// The word of the bit-per-INTID register at `base` holding `id`, and its bit.
+fn bit(base: u64, id: u32) -> (u64, u32) {
+    (d(base + 4 * u64::from(id / 32)), 1 << (id % 32))
+}
+fn test_bit(g: &mut Gicv2, base: u64, id: u32) -> bool {
+    let (off, mask) = bit(base, id);
+    rd(g, off) & mask != 0
+}
+fn poke_bit(g: &mut Gicv2, base: u64, id: u32) {
+    let (off, mask) = bit(base, id);
+    wr(g, off, mask);
+}
+fn pending(g: &mut Gicv2, id: u32) -> bool {
+    test_bit(g, gicd::ISPENDR, id)
+}
+fn active(g: &mut Gicv2, id: u32) -> bool {
+    test_bit(g, gicd::ISACTIVER, id)
+}
+fn set_priority(g: &mut Gicv2, id: u32, p: u8) {
+    wr8(g, d(gicd::IPRIORITYR + u64::from(id)), p);
+}
+fn iar(g: &mut Gicv2) -> u32 {
+    rd(g, c(gicc::IAR))
+}
+fn eoi(g: &mut Gicv2, v: u32) {
+    wr(g, c(gicc::EOIR), v);
+}
+fn rpr(g: &mut Gicv2) -> u32 {
+    rd(g, c(gicc::RPR))
+}
+fn out(g: &Gicv2) -> bool {
+    g.irq_output(IRQ_CONTEXT)
+}
+
+/// Distributor and CPU interface on (group 0), nothing masked by PMR.
+fn ready() -> Gicv2 {
+    let mut g = Gicv2::new();
+    wr(&mut g, d(gicd::CTLR), ctlr::ENABLE_GRP0);
+    wr(&mut g, c(gicc::CTLR), ctlr::ENABLE_GRP0);
+    wr(&mut g, c(gicc::PMR), 0xff);
+    g
+}
+
+/// `ready()` with `ids` enabled at priority `p`.
+fn ready_with(ids: &[u32], p: u8) -> Gicv2 {
+    let mut g = ready();
+    for &id in ids {
+        poke_bit(&mut g, gicd::ISENABLER, id);
+        set_priority(&mut g, id, p);
+    }
+    g
+}
+
+fn make_edge(g: &mut Gicv2, id: u32) {
+    let off = d(gicd::ICFGR + 4 * u64::from(id / 16));
+    let v = rd(g, off) | 2 << (2 * (id % 16));
+    wr(g, off, v);
+}
+
+#[test]
+fn identification() {
+    let mut g = Gicv2::new();
+    let typer = rd(&mut g, d(gicd::TYPER));
+    assert_eq!(typer, 2);
+    assert_eq!((typer & 0x1f) + 1, NUM_INTIDS / 32, "ITLinesNumber");
+    assert_eq!((typer >> 5) & 7, 0, "CPUNumber: one CPU interface");
+    assert_eq!(typer & (1 << 10), 0, "no Security Extensions");
+    assert_eq!(rd(&mut g, d(gicd::IIDR)), 0x0200_143b);
+    assert_eq!(rd(&mut g, c(gicc::IIDR)), 0x0202_143b);
+    let pidr2 = rd(&mut g, d(gicd::ICPIDR2));
+    assert_eq!(pidr2, 0x2b);
+    assert_eq!((pidr2 >> 4) & 0xf, 2, "architecture version 2");
+    let cidr: alloc::vec::Vec<u32> = (0..4).map(|i| rd(&mut g, d(0xff0 + 4 * i))).collect();
+    assert_eq!(cidr, [0x0d, 0xf0, 0x05, 0xb1]);
+    assert_eq!(rd(&mut g, d(gicd::ICPIDR4)), 0x04);
+}
+
+#[test]
+fn refused_accesses() {
+    let mut g = Gicv2::new();
+    for (off, width) in [
+        (d(gicd::CTLR), Width::Byte),
+        (d(gicd::ISENABLER), Width::Byte),
+        (d(gicd::ICFGR + 8), Width::Byte),
+        (d(gicd::IPRIORITYR), Width::Half),
+        (d(gicd::ITARGETSR + 4), Width::Double),
+        (d(gicd::IPRIORITYR + 1), Width::Word),
+        (d(gicd::SGIR), Width::Byte),
+        (c(gicc::IAR), Width::Byte),
+        (c(gicc::PMR + 2), Width::Half),
+    ] {
+        assert_eq!(
+            g.read(off, width),
+            Err(DeviceError::BadWidth { offset: off, width }),
+            "{off:#x}"
+        );
+    }
+    for off in [
+        d(0x00c),
+        d(0x040),
+        d(0xd00),
+        d(0xd04),
+        d(0xf04),
+        d(0xf30),
+        d(0xfcc),
+        d(0x1000),
+        d(0x8000),
+        c(0x2c),
+        c(0xcc),
+        c(0x100),
+        c(0x1004),
+        c(0x2000),
+        GIC_SIZE - 4,
+    ] {
+        assert_eq!(
+            g.read(off, Width::Word),
+            Err(DeviceError::BadOffset { offset: off }),
+            "{off:#x}"
+        );
+    }
+    for off in [
+        d(gicd::TYPER),
+        d(gicd::IIDR),
+        d(gicd::ICPIDR2),
+        c(gicc::IAR),
+        c(gicc::RPR),
+        c(gicc::HPPIR),
+        c(gicc::AIAR),
+        c(gicc::IIDR),
+    ] {
+        assert_eq!(
+            g.write(off, Width::Word, 0),
+            Err(DeviceError::ReadOnly { offset: off }),
+            "{off:#x}"
+        );
+    }
+    // Write-only registers read as zero.
+    for off in [d(gicd::SGIR), c(gicc::EOIR), c(gicc::AEOIR), c(gicc::DIR)] {
+        assert_eq!(rd(&mut g, off), 0, "{off:#x}");
+    }
+}
+
+#[test]
+fn registers_read_back() {
+    let mut g = Gicv2::new();
+    wr(&mut g, d(gicd::CTLR), 0xffff_ffff);
+    assert_eq!(rd(&mut g, d(gicd::CTLR)), 3);
+
+    // Priorities: all 8 bits, as words or bytes; RAZ/WI past INTID 95.
+    let prio = d(gicd::IPRIORITYR + 40);
+    wr(&mut g, prio, 0x1234_5678);
+    assert_eq!(rd(&mut g, prio), 0x1234_5678);
+    assert_eq!(rd8(&mut g, prio + 1), 0x56);
+    wr8(&mut g, prio + 2, 0xff);
+    assert_eq!(rd(&mut g, prio), 0x12ff_5678);
+    for off in [d(gicd::IPRIORITYR + 96), d(0x7fc)] {
+        wr(&mut g, off, 0xffff_ffff);
+        assert_eq!(rd(&mut g, off), 0, "{off:#x}");
+    }
+
+    // Targets: SGIs and PPIs read CPU 0 and ignore writes; SPIs keep bit 0.
+    for off in [d(gicd::ITARGETSR), d(gicd::ITARGETSR + 28)] {
+        wr(&mut g, off, 0xffff_ffff);
+        assert_eq!(rd(&mut g, off), 0x0101_0101, "{off:#x}");
+    }
+    let spi = d(gicd::ITARGETSR + 32);
+    assert_eq!(rd(&mut g, spi), 0x0101_0101, "SPIs target CPU 0 at reset");
+    wr(&mut g, spi, 0x0302_ff00);
+    assert_eq!(rd(&mut g, spi), 0x0100_0100);
+    wr8(&mut g, spi + 1, 0x01);
+    assert_eq!(rd8(&mut g, spi + 1), 0x01);
+    assert_eq!(rd(&mut g, d(gicd::ITARGETSR + 96)), 0);
+
+    // Trigger configuration: SGIs edge and PPIs level, both fixed; SPIs
+    // keep Int_config[1] only.
+    for (n, want) in [(0, 0xaaaa_aaaa), (1, 0)] {
+        let off = d(gicd::ICFGR + 4 * n);
+        wr(&mut g, off, !want);
+        assert_eq!(rd(&mut g, off), want, "ICFGR{n}");
+    }
+    wr(&mut g, d(gicd::ICFGR + 8), 0xffff_ffff);
+    assert_eq!(rd(&mut g, d(gicd::ICFGR + 8)), 0xaaaa_aaaa);
+    wr(&mut g, d(gicd::ICFGR + 0x18), 0xffff_ffff);
+    assert_eq!(rd(&mut g, d(gicd::ICFGR + 0x18)), 0, "INTIDs 96.. RAZ");
+
+    // Groups are storage; NSACR is RAZ/WI.
+    wr(&mut g, d(gicd::IGROUPR + 4), 0xdead_beef);
+    assert_eq!(rd(&mut g, d(gicd::IGROUPR + 4)), 0xdead_beef);
+    wr(&mut g, d(gicd::IGROUPR + 12), 0xffff_ffff);
+    assert_eq!(rd(&mut g, d(gicd::IGROUPR + 12)), 0);
+    wr(&mut g, d(gicd::NSACR), 0xffff_ffff);
+    assert_eq!(rd(&mut g, d(gicd::NSACR)), 0);
+
+    // CPU interface.
+    wr(&mut g, c(gicc::CTLR), 0xffff_ffff);
+    assert_eq!(rd(&mut g, c(gicc::CTLR)), 0x3f7, "all but FIQEn");
+    wr(&mut g, c(gicc::PMR), 0x1ab);
+    assert_eq!(rd(&mut g, c(gicc::PMR)), 0xab, "8 priority bits");
+    assert_eq!(rd(&mut g, c(gicc::BPR)), 0);
+    assert_eq!(rd(&mut g, c(gicc::ABPR)), 1);
+    wr(&mut g, c(gicc::BPR), 0xff);
+    assert_eq!(rd(&mut g, c(gicc::BPR)), 7);
+    wr(&mut g, c(gicc::ABPR), 0);
+    assert_eq!(rd(&mut g, c(gicc::ABPR)), 1, "minimum group-1 binary point");
+    wr(&mut g, c(gicc::NSAPR), 0xffff_ffff);
+    assert_eq!(rd(&mut g, c(gicc::NSAPR)), 0);
+    assert_eq!(rpr(&mut g), 0xff, "idle");
+    assert_eq!(rd(&mut g, c(gicc::HPPIR)), SPURIOUS);
+    // Active priorities are storage that sets the running priority.
+    wr(&mut g, c(gicc::APR + 4), 1 << 3);
+    assert_eq!(rd(&mut g, c(gicc::APR + 4)), 1 << 3);
+    assert_eq!(rpr(&mut g), (32 + 3) * 2);
+}
+
+#[test]
+fn enable_and_disable() {
+    let mut g = ready();
+    assert_eq!(
+        rd(&mut g, d(gicd::ISENABLER)),
+        0xffff,
+        "SGIs enabled at reset"
+    );
+    assert_eq!(rd(&mut g, d(gicd::ISENABLER + 4)), 0);
+    set_priority(&mut g, 40, 0x80);
+    g.set_irq_source(40, true);
+    assert!(pending(&mut g, 40));
+    assert!(!out(&g), "pending but disabled");
+    poke_bit(&mut g, gicd::ISENABLER, 40);
+    assert!(test_bit(&mut g, gicd::ISENABLER, 40));
+    assert!(test_bit(&mut g, gicd::ICENABLER, 40));
+    assert!(out(&g));
+    poke_bit(&mut g, gicd::ICENABLER, 40);
+    assert!(!test_bit(&mut g, gicd::ISENABLER, 40));
+    assert!(!out(&g));
+    assert!(pending(&mut g, 40), "disabling keeps the pending state");
+    assert_eq!(iar(&mut g), SPURIOUS);
+    // SGI enables are programmable.
+    wr(&mut g, d(gicd::ICENABLER), 0xffff_ffff);
+    assert_eq!(rd(&mut g, d(gicd::ISENABLER)), 0);
+    // Words past INTID 95 are RAZ/WI.
+    wr(&mut g, d(gicd::ISENABLER + 12), 0xffff_ffff);
+    assert_eq!(rd(&mut g, d(gicd::ISENABLER + 12)), 0);
+}
+
+#[test]
+fn pmr_masks_priorities() {
+    let mut g = ready_with(&[40], 0x80);
+    wr(&mut g, c(gicc::PMR), 0);
+    g.set_irq_source(40, true);
+    assert!(!out(&g), "PMR 0 masks everything");
+    assert_eq!(rd(&mut g, c(gicc::HPPIR)), SPURIOUS);
+    wr(&mut g, c(gicc::PMR), 0x80);
+    assert!(!out(&g), "the priority must be below the mask");
+    assert_eq!(iar(&mut g), SPURIOUS);
+    assert!(!active(&mut g, 40));
+    wr(&mut g, c(gicc::PMR), 0x81);
+    assert!(out(&g));
+    assert_eq!(rd(&mut g, c(gicc::HPPIR)), 40);
+    assert_eq!(iar(&mut g), 40);
+}
+
+#[test]
+fn level_interrupt_state_machine() {
+    let mut g = ready_with(&[40], 0x80);
+    // A line that drops before the acknowledge withdraws the request.
+    g.set_irq_source(40, true);
+    assert!(out(&g));
+    g.set_irq_source(40, false);
+    assert!(!out(&g));
+    assert!(!pending(&mut g, 40));
+
+    g.set_irq_source(40, true);
+    assert_eq!(iar(&mut g), 40);
+    // Still high: active and pending, and not signalled while active.
+    assert!(active(&mut g, 40));
+    assert!(pending(&mut g, 40));
+    assert!(!out(&g));
+    assert_eq!(rd(&mut g, c(gicc::HPPIR)), SPURIOUS);
+    assert_eq!(rpr(&mut g), 0x80);
+    // Clear-pending cannot withdraw a high level line.
+    poke_bit(&mut g, gicd::ICPENDR, 40);
+    assert!(pending(&mut g, 40));
+    // EOI with the line still high: pending again at once.
+    eoi(&mut g, 40);
+    assert!(!active(&mut g, 40));
+    assert_eq!(rpr(&mut g), 0xff);
+    assert!(out(&g));
+    assert_eq!(iar(&mut g), 40);
+    // The handler quiets the device: EOI leaves it idle.
+    g.set_irq_source(40, false);
+    assert!(!pending(&mut g, 40));
+    assert!(active(&mut g, 40));
+    eoi(&mut g, 40);
+    assert!(!active(&mut g, 40));
+    assert!(!out(&g));
+    assert_eq!(iar(&mut g), SPURIOUS);
+    // Set-pending latches a level interrupt until acknowledged.
+    poke_bit(&mut g, gicd::ISPENDR, 40);
+    assert!(out(&g));
+    assert_eq!(iar(&mut g), 40);
+    assert!(!pending(&mut g, 40));
+    eoi(&mut g, 40);
+    assert!(!out(&g));
+}
+
+#[test]
+fn edge_interrupt_state_machine() {
+    let mut g = ready_with(&[50, 51], 0x80);
+    make_edge(&mut g, 50);
+    assert_eq!(rd(&mut g, d(gicd::ICFGR + 12)), 2 << 4);
+    g.set_irq_source(50, true);
+    assert!(pending(&mut g, 50));
+    // The level no longer counts: dropping it keeps the latched edge.
+    g.set_irq_source(50, false);
+    assert!(pending(&mut g, 50));
+    g.set_irq_source(50, true);
+    assert_eq!(iar(&mut g), 50);
+    assert!(
+        !pending(&mut g, 50),
+        "acknowledged although the line is high"
+    );
+    // A new edge while active: active and pending, signalled after EOI.
+    g.set_irq_source(50, false);
+    g.set_irq_source(50, true);
+    assert!(pending(&mut g, 50) && active(&mut g, 50));
+    assert!(!out(&g));
+    eoi(&mut g, 50);
+    assert!(out(&g));
+    assert_eq!(iar(&mut g), 50);
+    eoi(&mut g, 50);
+    // The line stays high, but with no new edge nothing is pending.
+    assert!(!out(&g));
+    assert_eq!(iar(&mut g), SPURIOUS);
+    // Clear-pending withdraws a latched edge.
+    g.set_irq_source(50, false);
+    g.set_irq_source(50, true);
+    poke_bit(&mut g, gicd::ICPENDR, 50);
+    assert!(!pending(&mut g, 50));
+
+    // A level SPI whose high line is reconfigured as edge stops pending:
+    // no edge was seen as an edge.
+    g.set_irq_source(51, true);
+    assert!(pending(&mut g, 51));
+    make_edge(&mut g, 51);
+    assert!(!pending(&mut g, 51));
+    assert!(!out(&g));
+}
+
+#[test]
+fn preemption_and_running_priority() {
+    let mut g = ready_with(&[40, 41, 42], 0);
+    set_priority(&mut g, 40, 0x80);
+    set_priority(&mut g, 41, 0x40);
+    set_priority(&mut g, 42, 0xa0);
+    g.set_irq_source(40, true);
+    assert_eq!(iar(&mut g), 40);
+    g.set_irq_source(40, false);
+    assert_eq!(rpr(&mut g), 0x80);
+    assert_eq!(rd(&mut g, c(gicc::APR + 8)), 1, "level 0x80 / 2 = 64");
+    // A higher priority preempts.
+    g.set_irq_source(41, true);
+    assert!(out(&g));
+    assert_eq!(iar(&mut g), 41);
+    g.set_irq_source(41, false);
+    assert_eq!(rpr(&mut g), 0x40);
+    // A lower one waits, though HPPIR shows it.
+    g.set_irq_source(42, true);
+    assert!(!out(&g));
+    assert_eq!(rd(&mut g, c(gicc::HPPIR)), 42);
+    assert_eq!(iar(&mut g), SPURIOUS);
+    assert!(!active(&mut g, 42));
+    // EOIs unwind in order.
+    eoi(&mut g, 41);
+    assert_eq!(rpr(&mut g), 0x80);
+    assert!(!out(&g));
+    eoi(&mut g, 40);
+    assert_eq!(rpr(&mut g), 0xff);
+    assert_eq!(rd(&mut g, c(gicc::APR + 8)), 0);
+    assert!(out(&g));
+    assert_eq!(iar(&mut g), 42);
+}
+
+#[test]
+fn binary_point_sets_group_priority() {
+    let mut g = ready_with(&[40, 41, 42], 0);
+    // BPR 3: group priority is bits [7:4].
+    wr(&mut g, c(gicc::BPR), 3);
+    set_priority(&mut g, 40, 0x48);
+    set_priority(&mut g, 41, 0x44);
+    set_priority(&mut g, 42, 0x30);
+    g.set_irq_source(40, true);
+    assert_eq!(iar(&mut g), 40);
+    assert_eq!(rpr(&mut g), 0x40);
+    assert_eq!(rd(&mut g, c(gicc::APR + 4)), 1, "level 0x40 / 2 = 32");
+    // Same group priority: no preemption, however the sub-priority compares.
+    g.set_irq_source(41, true);
+    assert!(!out(&g));
+    assert_eq!(iar(&mut g), SPURIOUS);
+    g.set_irq_source(42, true);
+    assert!(out(&g));
+    assert_eq!(iar(&mut g), 42);
+    assert_eq!(rpr(&mut g), 0x30);
+}
+
+#[test]
+fn sgis_carry_their_source_cpu() {
+    let mut g = ready();
+    // Self-SGI (filter 2): the source, CPU 0, is in IAR bits [12:10].
+    wr(&mut g, d(gicd::SGIR), 2 << 24 | 5);
+    assert!(pending(&mut g, 5));
+    assert_eq!(rd8(&mut g, d(gicd::SPENDSGIR + 5)), 0x01);
+    assert!(out(&g));
+    let v = iar(&mut g);
+    assert_eq!((v & 0x3ff, v >> 10), (5, 0));
+    assert!(active(&mut g, 5) && !pending(&mut g, 5));
+    eoi(&mut g, v);
+    assert!(!active(&mut g, 5));
+    // Filter 0 reaches CPU 0 only through bit 0 of the target list;
+    // "all but self" and the reserved filter reach nobody.
+    for (value, lands) in [
+        (1 << 16 | 6, true),
+        (2 << 16 | 7, false),
+        (1 << 24 | 0xff << 16 | 8, false),
+        (3 << 24 | 9, false),
+    ] {
+        wr(&mut g, d(gicd::SGIR), value);
+        let sgi = value & 0xf;
+        assert_eq!(pending(&mut g, sgi), lands, "{value:#x}");
+    }
+    wr(&mut g, d(gicd::CPENDSGIR + 4), 0xffff_ffff);
+    assert!(!pending(&mut g, 6));
+    // SGI bits of ISPENDR are WI.
+    wr(&mut g, d(gicd::ISPENDR), 0xffff);
+    assert_eq!(rd(&mut g, d(gicd::ISPENDR)), 0);
+
+    // Pending from sources 1 and 3 (as another CPU's SGIR would leave
+    // it): the lowest source first, the other stays pending.
+    wr8(&mut g, d(gicd::SPENDSGIR + 3), 0x0a);
+    assert_eq!(rd(&mut g, d(gicd::SPENDSGIR)), 0x0a00_0000);
+    assert_eq!(rd(&mut g, c(gicc::HPPIR)), 3 | 1 << 10);
+    assert_eq!(iar(&mut g), 3 | 1 << 10);
+    assert!(active(&mut g, 3) && pending(&mut g, 3));
+    assert_eq!(rd8(&mut g, d(gicd::SPENDSGIR + 3)), 0x08);
+    assert!(!out(&g), "active and pending waits");
+    eoi(&mut g, 3 | 1 << 10);
+    assert_eq!(iar(&mut g), 3 | 3 << 10);
+    eoi(&mut g, 3 | 3 << 10);
+    assert_eq!(iar(&mut g), SPURIOUS);
+    // Clear-pending by source.
+    wr8(&mut g, d(gicd::SPENDSGIR + 2), 0x81);
+    wr8(&mut g, d(gicd::CPENDSGIR + 2), 0x01);
+    assert_eq!(rd8(&mut g, d(gicd::CPENDSGIR + 2)), 0x80);
+    // A disabled SGI stays pending but is not signalled.
+    poke_bit(&mut g, gicd::ICENABLER, 2);
+    assert!(pending(&mut g, 2));
+    assert!(!out(&g));
+}
+
+#[test]
+fn spurious_when_nothing_can_be_taken() {
+    let mut g = ready_with(&[40], 0x80);
+    assert_eq!(iar(&mut g), SPURIOUS);
+    // EOI of the spurious INTID, or with nothing active, is ignored.
+    eoi(&mut g, SPURIOUS);
+    poke_bit(&mut g, gicd::ISACTIVER, 40);
+    eoi(&mut g, 40);
+    assert!(active(&mut g, 40), "no priority to drop: ignored");
+    poke_bit(&mut g, gicd::ICACTIVER, 40);
+    g.set_irq_source(40, true);
+    // Distributor off.
+    wr(&mut g, d(gicd::CTLR), 0);
+    assert!(!out(&g));
+    assert_eq!(iar(&mut g), SPURIOUS);
+    // CPU interface off.
+    wr(&mut g, d(gicd::CTLR), 1);
+    wr(&mut g, c(gicc::CTLR), 0);
+    assert!(!out(&g));
+    assert_eq!(iar(&mut g), SPURIOUS);
+    assert!(pending(&mut g, 40) && !active(&mut g, 40));
+    // Targeting no CPU.
+    wr(&mut g, c(gicc::CTLR), 1);
+    assert!(out(&g));
+    wr8(&mut g, d(gicd::ITARGETSR + 40), 0);
+    assert!(!out(&g));
+    assert_eq!(iar(&mut g), SPURIOUS);
+    wr8(&mut g, d(gicd::ITARGETSR + 40), 1);
+    assert_eq!(iar(&mut g), 40);
+}
+
+#[test]
+fn split_priority_drop_and_deactivation() {
+    let mut g = ready_with(&[40], 0x80);
+    // DIR does nothing in EOImode 0.
+    g.set_irq_source(40, true);
+    assert_eq!(iar(&mut g), 40);
+    wr(&mut g, c(gicc::DIR), 40);
+    assert!(active(&mut g, 40));
+    eoi(&mut g, 40);
+    assert!(!active(&mut g, 40));
+
+    wr(&mut g, c(gicc::CTLR), ctlr::ENABLE_GRP0 | ctlr::EOI_MODE);
+    assert_eq!(iar(&mut g), 40);
+    eoi(&mut g, 40);
+    // Priority dropped, still active: the high line waits for DIR.
+    assert_eq!(rpr(&mut g), 0xff);
+    assert!(active(&mut g, 40));
+    assert!(!out(&g));
+    wr(&mut g, c(gicc::DIR), 40);
+    assert!(!active(&mut g, 40));
+    assert!(out(&g));
+}
+
+#[test]
+fn group1_and_the_aliased_registers() {
+    let mut g = ready_with(&[40, 41], 0x80);
+    poke_bit(&mut g, gicd::IGROUPR, 40);
+    g.set_irq_source(40, true);
+    // Group 1 needs EnableGrp1 in both control registers.
+    assert!(!out(&g));
+    wr(&mut g, d(gicd::CTLR), 3);
+    assert!(!out(&g));
+    wr(&mut g, c(gicc::CTLR), 3);
+    assert!(out(&g));
+    // Without AckCtl, IAR does not acknowledge group 1.
+    assert_eq!(rd(&mut g, c(gicc::HPPIR)), SPURIOUS_GROUP1);
+    assert_eq!(iar(&mut g), SPURIOUS_GROUP1);
+    assert!(!active(&mut g, 40));
+    assert_eq!(rd(&mut g, c(gicc::AHPPIR)), 40);
+    assert_eq!(rd(&mut g, c(gicc::AIAR)), 40);
+    assert!(active(&mut g, 40));
+    // AEOIR ignores group 0 INTIDs.
+    wr(&mut g, c(gicc::AEOIR), 41);
+    assert_eq!(rpr(&mut g), 0x80);
+    wr(&mut g, c(gicc::AEOIR), 40);
+    assert_eq!(rpr(&mut g), 0xff);
+    assert!(!active(&mut g, 40));
+    // With AckCtl, IAR takes it; group 1 uses ABPR for its group priority.
+    wr(&mut g, c(gicc::CTLR), 3 | ctlr::ACK_CTL);
+    wr(&mut g, c(gicc::ABPR), 4);
+    set_priority(&mut g, 40, 0x5c);
+    assert_eq!(iar(&mut g), 40);
+    assert_eq!(rpr(&mut g), 0x50);
+    eoi(&mut g, 40);
+    // CBPR: GICC_BPR for both groups.
+    wr(&mut g, c(gicc::CTLR), 3 | ctlr::ACK_CTL | ctlr::CBPR);
+    assert_eq!(iar(&mut g), 40);
+    assert_eq!(rpr(&mut g), 0x5c);
+    eoi(&mut g, 40);
+    // AIAR sees group 1 only.
+    g.set_irq_source(40, false);
+    g.set_irq_source(41, true);
+    assert_eq!(rd(&mut g, c(gicc::AHPPIR)), SPURIOUS);
+    assert_eq!(rd(&mut g, c(gicc::AIAR)), SPURIOUS);
+    assert_eq!(iar(&mut g), 41);
+}
+
+#[test]
+fn timer_ppis() {
+    let mut g = ready_with(&[VTIMER_PPI, PTIMER_PPI], 0xa0);
+    g.set_irq_source(PTIMER_PPI, true);
+    g.set_irq_source(VTIMER_PPI, true);
+    assert_eq!(rd(&mut g, d(gicd::ISPENDR)), 1 << 27 | 1 << 30);
+    assert_eq!(rd(&mut g, d(gicd::ICFGR + 4)), 0, "PPIs level-sensitive");
+    // Equal priorities: the lower INTID first.
+    assert_eq!(iar(&mut g), VTIMER_PPI);
+    // The handler reprograms the timer: its line drops.
+    g.set_irq_source(VTIMER_PPI, false);
+    eoi(&mut g, VTIMER_PPI);
+    assert_eq!(iar(&mut g), PTIMER_PPI);
+    eoi(&mut g, PTIMER_PPI);
+    // Still high: pending again, and masked by disabling it.
+    assert!(out(&g));
+    poke_bit(&mut g, gicd::ICENABLER, PTIMER_PPI);
+    assert!(!out(&g));
+    g.set_irq_source(PTIMER_PPI, false);
+    assert_eq!(rd(&mut g, d(gicd::ISPENDR)), 0);
+    // SGIs and INTIDs past the last SPI have no line.
+    for source in [0, 5, 15, NUM_INTIDS, 1023] {
+        g.set_irq_source(source, true);
+    }
+    for w in 0..3 {
+        assert_eq!(rd(&mut g, d(gicd::ISPENDR + 4 * w)), 0);
+    }
+}
+
+#[test]
+fn linux_style_setup() {
+    let mut g = Gicv2::new();
+    let irqs = (rd(&mut g, d(gicd::TYPER)) & 0x1f) + 1;
+    assert_eq!(irqs * 32, 96);
+    // gic_dist_init
+    wr(&mut g, d(gicd::CTLR), 0);
+    let mut mask = 0;
+    for i in (0..32).step_by(4) {
+        let m = rd(&mut g, d(gicd::ITARGETSR + i));
+        let m = m | m >> 16;
+        let m = m | m >> 8;
+        if m != 0 {
+            mask = m & 0xff;
+            break;
+        }
+    }
+    assert_eq!(mask, 0x01, "the CPU mask Linux learns");
+    for id in (32..96).step_by(4) {
+        wr(&mut g, d(gicd::ITARGETSR + id), 0x0101_0101);
+        wr(&mut g, d(gicd::IPRIORITYR + id), 0xa0a0_a0a0);
+    }
+    for id in (32..96).step_by(16) {
+        wr(&mut g, d(gicd::ICFGR + id / 4), 0);
+    }
+    for id in (32..96).step_by(32) {
+        wr(&mut g, d(gicd::ICACTIVER + id / 8), 0xffff_ffff);
+        wr(&mut g, d(gicd::ICENABLER + id / 8), 0xffff_ffff);
+    }
+    wr(&mut g, d(gicd::CTLR), 1);
+    // gic_cpu_init
+    wr(&mut g, d(gicd::ICACTIVER), 0xffff_ffff);
+    wr(&mut g, d(gicd::ICENABLER), 0xffff_0000);
+    wr(&mut g, d(gicd::ISENABLER), 0x0000_ffff);
+    for id in (0..32).step_by(4) {
+        wr(&mut g, d(gicd::IPRIORITYR + id), 0xa0a0_a0a0);
+    }
+    wr(&mut g, c(gicc::PMR), 0xf0);
+    let bypass = rd(&mut g, c(gicc::CTLR)) & 0x1e0;
+    wr(&mut g, c(gicc::CTLR), bypass | 1);
+    // gic_set_type(IRQ_TYPE_LEVEL_HIGH) on an SPI: unchanged, no write.
+    assert_eq!(rd(&mut g, d(gicd::ICFGR + 8)) & 2 << 2, 0);
+
+    // The virtual timer: unmask, fire, handle (the IAR loop), quiet.
+    poke_bit(&mut g, gicd::ISENABLER, VTIMER_PPI);
+    g.set_irq_source(VTIMER_PPI, true);
+    assert!(out(&g));
+    let stat = iar(&mut g);
+    assert_eq!(stat, VTIMER_PPI);
+    g.set_irq_source(VTIMER_PPI, false);
+    eoi(&mut g, stat);
+    assert!(iar(&mut g) >= 1020);
+    // A self-IPI through the learnt mask.
+    wr(&mut g, d(gicd::SGIR), mask << 16 | 1);
+    assert!(out(&g));
+    let stat = iar(&mut g);
+    assert_eq!(stat, 1);
+    eoi(&mut g, stat);
+    assert!(!out(&g));
+}
+
+/// A device whose interrupt line is the last value written to it.
+struct Line(bool);
+
+impl Device for Line {
+    fn name(&self) -> &'static str {
+        "line"
+    }
+    fn read(&mut self, _: u64, _: Width) -> Result<u64, DeviceError> {
+        Ok(u64::from(self.0))
+    }
+    fn write(&mut self, _: u64, _: Width, value: u64) -> Result<(), DeviceError> {
+        self.0 = value != 0;
+        Ok(())
+    }
+    fn irq_level(&self) -> bool {
+        self.0
+    }
+}
+
+struct Rig {
+    bus: Bus,
+}
+
+const LINE: u64 = 0x0900_0000;
+
+impl Rig {
+    fn new() -> Self {
+        let mut bus = Bus::new();
+        let gic = bus
+            .add(
+                GuestPhysAddr::new(VIRT_BASE),
+                GIC_SIZE,
+                Box::new(Gicv2::new()),
+                None,
+            )
+            .unwrap();
+        bus.set_irq_chip(gic).unwrap();
+        // The PL011's place on `virt`: SPI 1.
+        bus.add(
+            GuestPhysAddr::new(LINE),
+            0x1000,
+            Box::new(Line(false)),
+            Some(33),
+        )
+        .unwrap();
+        Rig { bus }
+    }
+    fn access(&mut self, addr: u64, width: Width, value: Option<u32>) -> u32 {
+        let addr = GuestPhysAddr::new(addr);
+        let a = match value {
+            Some(v) => MmioAccess::write(addr, width, u64::from(v)),
+            None => MmioAccess::read(addr, width),
+        };
+        self.bus.access(&a).unwrap() as u32
+    }
+    fn gicd_r(&mut self, off: u64) -> u32 {
+        self.access(VIRT_BASE + off, Width::Word, None)
+    }
+    fn gicd_w(&mut self, off: u64, v: u32) {
+        self.access(VIRT_BASE + off, Width::Word, Some(v));
+    }
+    fn gicd_w8(&mut self, off: u64, v: u8) {
+        self.access(VIRT_BASE + off, Width::Byte, Some(u32::from(v)));
+    }
+    fn gicc_r(&mut self, off: u64) -> u32 {
+        self.access(VIRT_BASE + GICC_OFFSET + off, Width::Word, None)
+    }
+    fn gicc_w(&mut self, off: u64, v: u32) {
+        self.access(VIRT_BASE + GICC_OFFSET + off, Width::Word, Some(v));
+    }
+    fn line(&mut self, high: bool) {
+        self.access(LINE, Width::Word, Some(u32::from(high)));
+    }
+    fn irq(&self) -> bool {
+        self.bus.external_irq(IRQ_CONTEXT)
+    }
+}
+
+/// The ArceOS sequence (`arm-gic-driver` 0.15 under
+/// `axplat-aarch64-peripherals`), then the PL011's SPI through the bus.
+#[test]
+fn spi33_through_the_bus() {
+    let mut rig = Rig::new();
+    // Gic::init
+    let v = rig.gicd_r(gicd::CTLR) & !3;
+    rig.gicd_w(gicd::CTLR, v);
+    let lines = ((rig.gicd_r(gicd::TYPER) & 0x1f) + 1) * 32;
+    for w in 0..u64::from(lines / 32) {
+        for base in [gicd::ICENABLER, gicd::ICPENDR, gicd::ICACTIVER] {
+            rig.gicd_w(base + 4 * w, 0xffff_ffff);
+        }
+        rig.gicd_w(gicd::IGROUPR + 4 * w, 0);
+    }
+    for i in 8..24 {
+        rig.gicd_w8(gicd::ITARGETSR + i, 0x01);
+    }
+    for w in 0..u64::from(lines / 16) {
+        rig.gicd_w(gicd::ICFGR + 4 * w, 0);
+    }
+    let v = rig.gicd_r(gicd::CTLR) | 3;
+    rig.gicd_w(gicd::CTLR, v);
+    // init_current_cpu, set_eoi_mode_ns(false)
+    rig.gicc_w(gicc::CTLR, 0);
+    rig.gicc_w(gicc::PMR, 0xff);
+    rig.gicc_w(gicc::CTLR, 1);
+    for id in 0..32 {
+        rig.gicd_w8(gicd::IPRIORITYR + id, 0xa0);
+    }
+    let v = rig.gicc_r(gicc::CTLR) & !ctlr::EOI_MODE;
+    rig.gicc_w(gicc::CTLR, v);
+    // set_enable(33): enable, then edge-triggered.
+    rig.gicd_w(gicd::ISENABLER + 4, 1 << 1);
+    let v = rig.gicd_r(gicd::ICFGR + 8) | 1 << 3;
+    rig.gicd_w(gicd::ICFGR + 8, v);
+    assert!(!rig.irq());
+
+    // The UART raises its line: the vCPU's IRQ follows.
+    rig.line(true);
+    assert!(rig.irq());
+    // handle_irq: acknowledge, the driver drains the UART, EOI.
+    assert_eq!(rig.gicc_r(gicc::IAR), 33);
+    assert!(!rig.irq());
+    rig.line(false);
+    if rig.gicc_r(gicc::CTLR) & ctlr::EOI_MODE != 0 {
+        rig.gicc_w(gicc::DIR, 33);
+    }
+    rig.gicc_w(gicc::EOIR, 33);
+    assert!(!rig.irq());
+    assert_eq!(rig.gicd_r(gicd::ISACTIVER + 4), 0);
+    // Next byte: a new edge.
+    rig.line(true);
+    assert!(rig.irq());
+    assert_eq!(rig.gicd_r(gicd::ISPENDR + 4), 1 << 1);
+    // Disabled at the distributor: the vCPU line drops, the edge is kept.
+    rig.gicd_w(gicd::ICENABLER + 4, 1 << 1);
+    assert!(!rig.irq());
+    rig.line(false);
+    rig.gicd_w(gicd::ISENABLER + 4, 1 << 1);
+    assert!(rig.irq());
+    assert_eq!(rig.gicc_r(gicc::IAR), 33);
+    rig.gicc_w(gicc::EOIR, 33);
+    assert!(!rig.irq());
+    // The bus reports refused accesses with the device offset.
+    let a = MmioAccess::read(
+        GuestPhysAddr::new(VIRT_BASE + GICC_OFFSET + 0x30),
+        Width::Word,
+    );
+    assert_eq!(
+        rig.bus.access(&a),
+        Err(crate::devices::BusError::Device {
+            device: "gicv2",
+            addr: GuestPhysAddr::new(VIRT_BASE + GICC_OFFSET + 0x30),
+            error: DeviceError::BadOffset {
+                offset: GICC_OFFSET + 0x30
+            },
+        })
+    );
+}
