@@ -45,6 +45,10 @@ pub enum Exit {
     /// The hypervisor's own periodic timer fired while the guest ran: a
     /// chance to feed console input and check the watchdog.
     HostTick,
+    /// The guest read or wrote a system register that traps (its timer's,
+    /// on aarch64) and the vCPU emulated the access itself; the guest's
+    /// timer interrupt line may have changed.
+    SysReg,
     /// Anything else: the VM stops with this diagnostic.
     Unexpected(Unexpected),
 }
@@ -159,18 +163,21 @@ pub enum ExitKind {
     Mmio = 3,
     /// The hypervisor's own tick.
     HostTick = 4,
+    /// Trapped system-register accesses the vCPU emulated.
+    SysReg = 5,
     /// Exits that stop the VM.
-    Unexpected = 5,
+    Unexpected = 6,
 }
 
 impl ExitKind {
     /// Every class, in report order.
-    pub const ALL: [ExitKind; 6] = [
+    pub const ALL: [ExitKind; 7] = [
         ExitKind::NestedPageFault,
         ExitKind::Hypercall,
         ExitKind::Timer,
         ExitKind::Mmio,
         ExitKind::HostTick,
+        ExitKind::SysReg,
         ExitKind::Unexpected,
     ];
 
@@ -182,6 +189,7 @@ impl ExitKind {
             ExitKind::Timer => "timer",
             ExitKind::Mmio => "mmio",
             ExitKind::HostTick => "host tick",
+            ExitKind::SysReg => "sysreg",
             ExitKind::Unexpected => "unexpected",
         }
     }
@@ -195,6 +203,7 @@ impl Exit {
             Exit::Hypercall(_) => ExitKind::Hypercall,
             Exit::TimerExpired => ExitKind::Timer,
             Exit::HostTick => ExitKind::HostTick,
+            Exit::SysReg => ExitKind::SysReg,
             Exit::Unexpected(_) => ExitKind::Unexpected,
         }
     }

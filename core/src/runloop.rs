@@ -50,6 +50,13 @@ pub trait Vcpu {
     /// Drives the guest's external interrupt line (the interrupt
     /// controller's output for this vCPU).
     fn set_external_irq(&mut self, _level: bool) {}
+    /// The level of the guest timer's interrupt output, for a vCPU whose
+    /// timer interrupt reaches the guest through the emulated interrupt
+    /// controller ([`Devices::timer_irq`]); `None` where the vCPU delivers
+    /// it itself ([`Vcpu::deliver_timer`]).
+    fn timer_irq_level(&mut self) -> Option<bool> {
+        None
+    }
 }
 
 /// A guest instruction that touched an emulated device but cannot be
@@ -69,6 +76,9 @@ pub struct Devices {
     /// The interrupt controller output that is this vCPU's external
     /// interrupt line (the PLIC's S-mode context of hart 0, ...).
     pub irq_context: usize,
+    /// The interrupt-controller input the guest's timer is wired to, where
+    /// the timer interrupt goes through the controller (aarch64's PPI 30).
+    pub timer_irq: Option<u32>,
     /// The level last given to the vCPU.
     line: bool,
     /// Console input read from the host that no device has taken yet.
@@ -81,6 +91,7 @@ impl Devices {
         Devices {
             bus,
             irq_context,
+            timer_irq: None,
             line: false,
             pending_input: VecDeque::new(),
         }
@@ -333,6 +344,11 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
                 stats.count_exit(ExitKind::Timer);
                 stats.count_timer_injection();
                 vcpu.deliver_timer();
+                sync_timer_line(vcpu, devices, console, stats);
+            }
+            Exit::SysReg => {
+                stats.count_exit(ExitKind::SysReg);
+                sync_timer_line(vcpu, devices, console, stats);
             }
             Exit::HostTick => {
                 stats.count_exit(ExitKind::HostTick);
@@ -396,6 +412,20 @@ fn feed_input<C: Console>(devices: &mut Devices, console: &mut C) {
             break;
         }
         devices.pending_input.pop_front();
+    }
+}
+
+/// Copies the guest timer's interrupt level into the interrupt controller,
+/// where the timer is wired to one, and updates the vCPU's line.
+fn sync_timer_line<V: Vcpu, C: Console>(
+    vcpu: &mut V,
+    devices: &mut Devices,
+    console: &mut C,
+    stats: &mut Stats,
+) {
+    if let (Some(source), Some(level)) = (devices.timer_irq, vcpu.timer_irq_level()) {
+        devices.bus.set_irq_line(source, level);
+        service_devices(vcpu, devices, console, stats);
     }
 }
 
@@ -482,6 +512,8 @@ mod tests {
         loads: Vec<u64>,
         /// Levels given to `set_external_irq`.
         lines: Vec<bool>,
+        /// What `timer_irq_level` answers, in order (`None` once empty).
+        timer_levels: VecDeque<bool>,
     }
 
     impl Scripted {
@@ -524,6 +556,9 @@ mod tests {
         }
         fn set_external_irq(&mut self, level: bool) {
             self.lines.push(level);
+        }
+        fn timer_irq_level(&mut self) -> Option<bool> {
+            self.timer_levels.pop_front()
         }
     }
 
@@ -710,6 +745,37 @@ mod tests {
         );
         assert_eq!(&cpu.loads[3..], [u64::from(b'h'), u64::from(b'i')]);
         assert_eq!(vm.stats.injections(), (0, 2));
+    }
+
+    #[test]
+    fn a_timer_wired_to_the_controller_follows_the_vcpu_level() {
+        let mut vm = vm();
+        // The PLIC stands in for the controller: source 5 enabled for the
+        // vCPU's context, the guest's timer wired to it.
+        vm.devices.timer_irq = Some(5);
+        let mut cpu = Scripted::new(&[
+            npf(0x0c00_0014, Access::Write),
+            npf(0x0c00_2080, Access::Write),
+            // The guest programs its timer (trapped), it expires, the guest
+            // programs it again.
+            Exit::SysReg,
+            Exit::TimerExpired,
+            Exit::SysReg,
+            SHUTDOWN,
+        ]);
+        cpu.mmio
+            .push_back(MmioAccess::write(gpa(0x0c00_0014), Width::Word, 1));
+        cpu.mmio
+            .push_back(MmioAccess::write(gpa(0x0c00_2080), Width::Word, 1 << 5));
+        cpu.timer_levels.extend([false, true, false]);
+        assert_eq!(go(&mut vm, &mut cpu), Ok(()));
+        assert_eq!(
+            cpu.lines,
+            [true, false],
+            "raised on expiry, lowered on reprogramming"
+        );
+        assert_eq!(vm.stats.exits(ExitKind::SysReg), 2);
+        assert_eq!(vm.stats.injections(), (1, 1));
     }
 
     #[test]

@@ -99,18 +99,41 @@ impl Ctx {
     /// built into the guest, that guest is built and put on a disk of its
     /// own first.
     pub fn boot_scenario_within(&self, scenario: Scenario, timeout: Duration) -> Result<RunOutput> {
-        if !self.spec.scenario_in_image || scenario == Scenario::Normal {
+        self.boot_scenario_with(scenario, &VmConfig::DEFAULT, timeout)
+    }
+
+    /// [`Ctx::boot_scenario_within`] with the VM settings `vm` on the
+    /// guest's disk.
+    pub fn boot_scenario_with(
+        &self,
+        scenario: Scenario,
+        vm: &VmConfig,
+        timeout: Duration,
+    ) -> Result<RunOutput> {
+        if *vm == VmConfig::DEFAULT
+            && (!self.spec.scenario_in_image || scenario == Scenario::Normal)
+        {
             return self.boot(&self.paths.disk, scenario, timeout);
         }
-        let mut log = String::new();
-        let guest = build_guest(
-            self.spec,
-            &self.paths,
-            scenario,
-            CargoOutput::Captured,
-            &mut log,
-        )?;
-        self.boot_image(scenario.name(), &guest, timeout)
+        let (guest, pflash_scenario) = if self.spec.scenario_in_image {
+            let mut log = String::new();
+            let guest = build_guest(
+                self.spec,
+                &self.paths,
+                scenario,
+                CargoOutput::Captured,
+                &mut log,
+            )?;
+            (guest, Scenario::Normal)
+        } else {
+            (self.prepared.guest.clone(), scenario)
+        };
+        let disk = self
+            .paths
+            .e2e
+            .join(format!("disk-{}-settings.img", scenario.name()));
+        write_fat_disk(&disk, &guest_disk(&guest, vm))?;
+        self.boot(&disk, pflash_scenario, timeout)
     }
 
     /// Boots the flat guest image `guest` from a disk of its own, named

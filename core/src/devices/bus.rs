@@ -271,6 +271,14 @@ impl Bus {
         }
     }
 
+    /// Drives controller input `source` from outside the bus (a timer the
+    /// vCPU emulates); nothing happens without a controller.
+    pub fn set_irq_line(&mut self, source: u32, level: bool) {
+        if let Some(chip) = self.irq_chip {
+            self.slots[chip].device.set_irq_source(source, level);
+        }
+    }
+
     /// Whether the interrupt controller's output to `context` is asserted
     /// (false without a controller).
     pub fn external_irq(&self, context: usize) -> bool {

@@ -37,9 +37,10 @@ unsafe fn init_boot_page_table() {
 
 /// Makes EL2 the host: VHE (E2H) with TGE, so EL1 register names reach EL2
 /// and EL0 would trap here; AArch64 below; pointer authentication not
-/// trapped; counters open to EL1 for guests, with no virtual offset. If QEMU
-/// was started without `virtualization=on` the CPU is at EL1 and this does
-/// nothing; the hypervisor then reports that it has no EL2.
+/// trapped; the physical counter open to EL1 guests, their physical timer
+/// trapped. If QEMU was started without `virtualization=on` the CPU is at
+/// EL1 and this does nothing; the hypervisor then reports that it has no
+/// EL2.
 unsafe extern "C" fn init_el2_host() {
     if CurrentEL.read(CurrentEL::EL) != 2 {
         return;
@@ -54,8 +55,10 @@ unsafe extern "C" fn init_el2_host() {
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
     // aarch64-cpu describes CNTHCTL_EL2 with E2H = 0, where EL1PCTEN and
     // EL1PCEN are bits 0 and 1; with E2H = 1 (VHE, set above) those bits
-    // mean EL0 access and the EL1 controls move to bits 10 and 11.
-    CNTHCTL_EL2.set(CNTHCTL_EL2.get() | CNTHCTL_E2H_EL1PCTEN | CNTHCTL_E2H_EL1PTEN);
+    // mean EL0 access and the EL1 controls move to bits 10 and 11. A guest
+    // at EL1 reads the physical counter freely; its physical timer traps,
+    // because the hypervisor emulates it.
+    CNTHCTL_EL2.set(CNTHCTL_EL2.get() & !CNTHCTL_E2H_EL1PTEN | CNTHCTL_E2H_EL1PCTEN);
     CNTVOFF_EL2.set(0);
 }
 
@@ -64,7 +67,8 @@ unsafe extern "C" fn init_el2_host() {
 /// "CNTHCTL_EL2", layout "When FEAT_VHE is implemented and HCR_EL2.E2H == 1").
 const CNTHCTL_E2H_EL1PCTEN: u64 = 1 << 10;
 /// CNTHCTL_EL2.EL1PTEN with HCR_EL2.E2H = 1, bit 11: EL1 accesses to the
-/// EL1 physical timer (CNTP_CTL/CVAL/TVAL_EL0) do not trap (same section).
+/// EL1 physical timer (CNTP_CTL/CVAL/TVAL_EL0) do not trap when set (same
+/// section).
 const CNTHCTL_E2H_EL1PTEN: u64 = 1 << 11;
 
 #[unsafe(naked)]

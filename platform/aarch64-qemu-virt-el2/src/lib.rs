@@ -16,7 +16,7 @@
 //! VHE needs no change anywhere but this boot path.
 //!
 //! Devices come from `axplat-aarch64-peripherals` (PL011, generic timer,
-//! PSCI). PSCI goes over SMC: with EL2 present, QEMU's built-in PSCI is on
+//! PSCI, and the GIC driver behind [`gic`]). PSCI goes over SMC: with EL2 present, QEMU's built-in PSCI is on
 //! the SMC conduit.
 #![no_std]
 
@@ -24,6 +24,7 @@
 extern crate axplat;
 
 mod boot;
+pub mod gic;
 mod init;
 mod mem;
 mod power;

@@ -55,6 +55,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         ("timer", 1),
         ("mmio", 1729),
         ("host tick", 0),
+        ("sysreg", 0),
         ("unexpected", 0),
     ],
 };

@@ -56,6 +56,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         ("timer", 0),
         ("mmio", 0),
         ("host tick", 0),
+        ("sysreg", 0),
         ("unexpected", 0),
     ],
 };

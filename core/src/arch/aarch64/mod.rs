@@ -1,5 +1,9 @@
-//! Armv8-A at EL2: exception syndrome decoding, and the Data Abort
-//! syndrome of a device access to emulate.
+//! Armv8-A at EL2: exception syndrome decoding, the Data Abort syndrome of
+//! a device access to emulate, trapped system register accesses, and the
+//! guest's emulated EL1 physical timer.
 
+pub mod a64_ldst;
 pub mod dabt;
 pub mod esr;
+pub mod sysreg;
+pub mod vtimer;

@@ -5,11 +5,16 @@
 
 mod power;
 mod registers;
+mod timer;
 mod vcpu;
 
 use super::{Arch, Outcome, host_device};
 use alloc::boxed::Box;
-use guestaspace_core::devices::{Bus, pl011};
+use guestaspace_core::arch::aarch64::vtimer::EL1_PHYS_TIMER_INTID;
+use guestaspace_core::devices::{Bus, gicv2, pl011};
+
+/// The PL011's interrupt on QEMU `virt`: SPI 1.
+const PL011_INTID: u32 = gicv2::SPI_BASE + 1;
 use guestaspace_core::runloop::Devices;
 
 // The platform crate is only reached through ArceOS's interfaces; this
@@ -34,7 +39,9 @@ impl Arch for Aarch64 {
     ];
 
     fn init_hardware() -> Result<(), HwSetupError> {
-        registers::init()
+        registers::init()?;
+        axplat_aarch64_qemu_virt_el2::gic::init();
+        Ok(())
     }
 
     fn new_vcpu(entry: GuestPhysAddr, stage2_root: HostPhysAddr) -> vcpu::ArmVcpu {
@@ -50,21 +57,33 @@ impl Arch for Aarch64 {
         registers::invalidate_ipa(gpa);
     }
 
-    /// The PL011 console of QEMU `virt`, emulated at its address.
+    /// QEMU `virt`'s GICv2 (distributor and CPU interface, both emulated)
+    /// and PL011 (SPI 1, INTID 33), at their addresses; the guest's EL1
+    /// physical timer is wired to PPI 30.
     fn devices() -> Devices {
         let mut bus = Bus::new();
+        let gic = bus
+            .add(
+                GuestPhysAddr::new(gicv2::VIRT_BASE),
+                gicv2::GIC_SIZE,
+                Box::new(gicv2::Gicv2::new()),
+                None,
+            )
+            .expect("the GIC fits on an empty bus");
+        bus.set_irq_chip(gic).expect("the GIC was just added");
         bus.add(
             GuestPhysAddr::new(pl011::QEMU_VIRT_BASE),
             pl011::PL011_SIZE,
             Box::new(pl011::Pl011::new()),
-            None,
+            Some(PL011_INTID),
         )
-        .expect("the PL011 fits on an empty bus");
-        Devices::new(bus, 0)
+        .expect("the PL011 does not overlap the GIC");
+        let mut devices = Devices::new(bus, gicv2::IRQ_CONTEXT);
+        devices.timer_irq = Some(EL1_PHYS_TIMER_INTID);
+        devices
     }
 
-    /// No host tick yet: the guest only exits by itself.
-    const HOST_TICK_NS: u64 = 0;
+    const HOST_TICK_NS: u64 = timer::HOST_TICK_NS;
 
     fn power_off(outcome: Outcome) -> ! {
         power::power_off(outcome)

@@ -2,11 +2,17 @@
 //! guest's EL1 state reached through the VHE `*_EL12` aliases.
 
 use super::registers::{hcr_guest, hcr_host};
+use super::timer::{Due, Timers};
+use axhal::mem::{PhysAddr, phys_to_virt};
+use axplat_aarch64_qemu_virt_el2::gic::{HYP_TIMER_INTID, take_irq};
 use core::arch::asm;
 use core::mem::offset_of;
 use guestaspace_core::addr::{GuestPhysAddr, GuestVirtAddr, HostPhysAddr};
-use guestaspace_core::arch::aarch64::dabt::{self, DataAbortInsn};
+use guestaspace_core::arch::aarch64::a64_ldst::{self, Writeback};
+use guestaspace_core::arch::aarch64::dabt::{self, DataAbortError, DataAbortInsn};
+use guestaspace_core::arch::aarch64::esr::ec;
 use guestaspace_core::arch::aarch64::esr::{Trap, decode};
+use guestaspace_core::arch::aarch64::sysreg;
 use guestaspace_core::arch::smccc;
 use guestaspace_core::devices::MmioAccess;
 use guestaspace_core::exit::Access;
@@ -76,11 +82,14 @@ pub struct ArmVcpu {
     /// ESR_EL2 of the last exit, for decoding a device access.
     esr: u64,
     /// The device access being emulated, between `decode_mmio` and
-    /// `finish_mmio`.
-    mmio: Option<DataAbortInsn>,
+    /// `finish_mmio`, with the base-register update of a decoded
+    /// pre-/post-indexed instruction.
+    mmio: Option<(DataAbortInsn, Option<Writeback>)>,
     /// The guest's virtual IRQ line (HCR_EL2.VI), driven by the emulated
     /// GIC's CPU interface.
     virq: bool,
+    /// The guest's timer and the host tick, on the EL2 physical timer.
+    timers: Timers,
 }
 
 impl ArmVcpu {
@@ -94,9 +103,12 @@ impl ArmVcpu {
                 // knows them only with FEAT_VHE enabled for the whole crate.
                 "msr S3_5_C1_C0_0, {sctlr}",
                 "msr S3_5_C12_C0_0, xzr",
-                "msr cntvoff_el2, xzr",
+                // The guest's virtual count starts at zero now.
+                "mrs {count}, cntpct_el0",
+                "msr cntvoff_el2, {count}",
                 "isb",
                 sctlr = in(reg) SCTLR_EL1_RES1,
+                count = out(reg) _,
             )
         };
         Self {
@@ -108,25 +120,97 @@ impl ArmVcpu {
             esr: 0,
             mmio: None,
             virq: false,
+            timers: Timers::new(),
+        }
+    }
+}
+
+impl ArmVcpu {
+    /// The A64 instruction word at the guest's PC, read through the guest's
+    /// own stage-1 and our stage-2 tables (`AT S12E1R`), or `None` if that
+    /// translation fails.
+    fn fetch_insn(&self) -> Option<u32> {
+        let par: u64;
+        // SAFETY: interrupts are masked at EL2; for the one translation the
+        // guest's HCR_EL2 (stage-2 on, TGE off) is put back, so that the AT
+        // instruction walks the guest's EL1&0 regime and its stage 2, then
+        // the host's is restored. Only PAR_EL1 is written.
+        unsafe {
+            asm!(
+                "msr hcr_el2, {guest}",
+                "isb",
+                "at s12e1r, {va}",
+                "isb",
+                "mrs {par}, par_el1",
+                "msr hcr_el2, {host}",
+                "isb",
+                guest = in(reg) hcr_guest(false),
+                host = in(reg) hcr_host(),
+                va = in(reg) self.pc,
+                par = out(reg) par,
+            )
+        };
+        // PAR_EL1.F, bit 0: the translation failed (DDI 0487 D23.2 PAR_EL1).
+        if par & 1 != 0 {
+            return None;
+        }
+        // PAR_EL1.PA, bits 51:12, and the page offset from the PC.
+        let pa = (par & 0x000f_ffff_ffff_f000) | (self.pc & 0xfff);
+        let ptr: *const u32 = phys_to_virt(PhysAddr::from(pa as usize)).as_ptr().cast();
+        // SAFETY: the guest's code page is host RAM that the stage-2 table
+        // maps for it; the linear map covers all host RAM; A64 instructions
+        // are 4-byte aligned.
+        Some(unsafe { ptr.read_volatile() })
+    }
+
+    /// A trapped MSR/MRS: the guest's EL1 physical timer is emulated
+    /// (CNTHCTL_EL2.EL1PTEN = 0); any other register stops the VM.
+    fn emulate_sysreg(&mut self, esr: u64, far: u64) -> Exit {
+        let access = sysreg::decode(esr);
+        let rt = usize::from(access.rt);
+        let result = if access.read {
+            self.timers.read(access.reg).map(|value| {
+                if rt != 31 {
+                    self.state.guest[rt] = value;
+                }
+            })
+        } else {
+            let value = if rt == 31 { 0 } else { self.state.guest[rt] };
+            self.timers.write(access.reg, value)
+        };
+        match result {
+            Ok(()) => {
+                // ELR_EL2 points at the MSR/MRS itself.
+                self.pc += 4;
+                Exit::SysReg
+            }
+            Err(_) => Exit::Unexpected(Unexpected {
+                what: "trapped system register access",
+                code: esr,
+                info: [far, 0],
+            }),
         }
     }
 }
 
 impl Vcpu for ArmVcpu {
     fn run(&mut self) -> Exit {
-        let kind;
+        self.timers.arm();
+        let (kind, daif): (u64, u64);
         // SAFETY: with interrupts masked at EL2, program the guest's return
-        // state, stage-2 and HCR, enter, and put the host's HCR back. The
-        // stage-2 root belongs to the guest's address space, which outlives
-        // the vCPU.
+        // state, stage-2 and HCR, enter, and put the host's HCR and DAIF
+        // back. The stage-2 root belongs to the guest's address space,
+        // which outlives the vCPU.
         unsafe {
             asm!(
+                "mrs {daif}, daif",
                 "msr daifset, #0xf",
                 "msr elr_el2, {pc}",
                 "msr spsr_el2, {pstate}",
                 "msr vttbr_el2, {vttbr}",
                 "msr hcr_el2, {hcr}",
                 "isb",
+                daif = out(reg) daif,
                 pc = in(reg) self.pc,
                 pstate = in(reg) self.pstate,
                 vttbr = in(reg) self.vttbr,
@@ -138,9 +222,11 @@ impl Vcpu for ArmVcpu {
                 "isb",
                 "mrs {pc}, elr_el2",
                 "mrs {pstate}, spsr_el2",
+                "msr daif, {daif}",
                 hcr = in(reg) hcr_host(),
                 pc = out(reg) self.pc,
                 pstate = out(reg) self.pstate,
+                daif = in(reg) daif,
             );
         }
         let (esr, far, hpfar): (u64, u64, u64);
@@ -149,7 +235,9 @@ impl Vcpu for ArmVcpu {
             asm!("mrs {0}, esr_el2", "mrs {1}, far_el2", "mrs {2}, hpfar_el2", out(reg) esr, out(reg) far, out(reg) hpfar)
         };
         self.esr = esr;
+        let trap = Trap { esr, far, hpfar };
         match kind {
+            0 if trap.class() == ec::SYSREG => self.emulate_sysreg(esr, far),
             0 => {
                 let x = [
                     self.state.guest[0],
@@ -157,8 +245,21 @@ impl Vcpu for ArmVcpu {
                     self.state.guest[2],
                     self.state.guest[3],
                 ];
-                decode(&Trap { esr, far, hpfar }, &x)
+                decode(&trap, &x)
             }
+            1 => match take_irq() {
+                Some(HYP_TIMER_INTID) => match self.timers.fired() {
+                    Due::Guest => Exit::TimerExpired,
+                    Due::HostTick => Exit::HostTick,
+                },
+                // Spurious: whatever it was is gone; the guest resumes.
+                None => Exit::HostTick,
+                Some(other) => Exit::Unexpected(Unexpected {
+                    what: "physical IRQ the hypervisor did not enable",
+                    code: u64::from(other),
+                    info: [esr, far],
+                }),
+            },
             other => Exit::Unexpected(Unexpected {
                 what: ["", "physical IRQ", "physical FIQ", "SError"][other.min(3) as usize],
                 code: other,
@@ -177,34 +278,62 @@ impl Vcpu for ArmVcpu {
     }
 
     fn set_timer(&mut self, _deadline: u64) {
-        // The guest uses its virtual timer directly; SMCCC has no timer call.
+        // SMCCC has no timer call: the guest programs its (emulated) EL1
+        // physical timer.
     }
 
+    /// The timer interrupt goes through the emulated GIC instead
+    /// ([`Vcpu::timer_irq_level`]).
     fn deliver_timer(&mut self) {}
 
     /// The access comes from the data abort's syndrome (ESR_EL2.ISS), which
-    /// names the register, the width and the direction: no instruction is
-    /// fetched. An abort without a valid syndrome cannot be emulated.
+    /// names the register, the width and the direction. Without a syndrome
+    /// (a load/store with writeback, say), the instruction is fetched at
+    /// the guest's PC and decoded.
     fn decode_mmio(&mut self, gpa: GuestPhysAddr, _: Access) -> Result<MmioAccess, Unemulated> {
-        let insn = dabt::decode(self.esr).map_err(|e| Unemulated {
-            insn: e.esr(),
-            why: e.why(),
-        })?;
-        self.mmio = Some(insn);
+        let (insn, writeback) = match dabt::decode(self.esr) {
+            Ok(insn) => (insn, None),
+            Err(DataAbortError::NoSyndrome { .. }) => {
+                let word = self.fetch_insn().ok_or(Unemulated {
+                    insn: self.esr,
+                    why: "no valid syndrome, and the instruction at the guest PC cannot be read",
+                })?;
+                let a = a64_ldst::decode(word).map_err(|e| Unemulated {
+                    insn: u64::from(word),
+                    why: e.why(),
+                })?;
+                (a.insn, a.writeback)
+            }
+            Err(e) => {
+                return Err(Unemulated {
+                    insn: e.esr(),
+                    why: e.why(),
+                });
+            }
+        };
+        self.mmio = Some((insn, writeback));
         Ok(insn.access(gpa, &self.state.guest))
     }
 
     fn finish_mmio(&mut self, value: u64) {
-        let Some(insn) = self.mmio.take() else {
+        let Some((insn, writeback)) = self.mmio.take() else {
             return;
         };
         if let Some(reg) = insn.dest() {
             self.state.guest[reg as usize] = insn.load_value(value);
+        }
+        if let Some(Writeback { rn, offset }) = writeback {
+            let base = &mut self.state.guest[rn as usize];
+            *base = base.wrapping_add_signed(offset);
         }
         self.pc += u64::from(insn.len);
     }
 
     fn set_external_irq(&mut self, level: bool) {
         self.virq = level;
+    }
+
+    fn timer_irq_level(&mut self) -> Option<bool> {
+        Some(self.timers.guest_level())
     }
 }

@@ -1,0 +1,52 @@
+//! The host's own use of the physical GICv2: the hypervisor takes no
+//! interrupts while it runs (its DAIF stays masked), but while the guest
+//! runs, a physical interrupt (routed to EL2 by HCR_EL2.IMO) ends the
+//! guest's time slice as an exit. The one interrupt it enables is its EL2
+//! physical timer's, which it arms for the guest's timer deadline and its
+//! own periodic tick. The register work is `arm-gic-driver`'s (the driver
+//! ArceOS's peripherals crate uses, which exposes its GIC module only with
+//! host interrupts on).
+
+use crate::config::devices::{GICC_PADDR, GICD_PADDR};
+use arm_gic_driver::IntId;
+use arm_gic_driver::v2::{Ack, CpuInterface, Gic, VirtAddr};
+use axplat::mem::{pa, phys_to_virt};
+
+/// The EL2 physical timer's interrupt, PPI 10 (INTID 26) on QEMU `virt`.
+pub const HYP_TIMER_INTID: u32 = 26;
+
+/// The GIC, once [`init`] has run.
+static mut CPU_INTERFACE: Option<CpuInterface> = None;
+
+/// Brings up the distributor and this CPU's interface and enables the EL2
+/// physical timer's interrupt. Call once, before the first guest entry.
+pub fn init() {
+    let gicd = VirtAddr::new(phys_to_virt(pa!(GICD_PADDR)).as_usize());
+    let gicc = VirtAddr::new(phys_to_virt(pa!(GICC_PADDR)).as_usize());
+    // SAFETY: the linear map covers the GIC's MMIO ranges (the platform's
+    // `mmio-ranges`), and the hypervisor is the only user of the GIC.
+    let mut gic = unsafe { Gic::new(gicd, gicc, None) };
+    gic.init();
+    let mut cpu = gic.cpu_interface();
+    cpu.init_current_cpu();
+    cpu.set_eoi_mode_ns(false);
+    gic.set_irq_enable(IntId::ppi(HYP_TIMER_INTID - 16), true);
+    // SAFETY: single CPU, called once before any reader.
+    unsafe { CPU_INTERFACE = Some(cpu) };
+}
+
+/// Acknowledges and completes the pending physical interrupt; returns its
+/// INTID, or `None` if there was none (spurious) or [`init`] never ran.
+pub fn take_irq() -> Option<u32> {
+    // SAFETY: written once by `init` before the first guest entry, then
+    // only read, on the one CPU.
+    let cpu = unsafe { (*core::ptr::addr_of!(CPU_INTERFACE)).as_ref()? };
+    let ack = cpu.ack();
+    if ack.is_special() {
+        return None;
+    }
+    cpu.eoi(ack);
+    Some(match ack {
+        Ack::Other(intid) | Ack::SGI { intid, .. } => intid.to_u32(),
+    })
+}
