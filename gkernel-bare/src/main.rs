@@ -31,6 +31,7 @@ pub fn main() -> ! {
     println!("smp = 1");
     arch::report_counter();
     println!();
+    arch::touch_pflash_by_cache_maintenance();
     println!("Reading PFlash at physical address {:#X}...", arch::PFLASH);
     // SAFETY: the boot page tables identity-map the pflash address.
     let magic = unsafe { (arch::PFLASH as *const u32).read_volatile() };

@@ -77,4 +77,8 @@ unsafe impl<A: Arch> Host for HostMemory<A> {
     fn invalidate(&mut self, gpa: GuestPhysAddr) {
         A::invalidate_guest_page(gpa);
     }
+
+    fn publish_frame(&mut self, hpa: HostPhysAddr) {
+        A::publish_guest_frame(self.frame_ptr(hpa));
+    }
 }

@@ -20,6 +20,8 @@ pub struct ArenaHost {
     pub live: Vec<(HostPhysAddr, usize)>,
     pub freed: usize,
     pub invalidated: Vec<GuestPhysAddr>,
+    /// Frames handed to `publish_frame`, in order.
+    pub published: Vec<HostPhysAddr>,
 }
 
 pub const BASE: HostPhysAddr = HostPhysAddr::new(0x1_0000_0000);
@@ -45,6 +47,7 @@ impl ArenaHost {
             live: Vec::new(),
             freed: 0,
             invalidated: Vec::new(),
+            published: Vec::new(),
         }
     }
 }
@@ -78,5 +81,8 @@ unsafe impl Host for ArenaHost {
     }
     fn invalidate(&mut self, gpa: GuestPhysAddr) {
         self.invalidated.push(gpa);
+    }
+    fn publish_frame(&mut self, hpa: HostPhysAddr) {
+        self.published.push(hpa);
     }
 }

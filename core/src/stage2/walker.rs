@@ -55,6 +55,11 @@ pub unsafe trait Host {
     fn frame_ptr(&self, hpa: HostPhysAddr) -> *mut u8;
     /// Drops cached stage-2 translations for the page at `gpa`.
     fn invalidate(&mut self, gpa: GuestPhysAddr);
+    /// Makes what the host wrote into guest frame `hpa` (zeroes, an image)
+    /// visible to a guest that may run with its caches off: on aarch64,
+    /// clean the frame to the point of coherency and invalidate the
+    /// instruction cache. Nothing to do where caches are coherent.
+    fn publish_frame(&mut self, _hpa: HostPhysAddr) {}
 }
 
 /// Why a stage-2 change failed.
@@ -194,6 +199,9 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
                     gpa: gpa.page_base(),
                 });
             }
+            if owned {
+                self.host.publish_frame(hpa.page_base());
+            }
             slot.write_volatile(F::leaf(hpa.page_base(), perms, device, owned));
         }
         self.mapped_pages += 1;
@@ -279,10 +287,18 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
     /// Copies `data` into guest memory at `gpa`; every page touched must be
     /// mapped. Returns the number of bytes copied before the first hole.
     pub fn write(&mut self, gpa: GuestPhysAddr, data: &[u8]) -> usize {
-        self.copy(gpa, data.len(), |host, off, len| {
+        let done = self.copy(gpa, data.len(), |host, off, len| {
             // SAFETY: `host` is a mapped guest frame, `len` stays within its page.
             unsafe { core::ptr::copy_nonoverlapping(data[off..].as_ptr(), host, len) }
-        })
+        });
+        let mut page = gpa.page_base();
+        while page < gpa + done as u64 {
+            if let Some((hpa, _)) = self.translate(page) {
+                self.host.publish_frame(hpa);
+            }
+            page = page + PAGE_SIZE;
+        }
+        done
     }
 
     /// Copies guest memory at `gpa` into `buf`; returns the number of bytes
@@ -427,6 +443,30 @@ mod tests {
         let mut back = [0u8; 4];
         s.read(gpa(0x8020_0ffc), &mut back);
         assert_eq!(&back, b"pfld");
+    }
+
+    #[test]
+    fn host_written_frames_are_published_before_the_guest_sees_them() {
+        let mut s = Space::new(ArenaHost::new(64)).unwrap();
+        let a = s
+            .map_backed(gpa(0x8020_0000), Backing::FreshRam, Perms::RWX)
+            .unwrap();
+        let b = s
+            .map_backed(gpa(0x8020_1000), Backing::FreshRam, Perms::RWX)
+            .unwrap();
+        // A device page is the device's, not host-written memory.
+        s.map_backed(
+            gpa(0x2200_0000),
+            Backing::Device {
+                hpa: hpa(0x2200_0000),
+            },
+            Perms::READ,
+        )
+        .unwrap();
+        assert_eq!(s.host.published, vec![a, b], "zeroed frames, at map time");
+        // An image copied across both pages publishes both again.
+        assert_eq!(s.write(gpa(0x8020_0ffe), b"abcd"), 4);
+        assert_eq!(s.host.published, vec![a, b, a, b]);
     }
 
     #[test]

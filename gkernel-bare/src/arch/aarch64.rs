@@ -53,6 +53,16 @@ pub fn hypercall(f: u64, a: u64, b: u64) -> u64 {
     ret
 }
 
+/// Cleans and invalidates pflash's first cache line by address before any
+/// load touches it: the first access to the page is a cache-maintenance
+/// instruction, whose stage-2 fault (ESR CM = 1, WnR = 1) the hypervisor
+/// must serve as the read it is, not refuse as a write to read-only flash.
+pub fn touch_pflash_by_cache_maintenance() {
+    // SAFETY: cache maintenance by address changes no memory contents.
+    unsafe { core::arch::asm!("dc civac, {}", in(reg) PFLASH, options(nostack)) };
+    crate::println!("pflash line cleaned and invalidated with DC CIVAC");
+}
+
 /// aarch64 has an SMC instruction (the `smc` scenario).
 pub const HAS_SMC: bool = true;
 

@@ -46,6 +46,10 @@ pub trait Arch {
     fn boot_pages() -> impl Iterator<Item = (GuestPhysAddr, [u64; 512])>;
     /// Drops cached stage-2 translations of the guest page at `gpa`.
     fn invalidate_guest_page(gpa: GuestPhysAddr);
+    /// Makes the host's writes to the guest frame at kernel address `frame`
+    /// (one page) visible to a guest whose caches may be off. Nothing to do
+    /// where the caches are coherent with all accesses (riscv64, x86_64).
+    fn publish_guest_frame(_frame: *const u8) {}
     /// Powers the machine off with an exit status that carries `outcome`.
     fn power_off(outcome: Outcome) -> !;
     /// The guest's emulated devices on their bus, wired to the vCPU's

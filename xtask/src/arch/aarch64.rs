@@ -41,6 +41,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         "platform = aarch64-qemu-virt",
         "smp = 1",
         "physical counter at EL1: ",
+        "pflash line cleaned and invalidated with DC CIVAC",
         "Reading PFlash at physical address 0x4000000...",
         "Try to access pflash dev region [0x4000000], got 0x646C6670",
         "Got pflash magic: pfld",
@@ -57,7 +58,7 @@ pub const SPEC: ArchSpec = ArchSpec {
     bad_console_reply: "Console write from 0x30000000 answered -9",
     icount_exits: &[
         ("nested page fault", 17),
-        ("hypercall", 28),
+        ("hypercall", 29),
         ("timer", 0),
         ("mmio", 0),
         ("host tick", 0),

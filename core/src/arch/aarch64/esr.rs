@@ -52,6 +52,9 @@ pub mod field {
     /// ISS bit 7 of an abort: S1PTW, set when the stage-2 fault was taken
     /// on a stage-1 translation table walk.
     pub const S1PTW: u64 = 1 << 7;
+    /// ISS bit 8 of a Data Abort: CM, set when the abort came from a cache
+    /// maintenance or address translation instruction (WnR then reads 1).
+    pub const CM: u64 = 1 << 8;
 }
 
 /// HPFAR_EL2.FIPA, bits [43:4], holds IPA bits [51:12] (DDI 0487 D23.2,
@@ -83,11 +86,27 @@ impl Trap {
 
     /// Whether the abort is a stage-2 fault the hypervisor may serve by
     /// mapping a page: a translation or access-flag fault (DFSC/IFSC
-    /// 0b0001xx / 0b0010xx), not taken on a stage-1 table walk.
+    /// 0b0001xx / 0b0010xx). That includes a fault on the guest's own
+    /// stage-1 table walk (S1PTW): its page tables may live in RAM it has
+    /// not touched through a data access yet.
     pub const fn is_stage2_miss(&self) -> bool {
         let kind = self.esr & field::FSC_MASK & field::FSC_TYPE_MASK;
-        (kind == field::FSC_TRANSLATION || kind == field::FSC_ACCESS_FLAG)
-            && self.esr & field::S1PTW == 0
+        kind == field::FSC_TRANSLATION || kind == field::FSC_ACCESS_FLAG
+    }
+
+    /// What the faulting access needs of the page: an instruction fetch;
+    /// a write (WnR), unless the abort came from a cache-maintenance
+    /// instruction (CM), which reports WnR = 1 but needs the page only
+    /// present and readable; otherwise a read. A stage-1 walk that writes
+    /// (hardware access-flag update) is a write.
+    pub const fn access(&self) -> Access {
+        if self.class() == ec::INSTRUCTION_ABORT_LOWER && self.esr & field::S1PTW == 0 {
+            Access::Execute
+        } else if self.esr & field::WNR != 0 && self.esr & field::CM == 0 {
+            Access::Write
+        } else {
+            Access::Read
+        }
     }
 }
 
@@ -102,16 +121,9 @@ pub const fn fault_ipa(hpfar: u64, far: u64) -> GuestPhysAddr {
 pub fn decode(trap: &Trap, x: &[u64; 4]) -> Exit {
     match trap.class() {
         ec::DATA_ABORT_LOWER | ec::INSTRUCTION_ABORT_LOWER if trap.is_stage2_miss() => {
-            let access = if trap.class() == ec::INSTRUCTION_ABORT_LOWER {
-                Access::Execute
-            } else if trap.esr & field::WNR != 0 {
-                Access::Write
-            } else {
-                Access::Read
-            };
             Exit::NestedPageFault {
                 gpa: fault_ipa(trap.hpfar, trap.far),
-                access,
+                access: trap.access(),
             }
         }
         ec::HVC64 => Exit::Hypercall(smccc::decode(x[0], [x[1], x[2], x[3]])),
@@ -209,12 +221,44 @@ mod tests {
         assert!(
             matches!(decode(&perm, &[0; 4]), Exit::Unexpected(Unexpected { code, .. }) if code == perm.esr)
         );
-        // Translation fault on a stage-1 walk (S1PTW).
+    }
+
+    #[test]
+    fn walks_and_cache_maintenance_fault_in_pages_they_may_read() {
+        // A stage-1 table walk (S1PTW) missing at stage 2: the guest's page
+        // tables are in RAM it has not touched yet; a read.
         let walk = Trap {
             esr: esr(0x24, 1 << 7 | 0x07),
-            ..perm
+            far: 0x4080_0123,
+            hpfar: 0x4080_0000 >> 8,
         };
-        assert!(!walk.is_stage2_miss());
+        assert!(walk.is_stage2_miss());
+        assert_eq!(
+            decode(&walk, &[0; 4]),
+            Exit::NestedPageFault {
+                gpa: GuestPhysAddr::new(0x4080_0123),
+                access: Access::Read
+            }
+        );
+        // A walk for an instruction fetch is still a read of the table.
+        let fetch_walk = Trap {
+            esr: esr(0x20, 1 << 7 | 0x07),
+            ..walk
+        };
+        assert_eq!(fetch_walk.access(), Access::Read);
+        // `dc civac` on unmapped pflash: CM = 1 with WnR = 1 is not a write.
+        let dc = Trap {
+            esr: esr(0x24, 1 << 8 | 1 << 6 | 0x07),
+            far: 0x0400_0040,
+            hpfar: 0x0400_0000 >> 8,
+        };
+        assert_eq!(
+            decode(&dc, &[0; 4]),
+            Exit::NestedPageFault {
+                gpa: GuestPhysAddr::new(0x0400_0040),
+                access: Access::Read
+            }
+        );
     }
 
     #[test]

@@ -57,6 +57,10 @@ impl Arch for Aarch64 {
         registers::invalidate_ipa(gpa);
     }
 
+    fn publish_guest_frame(frame: *const u8) {
+        registers::clean_to_poc(frame);
+    }
+
     /// QEMU `virt`'s GICv2 (distributor and CPU interface, both emulated)
     /// and PL011 (SPI 1, INTID 33), at their addresses; the guest's EL1
     /// physical timer is wired to PPI 30.

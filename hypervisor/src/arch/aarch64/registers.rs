@@ -11,8 +11,10 @@ use guestaspace_core::arch::setup::HwSetupError;
 const HCR_EL2_VI: u64 = 1 << 7;
 
 /// HCR_EL2 while the guest runs: stage-2 on, AArch64 EL1, physical
-/// interrupts and SErrors routed to EL2, SMC trapped, pointer
-/// authentication not trapped (`-cpu max` has it), and VHE kept (E2H).
+/// interrupts and SErrors routed to EL2, SMC trapped, implementation-defined
+/// and auxiliary control registers trapped (TIDCP, TACR), pointer
+/// authentication trapped (its keys are the host's too, under VHE: a guest
+/// that uses it stops the VM with the exception named), and VHE kept (E2H).
 /// `virq` asserts the guest's virtual IRQ line (HCR_EL2.VI): the emulated
 /// GIC's CPU interface has an interrupt for it.
 pub fn hcr_guest(virq: bool) -> u64 {
@@ -23,10 +25,12 @@ pub fn hcr_guest(virq: bool) -> u64 {
         + HCR_EL2::IMO::EnableVirtualIRQ
         + HCR_EL2::AMO::SET
         + HCR_EL2::TSC::EnableTrapEl1SmcToEl2
+        + HCR_EL2::TIDCP::SET
+        + HCR_EL2::TACR::SET
         + HCR_EL2::RW::EL1IsAarch64
         + HCR_EL2::E2H::EnableOsAtEl2
-        + HCR_EL2::APK::DisableTrapPointerAuthKeyRegsToEl2
-        + HCR_EL2::API::DisableTrapPointerAuthInstToEl2)
+        + HCR_EL2::APK::EnableTrapPointerAuthKeyRegsToEl2
+        + HCR_EL2::API::EnableTrapPointerAuthInstToEl2)
         .value
 }
 
@@ -39,6 +43,12 @@ pub fn hcr_host() -> u64 {
         + HCR_EL2::API::DisableTrapPointerAuthInstToEl2)
         .value
 }
+
+/// MDCR_EL2 bits that keep the host's PMU and debug state from the guest
+/// (Arm ARM DDI 0487, D23.2 "MDCR_EL2"): TPMCR (bit 5) and TPM (bit 6)
+/// trap its PMU accesses, TDA (bit 9), TDOSA (bit 10) and TDRA (bit 11)
+/// its debug-register accesses. aarch64-cpu 10 has no MDCR_EL2.
+const MDCR_EL2_GUEST_TRAPS: u64 = 1 << 5 | 1 << 6 | 1 << 9 | 1 << 10 | 1 << 11;
 
 pub fn init() -> Result<(), HwSetupError> {
     if CurrentEL.read(CurrentEL::EL) != 2 {
@@ -59,7 +69,39 @@ pub fn init() -> Result<(), HwSetupError> {
             + VTCR_EL2::TG0::Granule4KB
             + VTCR_EL2::PS::PA_40B_1TB,
     );
+    // SAFETY: the traps only affect EL1/EL0, i.e. the guest; the host's
+    // own (EL2) accesses are unaffected. HPMN (bits 4:0) keeps its value.
+    unsafe {
+        asm!(
+            "mrs {tmp}, mdcr_el2",
+            "orr {tmp}, {tmp}, {traps}",
+            "msr mdcr_el2, {tmp}",
+            "isb",
+            tmp = out(reg) _,
+            traps = in(reg) MDCR_EL2_GUEST_TRAPS,
+        )
+    };
     Ok(())
+}
+
+/// Cleans the page at kernel address `frame` to the point of coherency and
+/// invalidates the instruction cache, so that a guest reading it with its
+/// MMU and caches off (or fetching instructions from it) sees what the host
+/// wrote through its cacheable mapping.
+pub fn clean_to_poc(frame: *const u8) {
+    // CTR_EL0.DminLine, bits 19:16: log2 of the smallest data cache line
+    // in 4-byte words (DDI 0487 D23.2 "CTR_EL0").
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effects.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr) };
+    let line = 4usize << ((ctr >> 16) & 0xf);
+    let start = frame as usize;
+    for addr in (start..start + guestaspace_core::PAGE_SIZE as usize).step_by(line) {
+        // SAFETY: cleaning a cache line changes no memory contents.
+        unsafe { asm!("dc cvac, {}", in(reg) addr) };
+    }
+    // SAFETY: barriers and I-cache invalidation change no memory contents.
+    unsafe { asm!("dsb ish", "ic ialluis", "dsb ish", "isb") };
 }
 
 /// Drops stage-2 TLB entries for the page at `ipa`, then every combined

@@ -6,6 +6,7 @@ use super::timer::{Due, Timers};
 use axhal::mem::{PhysAddr, phys_to_virt};
 use axplat_aarch64_qemu_virt_el2::gic::{HYP_TIMER_INTID, take_irq};
 use core::arch::asm;
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::mem::offset_of;
 use guestaspace_core::addr::{GuestPhysAddr, GuestVirtAddr, HostPhysAddr};
 use guestaspace_core::arch::aarch64::a64_ldst::{self, Writeback};
@@ -49,6 +50,20 @@ core::arch::global_asm!(
 /// EL2 itself while the guest's vectors are installed, or an AArch32 one):
 /// names it and fails the run through the panic path.
 extern "C" fn el2_unexpected(vector: u64) -> ! {
+    // Put the host's HCR_EL2 and vectors back first, so that the panic
+    // path runs in the host's regime rather than with the guest's
+    // stage-2 settings and our exit vectors still installed.
+    // SAFETY: the values are the host's own (HOST_VBAR was saved by `run`
+    // before the guest's vectors went in).
+    unsafe {
+        asm!(
+            "msr hcr_el2, {hcr}",
+            "msr vbar_el2, {vbar}",
+            "isb",
+            hcr = in(reg) hcr_host(),
+            vbar = in(reg) HOST_VBAR.load(Ordering::Relaxed),
+        )
+    };
     const KINDS: [&str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
     const FROM: [&str; 4] = [
         "EL2 with SP_EL0",
@@ -69,6 +84,9 @@ extern "C" fn el2_unexpected(vector: u64) -> ! {
         "unexpected {kind} exception from {from} in the world switch: ESR_EL2 = {esr:#x}, ELR_EL2 = {elr:#x}, FAR_EL2 = {far:#x}"
     );
 }
+
+/// The host's VBAR_EL2, for [`el2_unexpected`] to put back.
+static HOST_VBAR: AtomicU64 = AtomicU64::new(0);
 
 unsafe extern "C" {
     fn _guestaspace_el1_enter(state: *mut ArmVcpuState) -> u64;
@@ -196,6 +214,10 @@ impl ArmVcpu {
 impl Vcpu for ArmVcpu {
     fn run(&mut self) -> Exit {
         self.timers.arm();
+        let vbar: u64;
+        // SAFETY: reading VBAR_EL2 has no side effects.
+        unsafe { asm!("mrs {}, vbar_el2", out(reg) vbar) };
+        HOST_VBAR.store(vbar, Ordering::Relaxed);
         let (kind, daif): (u64, u64);
         // SAFETY: with interrupts masked at EL2, program the guest's return
         // state, stage-2 and HCR, enter, and put the host's HCR and DAIF
