@@ -296,7 +296,7 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
             if let Some((hpa, _)) = self.translate(page) {
                 self.host.publish_frame(hpa);
             }
-            page = page + PAGE_SIZE;
+            page += PAGE_SIZE;
         }
         done
     }
