@@ -1,5 +1,5 @@
-//! gkernel-bare: the guest on architectures whose guest is a small
-//! bare-metal program rather than an ArceOS kernel (x86_64, aarch64).
+//! gkernel-bare: the guest on the architecture whose guest is still a small
+//! bare-metal program rather than an ArceOS kernel (x86_64).
 //!
 //! It does what the ArceOS gkernel does, with hypercalls for the console
 //! and for power: prints who it is, reads the first word of the pflash
@@ -29,9 +29,7 @@ pub fn main() -> ! {
     println!("arch = {}", arch::ARCH);
     println!("platform = {}", arch::PLATFORM);
     println!("smp = 1");
-    arch::report_counter();
     println!();
-    arch::touch_pflash_by_cache_maintenance();
     println!("Reading PFlash at physical address {:#X}...", arch::PFLASH);
     // SAFETY: the boot page tables identity-map the pflash address.
     let magic = unsafe { (arch::PFLASH as *const u32).read_volatile() };
@@ -75,11 +73,6 @@ pub fn main() -> ! {
                 "Console write from {:#X} answered {reply}",
                 arch::OUTSIDE_RAM
             );
-        }
-        Scenario::Smc if arch::HAS_SMC => {
-            println!("Scenario smc: PSCI SYSTEM_OFF through SMC");
-            arch::smc(guestaspace_core::arch::smccc::PSCI_SYSTEM_OFF);
-            println!("The SMC returned: the hypervisor let it through!");
         }
         // Scenarios of the riscv64 ArceOS guest and its emulated devices,
         // or of another architecture: this guest cannot play them, and

@@ -4,19 +4,19 @@
 //! with the guest's own counter, and print the figures for `cargo xtask
 //! bench`.
 
-use crate::platform;
+use crate::arch;
 use axhal::time::{current_ticks, ticks_to_nanos};
 
 pub fn run(hypercalls: u32, pages: u32) {
     let start = current_ticks();
     for _ in 0..hypercalls {
-        platform::null_hypercall();
+        arch::null_hypercall();
     }
     let call_ticks = current_ticks() - start;
 
     let start = current_ticks();
     for _ in 0..hypercalls {
-        core::hint::black_box(crate::uart_input::line_status());
+        core::hint::black_box(crate::arch::uart::line_status());
     }
     let mmio_ticks = current_ticks() - start;
 

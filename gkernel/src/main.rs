@@ -12,11 +12,10 @@
 
 #[macro_use]
 extern crate axstd;
+extern crate alloc;
 
+mod arch;
 mod bench;
-mod interrupts;
-mod platform;
-mod uart_input;
 
 use axhal::mem::{PhysAddr, phys_to_virt};
 use guestaspace_core::scenario::{
@@ -25,11 +24,9 @@ use guestaspace_core::scenario::{
 
 #[unsafe(no_mangle)]
 fn main() {
-    println!(
-        "Reading PFlash at physical address {:#X}...",
-        platform::PFLASH
-    );
-    let base = phys_to_virt(PhysAddr::from(platform::PFLASH));
+    arch::touch_pflash_by_cache_maintenance();
+    println!("Reading PFlash at physical address {:#X}...", arch::PFLASH);
+    let base = phys_to_virt(PhysAddr::from(arch::PFLASH));
     let word = |offset: usize| {
         // SAFETY: the first pflash page is in this kernel's MMIO ranges, so
         // it is mapped at `base`; the device is readable as 32-bit words.
@@ -46,17 +43,17 @@ fn main() {
         Err(_) => println!("Got pflash magic: (not text) {:02x?}", magic.to_le_bytes()),
     }
 
-    let waited = platform::timer_round_trip();
+    let waited = arch::timer_round_trip();
     println!(
         "Guest timer interrupt arrived after {waited} ticks (armed for {})",
-        platform::TIMER_DELAY
+        arch::TIMER_DELAY
     );
 
     match Scenario::from_code(word(SCENARIO_OFFSET)) {
         Scenario::Normal => {}
         Scenario::WildAccess => {
-            println!("Scenario wild-access: reading {:#X}", platform::UNDECLARED);
-            let p = phys_to_virt(PhysAddr::from(platform::UNDECLARED))
+            println!("Scenario wild-access: reading {:#X}", arch::UNDECLARED);
+            let p = phys_to_virt(PhysAddr::from(arch::UNDECLARED))
                 .as_ptr()
                 .cast::<u32>();
             // SAFETY: mapped in this kernel's MMIO ranges on purpose; the
@@ -68,7 +65,7 @@ fn main() {
         Scenario::PflashWrite => {
             println!(
                 "Scenario pflash-write: writing to pflash at {:#X}",
-                platform::PFLASH
+                arch::PFLASH
             );
             // SAFETY: mapped as above; the hypervisor is expected to stop
             // the VM on this write, since pflash is read-only.
@@ -76,38 +73,22 @@ fn main() {
             println!("Wrote to pflash: the hypervisor let it through!");
         }
         Scenario::BadConsolePointer => {
-            let (error, value) = platform::console_write_raw(platform::UNDECLARED as u64, 16);
+            let answer = arch::console_write_answer(arch::OUTSIDE_RAM as u64, 16);
             println!(
-                "Console write from {:#X} answered error {error}, value {value}",
-                platform::UNDECLARED
+                "Console write from {:#X} answered {answer}",
+                arch::OUTSIDE_RAM
             );
         }
         Scenario::Echo => {
             println!("Type a line:");
             let mut line = [0u8; 64];
-            let (len, interrupts) = uart_input::read_line(&mut line);
+            let (len, interrupts) = arch::uart::read_line(&mut line);
             let text = core::str::from_utf8(&line[..len]).unwrap_or("(not UTF-8)");
             println!("Echo: {text} ({interrupts} receive interrupts)");
         }
-        Scenario::DlabWildAccess => {
-            println!(
-                "Scenario dlab-wild-access: DLAB on, then reading {:#X}",
-                platform::UNDECLARED_HIGH
-            );
-            uart_input::set_dlab();
-            let p = phys_to_virt(PhysAddr::from(platform::UNDECLARED_HIGH))
-                .as_ptr()
-                .cast::<u32>();
-            // SAFETY: mapped in this kernel's MMIO ranges on purpose; the
-            // hypervisor is expected to stop the VM on this read.
-            let v = unsafe { p.read_volatile() };
-            println!("Read {v:#x} from an undeclared address: the hypervisor let it through!");
-        }
-
+        Scenario::DlabWildAccess => arch::dlab_wild_access(),
         Scenario::Crash => panic!("scenario crash: the guest kernel panics on purpose"),
-        // An aarch64 scenario: this guest cannot play it, and says so by
-        // failing the run.
-        Scenario::Smc => panic!("scenario smc is an aarch64 scenario"),
+        Scenario::Smc => arch::smc_scenario(),
         Scenario::NeverShutdown => {
             println!("Scenario never-shutdown: spinning forever");
             loop {
@@ -115,5 +96,5 @@ fn main() {
             }
         }
     }
-    platform::power_off(true)
+    arch::power_off(true)
 }

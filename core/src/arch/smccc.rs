@@ -33,6 +33,9 @@ pub const GA_NULL: u64 = 0xC600_0000;
 pub const GA_CONSOLE_PUTC: u64 = 0xC600_0001;
 /// Print argument 1 bytes of guest RAM at guest-physical argument 0.
 pub const GA_CONSOLE_WRITE: u64 = 0xC600_0002;
+/// Power off because the guest failed (a kernel panic), with a reason code
+/// in argument 0: PSCI's SYSTEM_OFF carries no reason, SBI's SRST does.
+pub const GA_SYSTEM_FAILURE: u64 = 0xC600_0003;
 
 /// Function identifiers are 32 bits (DEN0028 §2.5); a value with bits set
 /// above bit 31 is not a valid identifier.
@@ -59,6 +62,7 @@ const IMPLEMENTED: &[u64] = &[
     GA_NULL,
     GA_CONSOLE_PUTC,
     GA_CONSOLE_WRITE,
+    GA_SYSTEM_FAILURE,
 ];
 
 /// Decodes a call of `function` with `args`.
@@ -87,6 +91,7 @@ pub fn decode(function: u64, args: [u64; 3]) -> Request {
             gpa: GuestPhysAddr::new(args[0]),
             len: args[1],
         },
+        GA_SYSTEM_FAILURE => Request::Shutdown(ShutdownReason::Failure(args[0])),
         other => Request::Unsupported {
             id: other,
             function: 0,
@@ -146,6 +151,14 @@ mod tests {
             }
         );
         assert_eq!(decode(GA_NULL, [0; 3]), Request::Null);
+        assert_eq!(
+            decode(GA_SYSTEM_FAILURE, [7, 0, 0]),
+            Request::Shutdown(ShutdownReason::Failure(7))
+        );
+        assert_eq!(
+            decode(PSCI_FEATURES, [GA_SYSTEM_FAILURE, 0, 0]),
+            Request::Answer(0)
+        );
     }
 
     #[test]

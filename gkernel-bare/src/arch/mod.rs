@@ -7,11 +7,6 @@ mod x86_64;
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::*;
 
-#[cfg(target_arch = "aarch64")]
-mod aarch64;
-#[cfg(target_arch = "aarch64")]
-pub use aarch64::*;
-
 use guestaspace_core::arch::smccc;
 
 pub fn console_write(bytes: &[u8]) {
@@ -25,8 +20,7 @@ pub fn console_write_raw(gpa: u64, len: u64) -> u64 {
 }
 
 /// A guest-physical address outside guest RAM (and every other region)
-/// on both machines: RAM is at 0x4000_0000 (aarch64) or 0 (x86_64), at
-/// most 512 MiB.
+/// (RAM is at 0 and at most 512 MiB).
 pub const OUTSIDE_RAM: u64 = 0x3000_0000;
 
 pub fn null_hypercall() {

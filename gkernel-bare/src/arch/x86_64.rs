@@ -48,20 +48,6 @@ pub fn counter_hz() -> u64 {
 
 /// Stops in a way the hypervisor reports as a failure: with no IDT, UD2
 /// escalates to a triple fault, a SHUTDOWN exit.
-/// Nothing to do: the aarch64 guest's cache-maintenance check.
-pub fn touch_pflash_by_cache_maintenance() {}
-
-/// Nothing to report: the TSC needs no permission.
-pub fn report_counter() {}
-
-/// x86_64 has no SMC (the `smc` scenario is aarch64's).
-pub const HAS_SMC: bool = false;
-
-/// Never called: x86_64 has no SMC instruction.
-pub fn smc(_f: u64) -> u64 {
-    unreachable!("x86_64 has no SMC")
-}
-
 pub fn crash() -> ! {
     loop {
         // SAFETY: raising #UD on purpose.

@@ -2,7 +2,8 @@
 //! hypervisor runs at EL2 (VHE) on this repository's platform crate, the
 //! disk is a virtio-blk PCI device, the guest's pflash is pflash1, and Arm
 //! semihosting (`-semihosting`) lets the hypervisor end QEMU with a failure
-//! status. The guest is gkernel-bare, whose scenario is built in.
+//! status. The guest is gkernel, an ArceOS kernel on the stock
+//! `axplat-aarch64-qemu-virt` at EL1, whose scenario comes from pflash.
 
 use super::{
     App, Arch, ArchSpec, HOST_RAM, KernelImage, QEMU_MIN_VERSION, QemuSpec, VmFiles,
@@ -15,9 +16,9 @@ pub const SPEC: ArchSpec = ArchSpec {
     arch: Arch::Aarch64,
     triple: "aarch64-unknown-none-softfloat",
     guest: App {
-        package: "gkernel-bare",
+        package: "gkernel",
         binary: "gkernel",
-        config: None,
+        config: Some("aarch64-guest.toml"),
     },
     hypervisor: hypervisor_app("aarch64-hypervisor.toml"),
     layout: &AARCH64_VIRT,
@@ -33,36 +34,34 @@ pub const SPEC: ArchSpec = ArchSpec {
         args: qemu_args,
         without_virtualization: &["-machine", "virtualization=off"],
     },
-    scenario_in_image: true,
+    scenario_in_image: false,
     boot_lines: &[
         "CurrentEL = 2",
         "Entering VM run loop...",
         "arch = aarch64",
         "platform = aarch64-qemu-virt",
         "smp = 1",
-        "physical counter at EL1: ",
         "pflash line cleaned and invalidated with DC CIVAC",
         "Reading PFlash at physical address 0x4000000...",
-        "Try to access pflash dev region [0x4000000], got 0x646C6670",
+        "Try to access pflash dev region [0xFFFF000004000000], got 0x646C6670",
         "Got pflash magic: pfld",
+        "Guest timer interrupt arrived after ",
         "Shutdown vm normally!",
         "VM exits: ",
         "Guest pages mapped: ",
         "Hypervisor ok!",
     ],
     wild_gpa: "0xa000000",
-    // With no vector table the guest's undefined instruction sends it to
-    // VBAR_EL1 (0) + 0x200, outside guest memory.
-    crash_text: "guest execute at guest-physical address 0x200",
+    crash_text: "the guest asked to power off because it failed",
     no_virtualization_text: "the hypervisor is not running at EL2",
     bad_console_reply: "Console write from 0x30000000 answered -9",
     icount_exits: &[
-        ("nested page fault", 17),
-        ("hypercall", 29),
-        ("timer", 0),
-        ("mmio", 0),
+        ("nested page fault", 89),
+        ("hypercall", 1),
+        ("timer", 3),
+        ("mmio", 1920),
         ("host tick", 0),
-        ("sysreg", 0),
+        ("sysreg", 5),
         ("unexpected", 0),
     ],
 };

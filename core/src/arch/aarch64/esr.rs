@@ -47,6 +47,8 @@ pub mod field {
     pub const FSC_TRANSLATION: u64 = 0x04;
     /// FSC type 0b0010xx: access flag fault at level xx.
     pub const FSC_ACCESS_FLAG: u64 = 0x08;
+    /// FSC type 0b0011xx: permission fault at level xx.
+    pub const FSC_PERMISSION: u64 = 0x0c;
     /// ISS bit 6 of a Data Abort: WnR, set when the access was a write.
     pub const WNR: u64 = 1 << 6;
     /// ISS bit 7 of an abort: S1PTW, set when the stage-2 fault was taken
@@ -94,6 +96,15 @@ impl Trap {
         kind == field::FSC_TRANSLATION || kind == field::FSC_ACCESS_FLAG
     }
 
+    /// Whether the abort is a stage-2 permission fault: the page is mapped
+    /// but not for this access (a write to read-only pflash). It goes to
+    /// the run loop as a nested page fault too, which names the region and
+    /// the refused access (or, were the access allowed, reports the page
+    /// as already mapped) instead of a bare syndrome.
+    pub const fn is_stage2_permission(&self) -> bool {
+        self.esr & field::FSC_MASK & field::FSC_TYPE_MASK == field::FSC_PERMISSION
+    }
+
     /// What the faulting access needs of the page: an instruction fetch;
     /// a write (WnR), unless the abort came from a cache-maintenance
     /// instruction (CM), which reports WnR = 1 but needs the page only
@@ -120,7 +131,9 @@ pub const fn fault_ipa(hpfar: u64, far: u64) -> GuestPhysAddr {
 /// Decodes a trap; `x` holds the guest's `x0..x3` (for HVC calls).
 pub fn decode(trap: &Trap, x: &[u64; 4]) -> Exit {
     match trap.class() {
-        ec::DATA_ABORT_LOWER | ec::INSTRUCTION_ABORT_LOWER if trap.is_stage2_miss() => {
+        ec::DATA_ABORT_LOWER | ec::INSTRUCTION_ABORT_LOWER
+            if trap.is_stage2_miss() || trap.is_stage2_permission() =>
+        {
             Exit::NestedPageFault {
                 gpa: fault_ipa(trap.hpfar, trap.far),
                 access: trap.access(),
@@ -143,8 +156,10 @@ pub fn class_name(class: u64) -> &'static str {
         ec::HVC64 => "HVC",
         ec::SMC64 => "SMC (the guest must use HVC)",
         ec::SYSREG => "trapped system register access",
-        ec::INSTRUCTION_ABORT_LOWER => "instruction abort (stage-2 permission or walk fault)",
-        ec::DATA_ABORT_LOWER => "data abort (stage-2 permission or walk fault)",
+        ec::INSTRUCTION_ABORT_LOWER => {
+            "instruction abort (not a stage-2 translation or permission fault)"
+        }
+        ec::DATA_ABORT_LOWER => "data abort (not a stage-2 translation or permission fault)",
         ec::SERROR => "SError",
         _ => "unhandled exception class",
     }
@@ -211,15 +226,29 @@ mod tests {
     }
 
     #[test]
-    fn permission_and_walk_faults_are_not_served_by_mapping() {
-        // Permission fault (DFSC 0b001111): the page is mapped, the access is not allowed.
+    fn permission_faults_reach_the_run_loop_as_what_they_tried() {
+        // Permission fault (DFSC 0b001111): the page is mapped, the access
+        // is not allowed; the run loop names the region and the write.
         let perm = Trap {
             esr: esr(0x24, 1 << 6 | 0x0f),
             far: 0x0400_0000,
             hpfar: 0x0400_0000 >> 8,
         };
+        assert!(!perm.is_stage2_miss() && perm.is_stage2_permission());
+        assert_eq!(
+            decode(&perm, &[0; 4]),
+            Exit::NestedPageFault {
+                gpa: GuestPhysAddr::new(0x0400_0000),
+                access: Access::Write
+            }
+        );
+        // Other fault types (an alignment fault, DFSC 0b100001) are not.
+        let align = Trap {
+            esr: esr(0x24, 0x21),
+            ..perm
+        };
         assert!(
-            matches!(decode(&perm, &[0; 4]), Exit::Unexpected(Unexpected { code, .. }) if code == perm.esr)
+            matches!(decode(&align, &[0; 4]), Exit::Unexpected(Unexpected { code, .. }) if code == align.esr)
         );
     }
 

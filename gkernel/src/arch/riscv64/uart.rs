@@ -4,7 +4,7 @@
 //! completed per interrupt. Under the hypervisor both devices are
 //! emulated, and the interrupt arrives as `hvip.VSEIP`.
 
-use crate::interrupts::{self, Source};
+use super::interrupts::{self, Source};
 use axhal::mem::{PhysAddr, phys_to_virt};
 
 /// QEMU virt's 16550 and its PLIC source.
