@@ -46,7 +46,7 @@ fn main() {
     let waited = arch::timer_round_trip();
     println!(
         "Guest timer interrupt arrived after {waited} ticks (armed for {})",
-        arch::TIMER_DELAY
+        arch::timer_delay()
     );
 
     match Scenario::from_code(word(SCENARIO_OFFSET)) {

@@ -130,6 +130,9 @@ pub struct ArchSpec {
     pub crash_text: &'static str,
     /// What the hypervisor says on a CPU without the extension.
     pub no_virtualization_text: &'static str,
+    /// The emulated console UART's name in the `Device accesses:` report,
+    /// where the guest's console is an emulated device.
+    pub console_device: Option<&'static str>,
     /// The line the guest prints after its console-write call from outside
     /// guest RAM was refused with its convention's bad-address error.
     pub bad_console_reply: &'static str,

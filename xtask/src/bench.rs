@@ -29,10 +29,11 @@ use crate::paths::ArchPaths;
 use crate::prepare::{GuestSource, PrepareOptions, build_guest, guest_disk, prepare};
 use crate::qemu::check_qemu;
 use crate::vm::{RunOutput, RunSpec, run_vm};
-use crate::vm_report::{parse_bench, parse_bench_mmio, parse_clock, parse_exits, parse_pages};
+use crate::vm_report::{
+    parse_bench, parse_bench_mmio, parse_clock, parse_exits, parse_pages, parse_timer_latency,
+};
 use anyhow::{Context, Result, bail};
 use guestaspace_core::PAGE_SIZE;
-use guestaspace_core::layout::RegionKind;
 use guestaspace_core::scenario::Scenario;
 use guestaspace_core::vmconfig::VmConfig;
 use measure::{Summary, time_command};
@@ -141,14 +142,9 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
 
     // 5. Devices and guest boot, where the guest has emulated devices.
     let clock_us = parse_clock(&normal_run.text)?;
-    let devices = if spec
-        .layout
-        .regions
-        .iter()
-        .any(|r| r.kind == RegionKind::Device)
-    {
+    let devices = if let Some(uart) = spec.console_device {
         Some(DeviceFigures {
-            uart_per_char: guest_boot::uart_accesses_per_char(&normal_run.text)
+            uart_per_char: guest_boot::uart_accesses_per_char(&normal_run.text, uart)
                 .context("no UART figures in the normal run")?,
             helloworld: guest_boot::measure(spec, &paths, &files, runs)?,
         })
@@ -312,6 +308,7 @@ fn exit_figures(
         fault_exits: exits.get("nested page fault")?,
         mmio: parse_bench_mmio(&out.text)?,
         mmio_exits: exits.get("mmio")?,
+        timer_latency_ticks: parse_timer_latency(&out.text)?,
     })
 }
 

@@ -191,6 +191,23 @@ pub fn parse_bench_mmio(text: &str) -> Result<Option<(u64, u64)>> {
     }
 }
 
+/// The gkernel line `Guest timer interrupt arrived after N ticks (armed
+/// for M)`: the ticks past the deadline, `N - M` (how long the injected
+/// interrupt took to reach the guest's handler), or `None` if the guest
+/// printed no such line.
+pub fn parse_timer_latency(text: &str) -> Result<Option<u64>> {
+    let Ok(rest) = line_after(text, "Guest timer interrupt arrived after ") else {
+        return Ok(None);
+    };
+    match rest.split_whitespace().collect::<Vec<_>>().as_slice() {
+        [n, "ticks", "(armed", "for", m] => {
+            let (n, m) = (number(n)?, number(m.trim_end_matches(')'))?);
+            Ok(Some(n.saturating_sub(m)))
+        }
+        _ => bail!("bad timer line `{rest}`"),
+    }
+}
+
 /// `Hypervisor clock: machine start to guest entry A us, guest run B us`:
 /// `(A, B)` in microseconds.
 pub fn parse_clock(text: &str) -> Result<(u64, u64)> {
@@ -347,6 +364,9 @@ mod tests {
         assert_eq!(parse_bench_mmio("nothing").unwrap(), None);
         assert!(parse_bench_mmio("bench-mmio: x device reads in 1 ticks").is_err());
         assert_eq!(parse_clock(text).unwrap(), (81234, 5678));
+        let timer = "Guest timer interrupt arrived after 10006 ticks (armed for 10000)\r\n";
+        assert_eq!(parse_timer_latency(timer).unwrap(), Some(6));
+        assert_eq!(parse_timer_latency("nothing").unwrap(), None);
         assert!(parse_clock("Hypervisor clock: soon").is_err());
     }
 }

@@ -48,6 +48,7 @@ pub const SPEC: ArchSpec = ArchSpec {
     wild_gpa: "0x30000000",
     crash_text: "the guest asked to power off because it failed",
     no_virtualization_text: "the CPU has no H extension",
+    console_device: Some("uart16550"),
     bad_console_reply: "Console write from 0x30000000 answered error -5, value 0",
     icount_exits: &[
         ("nested page fault", 86),

@@ -2,7 +2,7 @@
 //! (`arceos-helloworld`) booted by QEMU directly and as the hypervisor's
 //! guest, side by side, plus the hypervisor's own clock split of the
 //! hosted run. Measured where the unmodified kernel runs as a guest
-//! (riscv64 so far).
+//! (riscv64 and aarch64).
 
 use super::measure::{Summary, time_command};
 use crate::arch::{ArchSpec, VmFiles};
@@ -42,14 +42,16 @@ pub fn measure(
     let disk = paths.e2e.join(format!("disk-{}.img", app.dir_name()));
     crate::disk::write_fat_disk(&disk, &guest_disk(&flat, &VmConfig::DEFAULT))?;
 
-    // Bare: QEMU loads the flat kernel where the firmware starts an
-    // S-mode kernel, which is where the hypervisor loads its guest too.
+    // Bare: QEMU loads the flat kernel where the hypervisor loads its
+    // guest too, on the same machine without the virtualization extension
+    // (on aarch64 that also puts QEMU's PSCI on the HVC conduit the
+    // kernel's configuration names).
     let bare_files = VmFiles {
         kernel: &kernel_path,
         ..*files
     };
     let bare = Summary::of(time_command(runs, || {
-        let out = super::boot(spec, &bare_files, &[])?;
+        let out = super::boot(spec, &bare_files, spec.qemu.without_virtualization)?;
         ensure!(
             out.text.contains("Hello, world!"),
             "the bare kernel did not greet:\n{}",
@@ -82,11 +84,11 @@ pub fn measure(
 }
 
 /// Emulated-UART accesses per character the guest printed, from a run's
-/// output: the `uart16550` count of `Device accesses:` over the characters
+/// output: the `uart` count of `Device accesses:` over the characters
 /// after the hypervisor's `Entering VM run loop...` line and before its
 /// `Shutdown vm normally!` line (all of them the guest's), carriage
 /// returns not counted (consoles add their own).
-pub fn uart_accesses_per_char(text: &str) -> Option<f64> {
+pub fn uart_accesses_per_char(text: &str, uart: &str) -> Option<f64> {
     let start = text.find("Entering VM run loop...")?;
     let start = start + text[start..].find('\n')? + 1;
     let end = start + text[start..].find("Shutdown vm normally!")?;
@@ -96,7 +98,7 @@ pub fn uart_accesses_per_char(text: &str) -> Option<f64> {
         .rev()
         .find_map(|l| l.trim_end().strip_prefix("Device accesses: "))?
         .split(", ")
-        .find_map(|part| part.strip_prefix("uart16550 "))?
+        .find_map(|part| part.strip_prefix(uart)?.strip_prefix(' '))?
         .parse()
         .ok()?;
     Some(accesses as f64 / chars.max(1) as f64)
@@ -111,11 +113,12 @@ mod tests {
         let text = "hv\r\nEntering VM run loop...\r\nabc\r\nde\r\nShutdown vm normally!\r\n\
             Device accesses: plic 0, uart16550 14\r\n";
         // "abc\nde\n" is 7 characters without the carriage returns.
-        assert_eq!(uart_accesses_per_char(text), Some(2.0));
-        assert_eq!(uart_accesses_per_char("no run"), None);
+        assert_eq!(uart_accesses_per_char(text, "uart16550"), Some(2.0));
+        assert_eq!(uart_accesses_per_char("no run", "uart16550"), None);
         assert_eq!(
             uart_accesses_per_char(
-                "Entering VM run loop...\nx\nShutdown vm normally!\nDevice accesses: none\n"
+                "Entering VM run loop...\nx\nShutdown vm normally!\nDevice accesses: none\n",
+                "uart16550"
             ),
             None
         );

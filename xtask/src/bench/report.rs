@@ -22,6 +22,9 @@ pub struct ExitFigures {
     /// device to read.
     pub mmio: Option<(u64, u64)>,
     pub mmio_exits: u64,
+    /// Guest counter ticks from its timer's deadline to its handler, where
+    /// the guest measures it.
+    pub timer_latency_ticks: Option<u64>,
 }
 
 impl ExitFigures {
@@ -59,6 +62,11 @@ impl ExitFigures {
 
     pub fn ns_per_mmio(&self) -> Option<f64> {
         self.ticks_per_mmio().map(|t| self.ns(t))
+    }
+
+    /// Nanoseconds from the guest timer's deadline to its handler.
+    pub fn ns_timer_latency(&self) -> Option<f64> {
+        self.timer_latency_ticks.map(|t| self.ns(t as f64))
     }
 }
 
@@ -198,6 +206,13 @@ pub fn table(f: &ArchFigures, runs: usize) -> String {
             "  per emulated MMIO read (UART LSR)", ns, ticks, ins
         );
     }
+    if let (Some(ns), Some(ins)) = (e.ns_timer_latency(), i.ns_timer_latency()) {
+        let _ = writeln!(
+            t,
+            "{:<46} {:>9.0} ns ({:.0} instructions under -icount)",
+            "  timer deadline to guest handler (injection)", ns, ins
+        );
+    }
     let _ = writeln!(
         t,
         "{:<46} hypercall {}, nested page fault {}, mmio {}",
@@ -298,6 +313,7 @@ fn exits_json(e: &ExitFigures) -> Value {
         "hypercall_exits": e.hypercall_exits,
         "fault_exits": e.fault_exits,
         "ns_per_mmio": e.ns_per_mmio(),
+        "ns_timer_latency": e.ns_timer_latency(),
         "mmio_exits": e.mmio_exits,
     })
 }
@@ -365,6 +381,7 @@ mod tests {
             fault_exits: 1027,
             mmio: Some((10_000, 50_000)),
             mmio_exits: 10_500,
+            timer_latency_ticks: Some(6),
         };
         let i = ExitFigures { counter_hz: 0, ..e };
         ArchFigures {

@@ -343,11 +343,10 @@ fn tutorial_helloworld(ctx: &Ctx) -> Result<()> {
         ],
     )
     .map_err(|e| with_output(&out, e))?;
-    let uart = if ctx.spec.arch == Arch::Aarch64 {
-        "pl011"
-    } else {
-        "uart16550"
-    };
+    let uart = ctx
+        .spec
+        .console_device
+        .context("this architecture's guest has no emulated console")?;
     let accesses = device_accesses(&out.text, uart)?;
     ensure!(
         accesses > 0,

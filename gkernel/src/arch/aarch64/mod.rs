@@ -29,9 +29,14 @@ pub fn touch_pflash_by_cache_maintenance() {
     println!("pflash line cleaned and invalidated with DC CIVAC");
 }
 
-/// Ticks of the timer the guest arms in [`timer_round_trip`] (1 ms at
-/// QEMU virt's 62.5 MHz counter).
-pub const TIMER_DELAY: u64 = 62_500;
+/// Ticks of the timer the guest arms in [`timer_round_trip`]: 1 ms at the
+/// counter's frequency (CNTFRQ_EL0; 1 GHz for QEMU 10's `-cpu max`).
+pub fn timer_delay() -> u64 {
+    let hz: u64;
+    // SAFETY: reading CNTFRQ_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) hz) };
+    hz / 1000
+}
 
 /// The EL1 physical timer's interrupt (PPI 14).
 const TIMER_INTID: usize = 30;
@@ -53,7 +58,7 @@ fn count() -> u64 {
     v
 }
 
-/// Arms the EL1 physical timer `TIMER_DELAY` ticks ahead (a TVAL write,
+/// Arms the EL1 physical timer [`timer_delay`] ticks ahead (a TVAL write,
 /// which the hypervisor traps and emulates) and sleeps until its
 /// interrupt has come through the GIC and ArceOS's IRQ path; returns the
 /// ticks that passed. ArceOS's own timer handler then takes the timer
@@ -66,7 +71,7 @@ pub fn timer_round_trip() -> u64 {
     let before = TIMER_IRQS.load(Ordering::Relaxed);
     let start = count();
     // SAFETY: programs this kernel's own timer.
-    unsafe { core::arch::asm!("msr cntp_tval_el0, {}", "isb", in(reg) TIMER_DELAY) };
+    unsafe { core::arch::asm!("msr cntp_tval_el0, {}", "isb", in(reg) timer_delay()) };
     while TIMER_IRQS.load(Ordering::Relaxed) == before {
         axhal::asm::wait_for_irqs();
     }

@@ -14,7 +14,12 @@ pub const UNDECLARED_HIGH: usize = 0x4000_0000;
 
 /// Ticks of the timer the guest arms in [`timer_round_trip`] (1 ms at
 /// QEMU virt's 10 MHz).
-pub const TIMER_DELAY: u64 = 10_000;
+const TIMER_DELAY: u64 = 10_000;
+
+/// [`TIMER_DELAY`], as every architecture answers it.
+pub fn timer_delay() -> u64 {
+    TIMER_DELAY
+}
 
 /// Arms the SBI timer `TIMER_DELAY` ticks ahead and sleeps until the
 /// timer interrupt the hypervisor injects arrives through this kernel's
