@@ -45,12 +45,36 @@ pub enum Exit {
     /// The hypervisor's own periodic timer fired while the guest ran: a
     /// chance to feed console input and check the watchdog.
     HostTick,
+    /// A port-I/O instruction (x86 `IN`/`OUT`), decoded: the run loop
+    /// performs it on the port bus and the vCPU completes it.
+    PortIo(PortIo),
     /// The guest read or wrote a system register that traps (its timer's,
     /// on aarch64) and the vCPU emulated the access itself; the guest's
     /// timer interrupt line may have changed.
     SysReg,
     /// Anything else: the VM stops with this diagnostic.
     Unexpected(Unexpected),
+}
+
+/// One port-I/O access: x86's separate 64 KiB I/O address space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortIo {
+    /// The port.
+    pub port: u16,
+    /// 1, 2 or 4 bytes.
+    pub width: crate::devices::Width,
+    /// `Some(value)` for `OUT`, `None` for `IN`.
+    pub write: Option<u64>,
+}
+
+impl core::fmt::Display for PortIo {
+    /// `1-byte OUT of 0x41 to port 0x3f8` / `4-byte IN from port 0xcf8`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.write {
+            Some(v) => write!(f, "{} OUT of {v:#x} to port {:#x}", self.width, self.port),
+            None => write!(f, "{} IN from port {:#x}", self.width, self.port),
+        }
+    }
 }
 
 /// An exit the hypervisor does not handle, described for the diagnostic.
@@ -165,19 +189,22 @@ pub enum ExitKind {
     HostTick = 4,
     /// Trapped system-register accesses the vCPU emulated.
     SysReg = 5,
+    /// Port-I/O instructions emulated on the port bus.
+    PortIo = 6,
     /// Exits that stop the VM.
-    Unexpected = 6,
+    Unexpected = 7,
 }
 
 impl ExitKind {
     /// Every class, in report order.
-    pub const ALL: [ExitKind; 7] = [
+    pub const ALL: [ExitKind; 8] = [
         ExitKind::NestedPageFault,
         ExitKind::Hypercall,
         ExitKind::Timer,
         ExitKind::Mmio,
         ExitKind::HostTick,
         ExitKind::SysReg,
+        ExitKind::PortIo,
         ExitKind::Unexpected,
     ];
 
@@ -190,6 +217,7 @@ impl ExitKind {
             ExitKind::Mmio => "mmio",
             ExitKind::HostTick => "host tick",
             ExitKind::SysReg => "sysreg",
+            ExitKind::PortIo => "pio",
             ExitKind::Unexpected => "unexpected",
         }
     }
@@ -204,6 +232,7 @@ impl Exit {
             Exit::TimerExpired => ExitKind::Timer,
             Exit::HostTick => ExitKind::HostTick,
             Exit::SysReg => ExitKind::SysReg,
+            Exit::PortIo(_) => ExitKind::PortIo,
             Exit::Unexpected(_) => ExitKind::Unexpected,
         }
     }

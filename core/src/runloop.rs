@@ -12,7 +12,9 @@ extern crate alloc;
 use crate::addr::{GuestPhysAddr, GuestVirtAddr};
 use crate::devices::{Bus, BusError, MmioAccess};
 use crate::exit::ExitKind;
-use crate::exit::{Access, Exit, Reply, Request, ShutdownReason, Unexpected, immediate_reply};
+use crate::exit::{
+    Access, Exit, PortIo, Reply, Request, ShutdownReason, Unexpected, immediate_reply,
+};
 use crate::layout::{GuestLayout, Region, RegionKind};
 use crate::stage2::{AddressSpace, Format, Host, MapError};
 use crate::stats::Stats;
@@ -47,6 +49,9 @@ pub trait Vcpu {
     /// Completes the access [`Vcpu::decode_mmio`] decoded: `value` goes to
     /// the destination register of a load; the guest steps past it.
     fn finish_mmio(&mut self, _value: u64) {}
+    /// Completes an [`Exit::PortIo`]: `value` (an `IN`'s result, 0 for an
+    /// `OUT`) goes to the guest's accumulator; the guest steps past it.
+    fn finish_pio(&mut self, _value: u64) {}
     /// Drives the guest's external interrupt line (the interrupt
     /// controller's output for this vCPU).
     fn set_external_irq(&mut self, _level: bool) {}
@@ -73,6 +78,10 @@ pub struct Unemulated {
 pub struct Devices {
     /// Device models by guest-physical range.
     pub bus: Bus,
+    /// Device models by x86 I/O port range: a second bus whose addresses
+    /// are port numbers. It has no interrupt controller: a port device's
+    /// interrupt line is not wired anywhere yet.
+    pub ports: Bus,
     /// The interrupt controller output that is this vCPU's external
     /// interrupt line (the PLIC's S-mode context of hart 0, ...).
     pub irq_context: usize,
@@ -90,6 +99,7 @@ impl Devices {
     pub fn new(bus: Bus, irq_context: usize) -> Self {
         Devices {
             bus,
+            ports: Bus::new(),
             irq_context,
             timer_irq: None,
             line: false,
@@ -179,6 +189,15 @@ pub enum VmError {
         /// The guest PC.
         pc: GuestVirtAddr,
     },
+    /// A port-I/O access no port device takes, or one it refuses.
+    PortFault {
+        /// The access as decoded.
+        io: PortIo,
+        /// The bus's or the device's reason.
+        error: BusError,
+        /// The guest PC.
+        pc: GuestVirtAddr,
+    },
     /// The guest ran longer than the watchdog allows.
     Watchdog {
         /// The limit, in host ticks.
@@ -226,6 +245,12 @@ impl core::fmt::Display for VmError {
                     "emulated device refused a {access}: {error} (guest PC {pc:#x})"
                 )
             }
+            VmError::PortFault { io, error, pc } => match error {
+                BusError::NoDevice { .. } => {
+                    write!(f, "guest {io}: no device at that port (guest PC {pc:#x})")
+                }
+                error => write!(f, "guest {io}: {error} (guest PC {pc:#x})"),
+            },
             VmError::Watchdog { ticks, pc } => write!(
                 f,
                 "watchdog: the guest ran for {ticks} host ticks without powering off (guest PC {pc:#x})"
@@ -350,6 +375,24 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
                 stats.count_exit(ExitKind::SysReg);
                 sync_timer_line(vcpu, devices, console, stats);
             }
+            Exit::PortIo(io) => {
+                stats.count_exit(ExitKind::PortIo);
+                let addr = GuestPhysAddr::new(u64::from(io.port));
+                let access = match io.write {
+                    Some(v) => MmioAccess::write(addr, io.width, v),
+                    None => MmioAccess::read(addr, io.width),
+                };
+                let value = devices
+                    .ports
+                    .access(&access)
+                    .map_err(|error| VmError::PortFault {
+                        io,
+                        error,
+                        pc: vcpu.pc(),
+                    })?;
+                vcpu.finish_pio(value);
+                service_devices(vcpu, devices, console, stats);
+            }
             Exit::HostTick => {
                 stats.count_exit(ExitKind::HostTick);
                 if let Some(ticks) = limits.watchdog_ticks
@@ -408,7 +451,7 @@ fn feed_input<C: Console>(devices: &mut Devices, console: &mut C) {
         devices.pending_input.extend(&buf[..n]);
     }
     while let Some(&byte) = devices.pending_input.front() {
-        if !devices.bus.push_console_input(byte) {
+        if !devices.bus.push_console_input(byte) && !devices.ports.push_console_input(byte) {
             break;
         }
         devices.pending_input.pop_front();
@@ -439,6 +482,9 @@ fn service_devices<V: Vcpu, C: Console>(
 ) {
     devices
         .bus
+        .drain_console_output(|bytes| console.write(bytes));
+    devices
+        .ports
         .drain_console_output(|bytes| console.write(bytes));
     let level = devices.bus.external_irq(devices.irq_context);
     if level != devices.line {
@@ -552,6 +598,9 @@ mod tests {
             })
         }
         fn finish_mmio(&mut self, value: u64) {
+            self.loads.push(value);
+        }
+        fn finish_pio(&mut self, value: u64) {
             self.loads.push(value);
         }
         fn set_external_irq(&mut self, level: bool) {
@@ -776,6 +825,48 @@ mod tests {
         );
         assert_eq!(vm.stats.exits(ExitKind::SysReg), 2);
         assert_eq!(vm.stats.injections(), (1, 1));
+    }
+
+    #[test]
+    fn port_io_goes_to_the_port_bus_and_unknown_ports_stop_the_vm() {
+        let mut vm = vm();
+        vm.devices
+            .ports
+            .add(gpa(0x3f8), 8, Box::new(Uart16550::new()), None)
+            .unwrap();
+        let out = |port, v| {
+            Exit::PortIo(PortIo {
+                port,
+                width: Width::Byte,
+                write: Some(v),
+            })
+        };
+        let mut cpu = Scripted::new(&[
+            out(0x3f8, u64::from(b'P')),
+            Exit::PortIo(PortIo {
+                port: 0x3fd,
+                width: Width::Byte,
+                write: None,
+            }),
+            out(0x3f8, u64::from(b'!')),
+            SHUTDOWN,
+        ]);
+        assert_eq!(go(&mut vm, &mut cpu), Ok(()));
+        assert_eq!(vm.console.out, b"P!");
+        // LSR: transmitter empty, holding register empty (0x60).
+        assert_eq!(cpu.loads, [0, 0x60, 0]);
+        assert_eq!(vm.stats.exits(ExitKind::PortIo), 3);
+
+        let mut bare = self::vm();
+        let mut cpu = Scripted::new(&[out(0x80, 0x12)]);
+        let err = go(&mut bare, &mut cpu).unwrap_err();
+        assert!(matches!(err, VmError::PortFault { io, .. } if io.port == 0x80));
+        assert!(
+            err.to_string().starts_with(
+                "guest 1-byte OUT of 0x12 to port 0x80: no device at that port (guest PC 0x"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

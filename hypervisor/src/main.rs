@@ -129,11 +129,18 @@ fn run() -> Result<(), HvError> {
     devices
         .bus
         .drain_console_output(axhal::console::write_bytes);
+    devices
+        .ports
+        .drain_console_output(axhal::console::write_bytes);
     let report = |stats: &Stats| {
         println!("{}", stats.report(&layout));
         print!("Device accesses:");
         let mut any = false;
-        for (name, count) in devices.bus.access_counts() {
+        for (name, count) in devices
+            .bus
+            .access_counts()
+            .chain(devices.ports.access_counts())
+        {
             print!("{} {name} {count}", if any { "," } else { "" });
             any = true;
         }

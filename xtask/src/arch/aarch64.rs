@@ -63,6 +63,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         ("mmio", 1928),
         ("host tick", 0),
         ("sysreg", 5),
+        ("pio", 0),
         ("unexpected", 0),
     ],
 };

@@ -58,6 +58,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         ("mmio", 0),
         ("host tick", 0),
         ("sysreg", 0),
+        ("pio", 0),
         ("unexpected", 0),
     ],
 };
