@@ -31,6 +31,18 @@ pub enum ImageError {
         /// The layout's entry point.
         entry: GuestPhysAddr,
     },
+    /// A Multiboot header that cannot be honoured (bad checksum, unknown
+    /// requirements, inconsistent address fields).
+    Multiboot(crate::arch::x86_64::multiboot::MultibootError),
+    /// A Multiboot image whose load range or entry lies outside guest RAM.
+    MultibootOutsideRam {
+        /// The first byte the header asks to load at.
+        load: GuestPhysAddr,
+        /// One past the last byte it occupies, bss included.
+        end: GuestPhysAddr,
+        /// The entry point it names.
+        entry: GuestPhysAddr,
+    },
     /// An ELF's loadable segments do not start at the load address, so the
     /// flat image would run at the wrong place.
     LinkedElsewhere {
@@ -58,6 +70,11 @@ impl core::fmt::Display for ImageError {
                 "the guest image is {size} bytes but guest RAM from {load:#x} to {ram_end:#x} holds only {room} bytes"
             ),
             ImageError::NoRam { entry } => write!(f, "no guest RAM at the entry point {entry:#x}"),
+            ImageError::Multiboot(e) => write!(f, "the Multiboot header cannot be honoured: {e}"),
+            ImageError::MultibootOutsideRam { load, end, entry } => write!(
+                f,
+                "the Multiboot header asks to load {load:#x}..{end:#x} and enter at {entry:#x}, which is not all guest RAM"
+            ),
             ImageError::LinkedElsewhere { linked, load } => {
                 write!(
                     f,

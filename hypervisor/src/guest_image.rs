@@ -23,36 +23,10 @@ pub fn read(path: &'static str, layout: &GuestLayout) -> Result<Vec<u8>, HvError
     Ok(bytes)
 }
 
-/// Maps fresh RAM pages for the image at the layout's entry point and copies
-/// it in; the pages are counted like faulted-in ones.
-pub fn load<F: Format, H: Host>(
-    space: &mut AddressSpace<F, H>,
-    layout: &GuestLayout,
-    image: &[u8],
-    stats: &mut Stats,
-) -> Result<(), HvError> {
-    place(space, layout, layout.entry, image, stats)
-}
-
-/// Writes the architecture's boot pages (page tables, GDT) into guest RAM.
-pub fn place_boot_pages<F: Format, H: Host>(
-    space: &mut AddressSpace<F, H>,
-    layout: &GuestLayout,
-    pages: impl Iterator<Item = (GuestPhysAddr, [u64; 512])>,
-    stats: &mut Stats,
-) -> Result<(), HvError> {
-    for (gpa, words) in pages {
-        let mut bytes = [0u8; PAGE_SIZE as usize];
-        for (chunk, w) in bytes.chunks_exact_mut(8).zip(words) {
-            chunk.copy_from_slice(&w.to_le_bytes());
-        }
-        place(space, layout, gpa, &bytes, stats)?;
-    }
-    Ok(())
-}
-
-/// Maps fresh RAM for `[gpa, gpa + data.len())` and copies `data` there.
-fn place<F: Format, H: Host>(
+/// Maps fresh RAM for `[gpa, gpa + data.len())` and copies `data` there
+/// (the image, or a boot structure); the pages are counted like
+/// faulted-in ones.
+pub fn place<F: Format, H: Host>(
     space: &mut AddressSpace<F, H>,
     layout: &GuestLayout,
     gpa: GuestPhysAddr,

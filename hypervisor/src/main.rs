@@ -90,13 +90,25 @@ fn run() -> Result<(), HvError> {
     }
 
     let mut stats = Stats::default();
-    guest_image::place_boot_pages(&mut space, &layout, Current::boot_pages(), &mut stats)?;
     let image = guest_image::read(GUEST_PATH, &layout)?;
-    guest_image::load(&mut space, &layout, &image, &mut stats)?;
+    let plan = Current::boot_plan(&image, &layout).map_err(|error| HvError::Image {
+        path: GUEST_PATH,
+        error,
+    })?;
+    for (gpa, data) in &plan.extra {
+        guest_image::place(&mut space, &layout, *gpa, data, &mut stats)?;
+    }
+    guest_image::place(
+        &mut space,
+        &layout,
+        plan.load,
+        &image[plan.bytes.clone()],
+        &mut stats,
+    )?;
     println!(
         "Loaded {} bytes from {GUEST_PATH} at GPA {:#x} ({} pages mapped up front with the boot structures)",
-        image.len(),
-        layout.entry,
+        plan.bytes.len(),
+        plan.load,
         stats.total_pages()
     );
     drop(image);
@@ -111,8 +123,8 @@ fn run() -> Result<(), HvError> {
         println!("Watchdog: the guest is stopped after {secs} s");
     }
     let mut devices = Current::devices();
-    let mut vcpu = Current::new_vcpu(layout.entry, space.root());
-    println!("Guest entry point {:#x}", layout.entry);
+    let mut vcpu = Current::new_vcpu(&plan, space.root());
+    println!("Guest entry point {:#x}", plan.entry);
     println!("Entering VM run loop...");
     let entered_ns = axhal::time::monotonic_time_nanos();
     let result = runloop::run(

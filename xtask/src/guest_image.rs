@@ -8,6 +8,7 @@ use crate::flatten::{flatten_elf, is_elf};
 use crate::fsio;
 use anyhow::{Context, Result, anyhow, bail};
 use guestaspace_core::addr::GuestPhysAddr;
+use guestaspace_core::arch::x86_64::multiboot;
 use guestaspace_core::image::check_link_address;
 use std::path::Path;
 
@@ -25,6 +26,23 @@ fn guest_flat_from_bytes(data: &[u8], spec: &ArchSpec) -> Result<Vec<u8>> {
         return Ok(data.to_vec());
     }
     let flat = flatten_elf(data)?;
+    // A Multiboot kernel says in its header where it goes; the hypervisor
+    // honours that (and checks it against guest RAM). The header's
+    // `load_end_addr` may reach past the ELF's file contents (into memory
+    // the ELF only zero-fills), so the flat image is padded with zeros to it.
+    if let Ok(header) = multiboot::find_header(&flat.bytes) {
+        let mut bytes = flat.bytes;
+        if let Some(a) = header.addresses
+            && a.load_end_addr > a.load_addr
+        {
+            let start = header.offset as u64 - u64::from(a.header_addr - a.load_addr);
+            let end = start + u64::from(a.load_end_addr - a.load_addr);
+            if end > bytes.len() as u64 {
+                bytes.resize(end as usize, 0);
+            }
+        }
+        return Ok(bytes);
+    }
     let load = spec.physical(flat.load_addr);
     check_link_address(GuestPhysAddr::new(load), spec.layout).map_err(|e| {
         if load == flat.load_addr {

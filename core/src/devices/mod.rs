@@ -12,9 +12,10 @@
 //!
 //! Models: [`uart16550`] (the console of QEMU `virt` and the PC COM1),
 //! [`pl011`] (the Arm PrimeCell UART, the console of QEMU's aarch64 `virt`),
-//! [`plic`] (the RISC-V platform-level interrupt controller of QEMU `virt`)
-//! and [`gicv2`] (the Arm GICv2 distributor and CPU interface of QEMU
-//! `virt`).
+//! [`plic`] (the RISC-V platform-level interrupt controller of QEMU `virt`),
+//! [`gicv2`] (the Arm GICv2 distributor and CPU interface of QEMU `virt`)
+//! and [`pic8259`] (the PC's legacy interrupt controllers, accepted and
+//! kept masked).
 
 use core::fmt;
 
@@ -23,6 +24,7 @@ use crate::addr::GuestPhysAddr;
 #[cfg(feature = "alloc")]
 pub mod bus;
 pub mod gicv2;
+pub mod pic8259;
 #[cfg(feature = "alloc")]
 pub mod pl011;
 pub mod plic;

@@ -10,11 +10,43 @@
 //! entry point (`--wrap=__PowerIf_system_off`, see build.rs) and routes it
 //! to `power_off(Outcome::Failure)`.
 
+use alloc::vec::Vec;
+use core::ops::Range;
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
 use guestaspace_core::arch::setup::HwSetupError;
+use guestaspace_core::image::ImageError;
 use guestaspace_core::layout::{GuestLayout, HostDevice};
 use guestaspace_core::runloop::{Devices, Vcpu};
 use guestaspace_core::stage2::Format;
+
+/// Where the guest image goes and how the vCPU starts it.
+pub struct BootPlan<S> {
+    /// Guest-physical address of the first placed byte.
+    pub load: GuestPhysAddr,
+    /// Which bytes of the image are placed there.
+    pub bytes: Range<usize>,
+    /// The vCPU's first instruction.
+    pub entry: GuestPhysAddr,
+    /// Other data the loader writes into guest RAM before the guest runs
+    /// (boot page tables, a boot information structure).
+    pub extra: Vec<(GuestPhysAddr, Vec<u8>)>,
+    /// How the vCPU starts (read only where there is more than one way).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub start: S,
+}
+
+/// The plan of an S-mode or EL1 kernel: the whole image at the layout's
+/// entry point, started at its first byte.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))] // x86_64 plans its own
+fn whole_image_at_entry(image: &[u8], layout: &GuestLayout) -> BootPlan<()> {
+    BootPlan {
+        load: layout.entry,
+        bytes: 0..image.len(),
+        entry: layout.entry,
+        extra: Vec::new(),
+        start: (),
+    }
+}
 
 /// How the run ended, as QEMU's exit status will say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,11 +71,15 @@ pub trait Arch {
     /// Checks the virtualization extension is there and configures the
     /// hypervisor-level registers that do not depend on the VM.
     fn init_hardware() -> Result<(), HwSetupError>;
-    /// A vCPU that starts at `entry` with stage-2 root `stage2_root`.
-    fn new_vcpu(entry: GuestPhysAddr, stage2_root: HostPhysAddr) -> Self::Vcpu;
-    /// Pages the loader writes into guest RAM before the guest starts
-    /// (the x86_64 guest's page tables and GDT), as 512 u64 words each.
-    fn boot_pages() -> impl Iterator<Item = (GuestPhysAddr, [u64; 512])>;
+    /// How this architecture's vCPU starts (x86_64: long mode or
+    /// Multiboot); `()` where there is one way.
+    type Start;
+    /// Where `image` goes in guest RAM and how the vCPU starts it; the
+    /// default places the whole image at the layout's entry and starts
+    /// there.
+    fn boot_plan(image: &[u8], layout: &GuestLayout) -> Result<BootPlan<Self::Start>, ImageError>;
+    /// A vCPU that starts as `plan` says, with stage-2 root `stage2_root`.
+    fn new_vcpu(plan: &BootPlan<Self::Start>, stage2_root: HostPhysAddr) -> Self::Vcpu;
     /// Drops cached stage-2 translations of the guest page at `gpa`.
     fn invalidate_guest_page(gpa: GuestPhysAddr);
     /// Makes the host's writes to the guest frame at kernel address `frame`

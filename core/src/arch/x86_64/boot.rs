@@ -17,6 +17,9 @@
 //! business (stage-2), not the guest page tables'.
 
 use crate::addr::GuestPhysAddr;
+use crate::arch::x86_64::multiboot::{self, HeaderError, LoadPlan, MultibootError};
+use crate::image::ImageError;
+use crate::layout::Region;
 
 /// GPA of the GDT.
 pub const GDT: u64 = 0x1000;
@@ -85,6 +88,52 @@ pub fn pages() -> impl Iterator<Item = (GuestPhysAddr, [u64; 512])> {
         .map(|(gpa, words)| (GuestPhysAddr::new(gpa), words))
 }
 
+/// EFER for a Multiboot start: only SVME (bit 12), which VMRUN requires;
+/// the guest turns on long mode itself.
+pub const EFER_SVME: u64 = 1 << 12;
+/// CR0 for a Multiboot start: PE (bit 0) and ET (bit 4), paging off.
+pub const CR0_PROTECTED: u64 = 1 << 0 | 1 << 4;
+
+/// Where the loader puts the Multiboot information structure: low RAM,
+/// below the 1 MiB that `axplat-x86-pc` (and Linux) keep for themselves,
+/// clear of the long-mode boot structures above.
+pub const MULTIBOOT_INFO: u64 = 0x9000;
+
+/// How an x86_64 guest image starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// No Multiboot header: the image is placed at [`IMAGE`] and entered
+    /// in long mode on the boot structures above.
+    LongMode,
+    /// A Multiboot (v1) kernel: loaded where its header says, entered in
+    /// 32-bit protected mode with paging off, EAX = `0x2BADB002`, EBX = the
+    /// information structure at [`MULTIBOOT_INFO`].
+    Multiboot(LoadPlan),
+}
+
+/// Decides how `image` starts: by its Multiboot header if it has one (which
+/// must then be usable and place the image, its bss and its entry inside
+/// `ram`), else in long mode.
+pub fn start_for(image: &[u8], ram: &Region) -> Result<Start, ImageError> {
+    let header = match multiboot::find_header(image) {
+        Ok(h) => h,
+        Err(HeaderError::NotFound) => return Ok(Start::LongMode),
+        Err(e) => return Err(ImageError::Multiboot(MultibootError::Header(e))),
+    };
+    let plan = header
+        .load_plan(image.len() as u64)
+        .map_err(|e| ImageError::Multiboot(MultibootError::Plan(e)))?;
+    let inside = |a: GuestPhysAddr| a >= ram.gpa && a <= ram.end();
+    if !inside(plan.load) || !inside(plan.end()) || !ram.contains(plan.entry) {
+        return Err(ImageError::MultibootOutsideRam {
+            load: plan.load,
+            end: plan.end(),
+            entry: plan.entry,
+        });
+    }
+    Ok(Start::Multiboot(plan))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +188,54 @@ mod tests {
         assert_eq!(CR0 & 0x8000_0001, 0x8000_0001);
         assert_eq!(CR4 & 0x20, 0x20);
         assert_eq!(EFER & 0x1d00, 0x1d00);
+    }
+
+    /// A flat image whose Multiboot header (at offset 0) says: load the
+    /// file at `load`, enter at `entry`.
+    fn multiboot_image(load: u32, entry: u32, size: usize) -> std::vec::Vec<u8> {
+        let magic = multiboot::HEADER_MAGIC;
+        let flags: u32 = 1 << 16;
+        let words = [
+            magic,
+            flags,
+            0u32.wrapping_sub(magic).wrapping_sub(flags),
+            load, // header_addr: the header is the first byte
+            load, // load_addr
+            0,    // load_end_addr: the whole file
+            0,    // bss_end_addr: no bss
+            entry,
+        ];
+        let mut image: std::vec::Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        image.resize(size, 0x90);
+        image
+    }
+
+    #[test]
+    fn a_multiboot_header_decides_where_the_image_goes() {
+        let ram = crate::layout::machines::X86_64_Q35.ram().unwrap();
+        let image = multiboot_image(0x20_0000, 0x20_000c, 0x3000);
+        let Ok(Start::Multiboot(plan)) = start_for(&image, ram) else {
+            panic!("not a multiboot start")
+        };
+        assert_eq!(plan.load, GuestPhysAddr::new(0x20_0000));
+        assert_eq!(plan.entry, GuestPhysAddr::new(0x20_000c));
+        assert_eq!((plan.file_offset, plan.file_size), (0, 0x3000));
+        // No header: long mode as before.
+        assert_eq!(start_for(&[0x90; 64], ram), Ok(Start::LongMode));
+        // A header placing the kernel past guest RAM is refused by name.
+        let far = multiboot_image(0x1000_0000, 0x1000_0000, 0x1000);
+        assert_eq!(
+            start_for(&far, ram).unwrap_err().to_string(),
+            "the Multiboot header asks to load 0x10000000..0x10001000 and enter at 0x10000000, which is not all guest RAM"
+        );
+        // A broken checksum is not silently a long-mode image.
+        let mut bad = image.clone();
+        bad[8] ^= 1;
+        assert!(matches!(
+            start_for(&bad, ram),
+            Err(ImageError::Multiboot(MultibootError::Header(
+                HeaderError::BadChecksum { .. }
+            )))
+        ));
     }
 }

@@ -399,6 +399,24 @@ pub enum LoadMethod {
     Elf,
 }
 
+/// Why a Multiboot image cannot be loaded: its header, or its plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MultibootError {
+    /// The header is present but unusable.
+    Header(HeaderError),
+    /// The header's address fields are inconsistent.
+    Plan(PlanError),
+}
+
+impl fmt::Display for MultibootError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MultibootError::Header(e) => write!(f, "{e}"),
+            MultibootError::Plan(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// Why the header's address fields do not describe a loadable image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlanError {

@@ -8,7 +8,8 @@
 
 use crate::addr::GuestPhysAddr;
 use crate::arch::smccc;
-use crate::exit::{Access, Exit, Unexpected};
+use crate::arch::x86_64::ioio::PortAccess;
+use crate::exit::{Access, Exit, PortIo, Request, ShutdownReason, Unexpected};
 
 bitflags::bitflags! {
     /// VMCB offset 0x00C: the first vector of instruction intercepts.
@@ -28,6 +29,9 @@ bitflags::bitflags! {
         const INVD = 1 << 22;
         /// HLT.
         const HLT = 1 << 24;
+        /// INVLPGA: a guest with EFER.SVME set could otherwise flush other
+        /// ASIDs' TLB entries, the host's included.
+        const INVLPGA = 1 << 26;
         /// IN/OUT, filtered by the I/O permission map.
         const IOIO_PROT = 1 << 27;
         /// RDMSR/WRMSR, filtered by the MSR permission map.
@@ -152,6 +156,16 @@ impl Segment {
         Segment {
             selector,
             attrib: 0xa9b,
+            limit: 0xffff_ffff,
+            base: 0,
+        }
+    }
+    /// 32-bit code: present, DPL 0, execute/read accessed, D/B=1, G=1
+    /// (the flat code segment a Multiboot kernel starts in).
+    pub const fn code32(selector: u16) -> Self {
+        Segment {
+            selector,
+            attrib: 0xc9b,
             limit: 0xffff_ffff,
             base: 0,
         }
@@ -371,9 +385,59 @@ pub const NPF_WRITE: u64 = 1 << 1;
 /// vol. 2, §15.25.6).
 pub const NPF_FETCH: u64 = 1 << 4;
 
+/// Where MSR `msr`'s read-intercept bit is in the MSR permission map: the
+/// byte offset and the bit in it; the write-intercept bit is the next bit.
+/// `None` for an MSR the map does not cover (always intercepted). APM
+/// vol. 2, 15.11 "MSR Intercepts": 2 bits per MSR, MSRs 0..0x1FFF at byte
+/// 0, 0xC000_0000..0xC000_1FFF at byte 0x800, 0xC001_0000..0xC001_1FFF
+/// at byte 0x1000.
+pub const fn msrpm_position(msr: u32) -> Option<(usize, u8)> {
+    let base = match msr & !0x1fff {
+        0 => 0,
+        0xc000_0000 => 0x800,
+        0xc001_0000 => 0x1000,
+        _ => return None,
+    };
+    let bit = (msr & 0x1fff) as usize * 2;
+    Some((base + bit / 8, (bit % 8) as u8))
+}
+
+/// The ACPI PM1a control port of QEMU's q35 (ICH9 LPC, PMBASE 0x600 + 4),
+/// where ArceOS and Linux write SLP_EN to power off.
+pub const PM1A_CONTROL_PORT: u16 = 0x604;
+/// PM1a_CNT.SLP_EN, bit 13 (ACPI 6.5, 4.8.3.2.1 "PM1 Control Registers"):
+/// enter the sleep state SLP_TYP names; on QEMU, power off.
+pub const PM1A_SLP_EN: u64 = 1 << 13;
+
+/// A port-I/O exit in neutral terms: the ACPI sleep request is the guest's
+/// power-off; string forms (INS/OUTS) are not emulated; anything else is
+/// an [`Exit::PortIo`] for the port bus.
+fn decode_ioio(info1: u64, info2: u64, rax: u64) -> Exit {
+    let access = match PortAccess::decode(info1) {
+        Ok(a) if a.is_simple() => a,
+        _ => {
+            return Exit::Unexpected(Unexpected {
+                what: "string or malformed port I/O (INS/OUTS are not emulated)",
+                code: exit_code::IOIO,
+                info: [info1, info2],
+            });
+        }
+    };
+    let write = (!access.is_in()).then(|| access.out_value(rax));
+    if access.port == PM1A_CONTROL_PORT && write.is_some_and(|v| v & PM1A_SLP_EN != 0) {
+        return Exit::Hypercall(Request::Shutdown(ShutdownReason::Normal));
+    }
+    Exit::PortIo(PortIo {
+        port: access.port,
+        width: access.width,
+        write,
+    })
+}
+
 /// Decodes a #VMEXIT from its code, EXITINFO1/2 and the call registers.
 pub fn decode(code: u64, info1: u64, info2: u64, regs: &CallRegs) -> Exit {
     match code {
+        exit_code::IOIO => decode_ioio(info1, info2, regs.rax),
         exit_code::NPF => Exit::NestedPageFault {
             gpa: GuestPhysAddr::new(info2),
             access: if info1 & NPF_FETCH != 0 {
@@ -522,7 +586,6 @@ mod tests {
         for (code, name) in [
             (0x7f, "shutdown (triple fault in the guest)"),
             (0x78, "HLT (the guest halted)"),
-            (0x7b, "I/O port access"),
             (0x4e, "exception"),
             (u64::MAX, "VMEXIT_INVALID (the VMCB state was refused)"),
         ] {
@@ -531,5 +594,78 @@ mod tests {
             };
             assert_eq!((u.what, u.code, u.info), (name, code, [0x11, 0x22]));
         }
+    }
+
+    #[test]
+    fn port_io_exits_decode_and_the_acpi_sleep_is_a_shutdown() {
+        use crate::arch::x86_64::ioio::info1::*;
+        use crate::devices::Width;
+        let regs = |rax| CallRegs {
+            rax,
+            ..Default::default()
+        };
+        // `out dx, al` to COM1 with AL = 'A' (RAX's upper bits ignored).
+        assert_eq!(
+            decode(
+                exit_code::IOIO,
+                0x3f8 << 16 | A64 | SZ8,
+                0x1_0000,
+                &regs(0xff41)
+            ),
+            Exit::PortIo(PortIo {
+                port: 0x3f8,
+                width: Width::Byte,
+                write: Some(0x41)
+            })
+        );
+        // `in al, dx` from COM1's LSR.
+        assert_eq!(
+            decode(
+                exit_code::IOIO,
+                0x3fd << 16 | A64 | SZ8 | TYPE_IN,
+                0,
+                &regs(0)
+            ),
+            Exit::PortIo(PortIo {
+                port: 0x3fd,
+                width: Width::Byte,
+                write: None
+            })
+        );
+        // ArceOS's power-off: `out dx, ax` of 0x2000 to 0x604.
+        assert_eq!(
+            decode(exit_code::IOIO, 0x604 << 16 | A64 | SZ16, 0, &regs(0x2000)),
+            Exit::Hypercall(Request::Shutdown(ShutdownReason::Normal))
+        );
+        // Without SLP_EN it is an ordinary port write (and no device).
+        assert!(matches!(
+            decode(exit_code::IOIO, 0x604 << 16 | A64 | SZ16, 0, &regs(0x0400)),
+            Exit::PortIo(PortIo { port: 0x604, .. })
+        ));
+        // `rep outsb` is refused by name.
+        let Exit::Unexpected(u) = decode(
+            exit_code::IOIO,
+            0x3f8 << 16 | A64 | SZ8 | STR | REP,
+            0,
+            &regs(0),
+        ) else {
+            panic!("outs")
+        };
+        assert_eq!(u.code, exit_code::IOIO);
+        assert!(u.what.starts_with("string"));
+    }
+
+    #[test]
+    fn msr_permission_map_positions() {
+        // EFER (0xC000_0080): 0x800 + 0x80 * 2 / 8 = byte 0x820, bit 0.
+        assert_eq!(msrpm_position(0xc000_0080), Some((0x820, 0)));
+        // GS_BASE (0xC000_0101): bit 0x202 of the second range.
+        assert_eq!(msrpm_position(0xc000_0101), Some((0x840, 2)));
+        // SYSENTER_CS (0x174): byte 0x5d, bit 0.
+        assert_eq!(msrpm_position(0x174), Some((0x5d, 0)));
+        assert_eq!(msrpm_position(0xc001_0114), Some((0x1045, 0)));
+        // x2APIC's 0x800 range is in the first block; 0x4000_0000 is not mapped.
+        assert_eq!(msrpm_position(0x80b), Some((0x202, 6)));
+        assert_eq!(msrpm_position(0x4000_0000), None);
     }
 }

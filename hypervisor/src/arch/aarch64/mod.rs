@@ -8,10 +8,11 @@ mod registers;
 mod timer;
 mod vcpu;
 
-use super::{Arch, Outcome, host_device};
+use super::{Arch, BootPlan, Outcome, host_device, whole_image_at_entry};
 use alloc::boxed::Box;
 use guestaspace_core::arch::aarch64::vtimer::EL1_PHYS_TIMER_INTID;
 use guestaspace_core::devices::{Bus, gicv2, pl011};
+use guestaspace_core::image::ImageError;
 
 /// The PL011's interrupt on QEMU `virt`: SPI 1.
 const PL011_INTID: u32 = gicv2::SPI_BASE + 1;
@@ -44,13 +45,14 @@ impl Arch for Aarch64 {
         Ok(())
     }
 
-    fn new_vcpu(entry: GuestPhysAddr, stage2_root: HostPhysAddr) -> vcpu::ArmVcpu {
-        vcpu::ArmVcpu::new(entry, stage2_root)
+    type Start = ();
+
+    fn boot_plan(image: &[u8], layout: &GuestLayout) -> Result<BootPlan<()>, ImageError> {
+        Ok(whole_image_at_entry(image, layout))
     }
 
-    fn boot_pages() -> impl Iterator<Item = (GuestPhysAddr, [u64; 512])> {
-        // The guest starts with its MMU off: nothing to prepare.
-        core::iter::empty()
+    fn new_vcpu(plan: &BootPlan<()>, stage2_root: HostPhysAddr) -> vcpu::ArmVcpu {
+        vcpu::ArmVcpu::new(plan.entry, stage2_root)
     }
 
     fn invalidate_guest_page(gpa: GuestPhysAddr) {

@@ -8,11 +8,12 @@ mod power;
 mod timer;
 mod vcpu;
 
-use super::{Arch, Outcome, host_device};
+use super::{Arch, BootPlan, Outcome, host_device, whole_image_at_entry};
 use alloc::boxed::Box;
 use guestaspace_core::devices::Bus;
 use guestaspace_core::devices::plic::{PLIC_SIZE, Plic, S_MODE_CONTEXT};
 use guestaspace_core::devices::uart16550::Uart16550;
+use guestaspace_core::image::ImageError;
 use guestaspace_core::runloop::Devices;
 
 /// The UART's PLIC source on QEMU `virt`.
@@ -40,13 +41,14 @@ impl Arch for Riscv64 {
         hardware::init()
     }
 
-    fn new_vcpu(entry: GuestPhysAddr, stage2_root: HostPhysAddr) -> vcpu::RiscvVcpu {
-        vcpu::RiscvVcpu::new(entry, stage2_root)
+    type Start = ();
+
+    fn boot_plan(image: &[u8], layout: &GuestLayout) -> Result<BootPlan<()>, ImageError> {
+        Ok(whole_image_at_entry(image, layout))
     }
 
-    fn boot_pages() -> impl Iterator<Item = (GuestPhysAddr, [u64; 512])> {
-        // The guest boots like an S-mode kernel: nothing to prepare.
-        core::iter::empty()
+    fn new_vcpu(plan: &BootPlan<()>, stage2_root: HostPhysAddr) -> vcpu::RiscvVcpu {
+        vcpu::RiscvVcpu::new(plan.entry, stage2_root)
     }
 
     fn invalidate_guest_page(gpa: GuestPhysAddr) {

@@ -6,12 +6,20 @@ mod power;
 mod svm;
 mod vcpu;
 
-use super::{Arch, Outcome, host_device};
+use super::{Arch, BootPlan, Outcome, host_device};
+use alloc::boxed::Box;
+use alloc::vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
 use guestaspace_core::arch::setup::HwSetupError;
-use guestaspace_core::arch::x86_64::boot;
+use guestaspace_core::arch::x86_64::{boot, multiboot};
 use guestaspace_core::devices::Bus;
+use guestaspace_core::devices::pic8259::{MASTER_BASE, PIC_PORTS, Pic8259, SLAVE_BASE};
+use guestaspace_core::devices::uart16550::{UART16550_SIZE, Uart16550};
+
+/// COM1's first port.
+const COM1: u16 = 0x3f8;
+use guestaspace_core::image::ImageError;
 use guestaspace_core::layout::{GuestLayout, HostDevice, machines};
 use guestaspace_core::runloop::Devices;
 use guestaspace_core::stage2::Npt;
@@ -37,12 +45,52 @@ impl Arch for X86_64 {
         svm::enable()
     }
 
-    fn new_vcpu(entry: GuestPhysAddr, stage2_root: HostPhysAddr) -> vcpu::SvmVcpu {
-        vcpu::SvmVcpu::new(entry, stage2_root)
+    type Start = boot::Start;
+
+    /// A Multiboot kernel goes where its header says, with the Multiboot
+    /// information structure at `boot::MULTIBOOT_INFO`; any other image at
+    /// the layout's entry, with the long-mode boot structures.
+    fn boot_plan(image: &[u8], layout: &GuestLayout) -> Result<BootPlan<boot::Start>, ImageError> {
+        let ram = layout.ram().ok_or(ImageError::NoRam {
+            entry: layout.entry,
+        })?;
+        let start = boot::start_for(image, ram)?;
+        Ok(match start {
+            boot::Start::LongMode => BootPlan {
+                load: layout.entry,
+                bytes: 0..image.len(),
+                entry: layout.entry,
+                extra: boot::pages()
+                    .map(|(gpa, words)| (gpa, words.iter().flat_map(|w| w.to_le_bytes()).collect()))
+                    .collect(),
+                start,
+            },
+            boot::Start::Multiboot(plan) => {
+                let info_at = GuestPhysAddr::new(boot::MULTIBOOT_INFO);
+                let mut info = vec![0u8; 4096];
+                let used = multiboot::write_info(
+                    &mut info,
+                    info_at,
+                    &[(ram.gpa, ram.size)],
+                    "",
+                    "arceos-guestaspace",
+                )
+                .expect("a page holds the information structure");
+                info.truncate(used);
+                let first = plan.file_offset as usize;
+                BootPlan {
+                    load: plan.load,
+                    bytes: first..first + plan.file_size as usize,
+                    entry: plan.entry,
+                    extra: vec![(info_at, info)],
+                    start,
+                }
+            }
+        })
     }
 
-    fn boot_pages() -> impl Iterator<Item = (GuestPhysAddr, [u64; 512])> {
-        boot::pages()
+    fn new_vcpu(plan: &BootPlan<boot::Start>, stage2_root: HostPhysAddr) -> vcpu::SvmVcpu {
+        vcpu::SvmVcpu::new(plan.entry, plan.start, stage2_root)
     }
 
     fn invalidate_guest_page(_gpa: GuestPhysAddr) {
@@ -51,10 +99,21 @@ impl Arch for X86_64 {
         FLUSH_GUEST_TLB.store(true, Ordering::Relaxed);
     }
 
-    /// No device is emulated on this architecture yet: the bus is empty,
-    /// so no guest access ever reaches it.
+    /// The PC's COM1 (a 16550 at ports 0x3F8..0x3FF) and the two legacy
+    /// PICs (kept masked) on the port bus; no MMIO device yet.
     fn devices() -> Devices {
-        Devices::new(Bus::new(), 0)
+        let mut devices = Devices::new(Bus::new(), 0);
+        let port = |p: u16| GuestPhysAddr::new(u64::from(p));
+        let ports = &mut devices.ports;
+        ports
+            .add(port(COM1), UART16550_SIZE, Box::new(Uart16550::new()), None)
+            .expect("COM1 fits on an empty port bus");
+        for (base, name) in [(MASTER_BASE, "pic-master"), (SLAVE_BASE, "pic-slave")] {
+            ports
+                .add(port(base), PIC_PORTS, Box::new(Pic8259::new(name)), None)
+                .expect("the PICs do not overlap COM1");
+        }
+        devices
     }
 
     /// No host tick yet: the guest only exits by itself.

@@ -7,10 +7,11 @@ use core::mem::offset_of;
 use core::sync::atomic::Ordering;
 use guestaspace_core::addr::{GuestPhysAddr, GuestVirtAddr, HostPhysAddr};
 use guestaspace_core::arch::smccc;
-use guestaspace_core::arch::x86_64::boot;
+use guestaspace_core::arch::x86_64::ioio::PortAccess;
 use guestaspace_core::arch::x86_64::vmcb::{
     self, CallRegs, InterceptMisc1, InterceptMisc2, Segment, Vmcb,
 };
+use guestaspace_core::arch::x86_64::{boot, multiboot};
 use guestaspace_core::exit::{Exit, Reply};
 use guestaspace_core::runloop::Vcpu;
 
@@ -22,6 +23,20 @@ const VMMCALL_LEN: u64 = 3;
 /// bits set intercepts every port and MSR.
 const IOPM_PAGES: usize = 3;
 const MSRPM_PAGES: usize = 2;
+/// MSRs held in the VMCB state-save area (APM vol. 2, Table B-2): FS_BASE,
+/// GS_BASE, KERNEL_GS_BASE, STAR, LSTAR, CSTAR, SFMASK, SYSENTER_CS/ESP/EIP.
+const GUEST_OWNED_MSRS: [u32; 10] = [
+    0xc000_0100,
+    0xc000_0101,
+    0xc000_0102,
+    0xc000_0081,
+    0xc000_0082,
+    0xc000_0083,
+    0xc000_0084,
+    0x174,
+    0x175,
+    0x176,
+];
 /// Exception vector of #MC: a machine check is never the guest's to see.
 const VECTOR_MC: u32 = 18;
 
@@ -65,7 +80,7 @@ fn pages(n: usize) -> (*mut u8, HostPhysAddr) {
 }
 
 impl SvmVcpu {
-    pub fn new(entry: GuestPhysAddr, stage2_root: HostPhysAddr) -> Self {
+    pub fn new(entry: GuestPhysAddr, start: boot::Start, stage2_root: HostPhysAddr) -> Self {
         let (vmcb_ptr, vmcb_pa) = pages(1);
         let (_, host_vmcb_pa) = pages(1);
         let (iopm, iopm_pa) = pages(IOPM_PAGES);
@@ -74,6 +89,13 @@ impl SvmVcpu {
         unsafe {
             iopm.write_bytes(0xff, IOPM_PAGES * 4096);
             msrpm.write_bytes(0xff, MSRPM_PAGES * 4096);
+        }
+        // The MSRs VMRUN and #VMEXIT switch through the VMCB are the
+        // guest's own: its accesses need no exit.
+        for msr in GUEST_OWNED_MSRS {
+            let (byte, bit) = vmcb::msrpm_position(msr).expect("a mapped MSR");
+            // SAFETY: `byte` is inside the 8 KiB map; read and write bits.
+            unsafe { *msrpm.add(byte) &= !(0b11 << bit) };
         }
         // SAFETY: a zeroed, page-aligned page of ours, used only as this VMCB.
         let vmcb = unsafe { &mut *vmcb_ptr.cast::<Vmcb>() };
@@ -86,6 +108,7 @@ impl SvmVcpu {
             | InterceptMisc1::INIT
             | InterceptMisc1::INVD
             | InterceptMisc1::HLT
+            | InterceptMisc1::INVLPGA
             | InterceptMisc1::IOIO_PROT
             | InterceptMisc1::MSR_PROT
             | InterceptMisc1::SHUTDOWN)
@@ -128,11 +151,28 @@ impl SvmVcpu {
         s.dr6 = 0xffff_0ff0;
         s.dr7 = 0x400;
         s.g_pat = 0x0007_0406_0007_0406; // the power-on PAT
+        let mut gprs = GuestGprs::default();
+        if let boot::Start::Multiboot(_) = start {
+            // The Multiboot machine state (spec 3.2): 32-bit protected mode,
+            // paging off, flat 4 GiB code and data segments, interrupts
+            // off, EAX = the boot loader magic, EBX = the information
+            // structure. GDTR and IDTR are the kernel's to load. EFER keeps
+            // SVME, which VMRUN requires of the guest's EFER.
+            s.cs = Segment::code32(boot::CODE_SELECTOR);
+            s.efer = boot::EFER_SVME;
+            s.cr0 = boot::CR0_PROTECTED;
+            s.cr3 = 0;
+            s.cr4 = 0;
+            s.gdtr = Segment::table(0, 0);
+            s.rsp = 0;
+            s.rax = u64::from(multiboot::BOOTLOADER_MAGIC);
+            gprs.rbx = boot::MULTIBOOT_INFO;
+        }
         Self {
             vmcb,
             vmcb_pa,
             host_vmcb_pa,
-            gprs: GuestGprs::default(),
+            gprs,
         }
     }
 }
@@ -176,4 +216,17 @@ impl Vcpu for SvmVcpu {
     }
 
     fn deliver_timer(&mut self) {}
+
+    /// An IN's value goes to AL/AX/EAX as wide as the access (EAX
+    /// zero-extends into RAX); the guest resumes at the next instruction,
+    /// which the IOIO exit names (EXITINFO2).
+    fn finish_pio(&mut self, value: u64) {
+        let c = &self.vmcb.control;
+        if let Ok(access) = PortAccess::decode(c.exit_info1)
+            && access.is_in()
+        {
+            self.vmcb.save.rax = access.merge_in(self.vmcb.save.rax, value);
+        }
+        self.vmcb.save.rip = self.vmcb.control.exit_info2;
+    }
 }
