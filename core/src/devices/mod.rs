@@ -13,9 +13,10 @@
 //! Models: [`uart16550`] (the console of QEMU `virt` and the PC COM1),
 //! [`pl011`] (the Arm PrimeCell UART, the console of QEMU's aarch64 `virt`),
 //! [`plic`] (the RISC-V platform-level interrupt controller of QEMU `virt`),
-//! [`gicv2`] (the Arm GICv2 distributor and CPU interface of QEMU `virt`)
-//! and [`pic8259`] (the PC's legacy interrupt controllers, accepted and
-//! kept masked).
+//! [`gicv2`] (the Arm GICv2 distributor and CPU interface of QEMU `virt`),
+//! [`pic8259`] (the PC's legacy interrupt controllers, accepted and kept
+//! masked) and [`lapic`] (the x86 local APIC, x2APIC and xAPIC, with its
+//! timer).
 
 use core::fmt;
 
@@ -24,6 +25,7 @@ use crate::addr::GuestPhysAddr;
 #[cfg(feature = "alloc")]
 pub mod bus;
 pub mod gicv2;
+pub mod lapic;
 pub mod pic8259;
 #[cfg(feature = "alloc")]
 pub mod pl011;
