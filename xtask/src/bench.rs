@@ -143,10 +143,11 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
     // 5. Devices and guest boot, where the guest has emulated devices.
     let clock_us = parse_clock(&normal_run.text)?;
     let devices = if let Some(uart) = spec.console_device {
+        let (helloworld, hosted_text) = guest_boot::measure(spec, &paths, &files, runs)?;
         Some(DeviceFigures {
-            uart_per_char: guest_boot::uart_accesses_per_char(&normal_run.text, uart)
-                .context("no UART figures in the normal run")?,
-            helloworld: guest_boot::measure(spec, &paths, &files, runs)?,
+            uart_per_char: guest_boot::uart_accesses_per_char(&hosted_text, uart)
+                .context("no UART figures in the hosted helloworld run")?,
+            helloworld,
         })
     } else {
         None

@@ -49,7 +49,7 @@ pub const SPEC: ArchSpec = ArchSpec {
     wild_gpa: "0xfec00000",
     crash_text: "shutdown (triple fault in the guest)",
     no_virtualization_text: "the CPU has no AMD SVM",
-    console_device: None,
+    console_device: Some("uart16550"),
     bad_console_reply: "Console write from 0x30000000 answered -9",
     icount_exits: &[
         ("nested page fault", 2),

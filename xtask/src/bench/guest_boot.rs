@@ -1,8 +1,8 @@
 //! Guest boot overhead: the same unmodified crates.io kernel
 //! (`arceos-helloworld`) booted by QEMU directly and as the hypervisor's
 //! guest, side by side, plus the hypervisor's own clock split of the
-//! hosted run. Measured where the unmodified kernel runs as a guest
-//! (riscv64 and aarch64).
+//! hosted run. Measured where the unmodified kernel runs as a guest (all
+//! three architectures).
 
 use super::measure::{Summary, time_command};
 use crate::arch::{ArchSpec, VmFiles};
@@ -27,14 +27,15 @@ pub struct GuestBoot {
     pub clock_us: (u64, u64),
 }
 
-/// Times the unmodified helloworld bare and hosted, `runs` times each.
-/// `files` are the hypervisor's artifacts for `spec`.
+/// Times the unmodified helloworld bare and hosted, `runs` times each;
+/// returns the figures and the last hosted run's output. `files` are the
+/// hypervisor's artifacts for `spec`.
 pub fn measure(
     spec: &'static ArchSpec,
     paths: &ArchPaths,
     files: &VmFiles,
     runs: usize,
-) -> Result<GuestBoot> {
+) -> Result<(GuestBoot, String)> {
     let app = tutorial::HELLOWORLD;
     let flat = guest_flat(&tutorial::build(app, spec)?, spec)?;
     let kernel_path = paths.e2e.join(format!("{}.bin", app.dir_name()));
@@ -65,6 +66,7 @@ pub fn measure(
         ..*files
     };
     let mut clock_us = (0, 0);
+    let mut last = String::new();
     let hosted = Summary::of(time_command(runs, || {
         let out = super::boot(spec, &hosted_files, &[])?;
         ensure!(
@@ -73,14 +75,18 @@ pub fn measure(
             out.text
         );
         clock_us = parse_clock(&out.text)?;
+        last = out.text;
         Ok(out.wall)
     })?);
-    Ok(GuestBoot {
-        kernel: app.dir_name(),
-        bare,
-        hosted,
-        clock_us,
-    })
+    Ok((
+        GuestBoot {
+            kernel: app.dir_name(),
+            bare,
+            hosted,
+            clock_us,
+        },
+        last,
+    ))
 }
 
 /// Emulated-UART accesses per character the guest printed, from a run's

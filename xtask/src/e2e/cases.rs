@@ -37,6 +37,12 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
             run: smc,
         });
     }
+    if arch == Arch::X86_64 {
+        cases.push(Case {
+            name: "tutorial-helloworld",
+            run: tutorial_helloworld,
+        });
+    }
     if matches!(arch, Arch::Riscv64 | Arch::Aarch64) {
         cases.extend([
             Case {
@@ -330,7 +336,8 @@ fn boot_tutorial(ctx: &Ctx, app: TutorialApp) -> Result<RunOutput> {
 }
 
 /// The unmodified helloworld greets through the emulated console UART
-/// (the 16550 on riscv64, the PL011 on aarch64) and powers off.
+/// (the 16550 on riscv64, the PL011 on aarch64, COM1's 16550 through port
+/// I/O on x86_64, entered by Multiboot) and powers off.
 fn tutorial_helloworld(ctx: &Ctx) -> Result<()> {
     let out = boot_tutorial(ctx, tutorial::HELLOWORLD)?;
     check_in_order(

@@ -147,7 +147,8 @@ pub enum IoioError {
     NoSize(u64),
     /// More than one of SZ8/SZ16/SZ32 is set.
     SeveralSizes(u64),
-    /// None of A16/A32/A64 is set.
+    /// None of A16/A32/A64 is set on a string (INS/OUTS) access, which
+    /// needs it to walk memory.
     NoAddrSize(u64),
     /// More than one of A16/A32/A64 is set.
     SeveralAddrSizes(u64),
@@ -190,8 +191,9 @@ pub struct PortAccess {
     pub string: bool,
     /// A REP prefix was present.
     pub rep: bool,
-    /// The instruction's address size.
-    pub addr_size: AddrSize,
+    /// The instruction's address size; `None` when the CPU left A16/A32/A64
+    /// clear, which QEMU's SVM does for plain IN/OUT (they touch no memory).
+    pub addr_size: Option<AddrSize>,
     /// The effective segment (meaningful for string forms on processors
     /// with DecodeAssists; ES otherwise).
     pub segment: SegReg,
@@ -220,10 +222,11 @@ impl PortAccess {
             Err(()) => return Err(IoioError::SeveralSizes(v)),
         };
         let addr_size = match one_hot(v, ADDR_MASK) {
-            Ok(Some(A16)) => AddrSize::Bits16,
-            Ok(Some(A32)) => AddrSize::Bits32,
-            Ok(Some(_)) => AddrSize::Bits64,
-            Ok(None) => return Err(IoioError::NoAddrSize(v)),
+            Ok(Some(A16)) => Some(AddrSize::Bits16),
+            Ok(Some(A32)) => Some(AddrSize::Bits32),
+            Ok(Some(_)) => Some(AddrSize::Bits64),
+            Ok(None) if v & STR != 0 => return Err(IoioError::NoAddrSize(v)),
+            Ok(None) => None,
             Err(()) => return Err(IoioError::SeveralAddrSizes(v)),
         };
         let segment =
@@ -252,9 +255,10 @@ impl PortAccess {
             _ => SZ32,
         };
         let addr = match self.addr_size {
-            AddrSize::Bits16 => A16,
-            AddrSize::Bits32 => A32,
-            AddrSize::Bits64 => A64,
+            Some(AddrSize::Bits16) => A16,
+            Some(AddrSize::Bits32) => A32,
+            Some(AddrSize::Bits64) => A64,
+            None => 0,
         };
         (self.port as u64) << PORT_SHIFT
             | (self.segment as u64) << SEG_SHIFT
@@ -368,7 +372,7 @@ mod tests {
                 dir: PortDir::Out,
                 string: false,
                 rep: false,
-                addr_size: AddrSize::Bits64,
+                addr_size: Some(AddrSize::Bits64),
                 segment: SegReg::Es,
             }
         );
@@ -399,7 +403,7 @@ mod tests {
                 dir: PortDir::Out,
                 string: true,
                 rep: true,
-                addr_size: AddrSize::Bits32,
+                addr_size: Some(AddrSize::Bits32),
                 segment: SegReg::Ds,
             }
         );
@@ -412,7 +416,7 @@ mod tests {
     fn rep_on_plain_in_is_still_simple() {
         let a = PortAccess::decode(0x60 << 16 | A16 | SZ16 | REP | TYPE_IN).unwrap();
         assert!(a.rep && a.is_simple());
-        assert_eq!(a.addr_size, AddrSize::Bits16);
+        assert_eq!(a.addr_size, Some(AddrSize::Bits16));
         assert_eq!(a.to_string(), "2-byte IN from port 0x60");
     }
 
@@ -443,7 +447,14 @@ mod tests {
             let v = 0x3f8 << 16 | A64 | sizes;
             assert_eq!(PortAccess::decode(v), Err(IoioError::SeveralSizes(v)));
         }
-        let no_addr = 0x3f8 << 16 | SZ8;
+        // Plain OUT with no address-size bit, as QEMU reports it (seen
+        // from ArceOS's COM1 driver: EXITINFO1 0x3f90010).
+        let plain = PortAccess::decode(0x3f9_0010).unwrap();
+        assert_eq!(
+            (plain.port, plain.addr_size, plain.is_in()),
+            (0x3f9, None, false)
+        );
+        let no_addr = 0x3f8 << 16 | SZ8 | STR;
         assert_eq!(
             PortAccess::decode(no_addr),
             Err(IoioError::NoAddrSize(no_addr))

@@ -3,15 +3,19 @@
 
 use super::FLUSH_GUEST_TLB;
 use crate::host_memory::alloc_host_pages;
+use axhal::time::{monotonic_time_nanos, nanos_to_ticks};
 use core::mem::offset_of;
 use core::sync::atomic::Ordering;
 use guestaspace_core::addr::{GuestPhysAddr, GuestVirtAddr, HostPhysAddr};
 use guestaspace_core::arch::smccc;
+use guestaspace_core::arch::x86_64::cpuid::{CpuidPolicy, CpuidResult};
 use guestaspace_core::arch::x86_64::ioio::PortAccess;
+use guestaspace_core::arch::x86_64::msr::{GuestMsrs, InjectGp, MsrEnv};
 use guestaspace_core::arch::x86_64::vmcb::{
     self, CallRegs, InterceptMisc1, InterceptMisc2, Segment, Vmcb,
 };
 use guestaspace_core::arch::x86_64::{boot, multiboot};
+use guestaspace_core::devices::lapic::Lapic;
 use guestaspace_core::exit::{Exit, Reply};
 use guestaspace_core::runloop::Vcpu;
 
@@ -19,6 +23,14 @@ use guestaspace_core::runloop::Vcpu;
 const ASID: u32 = 1;
 /// Length of the VMMCALL instruction (0F 01 D9).
 const VMMCALL_LEN: u64 = 3;
+/// Length of CPUID (0F A2).
+const CPUID_LEN: u64 = 2;
+/// Length of RDMSR (0F 32) and WRMSR (0F 30).
+const MSR_INSN_LEN: u64 = 2;
+/// EVENTINJ for #GP(0): vector 13, type 3 (exception), error code valid
+/// (bit 11), valid (bit 31), error code 0 (bits 63:32) (APM vol. 2,
+/// 15.20 "Event Injection").
+const EVENTINJ_GP: u64 = 13 | 3 << 8 | 1 << 11 | 1 << 31;
 /// The I/O permission map is 12 KiB, the MSR permission map 8 KiB; all
 /// bits set intercepts every port and MSR.
 const IOPM_PAGES: usize = 3;
@@ -73,6 +85,12 @@ pub struct SvmVcpu {
     vmcb_pa: HostPhysAddr,
     host_vmcb_pa: HostPhysAddr,
     gprs: GuestGprs,
+    /// What the guest's CPUID reports.
+    cpuid: CpuidPolicy,
+    /// The MSRs neither the VMCB nor the local APIC holds.
+    msrs: GuestMsrs,
+    /// The guest's local APIC (x2APIC through MSRs).
+    lapic: Lapic,
 }
 
 fn pages(n: usize) -> (*mut u8, HostPhysAddr) {
@@ -106,6 +124,7 @@ impl SvmVcpu {
             | InterceptMisc1::NMI
             | InterceptMisc1::SMI
             | InterceptMisc1::INIT
+            | InterceptMisc1::CPUID
             | InterceptMisc1::INVD
             | InterceptMisc1::HLT
             | InterceptMisc1::INVLPGA
@@ -168,12 +187,66 @@ impl SvmVcpu {
             s.rax = u64::from(multiboot::BOOTLOADER_MAGIC);
             gprs.rbx = boot::MULTIBOOT_INFO;
         }
+        // The guest's TSC runs at the host's; tell it the rate (CPUID 16h)
+        // the way the host's own platform code learned it.
+        let tsc_hz = nanos_to_ticks(1_000_000_000);
         Self {
             vmcb,
             vmcb_pa,
             host_vmcb_pa,
             gprs,
+            cpuid: CpuidPolicy {
+                tsc_mhz: (tsc_hz / 1_000_000) as u16,
+            },
+            msrs: GuestMsrs::new(),
+            lapic: Lapic::new(tsc_hz),
         }
+    }
+
+    /// CPUID, answered by the policy from the host's values; the guest
+    /// steps past the 2-byte instruction.
+    fn emulate_cpuid(&mut self) -> Exit {
+        let (leaf, subleaf) = (self.vmcb.save.rax as u32, self.gprs.rcx as u32);
+        // SAFETY: CPUID is available on every x86_64 CPU.
+        let host = unsafe { core::arch::x86_64::__cpuid_count(leaf, subleaf) };
+        let r = self.cpuid.apply(
+            leaf,
+            subleaf,
+            CpuidResult::new(host.eax, host.ebx, host.ecx, host.edx),
+        );
+        self.vmcb.save.rax = u64::from(r.eax);
+        self.gprs.rbx = u64::from(r.ebx);
+        self.gprs.rcx = u64::from(r.ecx);
+        self.gprs.rdx = u64::from(r.edx);
+        self.vmcb.save.rip += CPUID_LEN;
+        Exit::SysReg
+    }
+
+    /// RDMSR/WRMSR through the MSR policy (ECX the MSR, EDX:EAX the value);
+    /// one it refuses injects #GP into the guest, which does not step past.
+    fn emulate_msr(&mut self, write: bool) -> Exit {
+        let msr = self.gprs.rcx as u32;
+        let mut env = MsrEnv {
+            vmcb: &mut *self.vmcb,
+            lapic: &mut self.lapic,
+            // SAFETY: RDTSC has no side effects.
+            host_tsc: unsafe { core::arch::x86_64::_rdtsc() },
+            now_ns: monotonic_time_nanos(),
+        };
+        let result = if write {
+            let value = self.gprs.rdx << 32 | (env.vmcb.save.rax & 0xffff_ffff);
+            self.msrs.write(msr, value, &mut env)
+        } else {
+            self.msrs.read(msr, &mut env).map(|value| {
+                env.vmcb.save.rax = value & 0xffff_ffff;
+                self.gprs.rdx = value >> 32;
+            })
+        };
+        match result {
+            Ok(()) => self.vmcb.save.rip += MSR_INSN_LEN,
+            Err(InjectGp) => self.vmcb.control.event_inj = EVENTINJ_GP,
+        }
+        Exit::SysReg
     }
 }
 
@@ -192,6 +265,11 @@ impl Vcpu for SvmVcpu {
             )
         };
         self.vmcb.control.tlb_control = 0;
+        match self.vmcb.control.exit_code {
+            vmcb::exit_code::CPUID => return self.emulate_cpuid(),
+            vmcb::exit_code::MSR => return self.emulate_msr(self.vmcb.control.exit_info1 == 1),
+            _ => {}
+        }
         let c = &self.vmcb.control;
         let regs = CallRegs {
             rax: self.vmcb.save.rax,
