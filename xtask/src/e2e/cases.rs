@@ -38,10 +38,20 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
         });
     }
     if arch == Arch::X86_64 {
-        cases.push(Case {
-            name: "tutorial-helloworld",
-            run: tutorial_helloworld,
-        });
+        cases.extend([
+            Case {
+                name: "tutorial-helloworld",
+                run: tutorial_helloworld,
+            },
+            Case {
+                name: "tutorial-fairsched",
+                run: tutorial_fairsched,
+            },
+            Case {
+                name: "watchdog",
+                run: watchdog,
+            },
+        ]);
     }
     if matches!(arch, Arch::Riscv64 | Arch::Aarch64) {
         cases.extend([

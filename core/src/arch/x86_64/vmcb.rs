@@ -62,6 +62,32 @@ bitflags::bitflags! {
     }
 }
 
+/// VMCB offset 0x060, virtual interrupt control (APM vol. 2, Table B-1
+/// and 15.21.4 "Injecting Virtual (INTR) Interrupts").
+pub mod int_control {
+    /// V_IRQ, bit 8: a virtual interrupt is pending. The CPU clears it in
+    /// the VMCB at #VMEXIT once the guest has taken the interrupt.
+    pub const V_IRQ: u64 = 1 << 8;
+    /// V_INTR_PRIO, bits 19:16: the pending interrupt's priority.
+    pub const V_INTR_PRIO_SHIFT: u32 = 16;
+    /// V_IGN_TPR, bit 20: deliver regardless of V_TPR (the emulated local
+    /// APIC does the priority arithmetic itself).
+    pub const V_IGN_TPR: u64 = 1 << 20;
+    /// V_INTR_MASKING, bit 24: the guest's RFLAGS.IF masks only virtual
+    /// interrupts; physical ones still exit to the host.
+    pub const V_INTR_MASKING: u64 = 1 << 24;
+    /// V_INTR_VECTOR, bits 39:32: the vector delivered.
+    pub const V_INTR_VECTOR_SHIFT: u32 = 32;
+
+    /// The bits that make `vector` a pending virtual interrupt.
+    pub const fn virtual_interrupt(vector: u8) -> u64 {
+        V_IRQ
+            | V_IGN_TPR
+            | ((vector >> 4) as u64) << V_INTR_PRIO_SHIFT
+            | (vector as u64) << V_INTR_VECTOR_SHIFT
+    }
+}
+
 /// VMCB offset 0x090 bit 0: NP_ENABLE, nested paging on (APM vol. 2,
 /// Table B-1).
 pub const NP_ENABLE: u64 = 1 << 0;
@@ -667,5 +693,15 @@ mod tests {
         // x2APIC's 0x800 range is in the first block; 0x4000_0000 is not mapped.
         assert_eq!(msrpm_position(0x80b), Some((0x202, 6)));
         assert_eq!(msrpm_position(0x4000_0000), None);
+    }
+
+    #[test]
+    fn a_virtual_interrupt_carries_its_vector_and_priority() {
+        let v = int_control::virtual_interrupt(0xf0);
+        assert_eq!(v & int_control::V_IRQ, int_control::V_IRQ);
+        assert_eq!(v >> 32 & 0xff, 0xf0);
+        assert_eq!(v >> 16 & 0xf, 0xf);
+        assert_ne!(v & int_control::V_IGN_TPR, 0);
+        assert_eq!(v & int_control::V_INTR_MASKING, 0);
     }
 }

@@ -2,6 +2,7 @@
 //! guest-physical memory translated by nested page tables (`nCR3`); every
 //! intercepted event comes back as a #VMEXIT with a code in the VMCB.
 
+mod host_timer;
 mod power;
 mod svm;
 mod vcpu;
@@ -42,7 +43,9 @@ impl Arch for X86_64 {
     ];
 
     fn init_hardware() -> Result<(), HwSetupError> {
-        svm::enable()
+        svm::enable()?;
+        host_timer::calibrate();
+        Ok(())
     }
 
     type Start = boot::Start;
@@ -116,8 +119,7 @@ impl Arch for X86_64 {
         devices
     }
 
-    /// No host tick yet: the guest only exits by itself.
-    const HOST_TICK_NS: u64 = 0;
+    const HOST_TICK_NS: u64 = host_timer::HOST_TICK_NS;
 
     fn power_off(outcome: Outcome) -> ! {
         power::power_off(outcome)

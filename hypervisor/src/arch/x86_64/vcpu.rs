@@ -2,6 +2,7 @@
 //! boot structures of `boot`, the intercepts, and the exit decoding.
 
 use super::FLUSH_GUEST_TLB;
+use super::host_timer;
 use crate::host_memory::alloc_host_pages;
 use axhal::time::{monotonic_time_nanos, nanos_to_ticks};
 use core::mem::offset_of;
@@ -12,7 +13,7 @@ use guestaspace_core::arch::x86_64::cpuid::{CpuidPolicy, CpuidResult};
 use guestaspace_core::arch::x86_64::ioio::PortAccess;
 use guestaspace_core::arch::x86_64::msr::{GuestMsrs, InjectGp, MsrEnv};
 use guestaspace_core::arch::x86_64::vmcb::{
-    self, CallRegs, InterceptMisc1, InterceptMisc2, Segment, Vmcb,
+    self, CallRegs, InterceptMisc1, InterceptMisc2, Segment, Vmcb, int_control,
 };
 use guestaspace_core::arch::x86_64::{boot, multiboot};
 use guestaspace_core::devices::lapic::Lapic;
@@ -91,6 +92,12 @@ pub struct SvmVcpu {
     msrs: GuestMsrs,
     /// The guest's local APIC (x2APIC through MSRs).
     lapic: Lapic,
+    /// The vector handed to the CPU as a virtual interrupt (V_IRQ), not
+    /// yet taken by the guest.
+    offered: Option<u8>,
+    /// The host timer's deadline now, and the next host tick (ns).
+    armed: u64,
+    next_tick: u64,
 }
 
 fn pages(n: usize) -> (*mut u8, HostPhysAddr) {
@@ -126,7 +133,6 @@ impl SvmVcpu {
             | InterceptMisc1::INIT
             | InterceptMisc1::CPUID
             | InterceptMisc1::INVD
-            | InterceptMisc1::HLT
             | InterceptMisc1::INVLPGA
             | InterceptMisc1::IOIO_PROT
             | InterceptMisc1::MSR_PROT
@@ -146,6 +152,10 @@ impl SvmVcpu {
         c.guest_asid = ASID;
         c.tlb_control = vmcb::TLB_FLUSH_GUEST;
         c.np_control = vmcb::NP_ENABLE;
+        // The guest's IF masks only the virtual interrupts we inject; a
+        // physical one (the host timer) always exits. HLT is not
+        // intercepted: the guest sleeps until one or the other arrives.
+        c.int_control = int_control::V_INTR_MASKING;
         c.ncr3 = stage2_root.as_u64();
 
         let s = &mut vmcb.save;
@@ -200,7 +210,66 @@ impl SvmVcpu {
             },
             msrs: GuestMsrs::new(),
             lapic: Lapic::new(tsc_hz),
+            offered: None,
+            armed: 0,
+            next_tick: monotonic_time_nanos() + host_timer::HOST_TICK_NS,
         }
+    }
+
+    /// Offers the local APIC's highest pending vector to the guest as a
+    /// virtual interrupt, which the CPU delivers when the guest's IF allows.
+    fn offer_interrupt(&mut self) {
+        if self.offered.is_none()
+            && let Some(vector) = self.lapic.pending_vector()
+        {
+            self.vmcb.control.int_control =
+                int_control::V_INTR_MASKING | int_control::virtual_interrupt(vector);
+            self.offered = Some(vector);
+        }
+    }
+
+    /// After an exit: if the CPU delivered the offered vector (V_IRQ is
+    /// clear again), the local APIC moves it from IRR to ISR.
+    fn note_delivery(&mut self) {
+        if let Some(vector) = self.offered
+            && self.vmcb.control.int_control & int_control::V_IRQ == 0
+        {
+            self.lapic.acknowledge(vector);
+            self.offered = None;
+        }
+    }
+
+    /// Arms the host timer for the earlier of the guest's APIC-timer
+    /// deadline and the next host tick, if that changed.
+    fn arm_host_timer(&mut self) {
+        let deadline = self
+            .lapic
+            .next_deadline()
+            .unwrap_or(u64::MAX)
+            .min(self.next_tick);
+        if deadline != self.armed {
+            host_timer::arm(deadline);
+            self.armed = deadline;
+        }
+    }
+
+    /// An INTR exit: the host takes its interrupt, then the guest's APIC
+    /// timer is brought up to date. Its expiry is a timer exit (the vector
+    /// is then pending in the APIC and offered on entry); anything else is
+    /// the host tick.
+    fn host_interrupt(&mut self) -> Exit {
+        host_timer::take_pending();
+        self.armed = 0;
+        let now = monotonic_time_nanos();
+        let due = self.lapic.next_deadline().is_some_and(|d| now >= d);
+        self.lapic.tick(now);
+        if due {
+            return Exit::TimerExpired;
+        }
+        if now >= self.next_tick {
+            self.next_tick = now + host_timer::HOST_TICK_NS;
+        }
+        Exit::HostTick
     }
 
     /// CPUID, answered by the policy from the host's values; the guest
@@ -252,6 +321,8 @@ impl SvmVcpu {
 
 impl Vcpu for SvmVcpu {
     fn run(&mut self) -> Exit {
+        self.offer_interrupt();
+        self.arm_host_timer();
         if FLUSH_GUEST_TLB.swap(false, Ordering::Relaxed) {
             self.vmcb.control.tlb_control = vmcb::TLB_FLUSH_GUEST;
         }
@@ -265,7 +336,9 @@ impl Vcpu for SvmVcpu {
             )
         };
         self.vmcb.control.tlb_control = 0;
+        self.note_delivery();
         match self.vmcb.control.exit_code {
+            vmcb::exit_code::INTR => return self.host_interrupt(),
             vmcb::exit_code::CPUID => return self.emulate_cpuid(),
             vmcb::exit_code::MSR => return self.emulate_msr(self.vmcb.control.exit_info1 == 1),
             _ => {}

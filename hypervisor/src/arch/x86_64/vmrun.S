@@ -7,7 +7,12 @@
 #        rdx = host-physical address of the host-state VMCB
 #   out: returns after the #VMEXIT, guest registers stored back in GuestGprs.
 #   Preserves the SysV callee-saved registers (rbx, rbp, r12-r15); clobbers
-#   the rest. Runs with GIF clear from CLGI to STGI. VMSAVE/VMLOAD swap the
+#   the rest. Runs with GIF clear from CLGI to STGI, and with RFLAGS.IF set
+#   across VMRUN: with V_INTR_MASKING the host's IF is what lets a physical
+#   interrupt end the guest's run (#VMEXIT(INTR)); GIF = 0 keeps the host
+#   from taking it before VMRUN or after #VMEXIT. IF is clear again before
+#   STGI, so the caller decides when the host takes a pending interrupt.
+#   VMSAVE/VMLOAD swap the
 #   state VMRUN does not (FS, GS, TR, LDTR with hidden parts, KernelGsBase,
 #   STAR/LSTAR/CSTAR/SFMASK, SYSENTER MSRs) between host and guest.
 
@@ -45,6 +50,7 @@ _guestaspace_svm_run:
     mov     r15, [rdi + {R8} + 7 * 8]
     mov     rdi, [rdi + {RDI}]
 
+    sti                                 # GIF = 0: nothing is taken yet
     vmrun   rax                         # rax = guest VMCB; back here on #VMEXIT
                                         # with host rsp and rax restored
     xchg    rdi, [rsp]                  # rdi = GuestGprs, [rsp] = guest rdi
@@ -68,6 +74,7 @@ _guestaspace_svm_run:
     vmsave  rax
     mov     rax, [rsp + 8]              # host-state VMCB
     vmload  rax
+    cli
     stgi
 
     add     rsp, 16
