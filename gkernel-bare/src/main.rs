@@ -77,7 +77,14 @@ pub fn main() -> ! {
         // Scenarios of the riscv64 ArceOS guest and its emulated devices,
         // or of another architecture: this guest cannot play them, and
         // says so by failing the run.
-        other @ (Scenario::Echo | Scenario::DlabWildAccess | Scenario::Smc) => {
+        Scenario::Echo => {
+            println!("Type a line:");
+            let mut line = [0u8; 64];
+            let (len, polls) = arch::read_line(&mut line);
+            let text = core::str::from_utf8(&line[..len]).unwrap_or("(not UTF-8)");
+            println!("Echo: {text} (read by polling COM1, {polls} status reads)");
+        }
+        other @ (Scenario::DlabWildAccess | Scenario::Smc) => {
             println!(
                 "Scenario {}: not built into this guest; crashing on purpose",
                 other.name()
@@ -104,6 +111,12 @@ fn bench() {
         arch::null_hypercall();
     }
     let call_ticks = arch::counter() - start;
+    let start = arch::counter();
+    for _ in 0..CALLS {
+        core::hint::black_box(arch::line_status());
+    }
+    let pio_ticks = arch::counter() - start;
+    println!("bench-mmio: {CALLS} device reads in {pio_ticks} ticks");
     let start = arch::counter();
     for i in 0..PAGES {
         // SAFETY: guest RAM, identity mapped, used by nothing else.

@@ -115,6 +115,18 @@ impl Ctx {
         {
             return self.boot(&self.paths.disk, scenario, timeout);
         }
+        let (disk, pflash_scenario) = self.scenario_disk(scenario, vm)?;
+        self.boot(&disk, pflash_scenario, timeout)
+    }
+
+    /// A disk whose guest plays `scenario` with settings `vm`, and the
+    /// scenario the pflash image must then carry (the scenario itself where
+    /// it travels in pflash, `Normal` where it is built into the guest).
+    pub fn scenario_disk(
+        &self,
+        scenario: Scenario,
+        vm: &VmConfig,
+    ) -> Result<(std::path::PathBuf, Scenario)> {
         let (guest, pflash_scenario) = if self.spec.scenario_in_image {
             let mut log = String::new();
             let guest = build_guest(
@@ -133,7 +145,7 @@ impl Ctx {
             .e2e
             .join(format!("disk-{}-settings.img", scenario.name()));
         write_fat_disk(&disk, &guest_disk(&guest, vm))?;
-        self.boot(&disk, pflash_scenario, timeout)
+        Ok((disk, pflash_scenario))
     }
 
     /// Boots the flat guest image `guest` from a disk of its own, named

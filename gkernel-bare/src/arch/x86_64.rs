@@ -46,6 +46,45 @@ pub fn counter_hz() -> u64 {
     0
 }
 
+/// COM1's ports: data (RBR/THR) and line status (LSR, bit 0 = data ready).
+const COM1_DATA: u16 = 0x3f8;
+const COM1_LSR: u16 = 0x3fd;
+const LSR_DATA_READY: u8 = 1 << 0;
+
+/// One `in al, dx` from `port`: a port-I/O exit to the emulated device.
+pub fn inb(port: u16) -> u8 {
+    let v: u8;
+    // SAFETY: a port read; the hypervisor emulates the device behind it.
+    unsafe { core::arch::asm!("in al, dx", out("al") v, in("dx") port, options(nostack)) };
+    v
+}
+
+/// Reads COM1's line status once (the bench's port-I/O exit).
+pub fn line_status() -> u8 {
+    inb(COM1_LSR)
+}
+
+/// Reads a line typed on COM1, polling LSR (this guest has no interrupt
+/// handling); returns its length in `buf` and the LSR polls it took.
+pub fn read_line(buf: &mut [u8]) -> (usize, u64) {
+    let (mut len, mut polls) = (0, 0);
+    loop {
+        polls += 1;
+        if inb(COM1_LSR) & LSR_DATA_READY == 0 {
+            core::hint::spin_loop();
+            continue;
+        }
+        match inb(COM1_DATA) {
+            b'\n' | b'\r' => return (len, polls),
+            byte if len < buf.len() => {
+                buf[len] = byte;
+                len += 1;
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Stops in a way the hypervisor reports as a failure: with no IDT, UD2
 /// escalates to a triple fault, a SHUTDOWN exit.
 pub fn crash() -> ! {

@@ -92,8 +92,16 @@ pub mod int_control {
 /// Table B-1).
 pub const NP_ENABLE: u64 = 1 << 0;
 /// TLB_CONTROL value 3: flush this guest's (ASID's) TLB entries on VMRUN
-/// (APM vol. 2, Table B-1, offset 0x05C).
+/// (APM vol. 2, Table B-1, offset 0x05C); needs FlushByASID (CPUID
+/// 8000_000Ah EDX bit 6).
 pub const TLB_FLUSH_GUEST: u8 = 3;
+/// TLB_CONTROL value 1: flush the whole TLB on VMRUN, every ASID's; the
+/// fallback without FlushByASID.
+pub const TLB_FLUSH_ALL: u8 = 1;
+/// EXITINTINFO / EVENTINJ bit 31 (V): an event was being delivered at the
+/// exit, and must be delivered again (APM vol. 2, 15.7.2 "Intercepts
+/// During IDT Interrupt Delivery").
+pub const EVENT_VALID: u64 = 1 << 31;
 
 /// The VMCB control area (offsets 0x000..0x400).
 #[repr(C)]
@@ -390,9 +398,12 @@ pub fn exit_name(code: u64) -> &'static str {
     }
 }
 
-/// The guest registers a hypercall reads: RAX, RDI, RSI, RDX.
+/// The guest registers a hypercall reads: RAX, RDI, RSI, RDX, and the
+/// privilege level it was made from.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CallRegs {
+    /// The guest's CPL (VMCB state-save offset 0x4CB).
+    pub cpl: u8,
     /// The function identifier.
     pub rax: u64,
     /// Argument 0.
@@ -474,6 +485,13 @@ pub fn decode(code: u64, info1: u64, info2: u64, regs: &CallRegs) -> Exit {
                 Access::Read
             },
         },
+        // Only the guest's kernel may call the hypervisor: from user mode
+        // (CPL > 0) the call is refused, as KVM refuses it, and answers
+        // NOT_SUPPORTED instead of powering off or printing kernel memory.
+        exit_code::VMMCALL if regs.cpl != 0 => Exit::Hypercall(Request::Refused {
+            id: regs.rax,
+            function: 0,
+        }),
         exit_code::VMMCALL => {
             Exit::Hypercall(smccc::decode(regs.rax, [regs.rdi, regs.rsi, regs.rdx]))
         }
@@ -703,5 +721,34 @@ mod tests {
         assert_eq!(v >> 16 & 0xf, 0xf);
         assert_ne!(v & int_control::V_IGN_TPR, 0);
         assert_eq!(v & int_control::V_INTR_MASKING, 0);
+    }
+
+    #[test]
+    fn a_hypercall_from_user_mode_is_refused() {
+        let user = CallRegs {
+            cpl: 3,
+            rax: smccc::PSCI_SYSTEM_OFF,
+            ..Default::default()
+        };
+        let exit = decode(exit_code::VMMCALL, 0, 0, &user);
+        assert_eq!(
+            exit,
+            Exit::Hypercall(Request::Refused {
+                id: smccc::PSCI_SYSTEM_OFF,
+                function: 0
+            })
+        );
+        let Exit::Hypercall(req) = exit else {
+            unreachable!()
+        };
+        assert_eq!(
+            crate::exit::immediate_reply(&req),
+            Some(crate::exit::Reply::NotSupported)
+        );
+        let kernel = CallRegs { cpl: 0, ..user };
+        assert_eq!(
+            decode(exit_code::VMMCALL, 0, 0, &kernel),
+            Exit::Hypercall(Request::Shutdown(ShutdownReason::Normal))
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! boot structures of `boot`, the intercepts, and the exit decoding.
 
 use super::FLUSH_GUEST_TLB;
-use super::host_timer;
+use super::{host_timer, svm};
 use crate::host_memory::alloc_host_pages;
 use axhal::time::{monotonic_time_nanos, nanos_to_ticks};
 use core::mem::offset_of;
@@ -150,7 +150,7 @@ impl SvmVcpu {
         c.iopm_base_pa = iopm_pa.as_u64();
         c.msrpm_base_pa = msrpm_pa.as_u64();
         c.guest_asid = ASID;
-        c.tlb_control = vmcb::TLB_FLUSH_GUEST;
+        c.tlb_control = svm::tlb_flush();
         c.np_control = vmcb::NP_ENABLE;
         // The guest's IF masks only the virtual interrupts we inject; a
         // physical one (the host timer) always exits. HLT is not
@@ -214,6 +214,17 @@ impl SvmVcpu {
             armed: 0,
             next_tick: monotonic_time_nanos() + host_timer::HOST_TICK_NS,
         }
+    }
+
+    /// Moves the guest past the intercepted instruction: to nRIP where the
+    /// CPU saves it (NRIPS), else by the instruction's usual length (which
+    /// a prefix would make wrong).
+    fn step_past(&mut self, len: u64) {
+        self.vmcb.save.rip = if svm::has_next_rip() {
+            self.vmcb.control.next_rip
+        } else {
+            self.vmcb.save.rip + len
+        };
     }
 
     /// Offers the local APIC's highest pending vector to the guest as a
@@ -287,7 +298,7 @@ impl SvmVcpu {
         self.gprs.rbx = u64::from(r.ebx);
         self.gprs.rcx = u64::from(r.ecx);
         self.gprs.rdx = u64::from(r.edx);
-        self.vmcb.save.rip += CPUID_LEN;
+        self.step_past(CPUID_LEN);
         Exit::SysReg
     }
 
@@ -312,7 +323,7 @@ impl SvmVcpu {
             })
         };
         match result {
-            Ok(()) => self.vmcb.save.rip += MSR_INSN_LEN,
+            Ok(()) => self.step_past(MSR_INSN_LEN),
             Err(InjectGp) => self.vmcb.control.event_inj = EVENTINJ_GP,
         }
         Exit::SysReg
@@ -324,7 +335,7 @@ impl Vcpu for SvmVcpu {
         self.offer_interrupt();
         self.arm_host_timer();
         if FLUSH_GUEST_TLB.swap(false, Ordering::Relaxed) {
-            self.vmcb.control.tlb_control = vmcb::TLB_FLUSH_GUEST;
+            self.vmcb.control.tlb_control = svm::tlb_flush();
         }
         // SAFETY: the VMCB and host-state VMCB are ours and set up; the
         // nested tables at nCR3 only map what the address space allows.
@@ -336,6 +347,11 @@ impl Vcpu for SvmVcpu {
             )
         };
         self.vmcb.control.tlb_control = 0;
+        // An event cut short by this exit (a fault while delivering it) is
+        // delivered again on the next entry, not lost.
+        if self.vmcb.control.exit_int_info & vmcb::EVENT_VALID != 0 {
+            self.vmcb.control.event_inj = self.vmcb.control.exit_int_info;
+        }
         self.note_delivery();
         match self.vmcb.control.exit_code {
             vmcb::exit_code::INTR => return self.host_interrupt(),
@@ -345,6 +361,7 @@ impl Vcpu for SvmVcpu {
         }
         let c = &self.vmcb.control;
         let regs = CallRegs {
+            cpl: self.vmcb.save.cpl,
             rax: self.vmcb.save.rax,
             rdi: self.gprs.rdi,
             rsi: self.gprs.rsi,
@@ -359,7 +376,7 @@ impl Vcpu for SvmVcpu {
 
     fn finish_hypercall(&mut self, reply: Reply) {
         self.vmcb.save.rax = smccc::encode(reply);
-        self.vmcb.save.rip += VMMCALL_LEN;
+        self.step_past(VMMCALL_LEN);
     }
 
     fn set_timer(&mut self, _deadline: u64) {
