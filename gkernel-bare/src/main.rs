@@ -29,6 +29,7 @@ pub fn main() -> ! {
     println!("arch = {}", arch::ARCH);
     println!("platform = {}", arch::PLATFORM);
     println!("smp = 1");
+    arch::report_cpu();
     println!();
     println!("Reading PFlash at physical address {:#X}...", arch::PFLASH);
     // SAFETY: the boot page tables identity-map the pflash address.

@@ -46,6 +46,35 @@ pub fn counter_hz() -> u64 {
     0
 }
 
+/// Prints what CPUID tells this guest about where it runs: the
+/// hypervisor-present bit (leaf 1 ECX bit 31), the hypervisor's vendor
+/// leaf 0x4000_0000, and whether SVM (leaf 0x8000_0001 ECX bit 2) is
+/// offered, which it must not be.
+pub fn report_cpu() {
+    use core::arch::x86_64::__cpuid;
+    // SAFETY: CPUID is available on every x86_64 CPU.
+    let (features, vendor, extended) =
+        unsafe { (__cpuid(1), __cpuid(0x4000_0000), __cpuid(0x8000_0001)) };
+    let mut name = [0u8; 12];
+    for (chunk, reg) in name.chunks_mut(4).zip([vendor.ebx, vendor.ecx, vendor.edx]) {
+        chunk.copy_from_slice(&reg.to_le_bytes());
+    }
+    crate::println!(
+        "CPUID: hypervisor bit {}, vendor \"{}\", SVM {}",
+        if features.ecx & 1 << 31 != 0 {
+            "set"
+        } else {
+            "clear"
+        },
+        core::str::from_utf8(&name).unwrap_or("?"),
+        if extended.ecx & 1 << 2 != 0 {
+            "offered"
+        } else {
+            "not offered"
+        },
+    );
+}
+
 /// COM1's ports: data (RBR/THR) and line status (LSR, bit 0 = data ready).
 const COM1_DATA: u16 = 0x3f8;
 const COM1_LSR: u16 = 0x3fd;
