@@ -45,6 +45,10 @@ pub enum Exit {
     /// The hypervisor's own periodic timer fired while the guest ran: a
     /// chance to feed console input and check the watchdog.
     HostTick,
+    /// A guest exception the vCPU intercepted only to deliver it back to
+    /// the guest itself (x86 #AC and #DB, whose delivery could otherwise
+    /// loop inside the CPU without the host ever running again).
+    Reflected,
     /// A port-I/O instruction (x86 `IN`/`OUT`), decoded: the run loop
     /// performs it on the port bus and the vCPU completes it.
     PortIo(PortIo),
@@ -191,13 +195,15 @@ pub enum ExitKind {
     SysReg = 5,
     /// Port-I/O instructions emulated on the port bus.
     PortIo = 6,
+    /// Guest exceptions intercepted and delivered back to the guest.
+    Reflected = 7,
     /// Exits that stop the VM.
-    Unexpected = 7,
+    Unexpected = 8,
 }
 
 impl ExitKind {
     /// Every class, in report order.
-    pub const ALL: [ExitKind; 8] = [
+    pub const ALL: [ExitKind; 9] = [
         ExitKind::NestedPageFault,
         ExitKind::Hypercall,
         ExitKind::Timer,
@@ -205,6 +211,7 @@ impl ExitKind {
         ExitKind::HostTick,
         ExitKind::SysReg,
         ExitKind::PortIo,
+        ExitKind::Reflected,
         ExitKind::Unexpected,
     ];
 
@@ -218,6 +225,7 @@ impl ExitKind {
             ExitKind::HostTick => "host tick",
             ExitKind::SysReg => "sysreg",
             ExitKind::PortIo => "pio",
+            ExitKind::Reflected => "reflected",
             ExitKind::Unexpected => "unexpected",
         }
     }
@@ -233,6 +241,7 @@ impl Exit {
             Exit::HostTick => ExitKind::HostTick,
             Exit::SysReg => ExitKind::SysReg,
             Exit::PortIo(_) => ExitKind::PortIo,
+            Exit::Reflected => ExitKind::Reflected,
             Exit::Unexpected(_) => ExitKind::Unexpected,
         }
     }

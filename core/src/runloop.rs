@@ -375,6 +375,7 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
                 stats.count_exit(ExitKind::SysReg);
                 sync_timer_line(vcpu, devices, console, stats);
             }
+            Exit::Reflected => stats.count_exit(ExitKind::Reflected),
             Exit::PortIo(io) => {
                 stats.count_exit(ExitKind::PortIo);
                 let addr = GuestPhysAddr::new(u64::from(io.port));

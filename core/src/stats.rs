@@ -139,7 +139,7 @@ mod tests {
         let text = s.report(&RISCV64_VIRT).to_string();
         assert_eq!(
             text,
-            "VM exits: 4 total, nested page fault 3, hypercall 1, timer 0, mmio 0, host tick 0, sysreg 0, pio 0, unexpected 0\n\
+            "VM exits: 4 total, nested page fault 3, hypercall 1, timer 0, mmio 0, host tick 0, sysreg 0, pio 0, reflected 0, unexpected 0\n\
              Interrupts injected: timer 0, external 0\n\
              Guest pages mapped: 4 (16 KiB), plic 0, uart 1, pflash 1, ram 2 of 32768 (8 KiB of 128 MiB)"
         );

@@ -64,6 +64,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         ("host tick", 0),
         ("sysreg", 5),
         ("pio", 0),
+        ("reflected", 0),
         ("unexpected", 0),
     ],
 };

@@ -58,6 +58,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         ("host tick", 0),
         ("sysreg", 0),
         ("pio", 0),
+        ("reflected", 0),
         ("unexpected", 0),
     ],
 };

@@ -60,6 +60,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         ("host tick", 0),
         ("sysreg", 3),
         ("pio", 0),
+        ("reflected", 0),
         ("unexpected", 0),
     ],
 };

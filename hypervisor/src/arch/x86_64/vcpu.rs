@@ -50,6 +50,13 @@ const GUEST_OWNED_MSRS: [u32; 10] = [
     0x175,
     0x176,
 ];
+/// Exception vectors of #DB and #AC.
+const VECTOR_DB: u32 = 1;
+const VECTOR_AC: u32 = 17;
+/// EVENTINJ type 3, exception (APM vol. 2, 15.20).
+const EVENT_EXCEPTION: u64 = 3 << 8;
+/// EVENTINJ bit 11: an error code is pushed (#AC has one, always 0).
+const EVENT_ERROR_CODE: u64 = 1 << 11;
 /// Exception vector of #MC: a machine check is never the guest's to see.
 const VECTOR_MC: u32 = 18;
 
@@ -126,7 +133,10 @@ impl SvmVcpu {
         let vmcb = unsafe { &mut *vmcb_ptr.cast::<Vmcb>() };
 
         let c = &mut vmcb.control;
-        c.intercept_exceptions = 1 << VECTOR_MC;
+        // #AC and #DB are intercepted only to be delivered back: a guest
+        // can otherwise make their delivery fault again forever inside the
+        // CPU, and the host would never run (CVE-2015-5307, CVE-2015-8104).
+        c.intercept_exceptions = 1 << VECTOR_MC | 1 << VECTOR_DB | 1 << VECTOR_AC;
         c.intercept_misc1 = (InterceptMisc1::INTR
             | InterceptMisc1::NMI
             | InterceptMisc1::SMI
@@ -214,6 +224,16 @@ impl SvmVcpu {
             armed: 0,
             next_tick: monotonic_time_nanos() + host_timer::HOST_TICK_NS,
         }
+    }
+
+    /// Delivers the intercepted exception `vector` back to the guest (with
+    /// `error_code` where it has one); the guest's RIP is already where
+    /// the exception happened.
+    fn reflect(&mut self, vector: u32, error_code: Option<u32>) -> Exit {
+        let code = error_code.map_or(0, |e| u64::from(e) << 32 | EVENT_ERROR_CODE);
+        self.vmcb.control.event_inj =
+            u64::from(vector) | EVENT_EXCEPTION | vmcb::EVENT_VALID | code;
+        Exit::Reflected
     }
 
     /// Moves the guest past the intercepted instruction: to nRIP where the
@@ -355,6 +375,12 @@ impl Vcpu for SvmVcpu {
         self.note_delivery();
         match self.vmcb.control.exit_code {
             vmcb::exit_code::INTR => return self.host_interrupt(),
+            code if code == vmcb::exit_code::EXCEPTION_BASE + u64::from(VECTOR_DB) => {
+                return self.reflect(VECTOR_DB, None);
+            }
+            code if code == vmcb::exit_code::EXCEPTION_BASE + u64::from(VECTOR_AC) => {
+                return self.reflect(VECTOR_AC, Some(0));
+            }
             vmcb::exit_code::CPUID => return self.emulate_cpuid(),
             vmcb::exit_code::MSR => return self.emulate_msr(self.vmcb.control.exit_info1 == 1),
             _ => {}
