@@ -4,7 +4,8 @@
 //! `ESR_EL2`, the VMCB exit code) into an [`Exit`]; the run loop only ever
 //! sees this type.
 
-use crate::addr::GuestPhysAddr;
+use crate::PAGE_SIZE;
+use crate::addr::{GuestPhysAddr, GuestVirtAddr};
 
 /// The kind of access that faulted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +101,95 @@ pub enum ShutdownReason {
     /// The guest reported a failure (SBI SRST reason "system failure", ...);
     /// carries the raw reason code.
     Failure(u64),
+    /// The guest asked to be restarted rather than powered off. The
+    /// hypervisor runs its one guest once, so the run ends with an error
+    /// saying so.
+    Reboot {
+        /// Which reboot.
+        kind: RebootKind,
+        /// The raw reason code the guest gave (0: none, 1: system failure
+        /// in SBI SRST terms).
+        reason: u64,
+    },
+}
+
+/// The two reboots SBI SRST distinguishes (SBI v2.0 §10.1, reset types 1
+/// and 2). To a VM both mean "start the guest again".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RebootKind {
+    /// The whole system is power-cycled.
+    Cold,
+    /// The processors and part of the system are power-cycled.
+    Warm,
+}
+
+impl core::fmt::Display for RebootKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            RebootKind::Cold => "cold",
+            RebootKind::Warm => "warm",
+        })
+    }
+}
+
+/// A range of guest-virtual addresses, `[start, start + size)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtRange {
+    /// The first address.
+    pub start: GuestVirtAddr,
+    /// The length in bytes; `start + size` does not overflow.
+    pub size: u64,
+}
+
+/// A fence the guest asked the hypervisor to run for it on its own hart
+/// (an SBI remote fence naming the calling hart). Trapping to the
+/// hypervisor and returning does neither by itself: the VS-stage TLB keeps
+/// the guest's translations across the exit, and the instruction fetch
+/// path is only synchronised with stores by an explicit `fence.i`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fence {
+    /// Order the guest's earlier stores before its later instruction
+    /// fetches (RISC-V `fence.i`, run by the hypervisor on the same hart).
+    Instruction,
+    /// Drop cached guest-virtual translations of this guest (the guest's
+    /// own page tables; on RISC-V an `hfence.vvma` under the guest's VMID).
+    GuestTlb {
+        /// Only translations of this address space (non-global ones);
+        /// `None`: every address space, global mappings included.
+        asid: Option<u16>,
+        /// Only translations of addresses in this range; `None`: every
+        /// address.
+        range: Option<VirtRange>,
+    },
+}
+
+impl Fence {
+    /// Above this many pages a ranged TLB fence is run as a whole-space
+    /// one: one full fence is cheaper than many single-page ones.
+    pub const PAGE_LIMIT: u64 = 64;
+
+    /// For a ranged [`Fence::GuestTlb`] covering at most
+    /// [`Fence::PAGE_LIMIT`] pages: the address of each 4 KiB page to fence
+    /// one by one (none for an empty range). `None`: fence the whole space
+    /// (of the ASID, if one is given) at once; also for
+    /// [`Fence::Instruction`], which has no addresses.
+    pub fn pages(&self) -> Option<impl Iterator<Item = GuestVirtAddr>> {
+        let Fence::GuestTlb {
+            range: Some(range), ..
+        } = *self
+        else {
+            return None;
+        };
+        let first = range.start.page_base().as_u64();
+        let count = if range.size == 0 {
+            0
+        } else {
+            // `start + size` does not overflow (a `VirtRange` invariant).
+            (range.start.as_u64() + (range.size - 1) - first) / PAGE_SIZE + 1
+        };
+        (count <= Self::PAGE_LIMIT)
+            .then(|| (0..count).map(move |i| GuestVirtAddr::new(first + i * PAGE_SIZE)))
+    }
 }
 
 /// A hypercall, in architecture-neutral terms.
@@ -116,8 +206,17 @@ pub enum Request {
         /// How many bytes.
         len: u64,
     },
-    /// Read console input; there is none, so this answers "0 bytes".
-    ConsoleRead,
+    /// Read one byte of console input: the byte, or `u64::MAX` (-1) when
+    /// none is waiting.
+    ConsoleGetByte,
+    /// Read up to `len` bytes of console input into guest-physical address
+    /// `gpa`, without waiting; answers how many were read.
+    ConsoleRead {
+        /// Where the bytes go.
+        gpa: GuestPhysAddr,
+        /// At most this many.
+        len: u64,
+    },
     /// Arm the guest's timer for the absolute time `deadline` (in ticks of
     /// the platform timer); `u64::MAX` disarms it.
     SetTimer {
@@ -126,6 +225,14 @@ pub enum Request {
     },
     /// Power the VM off.
     Shutdown(ShutdownReason),
+    /// Make the guest's supervisor software interrupt pending: an
+    /// inter-processor interrupt the guest sent to its own hart.
+    SelfIpi,
+    /// Withdraw a pending supervisor software interrupt; answers 1 if one
+    /// was pending, else 0.
+    ClearIpi,
+    /// Run this fence on the guest's hart.
+    LocalFence(Fence),
     /// A call that does nothing, for measuring the exit round trip.
     Null,
     /// A call the hypervisor does not implement; the guest gets the
@@ -152,6 +259,22 @@ pub enum Request {
         /// The function within the extension (0 where there is none).
         function: u64,
     },
+    /// A known call with an address (or address range) argument that is
+    /// not valid; the guest gets INVALID_ADDRESS.
+    BadAddress {
+        /// The extension or function identifier.
+        id: u64,
+        /// The function within the extension (0 where there is none).
+        function: u64,
+    },
+    /// A request to bring up something that is already up (starting a
+    /// running hart); the guest gets ALREADY_AVAILABLE.
+    AlreadyAvailable {
+        /// The extension or function identifier.
+        id: u64,
+        /// The function within the extension (0 where there is none).
+        function: u64,
+    },
 }
 
 /// The reply to a request that needs nothing from the hypervisor's state,
@@ -161,6 +284,8 @@ pub fn immediate_reply(req: &Request) -> Option<Reply> {
         Request::Answer(v) => Some(Reply::Value(v)),
         Request::Unsupported { .. } | Request::Refused { .. } => Some(Reply::NotSupported),
         Request::Invalid { .. } => Some(Reply::InvalidParam),
+        Request::BadAddress { .. } => Some(Reply::InvalidAddress),
+        Request::AlreadyAvailable { .. } => Some(Reply::AlreadyAvailable),
         _ => None,
     }
 }
@@ -176,6 +301,8 @@ pub enum Reply {
     InvalidParam,
     /// An address argument is not valid guest memory.
     InvalidAddress,
+    /// What the call would bring up is already up.
+    AlreadyAvailable,
 }
 
 /// Exit classes counted in the shutdown report.
@@ -244,5 +371,82 @@ impl Exit {
             Exit::Reflected => ExitKind::Reflected,
             Exit::Unexpected(_) => ExitKind::Unexpected,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    fn tlb(start: u64, size: u64) -> Fence {
+        Fence::GuestTlb {
+            asid: None,
+            range: Some(VirtRange {
+                start: GuestVirtAddr::new(start),
+                size,
+            }),
+        }
+    }
+
+    fn pages(fence: Fence) -> Option<Vec<u64>> {
+        fence
+            .pages()
+            .map(|p| p.map(GuestVirtAddr::as_u64).collect())
+    }
+
+    #[test]
+    fn ranged_tlb_fences_go_page_by_page() {
+        assert_eq!(pages(tlb(0x4000, 0x1000)), Some(vec![0x4000]));
+        assert_eq!(pages(tlb(0x4ff8, 0x10)), Some(vec![0x4000, 0x5000]));
+        assert_eq!(pages(tlb(0x4008, 1)), Some(vec![0x4000]));
+        assert_eq!(pages(tlb(0x4000, 0)), Some(vec![]), "an empty range");
+        assert_eq!(
+            pages(tlb(u64::MAX - 0xfff, 0xfff)),
+            Some(vec![u64::MAX - 0xfff]),
+            "the last page"
+        );
+        let limit = Fence::PAGE_LIMIT * PAGE_SIZE;
+        assert_eq!(pages(tlb(0x10_0000, limit)).map(|p| p.len()), Some(64));
+        assert_eq!(pages(tlb(0x10_0001, limit)), None, "65 pages: all at once");
+    }
+
+    #[test]
+    fn whole_space_fences_have_no_pages() {
+        assert_eq!(pages(Fence::Instruction), None);
+        assert_eq!(
+            pages(Fence::GuestTlb {
+                asid: Some(1),
+                range: None
+            }),
+            None
+        );
+    }
+
+    #[test]
+    fn reply_for_requests_that_need_no_state() {
+        let (id, function) = (1, 2);
+        assert_eq!(
+            immediate_reply(&Request::BadAddress { id, function }),
+            Some(Reply::InvalidAddress)
+        );
+        assert_eq!(
+            immediate_reply(&Request::AlreadyAvailable { id, function }),
+            Some(Reply::AlreadyAvailable)
+        );
+        for needs_the_loop in [
+            Request::SelfIpi,
+            Request::ClearIpi,
+            Request::ConsoleGetByte,
+            Request::LocalFence(Fence::Instruction),
+        ] {
+            assert_eq!(immediate_reply(&needs_the_loop), None);
+        }
+    }
+
+    #[test]
+    fn reboot_kinds_print() {
+        assert_eq!(RebootKind::Cold.to_string(), "cold");
+        assert_eq!(RebootKind::Warm.to_string(), "warm");
     }
 }

@@ -13,7 +13,8 @@ use crate::addr::{GuestPhysAddr, GuestVirtAddr};
 use crate::devices::{Bus, BusError, MmioAccess};
 use crate::exit::ExitKind;
 use crate::exit::{
-    Access, Exit, PortIo, Reply, Request, ShutdownReason, Unexpected, immediate_reply,
+    Access, Exit, Fence, PortIo, RebootKind, Reply, Request, ShutdownReason, Unexpected,
+    immediate_reply,
 };
 use crate::layout::{GuestLayout, Region, RegionKind};
 use crate::stage2::{AddressSpace, Format, Host, MapError};
@@ -62,6 +63,20 @@ pub trait Vcpu {
     fn timer_irq_level(&mut self) -> Option<bool> {
         None
     }
+    /// Makes the guest's supervisor software interrupt pending (an
+    /// inter-processor interrupt the guest sent its own hart); it stays
+    /// pending until the guest clears it. The default does nothing: a
+    /// vCPU whose calling convention has no IPI call.
+    fn raise_software_interrupt(&mut self) {}
+    /// Withdraws the guest's pending supervisor software interrupt;
+    /// answers whether one was pending. The default has none.
+    fn clear_software_interrupt(&mut self) -> bool {
+        false
+    }
+    /// Runs `fence` on this vCPU's hart for the guest before it next runs.
+    /// The default does nothing: a vCPU whose calling convention has no
+    /// fence call.
+    fn local_fence(&mut self, _fence: Fence) {}
 }
 
 /// A guest instruction that touched an emulated device but cannot be
@@ -164,6 +179,16 @@ pub enum VmError {
         /// The guest PC at the exit.
         pc: GuestVirtAddr,
     },
+    /// The guest asked to be rebooted; this hypervisor runs its one guest
+    /// once and does not start it again.
+    RebootRequested {
+        /// Which reboot.
+        kind: RebootKind,
+        /// The reason code the guest gave.
+        reason: u64,
+        /// The guest PC at the request.
+        pc: GuestVirtAddr,
+    },
     /// The guest asked to power off because it failed.
     GuestFailure {
         /// The reason code the guest gave.
@@ -254,6 +279,10 @@ impl core::fmt::Display for VmError {
             VmError::Watchdog { ticks, pc } => write!(
                 f,
                 "watchdog: the guest ran for {ticks} host ticks without powering off (guest PC {pc:#x})"
+            ),
+            VmError::RebootRequested { kind, reason, pc } => write!(
+                f,
+                "the guest asked for a {kind} reboot (reason {reason}) at guest PC {pc:#x}; this hypervisor runs its one guest once and does not reboot it"
             ),
             VmError::GuestFailure { reason, pc } => {
                 write!(
@@ -346,6 +375,13 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
                             pc: vcpu.pc(),
                         });
                     }
+                    Request::Shutdown(ShutdownReason::Reboot { kind, reason }) => {
+                        return Err(VmError::RebootRequested {
+                            kind,
+                            reason,
+                            pc: vcpu.pc(),
+                        });
+                    }
                     Request::ConsolePutByte(b) => {
                         console.write(&[b]);
                         Reply::Value(0)
@@ -353,7 +389,27 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
                     Request::ConsoleWrite { gpa, len } => {
                         console_write(space, layout, console, gpa, len)
                     }
-                    Request::ConsoleRead => Reply::Value(0),
+                    Request::ConsoleGetByte => {
+                        let mut byte = [0];
+                        if take_input(devices, console, &mut byte) == 1 {
+                            Reply::Value(u64::from(byte[0]))
+                        } else {
+                            Reply::Value(u64::MAX)
+                        }
+                    }
+                    Request::ConsoleRead { gpa, len } => {
+                        let pc = vcpu.pc();
+                        console_read(space, layout, devices, console, stats, gpa, len, pc)?
+                    }
+                    Request::SelfIpi => {
+                        vcpu.raise_software_interrupt();
+                        Reply::Value(0)
+                    }
+                    Request::ClearIpi => Reply::Value(u64::from(vcpu.clear_software_interrupt())),
+                    Request::LocalFence(fence) => {
+                        vcpu.local_fence(fence);
+                        Reply::Value(0)
+                    }
                     Request::SetTimer { deadline } => {
                         vcpu.set_timer(deadline);
                         Reply::Value(0)
@@ -459,6 +515,21 @@ fn feed_input<C: Console>(devices: &mut Devices, console: &mut C) {
     }
 }
 
+/// Takes console input for an SBI read: first what the devices have not
+/// taken, then what the host has; returns how many bytes went into `buf`.
+/// Bytes a device model (a UART) already holds stay with it.
+fn take_input<C: Console>(devices: &mut Devices, console: &mut C, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        let Some(byte) = devices.pending_input.pop_front() else {
+            break;
+        };
+        buf[n] = byte;
+        n += 1;
+    }
+    n + console.read(&mut buf[n..])
+}
+
 /// Copies the guest timer's interrupt level into the interrupt controller,
 /// where the timer is wired to one, and updates the vCPU's line.
 fn sync_timer_line<V: Vcpu, C: Console>(
@@ -530,6 +601,53 @@ fn console_write<F: Format, H: Host, C: Console>(
     Reply::Value(done)
 }
 
+/// Reads console input into `len` bytes of guest RAM at `gpa`, without
+/// waiting; answers how many bytes were read. The same addresses as for
+/// [`console_write`] are accepted; pages of the buffer the guest has not
+/// touched yet are mapped first, as its own first access would.
+#[allow(clippy::too_many_arguments)]
+fn console_read<F: Format, H: Host, C: Console>(
+    space: &mut AddressSpace<F, H>,
+    layout: &GuestLayout,
+    devices: &mut Devices,
+    console: &mut C,
+    stats: &mut Stats,
+    gpa: GuestPhysAddr,
+    len: u64,
+    pc: GuestVirtAddr,
+) -> Result<Reply, VmError> {
+    let Some(ram) = layout.ram() else {
+        return Ok(Reply::InvalidAddress);
+    };
+    let Some(end) = gpa.checked_add(len) else {
+        return Ok(Reply::InvalidParam);
+    };
+    if !ram.contains(gpa) || end > ram.end() {
+        return Ok(Reply::InvalidAddress);
+    }
+    let mut buf = [0u8; 64];
+    let want = len.min(buf.len() as u64) as usize;
+    let got = take_input(devices, console, &mut buf[..want]);
+    let index = layout
+        .regions
+        .iter()
+        .position(|r| core::ptr::eq(r, ram))
+        .expect("the RAM region is one of the layout's");
+    let mut page = gpa.page_base();
+    while page < gpa + got as u64 {
+        if space.translate(page).is_none() {
+            map_fault(space, stats, (index, ram), page, pc)?;
+        }
+        page += crate::PAGE_SIZE;
+    }
+    let written = space.write(gpa, &buf[..got]);
+    // Nothing is lost should a page still be missing.
+    for &byte in buf[written..got].iter().rev() {
+        devices.pending_input.push_front(byte);
+    }
+    Ok(Reply::Value(written as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,6 +679,12 @@ mod tests {
         lines: Vec<bool>,
         /// What `timer_irq_level` answers, in order (`None` once empty).
         timer_levels: VecDeque<bool>,
+        /// The guest's supervisor software interrupt.
+        software_pending: bool,
+        /// How many times it was raised.
+        ipis: usize,
+        /// Fences run for the guest.
+        fences: Vec<Fence>,
     }
 
     impl Scripted {
@@ -609,6 +733,16 @@ mod tests {
         }
         fn timer_irq_level(&mut self) -> Option<bool> {
             self.timer_levels.pop_front()
+        }
+        fn raise_software_interrupt(&mut self) {
+            self.software_pending = true;
+            self.ipis += 1;
+        }
+        fn clear_software_interrupt(&mut self) -> bool {
+            core::mem::take(&mut self.software_pending)
+        }
+        fn local_fence(&mut self, fence: Fence) {
+            self.fences.push(fence);
         }
     }
 
@@ -976,7 +1110,15 @@ mod tests {
                 function: 0,
             }),
             Exit::Hypercall(Request::Null),
-            Exit::Hypercall(Request::ConsoleRead),
+            Exit::Hypercall(Request::ConsoleGetByte),
+            Exit::Hypercall(Request::BadAddress {
+                id: 0x52464E43,
+                function: 1,
+            }),
+            Exit::Hypercall(Request::AlreadyAvailable {
+                id: 0x48534D,
+                function: 0,
+            }),
             SHUTDOWN,
         ]);
         assert_eq!(go(&mut vm, &mut cpu), Ok(()));
@@ -989,11 +1131,13 @@ mod tests {
                 Reply::NotSupported,
                 Reply::InvalidParam,
                 Reply::Value(0),
-                Reply::Value(0)
+                Reply::Value(u64::MAX),
+                Reply::InvalidAddress,
+                Reply::AlreadyAvailable,
             ]
         );
         assert_eq!(vm.console.out, b"h");
-        assert_eq!(vm.stats.exits(ExitKind::Hypercall), 8);
+        assert_eq!(vm.stats.exits(ExitKind::Hypercall), 10);
     }
 
     #[test]
@@ -1080,5 +1224,226 @@ mod tests {
             "{err}"
         );
         assert_eq!(vm2.stats.exits(ExitKind::Unexpected), 1);
+    }
+
+    #[test]
+    fn a_reboot_request_ends_the_run_with_its_own_error() {
+        let mut vm = vm();
+        let mut cpu =
+            Scripted::new(&[Exit::Hypercall(Request::Shutdown(ShutdownReason::Reboot {
+                kind: RebootKind::Cold,
+                reason: 0,
+            }))]);
+        let err = go(&mut vm, &mut cpu).unwrap_err();
+        assert_eq!(
+            err,
+            VmError::RebootRequested {
+                kind: RebootKind::Cold,
+                reason: 0,
+                pc: PC
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "the guest asked for a cold reboot (reason 0) at guest PC 0x80200004; this hypervisor runs its one guest once and does not reboot it"
+        );
+        assert!(cpu.replies.is_empty(), "the call does not return");
+        let warm = VmError::RebootRequested {
+            kind: RebootKind::Warm,
+            reason: 1,
+            pc: PC,
+        };
+        assert!(
+            warm.to_string().contains("warm reboot (reason 1)"),
+            "{warm}"
+        );
+    }
+
+    #[test]
+    fn self_ipis_are_raised_and_cleared() {
+        let mut vm = vm();
+        let mut cpu = Scripted::new(&[
+            Exit::Hypercall(Request::ClearIpi),
+            Exit::Hypercall(Request::SelfIpi),
+            Exit::Hypercall(Request::SelfIpi),
+            Exit::Hypercall(Request::ClearIpi),
+            Exit::Hypercall(Request::ClearIpi),
+            SHUTDOWN,
+        ]);
+        assert_eq!(go(&mut vm, &mut cpu), Ok(()));
+        assert_eq!(cpu.ipis, 2);
+        assert_eq!(
+            cpu.replies,
+            [
+                Reply::Value(0),
+                Reply::Value(0),
+                Reply::Value(0),
+                Reply::Value(1),
+                Reply::Value(0)
+            ],
+            "clear answers whether one was pending"
+        );
+    }
+
+    #[test]
+    fn fences_run_on_the_vcpu() {
+        let mut vm = vm();
+        let tlb = Fence::GuestTlb {
+            asid: Some(3),
+            range: None,
+        };
+        let mut cpu = Scripted::new(&[
+            Exit::Hypercall(Request::LocalFence(Fence::Instruction)),
+            Exit::Hypercall(Request::LocalFence(tlb)),
+            SHUTDOWN,
+        ]);
+        assert_eq!(go(&mut vm, &mut cpu), Ok(()));
+        assert_eq!(cpu.fences, [Fence::Instruction, tlb]);
+        assert_eq!(cpu.replies, [Reply::Value(0), Reply::Value(0)]);
+    }
+
+    #[test]
+    fn console_getchar_takes_input_devices_left_then_the_hosts() {
+        let mut vm = vm();
+        vm.devices.pending_input.extend(b"ab");
+        vm.console.input = b"c".to_vec();
+        let get = Exit::Hypercall(Request::ConsoleGetByte);
+        let mut cpu = Scripted::new(&[get, get, get, get, SHUTDOWN]);
+        assert_eq!(go(&mut vm, &mut cpu), Ok(()));
+        assert_eq!(
+            cpu.replies,
+            [
+                Reply::Value(u64::from(b'a')),
+                Reply::Value(u64::from(b'b')),
+                Reply::Value(u64::from(b'c')),
+                Reply::Value(u64::MAX)
+            ]
+        );
+    }
+
+    #[test]
+    fn console_read_fills_guest_ram() {
+        let mut vm = vm();
+        vm.devices.pending_input.push_back(b'>');
+        vm.console.input = b"typed text".to_vec();
+        let read = |addr, len| {
+            Exit::Hypercall(Request::ConsoleRead {
+                gpa: gpa(addr),
+                len,
+            })
+        };
+        let mut cpu = Scripted::new(&[
+            // An untouched page across a page boundary: both are mapped.
+            read(0x8030_0ffe, 4),
+            read(0x8030_2000, 100),
+            read(0x8030_2000, 100),
+            read(0x8030_2000, 0),
+            read(0x2200_0000, 4),
+            read(u64::MAX - 1, 4),
+            SHUTDOWN,
+        ]);
+        assert_eq!(go(&mut vm, &mut cpu), Ok(()));
+        assert_eq!(
+            cpu.replies,
+            [
+                Reply::Value(4),
+                Reply::Value(7),
+                Reply::Value(0),
+                Reply::Value(0),
+                Reply::InvalidAddress,
+                Reply::InvalidParam
+            ]
+        );
+        let mut got = [0u8; 4];
+        assert_eq!(vm.space.read(gpa(0x8030_0ffe), &mut got), 4);
+        assert_eq!(&got, b">typ");
+        let mut got = [0u8; 7];
+        assert_eq!(vm.space.read(gpa(0x8030_2000), &mut got), 7);
+        assert_eq!(&got, b"ed text");
+        assert_eq!(vm.stats.pages(3), 3, "three RAM pages mapped for the reads");
+        assert_eq!(
+            vm.space.translate(gpa(0x8030_3000)),
+            None,
+            "no more than the bytes read"
+        );
+    }
+
+    /// SBI calls from decoding to the registers the guest finds: the
+    /// riscv64 decoder, this loop and the SBI encoder together.
+    #[test]
+    fn sbi_calls_round_trip() {
+        use crate::arch::riscv64::sbi::{self, SbiReturn};
+        const SPI: u64 = 0x73_5049;
+        const RFNC: u64 = 0x5246_4E43;
+        const HSM: u64 = 0x48_534D;
+        const SRST: u64 = 0x5352_5354;
+        let calls: &[(u64, u64, [u64; 6], SbiReturn)] = &[
+            // legacy set_timer, console_getchar (no input), clear_ipi,
+            // send_ipi, clear_ipi, remote_fence_i
+            (0, 0, [500, 0, 0, 0, 0, 0], legacy(0)),
+            (2, 0, [0; 6], legacy(u64::MAX)),
+            (3, 0, [0; 6], legacy(0)),
+            (4, 0, [0; 6], legacy(0)),
+            (3, 0, [0; 6], legacy(1)),
+            (5, 0, [0; 6], legacy(0)),
+            // IPI to hart 0, then to hart 1
+            (SPI, 0, [1, 0, 0, 0, 0, 0], sbi(0, 0)),
+            (SPI, 0, [2, 0, 0, 0, 0, 0], sbi(-3i64 as u64, 0)),
+            // RFENCE: sfence.vma of one page for ASID 5; hfence.gvma
+            (RFNC, 2, [1, 0, 0x4000, 0x1000, 5, 0], sbi(0, 0)),
+            (RFNC, 4, [1, 0, 0, 0, 0, 0], sbi(-2i64 as u64, 0)),
+            // HSM: start hart 0, status of hart 0, retentive suspend
+            (HSM, 0, [0, 0x8020_0000, 0, 0, 0, 0], sbi(-6i64 as u64, 0)),
+            (HSM, 2, [0; 6], sbi(0, 0)),
+            (HSM, 3, [0; 6], sbi(0, 0)),
+        ];
+        let mut exits: Vec<Exit> = calls
+            .iter()
+            .map(|&(eid, fid, args, _)| Exit::Hypercall(sbi::decode(eid, fid, args)))
+            .collect();
+        exits.push(Exit::Hypercall(sbi::decode(SRST, 0, [1, 0, 0, 0, 0, 0])));
+        let mut vm = vm();
+        let mut cpu = Scripted::new(&exits);
+        let err = go(&mut vm, &mut cpu).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                VmError::RebootRequested {
+                    kind: RebootKind::Cold,
+                    reason: 0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let got: Vec<SbiReturn> = calls
+            .iter()
+            .zip(&cpu.replies)
+            .map(|(&(eid, ..), &reply)| sbi::encode(eid, reply))
+            .collect();
+        let want: Vec<SbiReturn> = calls.iter().map(|c| c.3).collect();
+        assert_eq!(got, want);
+        assert_eq!(cpu.timers, [500]);
+        assert_eq!(cpu.ipis, 2);
+        assert_eq!(
+            cpu.fences,
+            [
+                Fence::Instruction,
+                Fence::GuestTlb {
+                    asid: Some(5),
+                    range: Some(crate::exit::VirtRange {
+                        start: GuestVirtAddr::new(0x4000),
+                        size: 0x1000
+                    })
+                }
+            ]
+        );
+
+        fn legacy(a0: u64) -> SbiReturn {
+            SbiReturn { a0, a1: None }
+        }
+        fn sbi(a0: u64, a1: u64) -> SbiReturn {
+            SbiReturn { a0, a1: Some(a1) }
+        }
     }
 }

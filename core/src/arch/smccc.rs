@@ -50,6 +50,8 @@ pub const SUCCESS: i64 = 0;
 pub const NOT_SUPPORTED: i64 = -1;
 /// INVALID_PARAMETERS (DEN0022 §5.2).
 pub const INVALID_PARAMETERS: i64 = -2;
+/// PSCI's ALREADY_ON (DEN0022 §5.2).
+pub const ALREADY_ON: i64 = -4;
 /// PSCI's INVALID_ADDRESS (DEN0022 §5.2).
 pub const INVALID_ADDRESS: i64 = -9;
 
@@ -106,6 +108,7 @@ pub fn encode(reply: Reply) -> u64 {
         Reply::NotSupported => NOT_SUPPORTED as u64,
         Reply::InvalidParam => INVALID_PARAMETERS as u64,
         Reply::InvalidAddress => INVALID_ADDRESS as u64,
+        Reply::AlreadyAvailable => ALREADY_ON as u64,
     }
 }
 
@@ -183,5 +186,6 @@ mod tests {
         assert_eq!(encode(Reply::NotSupported), u64::MAX);
         assert_eq!(encode(Reply::InvalidParam), -2i64 as u64);
         assert_eq!(encode(Reply::InvalidAddress), -9i64 as u64);
+        assert_eq!(encode(Reply::AlreadyAvailable), -4i64 as u64);
     }
 }

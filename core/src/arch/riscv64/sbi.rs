@@ -1,29 +1,72 @@
-//! The SBI the hypervisor implements for a RISC-V guest: decoding an
-//! `ecall` from VS-mode into a [`Request`], and encoding the [`Reply`] back
-//! into `a0`/`a1`.
+//! The SBI the hypervisor implements for a RISC-V guest with one hart:
+//! decoding an `ecall` from VS-mode into a [`Request`], and encoding the
+//! [`Reply`] back into `a0`/`a1`.
 //!
-//! Implemented: Base (versions, probe, machine ids), legacy console,
-//! timer and shutdown, DBCN (debug console), TIME and SRST (shutdown only),
-//! plus one firmware-specific extension of ours with a null call used to
-//! measure the exit round trip. Everything else answers
-//! `SBI_ERR_NOT_SUPPORTED`; nothing is forwarded to the real firmware.
-//! Constants come from `sbi-spec`; chapters are those of the RISC-V SBI
-//! specification v2.0: "Binary Encoding" (§3), "Base Extension" (§4),
-//! "Legacy Extensions" (§5), "Timer Extension" (§6), "System Reset
-//! Extension" (§10), "Debug Console Extension" (§12) and "Firmware Specific
-//! Extension Space" (§19).
+//! Chapters are those of the RISC-V SBI specification v2.0; constants come
+//! from `sbi-spec`. Implemented, each answering as its chapter says:
+//!
+//! * Base (§4): spec version 2.0, our implementation id and version,
+//!   `probe_extension` (1 for every extension below), machine ids 0.
+//! * Legacy (§5, EIDs 0x00-0x08): timer, console put/get, IPIs, remote
+//!   fences, shutdown. The legacy hart mask is a pointer to a bit vector in
+//!   guest-virtual memory; it is not read: the only hart a valid mask can
+//!   name is the caller, so every legacy IPI and fence targets it (an
+//!   extra fence is harmless; an IPI to an empty mask is not something
+//!   guests send).
+//! * TIME (§6), IPI (§7) and RFENCE (§8): a hart mask naming the guest's
+//!   hart 0 raises its software interrupt or runs the fence on it; a mask
+//!   naming any other hart is INVALID_PARAM; one naming none succeeds and
+//!   does nothing. The HFENCE functions are only for harts with the
+//!   hypervisor extension, which the guest's hart does not have: they
+//!   answer NOT_SUPPORTED.
+//! * HSM (§9): hart 0 is the only hart and it is started.
+//! * SRST (§10): shutdown, and reboots reported to the run loop (which
+//!   ends the run: there is no second boot).
+//! * DBCN (§12): console write, read and write-byte.
+//! * Our firmware-specific extension (§19) with a null call, used to
+//!   measure the exit round trip.
+//!
+//! Everything else answers `SBI_ERR_NOT_SUPPORTED`; nothing is forwarded to
+//! the real firmware.
 
-use crate::addr::GuestPhysAddr;
-use crate::exit::{Reply, Request, ShutdownReason};
-use sbi_spec::{base, binary, dbcn, legacy, srst, time};
+use crate::addr::{GuestPhysAddr, GuestVirtAddr};
+use crate::exit::{Fence, RebootKind, Reply, Request, ShutdownReason, VirtRange};
+use sbi_spec::{base, binary, dbcn, hsm, legacy, rfnc, spi, srst, time};
 
-/// SBI specification version we implement (2.0: DBCN and SRST exist).
+/// SBI specification version we implement: 2.0 (major in bits 30..24,
+/// minor in bits 23..0).
 pub const SPEC_VERSION: u64 = 2 << 24;
-/// Our implementation id. Not in the SBI registry: chosen by this project
-/// ("GA"), distinct from every registered id.
+
+/// Our implementation id (`sbi_get_impl_id`). The SBI registry hands out
+/// ids in sequence from 0 (BBL) and v2.0 lists 0 to 11; it sets no range
+/// aside for experiments. 0x4741 ("GA") is not registered and lies far
+/// beyond the ids handed out so far, so no guest mistakes us for a
+/// registered implementation and applies its quirks.
 pub const IMPL_ID: u64 = 0x4741;
-/// Implementation version: this crate's major/minor.
-pub const IMPL_VERSION: u64 = 0x0001_0000;
+
+/// Parses a decimal version component at compile time.
+const fn version_part(s: &str) -> u64 {
+    let bytes = s.as_bytes();
+    let mut value = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        assert!(bytes[i].is_ascii_digit(), "a version part is decimal");
+        value = value * 10 + (bytes[i] - b'0') as u64;
+        i += 1;
+    }
+    value
+}
+
+/// Our implementation version (`sbi_get_impl_version`, whose encoding the
+/// spec leaves to the implementation): this crate's version, major in bits
+/// 63..32, minor in bits 31..16, patch in bits 15..0 (0.1.0 is 0x1_0000).
+pub const IMPL_VERSION: u64 = {
+    let minor = version_part(env!("CARGO_PKG_VERSION_MINOR"));
+    let patch = version_part(env!("CARGO_PKG_VERSION_PATCH"));
+    assert!(minor <= 0xffff && patch <= 0xffff);
+    (version_part(env!("CARGO_PKG_VERSION_MAJOR")) << 32) | (minor << 16) | patch
+};
+
 /// Our firmware-specific extension (SBI v2.0 §19 reserves
 /// 0x0A00_0000..=0x0AFF_FFFF for the firmware, which to a guest is us).
 pub const EID_GUESTASPACE: u64 = 0x0A00_4741;
@@ -34,14 +77,27 @@ pub const FID_NULL: u64 = 0;
 /// 0x00-0x0F), which return one value in `a0` instead of `(error, value)`.
 pub const LEGACY_EID_END: u64 = 0x10;
 
-/// Extensions `probe_extension` reports as available.
+/// The guest's only hart.
+pub const HART_ID: u64 = 0;
+
+/// Extensions `probe_extension` reports as available: every legacy
+/// extension (0x00-0x08) and every extension of v0.2 and later that
+/// `decode` implements.
 const AVAILABLE: &[u64] = &[
     legacy::LEGACY_SET_TIMER as u64,
     legacy::LEGACY_CONSOLE_PUTCHAR as u64,
     legacy::LEGACY_CONSOLE_GETCHAR as u64,
+    legacy::LEGACY_CLEAR_IPI as u64,
+    legacy::LEGACY_SEND_IPI as u64,
+    legacy::LEGACY_REMOTE_FENCE_I as u64,
+    legacy::LEGACY_REMOTE_SFENCE_VMA as u64,
+    legacy::LEGACY_REMOTE_SFENCE_VMA_ASID as u64,
     legacy::LEGACY_SHUTDOWN as u64,
     base::EID_BASE as u64,
     time::EID_TIME as u64,
+    spi::EID_SPI as u64,
+    rfnc::EID_RFNC as u64,
+    hsm::EID_HSM as u64,
     srst::EID_SRST as u64,
     dbcn::EID_DBCN as u64,
     EID_GUESTASPACE,
@@ -52,6 +108,43 @@ pub fn is_available(eid: u64) -> bool {
     AVAILABLE.contains(&eid)
 }
 
+/// Which of the guest's harts an SBI hart mask (SBI v2.0 §3.1: bit `i` of
+/// `mask` names hart `base + i`; `base == -1` names every hart) selects:
+/// `Some(true)` if it names hart 0, `Some(false)` if it names no hart at
+/// all, `None` if it names a hart the guest does not have.
+pub fn hart_mask_targets(mask: u64, base: u64) -> Option<bool> {
+    if base == u64::MAX {
+        Some(true)
+    } else if mask == 0 {
+        Some(false)
+    } else if base == HART_ID && mask == 1 {
+        Some(true)
+    } else {
+        // A set bit other than bit 0 of base 0, or any bit of a base above
+        // 0: a hart id of 1 or more.
+        None
+    }
+}
+
+/// The address range of a remote SFENCE.VMA (SBI v2.0 §5.7, §8): the
+/// whole address space (`None`) when `start` and `size` are both 0 or
+/// `size` is 2^XLEN-1, else `[start, start + size)`, which must not wrap.
+fn fence_range(start: u64, size: u64) -> Result<Option<VirtRange>, BadRange> {
+    if (start == 0 && size == 0) || size == u64::MAX {
+        Ok(None)
+    } else if start.checked_add(size).is_none() {
+        Err(BadRange)
+    } else {
+        Ok(Some(VirtRange {
+            start: GuestVirtAddr::new(start),
+            size,
+        }))
+    }
+}
+
+/// A fence range that wraps around the address space.
+struct BadRange;
+
 /// Decodes an SBI call: `eid` from `a7`, `fid` from `a6`, `args` from
 /// `a0..a5`.
 pub fn decode(eid: u64, fid: u64, args: [u64; 6]) -> Request {
@@ -59,18 +152,59 @@ pub fn decode(eid: u64, fid: u64, args: [u64; 6]) -> Request {
         id: eid,
         function: fid,
     };
+    let refused = Request::Refused {
+        id: eid,
+        function: fid,
+    };
+    let invalid = Request::Invalid {
+        id: eid,
+        function: fid,
+    };
+    // A remote SFENCE.VMA for hart 0 (`targets`) over `start..+size`,
+    // restricted to `asid` if given.
+    let tlb_fence = |targets: Option<bool>, start: u64, size: u64, asid: Option<u64>| {
+        let range = match fence_range(start, size) {
+            Ok(range) => range,
+            Err(BadRange) => {
+                return Request::BadAddress {
+                    id: eid,
+                    function: fid,
+                };
+            }
+        };
+        match targets {
+            None => invalid,
+            Some(false) => Request::Answer(0),
+            Some(true) => Request::LocalFence(Fence::GuestTlb {
+                // ASIDs are at most 16 bits on RV64 (ASIDMAX); the bits
+                // above are reserved and must be passed as zero.
+                asid: asid.map(|asid| asid as u16),
+                range,
+            }),
+        }
+    };
     match eid as usize {
         legacy::LEGACY_SET_TIMER => Request::SetTimer { deadline: args[0] },
         legacy::LEGACY_CONSOLE_PUTCHAR => Request::ConsolePutByte(args[0] as u8),
-        // Legacy getchar answers -1: no input is ever pending.
-        legacy::LEGACY_CONSOLE_GETCHAR => Request::Answer(u64::MAX),
+        legacy::LEGACY_CONSOLE_GETCHAR => Request::ConsoleGetByte,
+        legacy::LEGACY_CLEAR_IPI => Request::ClearIpi,
+        // The legacy hart mask (argument 0) points into guest memory and
+        // can only name the calling hart: see the module documentation.
+        legacy::LEGACY_SEND_IPI => Request::SelfIpi,
+        legacy::LEGACY_REMOTE_FENCE_I => Request::LocalFence(Fence::Instruction),
+        legacy::LEGACY_REMOTE_SFENCE_VMA => tlb_fence(Some(true), args[1], args[2], None),
+        legacy::LEGACY_REMOTE_SFENCE_VMA_ASID => {
+            tlb_fence(Some(true), args[1], args[2], Some(args[3]))
+        }
         legacy::LEGACY_SHUTDOWN => Request::Shutdown(ShutdownReason::Normal),
         base::EID_BASE => match fid as usize {
             base::GET_SBI_SPEC_VERSION => Request::Answer(SPEC_VERSION),
             base::GET_SBI_IMPL_ID => Request::Answer(IMPL_ID),
             base::GET_SBI_IMPL_VERSION => Request::Answer(IMPL_VERSION),
             base::PROBE_EXTENSION => Request::Answer(is_available(args[0]) as u64),
-            // The guest sees no particular machine.
+            // 0 is always a legal value of these CSRs (SBI v2.0 §4.5-4.7):
+            // the guest sees no particular machine, and none of the host's
+            // errata workarounds apply to it.
             base::GET_MVENDORID | base::GET_MARCHID | base::GET_MIMPID => Request::Answer(0),
             _ => unsupported,
         },
@@ -78,36 +212,104 @@ pub fn decode(eid: u64, fid: u64, args: [u64; 6]) -> Request {
             time::SET_TIMER => Request::SetTimer { deadline: args[0] },
             _ => unsupported,
         },
-        srst::EID_SRST => match fid as usize {
-            srst::SYSTEM_RESET => match args[0] as u32 {
-                srst::RESET_TYPE_SHUTDOWN => Request::Shutdown(match args[1] as u32 {
-                    srst::RESET_REASON_NO_REASON => ShutdownReason::Normal,
-                    other => ShutdownReason::Failure(other as u64),
-                }),
-                // A one-shot VM cannot reboot.
-                srst::RESET_TYPE_COLD_REBOOT | srst::RESET_TYPE_WARM_REBOOT => Request::Refused {
-                    id: eid,
-                    function: fid,
-                },
-                _ => Request::Invalid {
-                    id: eid,
-                    function: fid,
-                },
+        spi::EID_SPI => match fid as usize {
+            spi::SEND_IPI => match hart_mask_targets(args[0], args[1]) {
+                Some(true) => Request::SelfIpi,
+                Some(false) => Request::Answer(0),
+                None => invalid,
             },
+            _ => unsupported,
+        },
+        rfnc::EID_RFNC => {
+            let targets = hart_mask_targets(args[0], args[1]);
+            match fid as usize {
+                rfnc::REMOTE_FENCE_I => match targets {
+                    Some(true) => Request::LocalFence(Fence::Instruction),
+                    Some(false) => Request::Answer(0),
+                    None => invalid,
+                },
+                rfnc::REMOTE_SFENCE_VMA => tlb_fence(targets, args[2], args[3], None),
+                rfnc::REMOTE_SFENCE_VMA_ASID => tlb_fence(targets, args[2], args[3], Some(args[4])),
+                // Only valid for harts with the hypervisor extension; the
+                // guest's hart has none.
+                rfnc::REMOTE_HFENCE_GVMA_VMID
+                | rfnc::REMOTE_HFENCE_GVMA
+                | rfnc::REMOTE_HFENCE_VVMA_ASID
+                | rfnc::REMOTE_HFENCE_VVMA => refused,
+                _ => unsupported,
+            }
+        }
+        hsm::EID_HSM => match fid as usize {
+            hsm::HART_START if args[0] == HART_ID => Request::AlreadyAvailable {
+                id: eid,
+                function: fid,
+            },
+            hsm::HART_START => invalid,
+            // The only hart stops: nothing can ever start it again, so the
+            // VM is over, as after a power-off.
+            hsm::HART_STOP => Request::Shutdown(ShutdownReason::Normal),
+            hsm::HART_GET_STATUS if args[0] == HART_ID => {
+                Request::Answer(hsm::hart_state::STARTED as u64)
+            }
+            hsm::HART_GET_STATUS => invalid,
+            hsm::HART_SUSPEND => match args[0] as u32 {
+                // Default retentive suspend: the hart resumes on an
+                // interrupt or a platform event. Resuming at once is such
+                // a wake-up; the guest sees the call return with success,
+                // as after any retentive suspend.
+                hsm::suspend_type::RETENTIVE => Request::Answer(0),
+                // Default non-retentive suspend: not reserved, but resuming
+                // at `resume_addr` with the guest's state reset is not
+                // implemented.
+                hsm::suspend_type::NON_RETENTIVE => refused,
+                // Reserved, or platform-specific and not implemented.
+                _ => invalid,
+            },
+            _ => unsupported,
+        },
+        srst::EID_SRST => match fid as usize {
+            srst::SYSTEM_RESET => {
+                // Both parameters are 32 bits wide.
+                let reason = match args[1] as u32 {
+                    srst::RESET_REASON_NO_REASON => srst::RESET_REASON_NO_REASON,
+                    srst::RESET_REASON_SYSTEM_FAILURE => srst::RESET_REASON_SYSTEM_FAILURE,
+                    // Reserved, SBI-implementation-specific or
+                    // vendor-specific: we implement none of them.
+                    _ => return invalid,
+                };
+                let reboot = |kind| {
+                    Request::Shutdown(ShutdownReason::Reboot {
+                        kind,
+                        reason: u64::from(reason),
+                    })
+                };
+                match args[0] as u32 {
+                    srst::RESET_TYPE_SHUTDOWN if reason == srst::RESET_REASON_NO_REASON => {
+                        Request::Shutdown(ShutdownReason::Normal)
+                    }
+                    srst::RESET_TYPE_SHUTDOWN => {
+                        Request::Shutdown(ShutdownReason::Failure(u64::from(reason)))
+                    }
+                    srst::RESET_TYPE_COLD_REBOOT => reboot(RebootKind::Cold),
+                    srst::RESET_TYPE_WARM_REBOOT => reboot(RebootKind::Warm),
+                    // Reserved, or vendor-specific and not implemented.
+                    _ => invalid,
+                }
+            }
             _ => unsupported,
         },
         dbcn::EID_DBCN => match fid as usize {
             // On RV64 the high half of the address (argument 2) must be
-            // zero (SBI v2.0 §12.1).
-            dbcn::CONSOLE_WRITE if args[2] == 0 => Request::ConsoleWrite {
+            // zero (SBI v2.0 §12.1, §12.2).
+            dbcn::CONSOLE_WRITE | dbcn::CONSOLE_READ if args[2] != 0 => invalid,
+            dbcn::CONSOLE_WRITE => Request::ConsoleWrite {
                 gpa: GuestPhysAddr::new(args[1]),
                 len: args[0],
             },
-            dbcn::CONSOLE_WRITE => Request::Invalid {
-                id: eid,
-                function: fid,
+            dbcn::CONSOLE_READ => Request::ConsoleRead {
+                gpa: GuestPhysAddr::new(args[1]),
+                len: args[0],
             },
-            dbcn::CONSOLE_READ => Request::ConsoleRead,
             dbcn::CONSOLE_WRITE_BYTE => Request::ConsolePutByte(args[0] as u8),
             _ => unsupported,
         },
@@ -126,7 +328,8 @@ pub struct SbiReturn {
 }
 
 /// Encodes `reply` for a call to extension `eid`. Legacy extensions
-/// (EID < [`LEGACY_EID_END`]) return a single value in `a0`; the others return
+/// (EID < [`LEGACY_EID_END`]) return a single value in `a0`: the value on
+/// success, else the (negative) error code; the others return
 /// `(error, value)` in `(a0, a1)`.
 pub fn encode(eid: u64, reply: Reply) -> SbiReturn {
     let (error, value) = match reply {
@@ -134,6 +337,7 @@ pub fn encode(eid: u64, reply: Reply) -> SbiReturn {
         Reply::NotSupported => (binary::RET_ERR_NOT_SUPPORTED as u64, 0),
         Reply::InvalidParam => (binary::RET_ERR_INVALID_PARAM as u64, 0),
         Reply::InvalidAddress => (binary::RET_ERR_INVALID_ADDRESS as u64, 0),
+        Reply::AlreadyAvailable => (binary::RET_ERR_ALREADY_AVAILABLE as u64, 0),
     };
     if eid < LEGACY_EID_END {
         SbiReturn {
@@ -154,136 +358,448 @@ mod tests {
     use crate::exit::immediate_reply;
 
     const NO_ARGS: [u64; 6] = [0; 6];
+    // Extension ids spelled out as in the spec, to check sbi-spec's.
+    const EID_BASE: u64 = 0x10;
+    const EID_TIME: u64 = 0x5449_4D45;
+    const EID_SPI: u64 = 0x73_5049;
+    const EID_RFNC: u64 = 0x5246_4E43;
+    const EID_HSM: u64 = 0x48_534D;
     const EID_SRST: u64 = 0x5352_5354;
     const EID_DBCN: u64 = 0x4442_434E;
-    const EID_TIME: u64 = 0x5449_4D45;
+    /// -1 as the guest reads it from a register.
+    const ALL_HARTS: u64 = u64::MAX;
 
-    fn args(a0: u64, a1: u64, a2: u64) -> [u64; 6] {
-        [a0, a1, a2, 0, 0, 0]
+    const SUCCESS: u64 = 0;
+    const NOT_SUPPORTED: u64 = -2i64 as u64;
+    const INVALID_PARAM: u64 = -3i64 as u64;
+    const INVALID_ADDRESS: u64 = -5i64 as u64;
+    const ALREADY_AVAILABLE: u64 = -6i64 as u64;
+
+    fn args(a: &[u64]) -> [u64; 6] {
+        let mut all = [0; 6];
+        all[..a.len()].copy_from_slice(a);
+        all
+    }
+
+    /// What the guest finds in `a0`/`a1` after a call that needs nothing
+    /// from the run loop.
+    fn call(eid: u64, fid: u64, a: &[u64]) -> SbiReturn {
+        let req = decode(eid, fid, args(a));
+        let reply = immediate_reply(&req)
+            .unwrap_or_else(|| panic!("{eid:#x}/{fid}: {req:?} needs the run loop"));
+        encode(eid, reply)
+    }
+
+    /// `(error, value)` of a call to a non-legacy extension.
+    fn ret(error: u64, value: u64) -> SbiReturn {
+        SbiReturn {
+            a0: error,
+            a1: Some(value),
+        }
+    }
+
+    /// `a0` of a call to a legacy extension.
+    fn legacy_ret(a0: u64) -> SbiReturn {
+        SbiReturn { a0, a1: None }
+    }
+
+    fn whole(asid: Option<u16>) -> Request {
+        Request::LocalFence(Fence::GuestTlb { asid, range: None })
+    }
+
+    fn ranged(start: u64, size: u64, asid: Option<u16>) -> Request {
+        Request::LocalFence(Fence::GuestTlb {
+            asid,
+            range: Some(VirtRange {
+                start: GuestVirtAddr::new(start),
+                size,
+            }),
+        })
     }
 
     #[test]
     fn extension_ids_match_the_spec_strings() {
+        assert_eq!(base::EID_BASE as u64, EID_BASE);
+        assert_eq!(time::EID_TIME as u64, EID_TIME);
+        assert_eq!(spi::EID_SPI as u64, EID_SPI);
+        assert_eq!(rfnc::EID_RFNC as u64, EID_RFNC);
+        assert_eq!(hsm::EID_HSM as u64, EID_HSM);
         assert_eq!(srst::EID_SRST as u64, EID_SRST);
         assert_eq!(dbcn::EID_DBCN as u64, EID_DBCN);
-        assert_eq!(time::EID_TIME as u64, EID_TIME);
     }
 
     #[test]
-    fn base_extension_answers() {
-        assert_eq!(decode(0x10, 0, NO_ARGS), Request::Answer(0x0200_0000));
-        assert_eq!(decode(0x10, 1, NO_ARGS), Request::Answer(IMPL_ID));
-        assert_eq!(decode(0x10, 2, NO_ARGS), Request::Answer(IMPL_VERSION));
-        assert_eq!(decode(0x10, 3, args(EID_SRST, 0, 0)), Request::Answer(1));
-        assert_eq!(decode(0x10, 3, args(EID_DBCN, 0, 0)), Request::Answer(1));
-        assert_eq!(
-            decode(0x10, 3, args(0x48534D, 0, 0)),
-            Request::Answer(0),
-            "HSM is not offered"
+    fn base_versions_and_ids() {
+        assert_eq!(call(EID_BASE, 0, &[]), ret(SUCCESS, 0x0200_0000), "2.0");
+        assert_eq!(call(EID_BASE, 1, &[]), ret(SUCCESS, 0x4741));
+        let mut parts = env!("CARGO_PKG_VERSION")
+            .split(['.', '-'])
+            .map(|p| p.parse::<u64>().unwrap());
+        let (major, minor, patch) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
         );
         assert_eq!(
-            decode(0x10, 3, args(0x735049, 0, 0)),
-            Request::Answer(0),
-            "IPI is not offered"
+            call(EID_BASE, 2, &[]),
+            ret(SUCCESS, major << 32 | minor << 16 | patch)
         );
-        assert_eq!(decode(0x10, 4, NO_ARGS), Request::Answer(0));
+        for fid in 4..=6 {
+            assert_eq!(
+                call(EID_BASE, fid, &[]),
+                ret(SUCCESS, 0),
+                "machine id {fid}"
+            );
+        }
+        assert_eq!(call(EID_BASE, 7, &[]), ret(NOT_SUPPORTED, 0));
+    }
+
+    #[test]
+    fn probe_reports_exactly_what_is_implemented() {
+        for eid in (0..=8).chain([
+            EID_BASE,
+            EID_TIME,
+            EID_SPI,
+            EID_RFNC,
+            EID_HSM,
+            EID_SRST,
+            EID_DBCN,
+            EID_GUESTASPACE,
+        ]) {
+            assert_eq!(call(EID_BASE, 3, &[eid]), ret(SUCCESS, 1), "{eid:#x}");
+        }
+        for eid in [
+            0x09,        // reserved legacy
+            0x0F,        // reserved legacy
+            0x50_4D55,   // PMU
+            0x5355_5350, // SUSP
+            0x4350_5043, // CPPC
+            0x4E41_434C, // NACL
+            0x0053_5441, // STA
+            0x0A00_0000, // someone else's firmware extension
+            u64::MAX,
+        ] {
+            assert_eq!(call(EID_BASE, 3, &[eid]), ret(SUCCESS, 0), "{eid:#x}");
+        }
+    }
+
+    #[test]
+    fn legacy_timer_console_and_shutdown() {
         assert_eq!(
-            decode(0x10, 7, NO_ARGS),
-            Request::Unsupported {
-                id: 0x10,
-                function: 7
-            }
+            decode(0, 0, args(&[123_456])),
+            Request::SetTimer { deadline: 123_456 }
+        );
+        assert_eq!(
+            decode(0, 0, args(&[u64::MAX])),
+            Request::SetTimer { deadline: u64::MAX }
+        );
+        assert_eq!(
+            decode(1, 0, args(&[0x141])),
+            Request::ConsolePutByte(b'A'),
+            "the low byte of `ch`"
+        );
+        assert_eq!(decode(2, 0, NO_ARGS), Request::ConsoleGetByte);
+        assert_eq!(
+            decode(8, 0, NO_ARGS),
+            Request::Shutdown(ShutdownReason::Normal)
+        );
+        // The function id in a6 is ignored.
+        assert_eq!(decode(2, 7, NO_ARGS), Request::ConsoleGetByte);
+        // What the guest gets back, from the run loop's replies: only a0.
+        assert_eq!(encode(0, Reply::Value(0)), legacy_ret(0));
+        assert_eq!(encode(1, Reply::Value(0)), legacy_ret(0));
+        assert_eq!(encode(2, Reply::Value(b'x'.into())), legacy_ret(0x78));
+        assert_eq!(
+            encode(2, Reply::Value(u64::MAX)),
+            legacy_ret(u64::MAX),
+            "-1: no input"
         );
     }
 
     #[test]
-    fn console_calls() {
+    fn legacy_ipis_and_fences_target_the_calling_hart() {
+        // The mask pointer (a0) is not dereferenced: NULL or not, the one
+        // hart is the target.
+        for mask_ptr in [0, 0x8020_3000] {
+            let a = |rest: &[u64]| {
+                let mut v = vec![mask_ptr];
+                v.extend_from_slice(rest);
+                args(&v)
+            };
+            assert_eq!(decode(3, 0, a(&[])), Request::ClearIpi);
+            assert_eq!(decode(4, 0, a(&[])), Request::SelfIpi);
+            assert_eq!(
+                decode(5, 0, a(&[])),
+                Request::LocalFence(Fence::Instruction)
+            );
+            assert_eq!(decode(6, 0, a(&[0, 0])), whole(None));
+            assert_eq!(decode(6, 0, a(&[0x4000, u64::MAX])), whole(None));
+            assert_eq!(
+                decode(6, 0, a(&[0x4000, 0x2000])),
+                ranged(0x4000, 0x2000, None)
+            );
+            assert_eq!(decode(7, 0, a(&[0, 0, 9])), whole(Some(9)));
+            assert_eq!(
+                decode(7, 0, a(&[0x4000, 0x1000, 0x1_0009])),
+                ranged(0x4000, 0x1000, Some(9)),
+                "ASIDs have 16 bits"
+            );
+        }
         assert_eq!(
-            decode(1, 0, args(b'A' as u64, 0, 0)),
-            Request::ConsolePutByte(b'A')
+            call(6, 0, &[0, u64::MAX - 0xfff, 0x2000]),
+            legacy_ret(INVALID_ADDRESS),
+            "a range that wraps"
         );
         assert_eq!(
-            decode(EID_DBCN, 2, args(0x10a, 0, 0)),
-            Request::ConsolePutByte(0x0a)
+            encode(3, Reply::Value(1)),
+            legacy_ret(1),
+            "an IPI was pending"
+        );
+        assert_eq!(encode(4, Reply::Value(0)), legacy_ret(0));
+    }
+
+    #[test]
+    fn reserved_legacy_extensions_are_not_supported() {
+        for eid in 9..LEGACY_EID_END {
+            assert_eq!(call(eid, 0, &[]), legacy_ret(NOT_SUPPORTED), "{eid:#x}");
+        }
+    }
+
+    #[test]
+    fn timer_extension() {
+        assert_eq!(
+            decode(EID_TIME, 0, args(&[123_456])),
+            Request::SetTimer { deadline: 123_456 }
+        );
+        assert_eq!(encode(EID_TIME, Reply::Value(0)), ret(SUCCESS, 0));
+        assert_eq!(call(EID_TIME, 1, &[]), ret(NOT_SUPPORTED, 0));
+    }
+
+    #[test]
+    fn hart_masks_of_a_one_hart_guest() {
+        assert_eq!(hart_mask_targets(1, 0), Some(true));
+        assert_eq!(hart_mask_targets(0, ALL_HARTS), Some(true));
+        assert_eq!(
+            hart_mask_targets(0b1010, ALL_HARTS),
+            Some(true),
+            "mask ignored"
+        );
+        assert_eq!(hart_mask_targets(0, 0), Some(false));
+        assert_eq!(hart_mask_targets(0, 5), Some(false), "names no hart");
+        assert_eq!(hart_mask_targets(0b11, 0), None, "hart 1");
+        assert_eq!(hart_mask_targets(0b10, 0), None, "hart 1");
+        assert_eq!(hart_mask_targets(1 << 63, 0), None, "hart 63");
+        assert_eq!(hart_mask_targets(1, 1), None, "hart 1");
+        assert_eq!(hart_mask_targets(1, u64::MAX - 1), None, "hart 2^64-2");
+    }
+
+    #[test]
+    fn ipi_extension() {
+        assert_eq!(decode(EID_SPI, 0, args(&[1, 0])), Request::SelfIpi);
+        assert_eq!(decode(EID_SPI, 0, args(&[0, ALL_HARTS])), Request::SelfIpi);
+        assert_eq!(encode(EID_SPI, Reply::Value(0)), ret(SUCCESS, 0));
+        assert_eq!(
+            call(EID_SPI, 0, &[0, 0]),
+            ret(SUCCESS, 0),
+            "nobody to interrupt"
+        );
+        assert_eq!(call(EID_SPI, 0, &[0b10, 0]), ret(INVALID_PARAM, 0));
+        assert_eq!(call(EID_SPI, 0, &[0b11, 0]), ret(INVALID_PARAM, 0));
+        assert_eq!(call(EID_SPI, 0, &[1, 1]), ret(INVALID_PARAM, 0));
+        assert_eq!(call(EID_SPI, 1, &[1, 0]), ret(NOT_SUPPORTED, 0));
+    }
+
+    #[test]
+    fn rfence_extension() {
+        // remote_fence_i
+        assert_eq!(
+            decode(EID_RFNC, 0, args(&[1, 0])),
+            Request::LocalFence(Fence::Instruction)
         );
         assert_eq!(
-            decode(EID_DBCN, 0, args(12, 0x8020_1000, 0)),
+            decode(EID_RFNC, 0, args(&[0, ALL_HARTS])),
+            Request::LocalFence(Fence::Instruction)
+        );
+        assert_eq!(call(EID_RFNC, 0, &[0, 0]), ret(SUCCESS, 0));
+        assert_eq!(call(EID_RFNC, 0, &[0b10, 0]), ret(INVALID_PARAM, 0));
+        // remote_sfence_vma
+        assert_eq!(decode(EID_RFNC, 1, args(&[1, 0, 0, 0])), whole(None));
+        assert_eq!(
+            decode(EID_RFNC, 1, args(&[0, ALL_HARTS, 0x1000, u64::MAX])),
+            whole(None)
+        );
+        assert_eq!(
+            decode(EID_RFNC, 1, args(&[1, 0, 0x8020_0000, 0x3000])),
+            ranged(0x8020_0000, 0x3000, None)
+        );
+        assert_eq!(
+            call(EID_RFNC, 1, &[1, 0, u64::MAX, 2]),
+            ret(INVALID_ADDRESS, 0)
+        );
+        assert_eq!(call(EID_RFNC, 1, &[2, 0, 0, 0]), ret(INVALID_PARAM, 0));
+        assert_eq!(call(EID_RFNC, 1, &[0, 0, 0, 0]), ret(SUCCESS, 0));
+        // remote_sfence_vma_asid
+        assert_eq!(decode(EID_RFNC, 2, args(&[1, 0, 0, 0, 7])), whole(Some(7)));
+        assert_eq!(
+            decode(EID_RFNC, 2, args(&[1, 0, 0x4000, 0x1000, 0])),
+            ranged(0x4000, 0x1000, Some(0)),
+            "ASID 0 is an ASID like the others"
+        );
+        assert_eq!(
+            call(EID_RFNC, 2, &[1, 0, 1 << 63, 1 << 63, 7]),
+            ret(INVALID_ADDRESS, 0)
+        );
+        assert_eq!(call(EID_RFNC, 2, &[1, 3, 0, 0, 7]), ret(INVALID_PARAM, 0));
+        // The HFENCE functions need a hart with the H extension.
+        for fid in 3..=6 {
+            assert_eq!(
+                call(EID_RFNC, fid, &[1, 0, 0, 0, 0]),
+                ret(NOT_SUPPORTED, 0),
+                "fid {fid}"
+            );
+        }
+        assert_eq!(call(EID_RFNC, 7, &[1, 0]), ret(NOT_SUPPORTED, 0));
+        assert_eq!(encode(EID_RFNC, Reply::Value(0)), ret(SUCCESS, 0));
+    }
+
+    #[test]
+    fn hart_state_management() {
+        assert_eq!(
+            call(EID_HSM, 0, &[0, 0x8020_0000, 0]),
+            ret(ALREADY_AVAILABLE, 0),
+            "hart 0 runs"
+        );
+        assert_eq!(
+            call(EID_HSM, 0, &[1, 0x8020_0000, 0]),
+            ret(INVALID_PARAM, 0)
+        );
+        assert_eq!(
+            decode(EID_HSM, 1, NO_ARGS),
+            Request::Shutdown(ShutdownReason::Normal),
+            "the only hart stops"
+        );
+        assert_eq!(call(EID_HSM, 2, &[0]), ret(SUCCESS, 0), "STARTED");
+        assert_eq!(call(EID_HSM, 2, &[1]), ret(INVALID_PARAM, 0));
+        assert_eq!(call(EID_HSM, 2, &[u64::MAX]), ret(INVALID_PARAM, 0));
+        assert_eq!(call(EID_HSM, 4, &[]), ret(NOT_SUPPORTED, 0));
+    }
+
+    #[test]
+    fn hart_suspend() {
+        assert_eq!(call(EID_HSM, 3, &[0, 0, 0]), ret(SUCCESS, 0), "retentive");
+        assert_eq!(
+            call(EID_HSM, 3, &[0xdead_0000_0000_0000, 0, 0]),
+            ret(SUCCESS, 0),
+            "suspend_type has 32 bits"
+        );
+        assert_eq!(
+            call(EID_HSM, 3, &[0x8000_0000, 0x8020_0000, 0]),
+            ret(NOT_SUPPORTED, 0),
+            "default non-retentive"
+        );
+        for reserved_or_platform in [1, 0x0FFF_FFFF, 0x1000_0000, 0x7FFF_FFFF] {
+            assert_eq!(
+                call(EID_HSM, 3, &[reserved_or_platform, 0, 0]),
+                ret(INVALID_PARAM, 0),
+                "{reserved_or_platform:#x}"
+            );
+        }
+        for reserved_or_platform in [0x8000_0001, 0x8FFF_FFFF, 0x9000_0000, 0xFFFF_FFFF] {
+            assert_eq!(
+                call(EID_HSM, 3, &[reserved_or_platform, 0x8020_0000, 0]),
+                ret(INVALID_PARAM, 0),
+                "{reserved_or_platform:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn system_reset() {
+        let reset = |ty, reason| decode(EID_SRST, 0, args(&[ty, reason]));
+        assert_eq!(reset(0, 0), Request::Shutdown(ShutdownReason::Normal));
+        assert_eq!(reset(0, 1), Request::Shutdown(ShutdownReason::Failure(1)));
+        assert_eq!(
+            reset(1, 0),
+            Request::Shutdown(ShutdownReason::Reboot {
+                kind: RebootKind::Cold,
+                reason: 0
+            })
+        );
+        assert_eq!(
+            reset(2, 1),
+            Request::Shutdown(ShutdownReason::Reboot {
+                kind: RebootKind::Warm,
+                reason: 1
+            })
+        );
+        assert_eq!(
+            reset(1 << 32, 1 << 32),
+            Request::Shutdown(ShutdownReason::Normal),
+            "both parameters have 32 bits"
+        );
+        // Reserved or vendor-specific types and reasons.
+        for (ty, reason) in [
+            (3, 0),
+            (0xEFFF_FFFF, 0),
+            (0xF000_0000, 0),
+            (0, 2),
+            (1, 0xDFFF_FFFF),
+            (0, 0xE000_0000),
+            (2, 0xF000_0000),
+        ] {
+            assert_eq!(
+                call(EID_SRST, 0, &[ty, reason]),
+                ret(INVALID_PARAM, 0),
+                "type {ty:#x} reason {reason:#x}"
+            );
+        }
+        assert_eq!(call(EID_SRST, 1, &[]), ret(NOT_SUPPORTED, 0));
+    }
+
+    #[test]
+    fn debug_console() {
+        assert_eq!(
+            decode(EID_DBCN, 0, args(&[12, 0x8020_1000, 0])),
             Request::ConsoleWrite {
                 gpa: GuestPhysAddr::new(0x8020_1000),
                 len: 12
             }
         );
         assert_eq!(
-            immediate_reply(&decode(EID_DBCN, 0, args(12, 0, 1))),
-            Some(Reply::InvalidParam)
-        );
-        assert_eq!(
-            decode(EID_DBCN, 1, args(4, 0x8000_0000, 0)),
-            Request::ConsoleRead
-        );
-        assert_eq!(decode(2, 0, NO_ARGS), Request::Answer(u64::MAX));
-    }
-
-    #[test]
-    fn timer_calls() {
-        assert_eq!(
-            decode(EID_TIME, 0, args(123_456, 0, 0)),
-            Request::SetTimer { deadline: 123_456 }
-        );
-        assert_eq!(
-            decode(0, 0, args(u64::MAX, 0, 0)),
-            Request::SetTimer { deadline: u64::MAX }
-        );
-        assert_eq!(
-            decode(EID_TIME, 1, NO_ARGS),
-            Request::Unsupported {
-                id: EID_TIME,
-                function: 1
-            }
-        );
-    }
-
-    #[test]
-    fn system_reset() {
-        assert_eq!(
-            decode(EID_SRST, 0, args(0, 0, 0)),
-            Request::Shutdown(ShutdownReason::Normal)
-        );
-        assert_eq!(
-            decode(EID_SRST, 0, args(0, 1, 0)),
-            Request::Shutdown(ShutdownReason::Failure(1))
-        );
-        assert_eq!(
-            decode(EID_SRST, 0, args(1, 0, 0)),
-            Request::Refused {
-                id: EID_SRST,
-                function: 0
+            decode(EID_DBCN, 1, args(&[4, 0x8020_2000, 0])),
+            Request::ConsoleRead {
+                gpa: GuestPhysAddr::new(0x8020_2000),
+                len: 4
             }
         );
         assert_eq!(
-            immediate_reply(&decode(EID_SRST, 0, args(2, 0, 0))),
-            Some(Reply::NotSupported)
+            decode(EID_DBCN, 2, args(&[0x10a])),
+            Request::ConsolePutByte(0x0a)
         );
         assert_eq!(
-            immediate_reply(&decode(EID_SRST, 0, args(7, 0, 0))),
-            Some(Reply::InvalidParam)
+            call(EID_DBCN, 0, &[12, 0, 1]),
+            ret(INVALID_PARAM, 0),
+            "high half"
         );
         assert_eq!(
-            decode(8, 0, NO_ARGS),
-            Request::Shutdown(ShutdownReason::Normal),
-            "legacy shutdown"
+            call(EID_DBCN, 1, &[12, 0, 1]),
+            ret(INVALID_PARAM, 0),
+            "high half"
         );
+        assert_eq!(call(EID_DBCN, 3, &[]), ret(NOT_SUPPORTED, 0));
+        assert_eq!(encode(EID_DBCN, Reply::Value(12)), ret(SUCCESS, 12));
     }
 
     #[test]
     fn unknown_calls_are_not_supported_and_never_forwarded() {
         for (eid, fid) in [
-            (0x48534D, 0),
-            (0x735049, 0),
-            (0x52464E43, 0),
-            (0x0A00_4741, 1),
-            (0x0900_0000, 0),
-            (5, 0),
+            (0x50_4D55, 0),   // PMU
+            (0x5355_5350, 0), // SUSP
+            (0x0053_5441, 0), // STA
+            (0x0A00_4741, 1), // ours, unknown function
+            (0x0A00_0000, 0), // another firmware's
+            (0x0900_0000, 0), // vendor space
+            (0xFFFF_FFFF, 0),
         ] {
             let req = decode(eid, fid, NO_ARGS);
             assert_eq!(
@@ -293,53 +809,30 @@ mod tests {
                     function: fid
                 }
             );
-            assert_eq!(immediate_reply(&req), Some(Reply::NotSupported));
+            assert_eq!(call(eid, fid, &[]), ret(NOT_SUPPORTED, 0));
         }
         assert_eq!(decode(EID_GUESTASPACE, FID_NULL, NO_ARGS), Request::Null);
     }
 
     #[test]
     fn reply_encoding() {
-        assert_eq!(
-            encode(0x10, Reply::Value(5)),
-            SbiReturn { a0: 0, a1: Some(5) }
-        );
-        assert_eq!(
-            encode(EID_SRST, Reply::NotSupported),
-            SbiReturn {
-                a0: -2i64 as u64,
-                a1: Some(0)
-            }
-        );
-        assert_eq!(
-            encode(EID_DBCN, Reply::InvalidParam),
-            SbiReturn {
-                a0: -3i64 as u64,
-                a1: Some(0)
-            }
-        );
+        assert_eq!(encode(EID_BASE, Reply::Value(5)), ret(SUCCESS, 5));
+        assert_eq!(encode(EID_SRST, Reply::NotSupported), ret(NOT_SUPPORTED, 0));
+        assert_eq!(encode(EID_DBCN, Reply::InvalidParam), ret(INVALID_PARAM, 0));
         assert_eq!(
             encode(EID_DBCN, Reply::InvalidAddress),
-            SbiReturn {
-                a0: -5i64 as u64,
-                a1: Some(0)
-            }
+            ret(INVALID_ADDRESS, 0)
         );
         assert_eq!(
-            encode(2, Reply::Value(u64::MAX)),
-            SbiReturn {
-                a0: u64::MAX,
-                a1: None
-            },
-            "legacy: a0 only"
+            encode(EID_HSM, Reply::AlreadyAvailable),
+            ret(ALREADY_AVAILABLE, 0)
         );
-        assert_eq!(encode(1, Reply::Value(0)), SbiReturn { a0: 0, a1: None });
+        assert_eq!(encode(2, Reply::Value(u64::MAX)), legacy_ret(u64::MAX));
+        assert_eq!(encode(1, Reply::Value(0)), legacy_ret(0));
+        assert_eq!(encode(5, Reply::NotSupported), legacy_ret(NOT_SUPPORTED));
         assert_eq!(
-            encode(5, Reply::NotSupported),
-            SbiReturn {
-                a0: -2i64 as u64,
-                a1: None
-            }
+            encode(6, Reply::InvalidAddress),
+            legacy_ret(INVALID_ADDRESS)
         );
     }
 }
