@@ -1,0 +1,1122 @@
+//! The flattened device tree (DTB) a riscv64 guest reads to learn the
+//! machine the hypervisor gives it: one hart, its RAM, the PLIC, the 16550
+//! UART and (where the layout has it) the pflash bank.
+//!
+//! Written for the guests the project boots on QEMU `virt` (Debian's U-Boot
+//! `qemu-riscv64_smode`, a Linux kernel): the tree has the shape of the one
+//! QEMU `virt` generates, without the devices the guest does not get (CLINT,
+//! virtio-mmio, PCIe, RTC, fw-cfg, the test/syscon device). Timer, IPIs and
+//! reset are SBI calls, so no node is needed for them.
+//!
+//! Node and property names follow the Devicetree Specification v0.4 and the
+//! Linux bindings `riscv/cpus.yaml`, `riscv/extensions.yaml`,
+//! `interrupt-controller/sifive,plic-1.0.0.yaml`, `serial/8250.yaml` and
+//! `mtd/mtd-physmap.yaml`. Every address and size comes from the
+//! [`GuestLayout`] regions named `plic`, `uart`, `pflash` and `ram`.
+//!
+//! Choices worth knowing:
+//!
+//! - `mmu-type` is [`MMU_TYPE`], `riscv,sv39`. The binding calls it the
+//!   largest translation mode the hart supports; the VS-stage (`vsatp`)
+//!   supports whatever the host CPU does (Sv57 on QEMU's default `rv64`),
+//!   but this tree is built without probing the host, and Sv39 is the mode
+//!   every RV64 hart with the H extension must have (the H extension
+//!   requires at least Sv39). Reporting less than the hart has is harmless
+//!   (recent Linux caps its paging mode at `mmu-type`; older kernels probe
+//!   `satp` themselves, which under us probes the real `vsatp`), and three
+//!   VS levels keep the two-stage walk short. 512 GiB of guest-virtual
+//!   space is plenty.
+//! - `riscv,isa` is the caller's ([`DtbConfig::isa`]); [`guest_isa`]
+//!   derives one from the host's, and [`QEMU_VIRT_GUEST_ISA`] is that
+//!   derivation for QEMU 10.0 `virt`'s default CPU. The tree also carries
+//!   the same set as `riscv,isa-base` and `riscv,isa-extensions`, the
+//!   properties current bindings prefer.
+//! - The pflash region is passed through read-only: a guest store there is
+//!   a forbidden access that stops the VM. A `cfi-flash` node would make
+//!   U-Boot's and Linux's CFI drivers probe the chip, and a CFI probe starts
+//!   by writing a query command. So a read-only region is described as
+//!   `mtd-rom` (a plain memory-mapped ROM, read without commands; U-Boot has
+//!   no driver for it and leaves it alone), and only a writable one as
+//!   `cfi-flash`. Both carry `bank-width = 4`, as QEMU's flash has.
+//! - Nothing is reserved: the hypervisor is the guest's firmware, and no
+//!   part of it lives in guest RAM. Linux reserves the blob and the initrd
+//!   itself.
+#![cfg(feature = "alloc")]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use vm_fdt::FdtWriter;
+
+use crate::addr::GuestPhysAddr;
+use crate::devices::plic;
+use crate::layout::{GuestLayout, Perms, Region};
+
+/// Timebase of QEMU `virt`: its `time` CSR counts at 10 MHz.
+pub const QEMU_VIRT_TIMEBASE_HZ: u64 = 10_000_000;
+
+/// The `riscv,isa` QEMU 10.0 `virt` reports for its default `rv64` CPU
+/// (read from `-machine virt,dumpdtb=`): the host the hypervisor runs on.
+pub const QEMU_VIRT_HOST_ISA: &str = "rv64imafdch_zic64b_zicbom_zicbop_zicboz_ziccamoa_ziccif_zicclsm_ziccrse_zicntr_zicsr_zifencei_zihintntl_zihintpause_zihpm_zmmul_za64rs_zaamo_zalrsc_zawrs_zfa_zca_zcd_zba_zbb_zbc_zbs_shcounterenw_shgatpa_shtvala_shvsatpa_shvstvala_shvstvecd_ssccptr_sscounterenw_sstc_sstvala_sstvecd_ssu64xl_svadu_svvptc";
+
+/// What a VS-mode guest of this hypervisor has on QEMU `virt`'s default
+/// CPU: [`guest_isa`] of [`QEMU_VIRT_HOST_ISA`].
+pub const QEMU_VIRT_GUEST_ISA: &str = "rv64imafdc_zicntr_zicsr_zifencei_zihintntl_zihintpause_zmmul_zaamo_zalrsc_zfa_zca_zcd_zba_zbb_zbc_zbs";
+
+/// The translation mode reported in `mmu-type` (see the module docs).
+pub const MMU_TYPE: &str = "riscv,sv39";
+
+/// The root node's `compatible`: QEMU `virt`'s, since the guest sees the
+/// same devices at the same addresses.
+pub const COMPATIBLE: &str = "riscv-virtio";
+
+/// The root node's `model`, naming the hypervisor's machine.
+pub const MODEL: &str = "arceos-guestaspace,riscv-virtio";
+
+/// The PLIC source of the UART, as QEMU `virt` wires it and as the
+/// hypervisor's device bus raises it.
+pub const UART_PLIC_SOURCE: u32 = 10;
+
+/// The UART's input clock: QEMU `virt`'s 3.6864 MHz, so guest drivers
+/// compute the same divisors as on bare QEMU.
+pub const UART_CLOCK_HZ: u32 = 3_686_400;
+
+/// The size of the UART's `reg` range: QEMU `virt`'s 0x100 (its eight
+/// registers at shift 0, then nothing).
+pub const UART_REG_SIZE: u64 = 0x100;
+
+/// The flash `bank-width`: QEMU `virt`'s pflash is one 32-bit-wide bank.
+pub const FLASH_BANK_WIDTH: u32 = 4;
+
+/// Alignment of the blob's guest-physical address (see [`dtb_address`]).
+pub const DTB_ALIGN: u64 = 2 << 20;
+
+/// The least alignment the Devicetree Specification allows for a blob in
+/// memory.
+pub const DTB_MIN_ALIGN: u64 = 8;
+
+/// The phandles the tree defines.
+pub mod phandle {
+    /// The hart's local interrupt controller (`cpu@0/interrupt-controller`).
+    pub const CPU0_INTC: u32 = 1;
+    /// The PLIC.
+    pub const PLIC: u32 = 2;
+}
+
+/// Interrupt number of the supervisor external interrupt at the hart's
+/// local controller (its bit in `mip`/`sip`).
+const IRQ_S_EXTERNAL: u32 = 9;
+/// Interrupt number of the machine external interrupt.
+const IRQ_M_EXTERNAL: u32 = 11;
+
+/// Single-letter extensions a guest may be given when the host has them:
+/// the base, M, A, F, D, Q, C and B. F/D/Q share the floating-point state
+/// with the host's `sstatus.FS`; V is left out because its state is
+/// neither enabled for the guest nor switched, and H because there is no
+/// nested virtualization.
+const GUEST_LETTERS: &str = "imafdqcb";
+
+/// Multi-letter extensions a guest may be given when the host has them:
+/// unprivileged instructions that execute in VS/VU-mode with no help from
+/// the hypervisor, plus Zicntr, whose counters `hcounteren` opens (CY, TM,
+/// IR). Left out on purpose:
+///
+/// - Zicbom, Zicboz: `henvcfg.CBIE/CBCFE/CBZE` are clear, so `cbo.*` raise a
+///   virtual-instruction exception. Zicbop (hints only) goes with them.
+/// - Zihpm: `hcounteren` does not open the HPM counters.
+/// - Sstc: `henvcfg.STCE` is clear; the guest's timer is SBI TIME.
+/// - Svadu, Svpbmt: `henvcfg.ADUE` and `PBMTE` are clear.
+/// - Zawrs: `wrs.*` would idle the vCPU inside the guest, out of the
+///   hypervisor's sight; nothing needs it.
+/// - The H-extension properties (Sh*), and the profile names that only
+///   state properties of the implementation (Ziccif, Za64rs, Ss*, ...):
+///   nothing the guest needs, and omitting an extension is always safe.
+const GUEST_EXTENSIONS: &[&str] = &[
+    "zicntr",
+    "zicsr",
+    "zifencei",
+    "zihintntl",
+    "zihintpause",
+    "zicond",
+    "zimop",
+    "zmmul",
+    "zaamo",
+    "zalrsc",
+    "zacas",
+    "zabha",
+    "zfa",
+    "zfh",
+    "zfhmin",
+    "zca",
+    "zcb",
+    "zcd",
+    "zcmop",
+    "zba",
+    "zbb",
+    "zbc",
+    "zbs",
+    "zbkb",
+    "zbkc",
+    "zbkx",
+    "zkt",
+];
+
+/// What the tree says beyond the layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DtbConfig<'a> {
+    /// Frequency of the `time` CSR, in Hz (`timebase-frequency`).
+    pub timebase_hz: u64,
+    /// The hart's `riscv,isa`, e.g. [`QEMU_VIRT_GUEST_ISA`].
+    pub isa: &'a str,
+    /// The kernel command line (`/chosen/bootargs`), if any.
+    pub bootargs: Option<&'a str>,
+    /// Where an initrd was loaded and its size in bytes, if any.
+    pub initrd: Option<(GuestPhysAddr, u64)>,
+}
+
+impl DtbConfig<'static> {
+    /// QEMU `virt`'s timebase and guest ISA, no command line, no initrd.
+    pub const QEMU_VIRT: Self = DtbConfig {
+        timebase_hz: QEMU_VIRT_TIMEBASE_HZ,
+        isa: QEMU_VIRT_GUEST_ISA,
+        bootargs: None,
+        initrd: None,
+    };
+}
+
+/// Why no tree can be written.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DtbError {
+    /// The layout has no region of this name.
+    MissingRegion {
+        /// The region's name (`"plic"`, `"uart"`, `"ram"`).
+        name: &'static str,
+    },
+    /// The ISA string is not an `rv64i...` string as the binding wants it.
+    BadIsa {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The timebase is zero or does not fit the 32-bit cell Linux reads.
+    BadTimebase {
+        /// The frequency asked for, in Hz.
+        hz: u64,
+    },
+    /// The initrd does not lie inside guest RAM.
+    InitrdNotInRam {
+        /// Its first byte.
+        start: GuestPhysAddr,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// The blob is larger than guest RAM.
+    TooLarge {
+        /// The blob's size in bytes.
+        len: u64,
+        /// Guest RAM's size in bytes.
+        ram: u64,
+    },
+    /// The writer refused something (a string with a NUL byte...).
+    Writer(vm_fdt::Error),
+}
+
+impl From<vm_fdt::Error> for DtbError {
+    fn from(e: vm_fdt::Error) -> Self {
+        DtbError::Writer(e)
+    }
+}
+
+impl core::fmt::Display for DtbError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DtbError::MissingRegion { name } => {
+                write!(
+                    f,
+                    "the guest layout has no `{name}` region for the device tree"
+                )
+            }
+            DtbError::BadIsa { reason } => write!(f, "bad riscv,isa string: {reason}"),
+            DtbError::BadTimebase { hz } => write!(
+                f,
+                "timebase of {hz} Hz is zero or too large for timebase-frequency"
+            ),
+            DtbError::InitrdNotInRam { start, size } => write!(
+                f,
+                "initrd at {start:#x} ({size:#x} bytes) is not inside guest RAM"
+            ),
+            DtbError::TooLarge { len, ram } => write!(
+                f,
+                "device tree of {len} bytes does not fit in {ram:#x} bytes of guest RAM"
+            ),
+            DtbError::Writer(e) => write!(f, "device tree writer: {e}"),
+        }
+    }
+}
+
+/// An ISA string cut into its parts: `rv64` + single letters (starting
+/// with `i`) + `_`-separated multi-letter extensions.
+struct Isa<'a> {
+    letters: &'a str,
+    multi: Vec<&'a str>,
+}
+
+impl<'a> Isa<'a> {
+    fn parse(isa: &'a str) -> Result<Self, DtbError> {
+        let bad = |reason| Err(DtbError::BadIsa { reason });
+        let Some(rest) = isa.strip_prefix("rv64") else {
+            return bad("it does not start with rv64");
+        };
+        let mut parts = rest.split('_');
+        let letters = parts.next().unwrap_or_default();
+        if !letters.starts_with('i') {
+            return bad("the base is not i (g is not expanded)");
+        }
+        if !letters.bytes().all(|b| b.is_ascii_lowercase()) {
+            return bad("the single-letter extensions are not all lowercase letters");
+        }
+        if letters.contains(['z', 's', 'x']) {
+            return bad("a multi-letter extension does not follow an underscore");
+        }
+        let multi: Vec<&str> = parts.collect();
+        for ext in &multi {
+            let well_formed = ext.len() >= 2
+                && ext.starts_with(['z', 's', 'x', 'h'])
+                && ext
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            if !well_formed {
+                return bad("a multi-letter extension is not [zsxh][a-z0-9]+");
+            }
+        }
+        Ok(Isa { letters, multi })
+    }
+
+    /// The extensions one by one, as `riscv,isa-extensions` lists them.
+    fn extensions(&self) -> Vec<String> {
+        self.letters
+            .chars()
+            .map(String::from)
+            .chain(self.multi.iter().map(|&e| String::from(e)))
+            .collect()
+    }
+}
+
+/// The `riscv,isa` of a VS-mode guest on a host whose own hart reports
+/// `host_isa`: the host's extensions that the guest can use under this
+/// hypervisor (see `GUEST_LETTERS` and `GUEST_EXTENSIONS` in the source),
+/// in the host's order.
+pub fn guest_isa(host_isa: &str) -> Result<String, DtbError> {
+    let host = Isa::parse(host_isa)?;
+    let mut isa = String::from("rv64");
+    isa.extend(host.letters.chars().filter(|&c| GUEST_LETTERS.contains(c)));
+    for ext in host.multi.iter().filter(|e| GUEST_EXTENSIONS.contains(e)) {
+        isa.push('_');
+        isa.push_str(ext);
+    }
+    Ok(isa)
+}
+
+/// The layout's region called `name`.
+fn region<'l>(layout: &'l GuestLayout<'_>, name: &'static str) -> Result<&'l Region, DtbError> {
+    layout
+        .regions
+        .iter()
+        .find(|r| r.name == name)
+        .ok_or(DtbError::MissingRegion { name })
+}
+
+/// The device tree of a riscv64 guest with `layout`'s regions: RAM from
+/// `ram`, the PLIC from `plic`, the UART from `uart` (all three required),
+/// and a flash node if the layout has `pflash`.
+pub fn riscv64_dtb(layout: &GuestLayout<'_>, config: &DtbConfig<'_>) -> Result<Vec<u8>, DtbError> {
+    let ram = region(layout, "ram")?;
+    let plic = region(layout, "plic")?;
+    let uart = region(layout, "uart")?;
+    let pflash = region(layout, "pflash").ok();
+
+    let isa = Isa::parse(config.isa)?;
+    let timebase = u32::try_from(config.timebase_hz)
+        .ok()
+        .filter(|&hz| hz != 0)
+        .ok_or(DtbError::BadTimebase {
+            hz: config.timebase_hz,
+        })?;
+    if let Some((start, size)) = config.initrd {
+        let inside =
+            start >= ram.gpa && start.checked_add(size).is_some_and(|end| end <= ram.end());
+        if !inside {
+            return Err(DtbError::InitrdNotInRam { start, size });
+        }
+    }
+
+    let mut fdt = FdtWriter::new()?;
+    let root = fdt.begin_node("")?;
+    fdt.property_u32("#address-cells", 2)?;
+    fdt.property_u32("#size-cells", 2)?;
+    fdt.property_string("compatible", COMPATIBLE)?;
+    fdt.property_string("model", MODEL)?;
+
+    // The harts: cells 1/0, as `reg` is a hart id.
+    let cpus = fdt.begin_node("cpus")?;
+    fdt.property_u32("#address-cells", 1)?;
+    fdt.property_u32("#size-cells", 0)?;
+    fdt.property_u32("timebase-frequency", timebase)?;
+    let cpu = fdt.begin_node("cpu@0")?;
+    fdt.property_string("device_type", "cpu")?;
+    fdt.property_u32("reg", 0)?;
+    fdt.property_string("status", "okay")?;
+    fdt.property_string("compatible", "riscv")?;
+    fdt.property_string("riscv,isa", config.isa)?;
+    fdt.property_string("riscv,isa-base", "rv64i")?;
+    fdt.property_string_list("riscv,isa-extensions", isa.extensions())?;
+    fdt.property_string("mmu-type", MMU_TYPE)?;
+    let intc = fdt.begin_node("interrupt-controller")?;
+    fdt.property_u32("#interrupt-cells", 1)?;
+    fdt.property_null("interrupt-controller")?;
+    fdt.property_string("compatible", "riscv,cpu-intc")?;
+    fdt.property_phandle(phandle::CPU0_INTC)?;
+    fdt.end_node(intc)?;
+    fdt.end_node(cpu)?;
+    fdt.end_node(cpus)?;
+
+    let memory = fdt.begin_node(&format!("memory@{:x}", ram.gpa.as_u64()))?;
+    fdt.property_string("device_type", "memory")?;
+    fdt.property_array_u64("reg", &[ram.gpa.as_u64(), ram.size])?;
+    fdt.end_node(memory)?;
+
+    if let Some(flash) = pflash {
+        let node = fdt.begin_node(&format!("flash@{:x}", flash.gpa.as_u64()))?;
+        let compatible = if flash.perms.contains(Perms::WRITE) {
+            "cfi-flash"
+        } else {
+            "mtd-rom"
+        };
+        fdt.property_string("compatible", compatible)?;
+        fdt.property_array_u64("reg", &[flash.gpa.as_u64(), flash.size])?;
+        fdt.property_u32("bank-width", FLASH_BANK_WIDTH)?;
+        fdt.end_node(node)?;
+    }
+
+    // The devices, on a bus that maps its addresses one to one.
+    let serial_path = format!("/soc/serial@{:x}", uart.gpa.as_u64());
+    let soc = fdt.begin_node("soc")?;
+    fdt.property_u32("#address-cells", 2)?;
+    fdt.property_u32("#size-cells", 2)?;
+    fdt.property_string("compatible", "simple-bus")?;
+    fdt.property_null("ranges")?;
+
+    let node = fdt.begin_node(&format!("plic@{:x}", plic.gpa.as_u64()))?;
+    fdt.property_string_list(
+        "compatible",
+        ["sifive,plic-1.0.0", "riscv,plic0"]
+            .map(String::from)
+            .into(),
+    )?;
+    fdt.property_array_u64("reg", &[plic.gpa.as_u64(), plic.size])?;
+    // One pair per PLIC context, in context order: 0 is the hart's M-mode
+    // (machine external interrupt), 1 its S-mode, which the guest drives.
+    fdt.property_array_u32(
+        "interrupts-extended",
+        &[
+            phandle::CPU0_INTC,
+            IRQ_M_EXTERNAL,
+            phandle::CPU0_INTC,
+            IRQ_S_EXTERNAL,
+        ],
+    )?;
+    // Sources 1..=ndev: id 0 means "no interrupt".
+    fdt.property_u32("riscv,ndev", plic::NUM_SOURCES - 1)?;
+    fdt.property_u32("#interrupt-cells", 1)?;
+    fdt.property_u32("#address-cells", 0)?;
+    fdt.property_null("interrupt-controller")?;
+    fdt.property_phandle(phandle::PLIC)?;
+    fdt.end_node(node)?;
+
+    let node = fdt.begin_node(&serial_path["/soc/".len()..])?;
+    fdt.property_string("compatible", "ns16550a")?;
+    fdt.property_array_u64("reg", &[uart.gpa.as_u64(), UART_REG_SIZE.min(uart.size)])?;
+    fdt.property_u32("clock-frequency", UART_CLOCK_HZ)?;
+    fdt.property_u32("interrupts", UART_PLIC_SOURCE)?;
+    fdt.property_u32("interrupt-parent", phandle::PLIC)?;
+    fdt.end_node(node)?;
+    fdt.end_node(soc)?;
+
+    let aliases = fdt.begin_node("aliases")?;
+    fdt.property_string("serial0", &serial_path)?;
+    fdt.end_node(aliases)?;
+
+    let chosen = fdt.begin_node("chosen")?;
+    fdt.property_string("stdout-path", &serial_path)?;
+    if let Some(bootargs) = config.bootargs {
+        fdt.property_string("bootargs", bootargs)?;
+    }
+    if let Some((start, size)) = config.initrd {
+        // 64-bit values; `initrd-end` is one past the last byte.
+        fdt.property_u64("linux,initrd-start", start.as_u64())?;
+        fdt.property_u64("linux,initrd-end", start.as_u64() + size)?;
+    }
+    fdt.end_node(chosen)?;
+
+    fdt.end_node(root)?;
+    Ok(fdt.finish()?)
+}
+
+/// Where the hypervisor should copy a blob of `blob_len` bytes, the address
+/// it then passes in `a1`: near the top of guest RAM, at the highest
+/// [`DTB_ALIGN`] (2 MiB) boundary that leaves room for it, where QEMU
+/// `virt` places its own: far from the kernel and initrd loaded low, and
+/// at an address U-Boot's relocation is known to cope with (it copies the
+/// blob away before moving itself to the top of RAM). In a RAM too
+/// small for that, the highest 8-byte-aligned address (the least the
+/// Devicetree Specification allows). The caller checks it does not overlap the image
+/// or an initrd it loaded high.
+pub fn dtb_address(layout: &GuestLayout<'_>, blob_len: u64) -> Result<GuestPhysAddr, DtbError> {
+    let ram = region(layout, "ram")?;
+    let too_large = DtbError::TooLarge {
+        len: blob_len,
+        ram: ram.size,
+    };
+    if blob_len > ram.size {
+        return Err(too_large);
+    }
+    let highest = ram.end().as_u64() - blob_len;
+    let addr = [DTB_ALIGN, DTB_MIN_ALIGN]
+        .into_iter()
+        .map(|align| highest & !(align - 1))
+        .find(|&a| a >= ram.gpa.as_u64())
+        .ok_or(too_large)?;
+    Ok(GuestPhysAddr::new(addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::RegionKind;
+    use crate::layout::machines::RISCV64_VIRT;
+    use alloc::string::ToString;
+    use fdt_parser::{Fdt, Node};
+
+    const fn gpa(a: u64) -> GuestPhysAddr {
+        GuestPhysAddr::new(a)
+    }
+
+    /// Every node of a parsed tree with its full path, in tree order.
+    struct Tree<'a> {
+        fdt: Fdt<'a>,
+        nodes: Vec<(String, Node<'a>)>,
+    }
+
+    impl<'a> Tree<'a> {
+        fn parse(blob: &'a [u8]) -> Self {
+            let fdt = Fdt::from_bytes(blob).expect("a valid header");
+            let mut parents: Vec<String> = Vec::new();
+            let nodes = fdt
+                .all_nodes()
+                .map(|n| {
+                    parents.truncate(n.level - 1);
+                    let path = match parents.last() {
+                        None => String::from("/"),
+                        Some(p) if p == "/" => format!("/{}", n.name()),
+                        Some(p) => format!("{p}/{}", n.name()),
+                    };
+                    parents.push(path.clone());
+                    (path, n)
+                })
+                .collect();
+            Tree { fdt, nodes }
+        }
+
+        fn paths(&self) -> Vec<&str> {
+            self.nodes.iter().map(|(p, _)| p.as_str()).collect()
+        }
+
+        fn node(&self, path: &str) -> &Node<'a> {
+            let found = self.nodes.iter().find(|(p, _)| p == path);
+            &found.unwrap_or_else(|| panic!("no node {path}")).1
+        }
+    }
+
+    /// The names of a node's properties, sorted.
+    fn names(n: &Node<'_>) -> Vec<String> {
+        let mut names: Vec<String> = n.propertys().map(|p| p.name.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    fn expect_names(n: &Node<'_>, expected: &[&str]) {
+        let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        assert_eq!(names(n), expected, "properties of {}", n.name());
+    }
+
+    fn raw<'a>(n: &Node<'a>, name: &str) -> &'a [u8] {
+        n.find_property(name)
+            .unwrap_or_else(|| panic!("{} has no {name}", n.name()))
+            .raw_value()
+    }
+
+    /// A string list. The reader hands out values padded to 4 bytes, so
+    /// trailing NULs are padding but the first.
+    fn strs<'a>(n: &Node<'a>, name: &str) -> Vec<&'a str> {
+        let bytes = raw(n, name);
+        assert_eq!(bytes.last(), Some(&0), "{name} is NUL-terminated");
+        let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        core::str::from_utf8(&bytes[..end])
+            .unwrap()
+            .split('\0')
+            .collect()
+    }
+
+    fn string<'a>(n: &Node<'a>, name: &str) -> &'a str {
+        let list = strs(n, name);
+        assert_eq!(list.len(), 1, "{name} is one string");
+        list[0]
+    }
+
+    fn u32s(n: &Node<'_>, name: &str) -> Vec<u32> {
+        let bytes = raw(n, name);
+        assert_eq!(bytes.len() % 4, 0, "{name} is whole cells");
+        bytes
+            .chunks(4)
+            .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+
+    fn u64s(n: &Node<'_>, name: &str) -> Vec<u64> {
+        let cells = u32s(n, name);
+        assert_eq!(cells.len() % 2, 0, "{name} is pairs of cells");
+        cells
+            .chunks(2)
+            .map(|c| (u64::from(c[0]) << 32) | u64::from(c[1]))
+            .collect()
+    }
+
+    fn is_empty(n: &Node<'_>, name: &str) -> bool {
+        raw(n, name).is_empty()
+    }
+
+    /// `RISCV64_VIRT` with RAM resized, or with a region taken out.
+    fn regions_with_ram(size: u64) -> Vec<Region> {
+        RISCV64_VIRT.with_ram_size(size).unwrap()
+    }
+
+    fn regions_without(name: &str) -> Vec<Region> {
+        RISCV64_VIRT
+            .regions
+            .iter()
+            .copied()
+            .filter(|r| r.name != name)
+            .collect()
+    }
+
+    fn layout(regions: &[Region]) -> GuestLayout<'_> {
+        GuestLayout {
+            regions,
+            ..RISCV64_VIRT
+        }
+    }
+
+    #[test]
+    fn the_qemu_virt_tree_describes_every_device() {
+        let blob = riscv64_dtb(&RISCV64_VIRT, &DtbConfig::QEMU_VIRT).unwrap();
+        assert!(blob.len() < 4096, "a small blob: {} bytes", blob.len());
+        let tree = Tree::parse(&blob);
+        assert_eq!(tree.fdt.version(), 17);
+        assert_eq!(tree.fdt.boot_cpuid_phys(), 0);
+        assert_eq!(tree.fdt.total_size(), blob.len());
+        assert_eq!(tree.fdt.memory_reservation_block().count(), 0);
+        assert_eq!(
+            tree.paths(),
+            [
+                "/",
+                "/cpus",
+                "/cpus/cpu@0",
+                "/cpus/cpu@0/interrupt-controller",
+                "/memory@80000000",
+                "/flash@22000000",
+                "/soc",
+                "/soc/plic@c000000",
+                "/soc/serial@10000000",
+                "/aliases",
+                "/chosen",
+            ]
+        );
+
+        let root = tree.node("/");
+        expect_names(
+            root,
+            &["#address-cells", "#size-cells", "compatible", "model"],
+        );
+        assert_eq!(u32s(root, "#address-cells"), [2]);
+        assert_eq!(u32s(root, "#size-cells"), [2]);
+        assert_eq!(string(root, "compatible"), "riscv-virtio");
+        assert_eq!(string(root, "model"), MODEL);
+
+        let cpus = tree.node("/cpus");
+        expect_names(
+            cpus,
+            &["#address-cells", "#size-cells", "timebase-frequency"],
+        );
+        assert_eq!(u32s(cpus, "#address-cells"), [1]);
+        assert_eq!(u32s(cpus, "#size-cells"), [0]);
+        assert_eq!(u32s(cpus, "timebase-frequency"), [10_000_000]);
+
+        let cpu = tree.node("/cpus/cpu@0");
+        expect_names(
+            cpu,
+            &[
+                "device_type",
+                "reg",
+                "status",
+                "compatible",
+                "riscv,isa",
+                "riscv,isa-base",
+                "riscv,isa-extensions",
+                "mmu-type",
+            ],
+        );
+        assert_eq!(string(cpu, "device_type"), "cpu");
+        assert_eq!(u32s(cpu, "reg"), [0]);
+        assert_eq!(string(cpu, "status"), "okay");
+        assert_eq!(string(cpu, "compatible"), "riscv");
+        assert_eq!(string(cpu, "riscv,isa"), QEMU_VIRT_GUEST_ISA);
+        assert_eq!(string(cpu, "riscv,isa-base"), "rv64i");
+        assert_eq!(
+            strs(cpu, "riscv,isa-extensions"),
+            [
+                "i",
+                "m",
+                "a",
+                "f",
+                "d",
+                "c",
+                "zicntr",
+                "zicsr",
+                "zifencei",
+                "zihintntl",
+                "zihintpause",
+                "zmmul",
+                "zaamo",
+                "zalrsc",
+                "zfa",
+                "zca",
+                "zcd",
+                "zba",
+                "zbb",
+                "zbc",
+                "zbs",
+            ]
+        );
+        assert_eq!(string(cpu, "mmu-type"), "riscv,sv39");
+
+        let intc = tree.node("/cpus/cpu@0/interrupt-controller");
+        expect_names(
+            intc,
+            &[
+                "#interrupt-cells",
+                "interrupt-controller",
+                "compatible",
+                "phandle",
+            ],
+        );
+        assert_eq!(u32s(intc, "#interrupt-cells"), [1]);
+        assert!(is_empty(intc, "interrupt-controller"));
+        assert_eq!(string(intc, "compatible"), "riscv,cpu-intc");
+        assert_eq!(u32s(intc, "phandle"), [phandle::CPU0_INTC]);
+
+        let memory = tree.node("/memory@80000000");
+        expect_names(memory, &["device_type", "reg"]);
+        assert_eq!(string(memory, "device_type"), "memory");
+        assert_eq!(u64s(memory, "reg"), [0x8000_0000, 128 << 20]);
+        // The reader's own view, through the root's cells.
+        let reg: Vec<_> = memory.reg().unwrap().collect();
+        assert_eq!(reg.len(), 1);
+        assert_eq!(reg[0].address, 0x8000_0000);
+        assert_eq!(reg[0].size, Some(128 << 20));
+        let regions: Vec<_> = tree.fdt.memory().flat_map(|m| m.regions()).collect();
+        assert_eq!(regions.len(), 1);
+        assert_eq!(regions[0].address as usize, 0x8000_0000);
+        assert_eq!(regions[0].size, 128 << 20);
+
+        // Read-only pass-through: a ROM, never probed with CFI commands.
+        let flash = tree.node("/flash@22000000");
+        expect_names(flash, &["compatible", "reg", "bank-width"]);
+        assert_eq!(string(flash, "compatible"), "mtd-rom");
+        assert_eq!(u64s(flash, "reg"), [0x2200_0000, 32 << 20]);
+        assert_eq!(u32s(flash, "bank-width"), [4]);
+
+        let soc = tree.node("/soc");
+        expect_names(
+            soc,
+            &["#address-cells", "#size-cells", "compatible", "ranges"],
+        );
+        assert_eq!(u32s(soc, "#address-cells"), [2]);
+        assert_eq!(u32s(soc, "#size-cells"), [2]);
+        assert_eq!(string(soc, "compatible"), "simple-bus");
+        assert!(is_empty(soc, "ranges"), "an identity mapping");
+
+        let plic = tree.node("/soc/plic@c000000");
+        expect_names(
+            plic,
+            &[
+                "compatible",
+                "reg",
+                "interrupts-extended",
+                "riscv,ndev",
+                "#interrupt-cells",
+                "#address-cells",
+                "interrupt-controller",
+                "phandle",
+            ],
+        );
+        assert_eq!(
+            strs(plic, "compatible"),
+            ["sifive,plic-1.0.0", "riscv,plic0"]
+        );
+        assert_eq!(u64s(plic, "reg"), [0x0c00_0000, 0x60_0000]);
+        let reg: Vec<_> = plic.reg().unwrap().collect();
+        assert_eq!(
+            (reg[0].address, reg[0].size),
+            (0x0c00_0000, Some(0x60_0000))
+        );
+        assert_eq!(
+            u32s(plic, "interrupts-extended"),
+            [phandle::CPU0_INTC, 11, phandle::CPU0_INTC, 9],
+            "context 0: M external, context 1: S external"
+        );
+        assert_eq!(u32s(plic, "riscv,ndev"), [95]);
+        assert_eq!(u32s(plic, "#interrupt-cells"), [1]);
+        assert_eq!(u32s(plic, "#address-cells"), [0]);
+        assert!(is_empty(plic, "interrupt-controller"));
+        assert_eq!(u32s(plic, "phandle"), [phandle::PLIC]);
+        // Both contexts lead to the hart's local controller.
+        let target = tree
+            .fdt
+            .get_node_by_phandle(phandle::CPU0_INTC.into())
+            .unwrap();
+        assert_eq!(target.name(), "interrupt-controller");
+        assert_eq!(target.compatibles().collect::<Vec<_>>(), ["riscv,cpu-intc"]);
+
+        let serial = tree.node("/soc/serial@10000000");
+        expect_names(
+            serial,
+            &[
+                "compatible",
+                "reg",
+                "clock-frequency",
+                "interrupts",
+                "interrupt-parent",
+            ],
+        );
+        assert_eq!(string(serial, "compatible"), "ns16550a");
+        assert_eq!(u64s(serial, "reg"), [0x1000_0000, 0x100]);
+        assert_eq!(u32s(serial, "clock-frequency"), [3_686_400]);
+        assert_eq!(u32s(serial, "interrupts"), [10]);
+        assert_eq!(u32s(serial, "interrupt-parent"), [phandle::PLIC]);
+        let parent = tree.fdt.get_node_by_phandle(phandle::PLIC.into()).unwrap();
+        assert_eq!(parent.name(), "plic@c000000");
+        let irqs: Vec<Vec<u32>> = serial
+            .interrupts()
+            .unwrap()
+            .map(|cells| cells.collect())
+            .collect();
+        assert_eq!(irqs, [[10]], "one cell per interrupt, as the PLIC says");
+
+        let aliases = tree.node("/aliases");
+        expect_names(aliases, &["serial0"]);
+        assert_eq!(string(aliases, "serial0"), "/soc/serial@10000000");
+
+        let chosen = tree.node("/chosen");
+        expect_names(chosen, &["stdout-path"]);
+        assert_eq!(string(chosen, "stdout-path"), "/soc/serial@10000000");
+        let stdout = tree.fdt.chosen().unwrap().stdout().unwrap();
+        assert_eq!(stdout.node.name(), "serial@10000000");
+        assert_eq!(tree.fdt.chosen().unwrap().bootargs(), None);
+    }
+
+    #[test]
+    fn a_resized_ram_changes_the_memory_node_only() {
+        let base = riscv64_dtb(&RISCV64_VIRT, &DtbConfig::QEMU_VIRT).unwrap();
+        for size in [64 << 20, 1 << 30] {
+            let regions = regions_with_ram(size);
+            let blob = riscv64_dtb(&layout(&regions), &DtbConfig::QEMU_VIRT).unwrap();
+            let tree = Tree::parse(&blob);
+            assert_eq!(
+                u64s(tree.node("/memory@80000000"), "reg"),
+                [0x8000_0000, size]
+            );
+            // The same bytes but for the size cells of `reg`.
+            assert_eq!(blob.len(), base.len());
+            let differing = blob.iter().zip(&base).filter(|(a, b)| a != b).count();
+            assert!((1..=8).contains(&differing), "{differing} bytes differ");
+        }
+    }
+
+    #[test]
+    fn bootargs_and_initrd_land_in_chosen() {
+        let config = DtbConfig {
+            bootargs: Some("console=ttyS0 earlycon root=/dev/vda2"),
+            initrd: Some((gpa(0x8400_0000), 0x12_3456)),
+            ..DtbConfig::QEMU_VIRT
+        };
+        let blob = riscv64_dtb(&RISCV64_VIRT, &config).unwrap();
+        let tree = Tree::parse(&blob);
+        let chosen = tree.node("/chosen");
+        expect_names(
+            chosen,
+            &[
+                "stdout-path",
+                "bootargs",
+                "linux,initrd-start",
+                "linux,initrd-end",
+            ],
+        );
+        assert_eq!(
+            string(chosen, "bootargs"),
+            "console=ttyS0 earlycon root=/dev/vda2"
+        );
+        assert_eq!(
+            tree.fdt.chosen().unwrap().bootargs(),
+            Some("console=ttyS0 earlycon root=/dev/vda2")
+        );
+        assert_eq!(u64s(chosen, "linux,initrd-start"), [0x8400_0000]);
+        assert_eq!(
+            u64s(chosen, "linux,initrd-end"),
+            [0x8412_3456],
+            "one past the last byte"
+        );
+
+        // Each on its own.
+        let only_args = DtbConfig {
+            bootargs: Some("quiet"),
+            ..DtbConfig::QEMU_VIRT
+        };
+        let blob = riscv64_dtb(&RISCV64_VIRT, &only_args).unwrap();
+        let tree = Tree::parse(&blob);
+        expect_names(tree.node("/chosen"), &["stdout-path", "bootargs"]);
+        let only_initrd = DtbConfig {
+            initrd: Some((gpa(0x8700_0000), 0x10_0000)),
+            ..DtbConfig::QEMU_VIRT
+        };
+        let blob = riscv64_dtb(&RISCV64_VIRT, &only_initrd).unwrap();
+        let tree = Tree::parse(&blob);
+        let chosen = tree.node("/chosen");
+        expect_names(
+            chosen,
+            &["stdout-path", "linux,initrd-start", "linux,initrd-end"],
+        );
+        assert_eq!(u64s(chosen, "linux,initrd-end"), [0x8710_0000]);
+    }
+
+    #[test]
+    fn a_layout_missing_a_required_region_is_refused() {
+        for name in ["uart", "plic", "ram"] {
+            let regions = regions_without(name);
+            let err = riscv64_dtb(&layout(&regions), &DtbConfig::QEMU_VIRT).unwrap_err();
+            assert_eq!(err, DtbError::MissingRegion { name });
+        }
+        let regions = regions_without("uart");
+        assert_eq!(
+            riscv64_dtb(&layout(&regions), &DtbConfig::QEMU_VIRT)
+                .unwrap_err()
+                .to_string(),
+            "the guest layout has no `uart` region for the device tree"
+        );
+    }
+
+    #[test]
+    fn the_flash_node_follows_the_pflash_region() {
+        let regions = regions_without("pflash");
+        let blob = riscv64_dtb(&layout(&regions), &DtbConfig::QEMU_VIRT).unwrap();
+        let tree = Tree::parse(&blob);
+        assert!(!tree.paths().iter().any(|p| p.starts_with("/flash")));
+
+        // A writable bank is a real CFI chip the guest may program.
+        let regions: Vec<Region> = RISCV64_VIRT
+            .regions
+            .iter()
+            .map(|r| {
+                if r.name == "pflash" {
+                    Region {
+                        perms: Perms::RW,
+                        ..*r
+                    }
+                } else {
+                    *r
+                }
+            })
+            .collect();
+        let blob = riscv64_dtb(&layout(&regions), &DtbConfig::QEMU_VIRT).unwrap();
+        let tree = Tree::parse(&blob);
+        let flash = tree.node("/flash@22000000");
+        assert_eq!(string(flash, "compatible"), "cfi-flash");
+        assert_eq!(u32s(flash, "bank-width"), [4]);
+    }
+
+    #[test]
+    fn addresses_come_from_the_layout() {
+        let regions: Vec<Region> = RISCV64_VIRT
+            .regions
+            .iter()
+            .map(|r| match r.name {
+                "uart" => Region {
+                    gpa: gpa(0x1000_2000),
+                    ..*r
+                },
+                "ram" => Region {
+                    gpa: gpa(0x9000_0000),
+                    size: 0x400_0000,
+                    kind: RegionKind::Ram,
+                    ..*r
+                },
+                _ => *r,
+            })
+            .collect();
+        let moved = GuestLayout {
+            regions: &regions,
+            entry: gpa(0x9020_0000),
+        };
+        let blob = riscv64_dtb(&moved, &DtbConfig::QEMU_VIRT).unwrap();
+        let tree = Tree::parse(&blob);
+        assert_eq!(
+            u64s(tree.node("/memory@90000000"), "reg"),
+            [0x9000_0000, 0x400_0000]
+        );
+        assert_eq!(
+            u64s(tree.node("/soc/serial@10002000"), "reg"),
+            [0x1000_2000, 0x100]
+        );
+        assert_eq!(
+            string(tree.node("/chosen"), "stdout-path"),
+            "/soc/serial@10002000"
+        );
+        assert_eq!(
+            string(tree.node("/aliases"), "serial0"),
+            "/soc/serial@10002000"
+        );
+    }
+
+    #[test]
+    fn the_guest_isa_keeps_what_vs_mode_can_use() {
+        assert_eq!(guest_isa(QEMU_VIRT_HOST_ISA).unwrap(), QEMU_VIRT_GUEST_ISA);
+        let guest = Isa::parse(QEMU_VIRT_GUEST_ISA).unwrap();
+        assert_eq!(guest.letters, "imafdc", "no H for the guest");
+        for gone in ["sstc", "svadu", "zicbom", "zicboz", "zihpm", "zawrs"] {
+            assert!(!guest.multi.contains(&gone), "{gone} is not the guest's");
+        }
+        assert_eq!(
+            guest_isa("rv64imafdcvh_zicsr_zve64d_zvfh_svpbmt").unwrap(),
+            "rv64imafdc_zicsr"
+        );
+        assert_eq!(guest_isa("rv64imac").unwrap(), "rv64imac");
+    }
+
+    #[test]
+    fn bad_configurations_are_typed_errors() {
+        for isa in [
+            "rv32imac",
+            "rv64gc",
+            "RV64IMAC",
+            "rv64imac_",
+            "rv64imac_v",
+            "rv64imac_Zicsr",
+            "rv64imac_a_zicsr",
+            "rv64imaczicsr",
+        ] {
+            let config = DtbConfig {
+                isa,
+                ..DtbConfig::QEMU_VIRT
+            };
+            assert!(
+                matches!(
+                    riscv64_dtb(&RISCV64_VIRT, &config),
+                    Err(DtbError::BadIsa { .. })
+                ),
+                "{isa} is refused"
+            );
+            assert!(matches!(guest_isa(isa), Err(DtbError::BadIsa { .. })));
+        }
+        for hz in [0, 1 << 32] {
+            let config = DtbConfig {
+                timebase_hz: hz,
+                ..DtbConfig::QEMU_VIRT
+            };
+            assert_eq!(
+                riscv64_dtb(&RISCV64_VIRT, &config),
+                Err(DtbError::BadTimebase { hz })
+            );
+        }
+        for (start, size) in [
+            (gpa(0x7fff_f000), 0x2000),
+            (gpa(0x87ff_f000), 0x2000),
+            (gpa(0x8000_0000), u64::MAX),
+        ] {
+            let config = DtbConfig {
+                initrd: Some((start, size)),
+                ..DtbConfig::QEMU_VIRT
+            };
+            assert_eq!(
+                riscv64_dtb(&RISCV64_VIRT, &config),
+                Err(DtbError::InitrdNotInRam { start, size })
+            );
+        }
+        let nul = DtbConfig {
+            bootargs: Some("a\0b"),
+            ..DtbConfig::QEMU_VIRT
+        };
+        assert_eq!(
+            riscv64_dtb(&RISCV64_VIRT, &nul),
+            Err(DtbError::Writer(vm_fdt::Error::InvalidString))
+        );
+        // An initrd filling RAM to its last byte is fine.
+        let full = DtbConfig {
+            initrd: Some((gpa(0x8000_0000), 128 << 20)),
+            ..DtbConfig::QEMU_VIRT
+        };
+        assert!(riscv64_dtb(&RISCV64_VIRT, &full).is_ok());
+    }
+
+    #[test]
+    fn the_blob_goes_to_the_top_of_ram_at_a_2_mib_boundary() {
+        let len = riscv64_dtb(&RISCV64_VIRT, &DtbConfig::QEMU_VIRT)
+            .unwrap()
+            .len() as u64;
+        assert_eq!(dtb_address(&RISCV64_VIRT, len), Ok(gpa(0x87e0_0000)));
+        assert_eq!(dtb_address(&RISCV64_VIRT, 2 << 20), Ok(gpa(0x87e0_0000)));
+        assert_eq!(
+            dtb_address(&RISCV64_VIRT, (2 << 20) + 1),
+            Ok(gpa(0x87c0_0000))
+        );
+        let regions = regions_with_ram(64 << 20);
+        assert_eq!(dtb_address(&layout(&regions), len), Ok(gpa(0x83e0_0000)));
+
+        // A RAM with no 2 MiB boundary low enough: 8-byte alignment.
+        let tiny = [Region {
+            name: "ram",
+            gpa: gpa(0x8010_0000),
+            size: 0x10_0000,
+            perms: Perms::RWX,
+            kind: RegionKind::Ram,
+        }];
+        let tiny = GuestLayout {
+            regions: &tiny,
+            entry: gpa(0x8010_0000),
+        };
+        assert_eq!(dtb_address(&tiny, 0x123), Ok(gpa(0x801f_fed8)));
+        assert_eq!(dtb_address(&tiny, 0x10_0000), Ok(gpa(0x8010_0000)));
+        assert_eq!(
+            dtb_address(&tiny, 0x10_0001),
+            Err(DtbError::TooLarge {
+                len: 0x10_0001,
+                ram: 0x10_0000
+            })
+        );
+        let regions = regions_without("ram");
+        assert_eq!(
+            dtb_address(&layout(&regions), len),
+            Err(DtbError::MissingRegion { name: "ram" })
+        );
+    }
+}
