@@ -26,6 +26,10 @@ pub enum HvError {
     Vm(VmError),
     /// `/etc/vm.conf` is not usable: what is wrong, with its line.
     Config(String),
+    /// The guest's device tree could not be built or placed.
+    #[cfg_attr(not(target_arch = "riscv64"), allow(dead_code))]
+    // only riscv64 makes one so far
+    DeviceTree(String),
 }
 
 impl fmt::Display for HvError {
@@ -40,6 +44,7 @@ impl fmt::Display for HvError {
             HvError::Image { path, error } => write!(f, "{path}: {error}"),
             HvError::Vm(e) => write!(f, "VM stopped: {e}"),
             HvError::Config(e) => write!(f, "VM settings: {e}"),
+            HvError::DeviceTree(e) => write!(f, "guest device tree: {e}"),
         }
     }
 }

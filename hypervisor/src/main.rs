@@ -29,7 +29,7 @@ use guestaspace_core::stage2::{AddressSpace, Format};
 use guestaspace_core::stats::Stats;
 
 /// Where the guest kernel is found on the disk.
-const GUEST_PATH: &str = "/sbin/gkernel";
+pub const GUEST_PATH: &str = "/sbin/gkernel";
 
 #[unsafe(no_mangle)]
 fn main() {
@@ -91,10 +91,7 @@ fn run() -> Result<(), HvError> {
 
     let mut stats = Stats::default();
     let image = guest_image::read(GUEST_PATH, &layout)?;
-    let plan = Current::boot_plan(&image, &layout).map_err(|error| HvError::Image {
-        path: GUEST_PATH,
-        error,
-    })?;
+    let plan = Current::boot_plan(&image, &layout)?;
     for (gpa, data) in &plan.extra {
         guest_image::place(&mut space, &layout, *gpa, data, &mut stats)?;
     }

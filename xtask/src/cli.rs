@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// (arceos-helloworld 0.4.11, arceos-fairsched 0.4.6).
     #[arg(long, value_name = "APP", value_parser = tutorial_parser())]
     pub tutorial: Option<TutorialApp>,
+    /// Boot Debian's U-Boot for QEMU virt in S-mode (package u-boot-qemu,
+    /// fetched with apt-get) as the guest (riscv64).
+    #[arg(long, conflicts_with_all = ["guest", "tutorial"])]
+    pub uboot: bool,
     /// Kill QEMU and fail after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
@@ -127,10 +131,13 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(a) => crate::run::build_only(a.arch),
         Command::Run(a) => {
-            let guest = match (a.guest, a.tutorial) {
-                (Some(path), _) => GuestSource::File(path),
-                (None, Some(app)) => GuestSource::Tutorial(app),
-                (None, None) => GuestSource::Bundled,
+            let guest = match (a.guest, a.tutorial, a.uboot) {
+                (Some(path), _, _) => GuestSource::File(path),
+                (None, Some(app), _) => GuestSource::Tutorial(app),
+                (None, None, true) => {
+                    GuestSource::Debian(crate::guests::debian::UBOOT_RISCV64_SMODE)
+                }
+                (None, None, false) => GuestSource::Bundled,
             };
             let options = crate::run::RunOptions {
                 arch: a.arch.arch,

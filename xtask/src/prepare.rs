@@ -7,6 +7,7 @@ use crate::build::{CargoOutput, build_app};
 use crate::disk::{DiskFiles, write_fat_disk};
 use crate::fsio::write_if_different;
 use crate::guest_image::{guest_flat, hypervisor_flat};
+use crate::guests::debian::{self, DebianGuest};
 use crate::guests::tutorial::{self, TutorialApp};
 use crate::paths::ArchPaths;
 use crate::pflash::write_pflash;
@@ -27,6 +28,8 @@ pub enum GuestSource {
     File(PathBuf),
     /// A crates.io ArceOS tutorial application, built unmodified.
     Tutorial(TutorialApp),
+    /// A file from a Debian package, unmodified (U-Boot).
+    Debian(DebianGuest),
 }
 
 pub struct PrepareOptions {
@@ -55,6 +58,7 @@ pub fn prepare(spec: &ArchSpec, paths: &ArchPaths, options: &PrepareOptions) -> 
         }
         GuestSource::File(path) => guest_flat(path, spec)?,
         GuestSource::Tutorial(app) => guest_flat(&tutorial::build(*app, spec)?, spec)?,
+        GuestSource::Debian(guest) => guest_flat(&debian::fetch(*guest)?, spec)?,
     };
     cargo_log += &build_app(
         spec,

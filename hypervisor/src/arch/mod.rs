@@ -10,11 +10,11 @@
 //! entry point (`--wrap=__PowerIf_system_off`, see build.rs) and routes it
 //! to `power_off(Outcome::Failure)`.
 
+use crate::error::HvError;
 use alloc::vec::Vec;
 use core::ops::Range;
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
 use guestaspace_core::arch::setup::HwSetupError;
-use guestaspace_core::image::ImageError;
 use guestaspace_core::layout::{GuestLayout, HostDevice};
 use guestaspace_core::runloop::{Devices, Vcpu};
 use guestaspace_core::stage2::Format;
@@ -77,7 +77,7 @@ pub trait Arch {
     /// Where `image` goes in guest RAM and how the vCPU starts it; the
     /// default places the whole image at the layout's entry and starts
     /// there.
-    fn boot_plan(image: &[u8], layout: &GuestLayout) -> Result<BootPlan<Self::Start>, ImageError>;
+    fn boot_plan(image: &[u8], layout: &GuestLayout) -> Result<BootPlan<Self::Start>, HvError>;
     /// A vCPU that starts as `plan` says, with stage-2 root `stage2_root`.
     fn new_vcpu(plan: &BootPlan<Self::Start>, stage2_root: HostPhysAddr) -> Self::Vcpu;
     /// Drops cached stage-2 translations of the guest page at `gpa`.

@@ -29,6 +29,10 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
                 name: "dlab-wild-access",
                 run: dlab_wild_access,
             },
+            Case {
+                name: "uboot",
+                run: uboot,
+            },
         ]);
     }
     if arch == Arch::Aarch64 {
@@ -247,6 +251,66 @@ fn com1_input(ctx: &Ctx) -> Result<()> {
         with_output(&out, "the line did not come through COM1's registers")
     );
     Ok(())
+}
+
+/// Debian's U-Boot (`u-boot-qemu`, the S-mode payload for QEMU virt),
+/// unmodified, finds the machine in the device tree the hypervisor made:
+/// it reaches its prompt, runs commands typed on the serial line (its
+/// version; the device tree's memory node, which must show the `--mem`
+/// size: 96 MiB here), and powers off through SBI SRST with status 0.
+fn uboot(ctx: &Ctx) -> Result<()> {
+    let image = crate::guests::debian::fetch(crate::guests::debian::UBOOT_RISCV64_SMODE)?;
+    let guest = crate::guest_image::guest_flat(&image, ctx.spec)?;
+    let vm = VmConfig {
+        mem: Some(96 << 20),
+        ..VmConfig::DEFAULT
+    };
+    let disk = ctx.paths.e2e.join("disk-uboot.img");
+    write_fat_disk(&disk, &guest_disk(&guest, &vm))?;
+    let steps = [
+        InputStep {
+            after: "Hit any key to stop autoboot",
+            send: b" ",
+        },
+        InputStep {
+            after: "=> ",
+            send: b"version\r",
+        },
+        InputStep {
+            after: "=> ",
+            send: b"fdt addr $fdtcontroladdr; fdt print /memory\r",
+        },
+        InputStep {
+            after: "=> ",
+            send: b"poweroff\r",
+        },
+    ];
+    let out = ctx.boot_with_input(
+        &disk,
+        Scenario::Normal,
+        Duration::from_secs(60),
+        &[],
+        Input::Script(&steps),
+    )?;
+    out.check().map_err(|e| with_output(&out, e))?;
+    check_in_order(
+        &out.text,
+        &[
+            "Entering VM run loop...",
+            "U-Boot 2023.01",
+            "DRAM:  96 MiB",
+            "=> version",
+            "U-Boot 2023.01",
+            "fdt print /memory",
+            "memory@80000000 {",
+            "device_type = \"memory\";",
+            "reg = <0x00000000 0x80000000 0x00000000 0x06000000>;",
+            "=> poweroff",
+            "Shutdown vm normally!",
+            "Hypervisor ok!",
+        ],
+    )
+    .map_err(|e| with_output(&out, e))
 }
 
 /// A guest that sets its UART's DLAB no longer reaches THR, but the

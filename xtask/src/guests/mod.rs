@@ -1,3 +1,4 @@
 //! Guests that xtask builds or fetches from outside this workspace.
 
+pub mod debian;
 pub mod tutorial;

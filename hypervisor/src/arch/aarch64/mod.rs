@@ -9,10 +9,10 @@ mod timer;
 mod vcpu;
 
 use super::{Arch, BootPlan, Outcome, host_device, whole_image_at_entry};
+use crate::error::HvError;
 use alloc::boxed::Box;
 use guestaspace_core::arch::aarch64::vtimer::EL1_PHYS_TIMER_INTID;
 use guestaspace_core::devices::{Bus, gicv2, pl011};
-use guestaspace_core::image::ImageError;
 
 /// The PL011's interrupt on QEMU `virt`: SPI 1.
 const PL011_INTID: u32 = gicv2::SPI_BASE + 1;
@@ -47,7 +47,7 @@ impl Arch for Aarch64 {
 
     type Start = ();
 
-    fn boot_plan(image: &[u8], layout: &GuestLayout) -> Result<BootPlan<()>, ImageError> {
+    fn boot_plan(image: &[u8], layout: &GuestLayout) -> Result<BootPlan<()>, HvError> {
         Ok(whole_image_at_entry(image, layout))
     }
 

@@ -126,3 +126,30 @@ pub fn hfence_gvma_all() {
         )
     };
 }
+
+/// `hfence.vvma` for the guest whose VMID is in `hgatp`: drops its
+/// VS-stage translations of `va` (all addresses if `None`) in address
+/// space `asid` (all, global ones included, if `None`). An ASID goes in a
+/// register even when it is 0: `zero` would mean every ASID.
+pub fn hfence_vvma(va: Option<u64>, asid: Option<u16>) {
+    // SAFETY: a TLB fence has no effect on memory or registers.
+    unsafe {
+        match (va, asid) {
+            (None, None) => asm!(
+                ".option push",
+                ".option arch, +h",
+                "hfence.vvma zero, zero",
+                ".option pop"
+            ),
+            (Some(v), None) => {
+                asm!(".option push", ".option arch, +h", "hfence.vvma {0}, zero", ".option pop", in(reg) v)
+            }
+            (None, Some(a)) => {
+                asm!(".option push", ".option arch, +h", "hfence.vvma zero, {0}", ".option pop", in(reg) u64::from(a))
+            }
+            (Some(v), Some(a)) => {
+                asm!(".option push", ".option arch, +h", "hfence.vvma {0}, {1}", ".option pop", in(reg) v, in(reg) u64::from(a))
+            }
+        }
+    }
+}

@@ -9,16 +9,17 @@ mod timer;
 mod vcpu;
 
 use super::{Arch, BootPlan, Outcome, host_device, whole_image_at_entry};
+use crate::error::HvError;
 use alloc::boxed::Box;
 use guestaspace_core::devices::Bus;
 use guestaspace_core::devices::plic::{PLIC_SIZE, Plic, S_MODE_CONTEXT};
 use guestaspace_core::devices::uart16550::Uart16550;
-use guestaspace_core::image::ImageError;
 use guestaspace_core::runloop::Devices;
 
 /// The UART's PLIC source on QEMU `virt`.
 const UART_IRQ: u32 = 10;
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
+use guestaspace_core::arch::riscv64::dtb;
 use guestaspace_core::arch::setup::HwSetupError;
 use guestaspace_core::layout::{GuestLayout, HostDevice, machines};
 use guestaspace_core::stage2::Sv39x4;
@@ -41,14 +42,28 @@ impl Arch for Riscv64 {
         hardware::init()
     }
 
-    type Start = ();
+    /// Where the guest's device tree is (what `a1` holds at entry).
+    type Start = GuestPhysAddr;
 
-    fn boot_plan(image: &[u8], layout: &GuestLayout) -> Result<BootPlan<()>, ImageError> {
-        Ok(whole_image_at_entry(image, layout))
+    /// The whole image at the entry, like OpenSBI starting an S-mode
+    /// kernel, and a device tree generated from the layout (RAM of the
+    /// `--mem` size, the emulated PLIC and UART) near the top of RAM.
+    fn boot_plan(image: &[u8], layout: &GuestLayout) -> Result<BootPlan<GuestPhysAddr>, HvError> {
+        let tree_error = |e: dtb::DtbError| HvError::DeviceTree(alloc::format!("{e}"));
+        let dtb = dtb::riscv64_dtb(layout, &dtb::DtbConfig::QEMU_VIRT).map_err(tree_error)?;
+        let at = dtb::dtb_address(layout, dtb.len() as u64).map_err(tree_error)?;
+        let whole = whole_image_at_entry(image, layout);
+        Ok(BootPlan {
+            load: whole.load,
+            bytes: whole.bytes,
+            entry: whole.entry,
+            extra: alloc::vec![(at, dtb)],
+            start: at,
+        })
     }
 
-    fn new_vcpu(plan: &BootPlan<()>, stage2_root: HostPhysAddr) -> vcpu::RiscvVcpu {
-        vcpu::RiscvVcpu::new(plan.entry, stage2_root)
+    fn new_vcpu(plan: &BootPlan<GuestPhysAddr>, stage2_root: HostPhysAddr) -> vcpu::RiscvVcpu {
+        vcpu::RiscvVcpu::new(plan.entry, plan.start, stage2_root)
     }
 
     fn invalidate_guest_page(gpa: GuestPhysAddr) {

@@ -2,6 +2,7 @@
 //! `switch.S`, the guest's timer and external interrupt lines, and the
 //! completion of emulated device accesses.
 
+use super::hardware;
 use super::hardware::{HGATP_MODE_SV39X4, hfence_gvma_all};
 use super::mmio;
 use super::timer::{Due, Timers};
@@ -11,6 +12,7 @@ use guestaspace_core::arch::riscv64::insn::{MmioInsn, MmioOp};
 use guestaspace_core::arch::riscv64::sbi;
 use guestaspace_core::arch::riscv64::trap::{Trap, decode};
 use guestaspace_core::devices::MmioAccess;
+use guestaspace_core::exit::Fence;
 use guestaspace_core::exit::{Access, Exit, Reply};
 use guestaspace_core::runloop::{Unemulated, Vcpu};
 use riscv::register::{scause, sstatus, stval};
@@ -61,15 +63,15 @@ pub struct RiscvVcpu {
 }
 
 impl RiscvVcpu {
-    pub fn new(entry: GuestPhysAddr, stage2_root: HostPhysAddr) -> Self {
+    pub fn new(entry: GuestPhysAddr, dtb: GuestPhysAddr, stage2_root: HostPhysAddr) -> Self {
         let mut state = VcpuState {
             // The guest starts with its MMU off: the entry GPA is its PC.
             guest_pc: entry.as_u64(),
             ..Default::default()
         };
-        // The SBI boot protocol: a0 = hart id, a1 = device tree (none).
+        // The SBI boot protocol: a0 = hart id, a1 = the device tree.
         state.guest[A0] = 0;
-        state.guest[A1] = 0;
+        state.guest[A1] = dtb.as_u64();
         let mut g = hgatp::Hgatp::from_bits(0);
         g.set_mode(hgatp::HgatpValues::Sv39x4);
         g.set_vmid(VMID);
@@ -214,6 +216,39 @@ impl Vcpu for RiscvVcpu {
             self.state.guest[usize::from(rd)] = insn.load_value(value);
         }
         self.state.guest_pc += u64::from(insn.len);
+    }
+
+    fn raise_software_interrupt(&mut self) {
+        // SAFETY: VSSIP is the guest's supervisor software interrupt; the
+        // guest clears it itself through sip.SSIP (VSSI is delegated).
+        unsafe { hvip::set_vssip() };
+    }
+
+    fn clear_software_interrupt(&mut self) -> bool {
+        let was = hvip::read().vssip();
+        // SAFETY: as above.
+        unsafe { hvip::clear_vssip() };
+        was
+    }
+
+    /// SBI remote fences for the guest's only hart, run here before it
+    /// re-enters: `fence.i`, or `hfence.vvma` under the guest's VMID (in
+    /// hgatp) page by page or whole.
+    fn local_fence(&mut self, fence: Fence) {
+        match fence {
+            Fence::Instruction => {
+                // SAFETY: an instruction-fetch fence has no other effect.
+                unsafe { core::arch::asm!("fence.i") }
+            }
+            Fence::GuestTlb { asid, .. } => match fence.pages() {
+                Some(pages) => {
+                    for va in pages {
+                        hardware::hfence_vvma(Some(va.as_u64()), asid);
+                    }
+                }
+                None => hardware::hfence_vvma(None, asid),
+            },
+        }
     }
 
     fn set_external_irq(&mut self, level: bool) {

@@ -20,6 +20,7 @@ use guestaspace_core::devices::uart16550::{UART16550_SIZE, Uart16550};
 
 /// COM1's first port.
 const COM1: u16 = 0x3f8;
+use crate::error::HvError;
 use guestaspace_core::image::ImageError;
 use guestaspace_core::layout::{GuestLayout, HostDevice, machines};
 use guestaspace_core::runloop::Devices;
@@ -53,11 +54,15 @@ impl Arch for X86_64 {
     /// A Multiboot kernel goes where its header says, with the Multiboot
     /// information structure at `boot::MULTIBOOT_INFO`; any other image at
     /// the layout's entry, with the long-mode boot structures.
-    fn boot_plan(image: &[u8], layout: &GuestLayout) -> Result<BootPlan<boot::Start>, ImageError> {
-        let ram = layout.ram().ok_or(ImageError::NoRam {
+    fn boot_plan(image: &[u8], layout: &GuestLayout) -> Result<BootPlan<boot::Start>, HvError> {
+        let image_error = |error| HvError::Image {
+            path: crate::GUEST_PATH,
+            error,
+        };
+        let ram = layout.ram().ok_or(image_error(ImageError::NoRam {
             entry: layout.entry,
-        })?;
-        let start = boot::start_for(image, ram)?;
+        }))?;
+        let start = boot::start_for(image, ram).map_err(image_error)?;
         Ok(match start {
             boot::Start::LongMode => BootPlan {
                 load: layout.entry,
