@@ -30,6 +30,7 @@ pub mod pic8259;
 #[cfg(feature = "alloc")]
 pub mod pl011;
 pub mod plic;
+pub mod ring;
 #[cfg(feature = "alloc")]
 pub mod uart16550;
 

@@ -82,6 +82,7 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
+use super::ring::Ring;
 use super::{Device, DeviceError, Width};
 
 /// Where QEMU's `virt` machine maps the UART.
@@ -285,41 +286,7 @@ pub mod dmacr {
 
 /// The receiver: 16 entries of 12 bits, used with capacity 1 (the holding
 /// register) while LCR_H.FEN is clear.
-#[derive(Clone, Debug)]
-struct RxFifo {
-    buf: [u16; FIFO_DEPTH],
-    head: usize,
-    len: usize,
-}
-
-impl RxFifo {
-    const fn new() -> Self {
-        Self {
-            buf: [0; FIFO_DEPTH],
-            head: 0,
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, entry: u16) {
-        self.buf[(self.head + self.len) % FIFO_DEPTH] = entry;
-        self.len += 1;
-    }
-
-    fn pop(&mut self) -> Option<u16> {
-        if self.len == 0 {
-            return None;
-        }
-        let e = self.buf[self.head];
-        self.head = (self.head + 1) % FIFO_DEPTH;
-        self.len -= 1;
-        Some(e)
-    }
-
-    fn clear(&mut self) {
-        self.len = 0;
-    }
-}
+type RxFifo = Ring<u16, FIFO_DEPTH>;
 
 /// The PL011 model.
 #[derive(Clone, Debug)]
@@ -351,7 +318,7 @@ impl Pl011 {
     /// interrupt masked and clear, CR = TXE | RXE, IFLS at 1/2 and 1/2.
     pub const fn new() -> Self {
         Self {
-            rx: RxFifo::new(),
+            rx: RxFifo::new(0),
             overrun_pending: false,
             rsr: 0,
             ilpr: 0,
@@ -418,10 +385,10 @@ impl Pl011 {
 
     fn flags(&self) -> u32 {
         let mut v = fr::TXFE | self.modem_inputs();
-        if self.rx.len == 0 {
+        if self.rx.is_empty() {
             v |= fr::RXFE;
         }
-        if self.rx.len == self.rx_capacity() {
+        if self.rx.len() == self.rx_capacity() {
             v |= fr::RXFF;
         }
         v
@@ -430,7 +397,7 @@ impl Pl011 {
     /// RX at a FIFO level change: set at or above the trigger level,
     /// cleared below it.
     fn update_rx_level(&mut self) {
-        if self.rx.len >= self.rx_trigger() {
+        if self.rx.len() >= self.rx_trigger() {
             self.ris |= int::RX;
         } else {
             self.ris &= !int::RX;
@@ -439,7 +406,7 @@ impl Pl011 {
 
     /// A character (with its error bits) arriving at the receiver.
     fn receive(&mut self, entry: u16) {
-        if self.rx.len >= self.rx_capacity() {
+        if self.rx.len() >= self.rx_capacity() {
             self.rsr |= rsr::OE;
             self.ris |= int::OE;
             self.overrun_pending = true;
@@ -455,7 +422,7 @@ impl Pl011 {
         }
         // The timeout has always elapsed in an untimed model.
         self.ris |= int::RT;
-        if self.rx.len >= self.rx_trigger() {
+        if self.rx.len() >= self.rx_trigger() {
             self.ris |= int::RX;
         }
     }
@@ -466,7 +433,7 @@ impl Pl011 {
         let entry = u32::from(entry);
         self.rsr = (self.rsr & rsr::OE) | ((entry >> 8) & (rsr::FE | rsr::PE | rsr::BE));
         self.update_rx_level();
-        if self.rx.len == 0 {
+        if self.rx.is_empty() {
             self.ris &= !int::RT;
         }
         entry
@@ -602,7 +569,7 @@ impl Device for Pl011 {
     /// Host input is refused while the receiver is full (the host keeps the
     /// byte) and in loopback, where the receive input is disconnected.
     fn push_input(&mut self, byte: u8) -> bool {
-        if self.loopback() || self.rx.len >= self.rx_capacity() {
+        if self.loopback() || self.rx.len() >= self.rx_capacity() {
             return false;
         }
         self.receive(u16::from(byte));

@@ -27,6 +27,7 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
+use super::ring::Ring;
 use super::{Device, DeviceError, Width};
 
 /// Size of the register block (8 registers, one byte apart).
@@ -153,33 +154,7 @@ pub const FIFO_DEPTH: usize = 16;
 
 /// The receiver: a 16-byte ring, used with capacity 1 (the plain holding
 /// register) while the FIFOs are disabled.
-#[derive(Clone, Debug, Default)]
-struct RxFifo {
-    buf: [u8; FIFO_DEPTH],
-    head: usize,
-    len: usize,
-}
-
-impl RxFifo {
-    fn push(&mut self, byte: u8) {
-        self.buf[(self.head + self.len) % FIFO_DEPTH] = byte;
-        self.len += 1;
-    }
-
-    fn pop(&mut self) -> Option<u8> {
-        if self.len == 0 {
-            return None;
-        }
-        let b = self.buf[self.head];
-        self.head = (self.head + 1) % FIFO_DEPTH;
-        self.len -= 1;
-        Some(b)
-    }
-
-    fn clear(&mut self) {
-        self.len = 0;
-    }
-}
+type RxFifo = Ring<u8, FIFO_DEPTH>;
 
 /// The NS16550A model.
 ///
@@ -220,11 +195,7 @@ impl Uart16550 {
     /// undefined at reset; QEMU clears it).
     pub const fn new() -> Self {
         Self {
-            rx: RxFifo {
-                buf: [0; FIFO_DEPTH],
-                head: 0,
-                len: 0,
-            },
+            rx: RxFifo::new(0),
             ier: 0,
             lcr: 0,
             mcr: 0,
@@ -272,7 +243,7 @@ impl Uart16550 {
     /// The line status register; only DR, OE, THRE and TEMT can be set.
     fn lsr(&self) -> u8 {
         let mut v = lsr::THRE | lsr::TEMT;
-        if self.rx.len != 0 {
+        if !self.rx.is_empty() {
             v |= lsr::DR;
         }
         if self.overrun {
@@ -307,12 +278,12 @@ impl Uart16550 {
     fn interrupt_id(&self) -> u8 {
         if self.ier & ier::LINE_STATUS != 0 && self.overrun {
             iir::LINE_STATUS
-        } else if self.ier & ier::RX_DATA != 0 && self.rx.len != 0 {
+        } else if self.ier & ier::RX_DATA != 0 && !self.rx.is_empty() {
             // Below the trigger level real hardware raises a character
             // timeout after four character times without FIFO activity.
             // This model has no clock, so that time has always passed:
             // data below the trigger level reports the timeout at once.
-            if self.fifo_enabled() && self.rx.len < self.rx_trigger() {
+            if self.fifo_enabled() && self.rx.len() < self.rx_trigger() {
                 iir::RX_TIMEOUT
             } else {
                 iir::RX_DATA
@@ -340,7 +311,7 @@ impl Uart16550 {
     /// lost and the FIFO kept; without FIFOs it replaces the unread byte
     /// (datasheet: "thereby destroying the previous character").
     fn receive(&mut self, byte: u8) {
-        if self.rx.len < self.rx_capacity() {
+        if self.rx.len() < self.rx_capacity() {
             self.rx.push(byte);
             return;
         }
@@ -490,7 +461,7 @@ impl Device for Uart16550 {
     /// Host input is refused while the receiver is full (the host keeps the
     /// byte) and in loopback, where the serial input is disconnected.
     fn push_input(&mut self, byte: u8) -> bool {
-        if self.loopback() || self.rx.len >= self.rx_capacity() {
+        if self.loopback() || self.rx.len() >= self.rx_capacity() {
             return false;
         }
         self.rx.push(byte);
