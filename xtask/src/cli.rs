@@ -86,6 +86,10 @@ pub struct RunArgs {
     /// first touch. Written to the disk's /etc/vm.conf.
     #[arg(long, value_name = "SIZE", value_parser = mem_parser)]
     pub mem: Option<u64>,
+    /// Also write the device tree the riscv64 guest gets (for this --mem)
+    /// to FILE, to inspect with `dtc -I dtb FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub dtb_out: Option<PathBuf>,
     /// Have the hypervisor itself stop the guest after this many seconds,
     /// naming its PC (riscv64). Written to the disk's /etc/vm.conf.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -139,6 +143,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 }
                 (None, None, false) => GuestSource::Bundled,
             };
+            if let Some(path) = &a.dtb_out {
+                crate::run::write_dtb(a.arch.arch, a.mem, path)?;
+            }
             let options = crate::run::RunOptions {
                 arch: a.arch.arch,
                 guest,
