@@ -11,7 +11,7 @@
 //! DEN0022 (PSCI, §5 "PSCI Functions"; return codes in §5.2).
 
 use crate::addr::GuestPhysAddr;
-use crate::exit::{Reply, Request, ShutdownReason};
+use crate::exit::{RebootKind, Reply, Request, ShutdownReason};
 
 /// SMCCC_VERSION (DEN0028 §7): the calling convention's version.
 pub const SMCCC_VERSION: u64 = 0x8000_0000;
@@ -60,6 +60,7 @@ const IMPLEMENTED: &[u64] = &[
     SMCCC_VERSION,
     PSCI_VERSION,
     PSCI_SYSTEM_OFF,
+    PSCI_SYSTEM_RESET,
     PSCI_FEATURES,
     GA_NULL,
     GA_CONSOLE_PUTC,
@@ -83,7 +84,13 @@ pub fn decode(function: u64, args: [u64; 3]) -> Request {
             NOT_SUPPORTED
         } as u64),
         PSCI_SYSTEM_OFF => Request::Shutdown(ShutdownReason::Normal),
-        PSCI_SYSTEM_RESET | PSCI_CPU_OFF => Request::Refused {
+        // A reboot ends the run with its own message, as SBI SRST's does:
+        // this hypervisor runs its one guest once.
+        PSCI_SYSTEM_RESET => Request::Shutdown(ShutdownReason::Reboot {
+            kind: RebootKind::Cold,
+            reason: 0,
+        }),
+        PSCI_CPU_OFF => Request::Refused {
             id: function,
             function: 0,
         },
@@ -165,9 +172,15 @@ mod tests {
     }
 
     #[test]
-    fn reboot_and_unknown_calls_answer_not_supported() {
+    fn reboot_ends_the_run_and_unknown_calls_answer_not_supported() {
+        assert_eq!(
+            decode(PSCI_SYSTEM_RESET, [0; 3]),
+            Request::Shutdown(ShutdownReason::Reboot {
+                kind: RebootKind::Cold,
+                reason: 0
+            })
+        );
         for f in [
-            PSCI_SYSTEM_RESET,
             PSCI_CPU_OFF,
             0x8400_0003,
             0xC400_0003,
