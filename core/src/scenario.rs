@@ -50,7 +50,8 @@ pub const BENCH_HYPERCALLS_OFFSET: usize = 8;
 /// Byte offset of the bench's fresh-page count (u32 LE) in the pflash image.
 pub const BENCH_PAGES_OFFSET: usize = 12;
 /// The counts the bench asks for: null hypercalls, and fresh pages touched.
-/// (gkernel-bare has them built in; gkernel reads them from pflash.)
+/// (gkernel reads them from pflash, or uses these values where its scenario
+/// is built in.)
 pub const BENCH_HYPERCALLS: u32 = 10_000;
 /// Fresh pages the bench touches.
 pub const BENCH_PAGES: u32 = 1000;

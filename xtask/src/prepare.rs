@@ -108,7 +108,8 @@ pub fn build_guest(
     Ok(flat)
 }
 
-/// The build-time variable gkernel-bare reads its scenario from.
+/// The build-time variable gkernel reads its scenario from where the
+/// machine's pflash cannot carry it (x86_64).
 pub const SCENARIO_VARIABLE: &str = "GKERNEL_SCENARIO";
 
 /// The files of a disk whose `/sbin/gkernel` is `guest`, with

@@ -13,6 +13,11 @@ mod aarch64;
 #[cfg(target_arch = "aarch64")]
 pub use aarch64::*;
 
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::*;
+
 /// Replaces ArceOS's own power-off, which it reaches only by panicking, so
 /// that a guest panic is reported to the hypervisor as a failure.
 #[unsafe(no_mangle)]

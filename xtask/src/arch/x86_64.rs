@@ -1,9 +1,10 @@
 //! x86_64 on QEMU q35 with an EPYC CPU (TCG emulates SVM and nested
 //! paging): QEMU's multiboot loader boots the hypervisor ELF, the disk is a
 //! virtio-blk PCI device, and the `isa-debug-exit` device lets the
-//! hypervisor end QEMU with a failure status. The guest is gkernel-bare;
-//! its pflash is emulated by the hypervisor, so the test scenario is built
-//! into the guest.
+//! hypervisor end QEMU with a failure status. The guest is gkernel, an
+//! ArceOS kernel on the stock `axplat-x86-pc`, entered through its
+//! Multiboot header; its pflash is emulated by the hypervisor (a page with
+//! the magic only), so the test scenario is built into the guest.
 
 use super::{
     App, Arch, ArchSpec, HOST_RAM, KernelImage, QEMU_MIN_VERSION, QemuSpec, VmFiles,
@@ -16,9 +17,9 @@ pub const SPEC: ArchSpec = ArchSpec {
     arch: Arch::X86_64,
     triple: "x86_64-unknown-none",
     guest: App {
-        package: "gkernel-bare",
+        package: "gkernel",
         binary: "gkernel",
-        config: None,
+        config: Some("x86_64-guest.toml"),
     },
     hypervisor: hypervisor_app("x86_64-hypervisor.toml"),
     layout: &X86_64_Q35,
@@ -40,26 +41,27 @@ pub const SPEC: ArchSpec = ArchSpec {
         "smp = 1",
         "CPUID: hypervisor bit set, vendor \"GuestAspace \", SVM not offered",
         "Reading PFlash at physical address 0xFFC00000...",
-        "Try to access pflash dev region [0xFFC00000], got 0x646C6670",
+        "Try to access pflash dev region [0xFFFF8000FFC00000], got 0x646C6670",
         "Got pflash magic: pfld",
+        "Guest timer interrupt arrived after ",
         "Shutdown vm normally!",
         "VM exits: ",
         "Guest pages mapped: ",
         "Hypervisor ok!",
     ],
     wild_gpa: "0xfec00000",
-    crash_text: "shutdown (triple fault in the guest)",
+    crash_text: "the guest asked to power off because it failed",
     no_virtualization_text: "the CPU has no AMD SVM",
     console_device: Some("uart16550"),
     bad_console_reply: "Console write from 0x30000000 answered -9",
     icount_exits: &[
-        ("nested page fault", 2),
-        ("hypercall", 32),
-        ("timer", 0),
+        ("nested page fault", 84),
+        ("hypercall", 1),
+        ("timer", 1),
         ("mmio", 0),
         ("host tick", 0),
-        ("sysreg", 3),
-        ("pio", 0),
+        ("sysreg", 44),
+        ("pio", 1888),
         ("reflected", 0),
         ("unexpected", 0),
     ],

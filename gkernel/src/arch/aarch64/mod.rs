@@ -13,6 +13,9 @@ pub const PFLASH: usize = 0x0400_0000;
 /// The first virtio-mmio transport on the real machine; not part of the
 /// guest's layout.
 pub const UNDECLARED: usize = 0x0a00_0000;
+/// Nothing to report: the x86_64 guest's CPUID check.
+pub fn report_cpu() {}
+
 /// A guest-physical address outside guest RAM (and every other region).
 pub const OUTSIDE_RAM: usize = 0x3000_0000;
 

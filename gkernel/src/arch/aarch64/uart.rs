@@ -56,6 +56,9 @@ fn on_receive() {
     }
 }
 
+/// What the second number [`read_line`] returns counts.
+pub const COUNTED: &str = "receive interrupts";
+
 /// Reads bytes until a line end, sleeping between receive interrupts;
 /// returns the line's length in `buf` and how many interrupts it took.
 pub fn read_line(buf: &mut [u8]) -> (usize, usize) {

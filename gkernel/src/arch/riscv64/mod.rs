@@ -43,6 +43,9 @@ pub fn timer_round_trip() -> u64 {
 /// Nothing to do: the aarch64 guest's cache-maintenance check.
 pub fn touch_pflash_by_cache_maintenance() {}
 
+/// Nothing to report: the x86_64 guest's CPUID check.
+pub fn report_cpu() {}
+
 /// A guest-physical address outside guest RAM (and every other region).
 pub const OUTSIDE_RAM: usize = 0x3000_0000;
 

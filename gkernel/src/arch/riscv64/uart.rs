@@ -40,6 +40,9 @@ pub fn line_status() -> u8 {
     unsafe { reg8(UART + LSR).read_volatile() }
 }
 
+/// What the second number [`read_line`] returns counts.
+pub const COUNTED: &str = "receive interrupts";
+
 /// Reads bytes until a line end, one receive interrupt at a time; returns
 /// the line's length in `buf` and how many interrupts it took.
 pub fn read_line(buf: &mut [u8]) -> (usize, usize) {
