@@ -300,7 +300,10 @@ fn exit_figures(
         pages: line.pages,
         hypercall_ticks: line.hypercall_ticks,
         page_ticks: line.page_ticks,
-        counter_hz: if line.counter_hz != 0 {
+        // The x86 guest's counter is the TSC, whose rate it can only
+        // assume (ArceOS's 4 GHz); the real rate comes from `tsc_hz`: the
+        // host's TSC, or one tick per instruction under -icount.
+        counter_hz: if line.counter_hz != 0 && spec.arch != Arch::X86_64 {
             line.counter_hz
         } else {
             tsc_hz()
