@@ -57,13 +57,7 @@ fn main() {
         Scenario::Normal => {}
         Scenario::WildAccess => {
             println!("Scenario wild-access: reading {:#X}", arch::UNDECLARED);
-            let p = phys_to_virt(PhysAddr::from(arch::UNDECLARED))
-                .as_ptr()
-                .cast::<u32>();
-            // SAFETY: mapped in this kernel's MMIO ranges on purpose; the
-            // hypervisor is expected to stop the VM on this read.
-            let v = unsafe { p.read_volatile() };
-            println!("Read {v:#x} from an undeclared address: the hypervisor let it through!");
+            read_undeclared(arch::UNDECLARED);
         }
         Scenario::Bench if built_in.is_some() => bench::run(
             guestaspace_core::scenario::BENCH_HYPERCALLS,
@@ -105,4 +99,14 @@ fn main() {
         }
     }
     arch::power_off(true)
+}
+
+/// Reads the word at `addr`, an address this kernel maps (its MMIO ranges)
+/// but the hypervisor never declared: the hypervisor must stop the VM.
+fn read_undeclared(addr: usize) {
+    let p = phys_to_virt(PhysAddr::from(addr)).as_ptr().cast::<u32>();
+    // SAFETY: mapped in this kernel's MMIO ranges on purpose; the
+    // hypervisor is expected to stop the VM on this read.
+    let v = unsafe { p.read_volatile() };
+    println!("Read {v:#x} from an undeclared address: the hypervisor let it through!");
 }

@@ -374,14 +374,6 @@ fn bad_vm_conf(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// The bundled guest on a disk whose `/etc/vm.conf` holds `vm`, written
-/// the way `cargo xtask run` writes it.
-fn disk_with_settings(ctx: &Ctx, name: &str, vm: &VmConfig) -> Result<std::path::PathBuf> {
-    let disk = ctx.paths.e2e.join(format!("{name}.img"));
-    write_fat_disk(&disk, &guest_disk(&ctx.prepared.guest, vm))?;
-    Ok(disk)
-}
-
 /// `--mem 8M`: the guest boots in 8 MiB and the report counts its pages
 /// against that size.
 fn guest_mem(ctx: &Ctx) -> Result<()> {
@@ -389,8 +381,7 @@ fn guest_mem(ctx: &Ctx) -> Result<()> {
         mem: Some(8 << 20),
         ..VmConfig::DEFAULT
     };
-    let disk = disk_with_settings(ctx, "guest-mem", &vm)?;
-    let out = ctx.boot(&disk, Scenario::Normal, DEFAULT_TIMEOUT)?;
+    let out = ctx.boot_scenario_with(Scenario::Normal, &vm, DEFAULT_TIMEOUT)?;
     out.check().map_err(|e| with_output(&out, e))?;
     let pages = parse_pages(&out.text)?;
     let ram = pages.region("ram")?;
@@ -410,8 +401,7 @@ fn mem_beyond_host(ctx: &Ctx) -> Result<()> {
         mem: Some(1 << 30),
         ..VmConfig::DEFAULT
     };
-    let disk = disk_with_settings(ctx, "mem-beyond-host", &vm)?;
-    let out = ctx.boot(&disk, Scenario::Normal, DEFAULT_TIMEOUT)?;
+    let out = ctx.boot_scenario_with(Scenario::Normal, &vm, DEFAULT_TIMEOUT)?;
     expect_vm_failure(&out)?;
     expect_line_starting(
         &out,

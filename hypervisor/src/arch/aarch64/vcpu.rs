@@ -53,8 +53,8 @@ extern "C" fn el2_unexpected(vector: u64) -> ! {
     // Put the host's HCR_EL2 and vectors back first, so that the panic
     // path runs in the host's regime rather than with the guest's
     // stage-2 settings and our exit vectors still installed.
-    // SAFETY: the values are the host's own (HOST_VBAR was saved by `run`
-    // before the guest's vectors went in).
+    // SAFETY: the values are the host's own (HOST_VBAR was saved when the
+    // vCPU was made, before the guest's vectors ever went in).
     unsafe {
         asm!(
             "msr hcr_el2, {hcr}",
@@ -112,6 +112,11 @@ pub struct ArmVcpu {
 
 impl ArmVcpu {
     pub fn new(entry: GuestPhysAddr, stage2_root: HostPhysAddr) -> Self {
+        // The host's vectors never change; `el2_unexpected` puts them back.
+        let vbar: u64;
+        // SAFETY: reading VBAR_EL2 has no side effects.
+        unsafe { asm!("mrs {}, vbar_el2", out(reg) vbar) };
+        HOST_VBAR.store(vbar, Ordering::Relaxed);
         // SAFETY: the guest's EL1 system registers are not used by the host
         // (under VHE it runs on the EL2 ones); set a clean EL1 with the MMU
         // off and no vectors, and a zero virtual-counter offset.
@@ -214,10 +219,6 @@ impl ArmVcpu {
 impl Vcpu for ArmVcpu {
     fn run(&mut self) -> Exit {
         self.timers.arm();
-        let vbar: u64;
-        // SAFETY: reading VBAR_EL2 has no side effects.
-        unsafe { asm!("mrs {}, vbar_el2", out(reg) vbar) };
-        HOST_VBAR.store(vbar, Ordering::Relaxed);
         let (kind, daif): (u64, u64);
         // SAFETY: with interrupts masked at EL2, program the guest's return
         // state, stage-2 and HCR, enter, and put the host's HCR and DAIF

@@ -19,7 +19,7 @@
 
 use axhal::mem::{PhysAddr, phys_to_virt};
 use axhal::time::{monotonic_time_nanos, nanos_to_ticks};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use x86_64::registers::model_specific::Msr;
 
 /// Period of the hypervisor's own tick: 10 ms.
@@ -48,12 +48,29 @@ static APIC_PER_TSC: AtomicU64 = AtomicU64::new(1 << 32);
 /// LVT timer mask bit (bit 16).
 const LVT_MASKED: u32 = 1 << 16;
 
-/// The host APIC's register page, or `None` in x2APIC mode.
-fn xapic_page() -> Option<*mut u8> {
+/// The host APIC's register page (kernel address), or 0 in x2APIC mode;
+/// learned once by [`calibrate`] (the mode never changes after ArceOS's
+/// platform set it up), so arming the timer reads no MSR.
+static XAPIC_PAGE: AtomicUsize = AtomicUsize::new(0);
+
+/// Reads IA32_APIC_BASE and notes where the host APIC's registers are.
+fn find_apic() {
     // SAFETY: reading IA32_APIC_BASE has no side effects.
     let base = unsafe { Msr::new(MSR_APIC_BASE).read() };
-    (base & APIC_BASE_EXTD == 0)
-        .then(|| phys_to_virt(PhysAddr::from((base & APIC_BASE_ADDR) as usize)).as_mut_ptr())
+    let page = if base & APIC_BASE_EXTD == 0 {
+        phys_to_virt(PhysAddr::from((base & APIC_BASE_ADDR) as usize)).as_usize()
+    } else {
+        0
+    };
+    XAPIC_PAGE.store(page, Ordering::Relaxed);
+}
+
+/// The host APIC's register page, or `None` in x2APIC mode.
+fn xapic_page() -> Option<*mut u8> {
+    match XAPIC_PAGE.load(Ordering::Relaxed) {
+        0 => None,
+        page => Some(page as *mut u8),
+    }
 }
 
 /// Reads the host APIC register at `offset`, in its current mode.
@@ -70,6 +87,7 @@ fn read_reg(offset: u32) -> u32 {
 /// top for about ten million TSC ticks, masked. Call once, at start.
 pub fn calibrate() {
     const TSC_SPAN: u64 = 10_000_000;
+    find_apic();
     write_reg(DIVIDE, DIVIDE_BY_1);
     write_reg(LVT_TIMER, LVT_MASKED | VECTOR);
     write_reg(INITIAL_COUNT, u32::MAX);

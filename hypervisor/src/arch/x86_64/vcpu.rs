@@ -28,10 +28,8 @@ const VMMCALL_LEN: u64 = 3;
 const CPUID_LEN: u64 = 2;
 /// Length of RDMSR (0F 32) and WRMSR (0F 30).
 const MSR_INSN_LEN: u64 = 2;
-/// EVENTINJ for #GP(0): vector 13, type 3 (exception), error code valid
-/// (bit 11), valid (bit 31), error code 0 (bits 63:32) (APM vol. 2,
-/// 15.20 "Event Injection").
-const EVENTINJ_GP: u64 = 13 | 3 << 8 | 1 << 11 | 1 << 31;
+/// Exception vector of #GP.
+const VECTOR_GP: u32 = 13;
 /// The I/O permission map is 12 KiB, the MSR permission map 8 KiB; all
 /// bits set intercepts every port and MSR.
 const IOPM_PAGES: usize = 3;
@@ -55,7 +53,7 @@ const VECTOR_DB: u32 = 1;
 const VECTOR_AC: u32 = 17;
 /// EVENTINJ type 3, exception (APM vol. 2, 15.20).
 const EVENT_EXCEPTION: u64 = 3 << 8;
-/// EVENTINJ bit 11: an error code is pushed (#AC has one, always 0).
+/// EVENTINJ bit 11: an error code is pushed (#AC and #GP have one).
 const EVENT_ERROR_CODE: u64 = 1 << 11;
 /// Exception vector of #MC: a machine check is never the guest's to see.
 const VECTOR_MC: u32 = 18;
@@ -230,10 +228,17 @@ impl SvmVcpu {
     /// `error_code` where it has one); the guest's RIP is already where
     /// the exception happened.
     fn reflect(&mut self, vector: u32, error_code: Option<u32>) -> Exit {
+        self.inject_exception(vector, error_code);
+        Exit::Reflected
+    }
+
+    /// Queues exception `vector` (with `error_code` where it has one) for
+    /// the next entry, through EVENTINJ (APM vol. 2, 15.20 "Event
+    /// Injection"); the guest's RIP is where the exception happened.
+    fn inject_exception(&mut self, vector: u32, error_code: Option<u32>) {
         let code = error_code.map_or(0, |e| u64::from(e) << 32 | EVENT_ERROR_CODE);
         self.vmcb.control.event_inj =
             u64::from(vector) | EVENT_EXCEPTION | vmcb::EVENT_VALID | code;
-        Exit::Reflected
     }
 
     /// Moves the guest past the intercepted instruction: to nRIP where the
@@ -344,7 +349,7 @@ impl SvmVcpu {
         };
         match result {
             Ok(()) => self.step_past(MSR_INSN_LEN),
-            Err(InjectGp) => self.vmcb.control.event_inj = EVENTINJ_GP,
+            Err(InjectGp) => self.inject_exception(VECTOR_GP, Some(0)),
         }
         Exit::SysReg
     }
