@@ -56,12 +56,12 @@ pub trait Vcpu {
     /// Drives the guest's external interrupt line (the interrupt
     /// controller's output for this vCPU).
     fn set_external_irq(&mut self, _level: bool) {}
-    /// The level of the guest timer's interrupt output, for a vCPU whose
-    /// timer interrupt reaches the guest through the emulated interrupt
-    /// controller ([`Devices::timer_irq`]); `None` where the vCPU delivers
-    /// it itself ([`Vcpu::deliver_timer`]).
-    fn timer_irq_level(&mut self) -> Option<bool> {
-        None
+    /// The levels of the guest timers' interrupt outputs, for a vCPU whose
+    /// timer interrupts reach the guest through the emulated interrupt
+    /// controller ([`Devices::timer_irqs`], same order); `None` for a timer
+    /// the vCPU does not have or delivers itself ([`Vcpu::deliver_timer`]).
+    fn timer_irq_levels(&mut self) -> [Option<bool>; GUEST_TIMERS] {
+        [None; GUEST_TIMERS]
     }
     /// Makes the guest's supervisor software interrupt pending (an
     /// inter-processor interrupt the guest sent its own hart); it stays
@@ -89,6 +89,10 @@ pub struct Unemulated {
     pub why: &'static str,
 }
 
+/// The most guest timers whose interrupts go through the emulated
+/// interrupt controller (aarch64 has two: EL1 physical and virtual).
+pub const GUEST_TIMERS: usize = 2;
+
 /// The VM's emulated devices and how their interrupts reach the vCPU.
 pub struct Devices {
     /// Device models by guest-physical range.
@@ -100,9 +104,10 @@ pub struct Devices {
     /// The interrupt controller output that is this vCPU's external
     /// interrupt line (the PLIC's S-mode context of hart 0, ...).
     pub irq_context: usize,
-    /// The interrupt-controller input the guest's timer is wired to, where
-    /// the timer interrupt goes through the controller (aarch64's PPI 30).
-    pub timer_irq: Option<u32>,
+    /// The interrupt-controller inputs the guest's timers are wired to,
+    /// where their interrupts go through the controller (aarch64: the EL1
+    /// physical timer on PPI 30, the virtual timer on PPI 27).
+    pub timer_irqs: [Option<u32>; GUEST_TIMERS],
     /// The level last given to the vCPU.
     line: bool,
     /// Console input read from the host that no device has taken yet.
@@ -116,7 +121,7 @@ impl Devices {
             bus,
             ports: Bus::new(),
             irq_context,
-            timer_irq: None,
+            timer_irqs: [None; GUEST_TIMERS],
             line: false,
             pending_input: VecDeque::new(),
         }
@@ -359,6 +364,11 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
                 });
                 let found = allowed_region(found, gpa, access, vcpu.pc())?;
                 if device {
+                    // A timer line that dropped since the last exit (the
+                    // guest re-armed its virtual timer, which does not
+                    // trap) must be low before the access is emulated: an
+                    // end-of-interrupt write would re-pend a line still up.
+                    update_timer_lines(vcpu, devices);
                     emulate_mmio(vcpu, devices, gpa, access)?;
                     service_devices(vcpu, devices, console, stats);
                 } else {
@@ -530,18 +540,26 @@ fn take_input<C: Console>(devices: &mut Devices, console: &mut C, buf: &mut [u8]
     n + console.read(&mut buf[n..])
 }
 
-/// Copies the guest timer's interrupt level into the interrupt controller,
-/// where the timer is wired to one, and updates the vCPU's line.
+/// Copies the guest timers' interrupt levels into the interrupt
+/// controller, where a timer is wired to one.
+fn update_timer_lines<V: Vcpu>(vcpu: &mut V, devices: &mut Devices) {
+    for (source, level) in devices.timer_irqs.into_iter().zip(vcpu.timer_irq_levels()) {
+        if let (Some(source), Some(level)) = (source, level) {
+            devices.bus.set_irq_line(source, level);
+        }
+    }
+}
+
+/// [`update_timer_lines`], then brings the vCPU's line to the controller's
+/// output.
 fn sync_timer_line<V: Vcpu, C: Console>(
     vcpu: &mut V,
     devices: &mut Devices,
     console: &mut C,
     stats: &mut Stats,
 ) {
-    if let (Some(source), Some(level)) = (devices.timer_irq, vcpu.timer_irq_level()) {
-        devices.bus.set_irq_line(source, level);
-        service_devices(vcpu, devices, console, stats);
-    }
+    update_timer_lines(vcpu, devices);
+    service_devices(vcpu, devices, console, stats);
 }
 
 /// Prints what the devices transmitted and brings the vCPU's external
@@ -731,8 +749,8 @@ mod tests {
         fn set_external_irq(&mut self, level: bool) {
             self.lines.push(level);
         }
-        fn timer_irq_level(&mut self) -> Option<bool> {
-            self.timer_levels.pop_front()
+        fn timer_irq_levels(&mut self) -> [Option<bool>; GUEST_TIMERS] {
+            [self.timer_levels.pop_front(), None]
         }
         fn raise_software_interrupt(&mut self) {
             self.software_pending = true;
@@ -936,7 +954,7 @@ mod tests {
         let mut vm = vm();
         // The PLIC stands in for the controller: source 5 enabled for the
         // vCPU's context, the guest's timer wired to it.
-        vm.devices.timer_irq = Some(5);
+        vm.devices.timer_irqs[0] = Some(5);
         let mut cpu = Scripted::new(&[
             npf(0x0c00_0014, Access::Write),
             npf(0x0c00_2080, Access::Write),
@@ -951,7 +969,8 @@ mod tests {
             .push_back(MmioAccess::write(gpa(0x0c00_0014), Width::Word, 1));
         cpu.mmio
             .push_back(MmioAccess::write(gpa(0x0c00_2080), Width::Word, 1 << 5));
-        cpu.timer_levels.extend([false, true, false]);
+        // Sampled at both device accesses, then at each timer exit.
+        cpu.timer_levels.extend([false, false, false, true, false]);
         assert_eq!(go(&mut vm, &mut cpu), Ok(()));
         assert_eq!(
             cpu.lines,

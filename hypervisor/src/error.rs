@@ -30,6 +30,9 @@ pub enum HvError {
     #[cfg_attr(not(target_arch = "riscv64"), allow(dead_code))]
     // only riscv64 makes one so far
     DeviceTree(String),
+    /// The kernel, initrd and command line cannot be set up as the guest's
+    /// boot protocol wants them.
+    Boot(String),
 }
 
 impl fmt::Display for HvError {
@@ -45,6 +48,7 @@ impl fmt::Display for HvError {
             HvError::Vm(e) => write!(f, "VM stopped: {e}"),
             HvError::Config(e) => write!(f, "VM settings: {e}"),
             HvError::DeviceTree(e) => write!(f, "guest device tree: {e}"),
+            HvError::Boot(e) => write!(f, "guest boot: {e}"),
         }
     }
 }

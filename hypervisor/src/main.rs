@@ -13,6 +13,7 @@ extern crate axstd;
 extern crate alloc;
 
 mod arch;
+mod boot_inputs;
 mod console;
 mod disk;
 mod error;
@@ -91,7 +92,18 @@ fn run() -> Result<(), HvError> {
 
     let mut stats = Stats::default();
     let image = guest_image::read(GUEST_PATH, &layout)?;
-    let plan = Current::boot_plan(&image, &layout)?;
+    let inputs = boot_inputs::BootInputs::read()?;
+    if let Some(initrd) = &inputs.initrd {
+        println!(
+            "Initrd: {} bytes from {}",
+            initrd.len(),
+            boot_inputs::INITRD_PATH
+        );
+    }
+    if let Some(cmdline) = &inputs.cmdline {
+        println!("Kernel command line: {cmdline}");
+    }
+    let plan = Current::boot_plan(&image, &layout, inputs)?;
     for (gpa, data) in &plan.extra {
         guest_image::place(&mut space, &layout, *gpa, data, &mut stats)?;
     }

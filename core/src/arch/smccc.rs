@@ -19,12 +19,37 @@ pub const SMCCC_VERSION: u64 = 0x8000_0000;
 pub const PSCI_VERSION: u64 = 0x8400_0000;
 /// CPU_OFF (DEN0022 §5.1.3).
 pub const PSCI_CPU_OFF: u64 = 0x8400_0002;
+/// CPU_ON, SMC32 and SMC64 (DEN0022 §5.1.4): start another CPU.
+pub const PSCI_CPU_ON: u64 = 0x8400_0003;
+/// CPU_ON, SMC64.
+pub const PSCI_CPU_ON_64: u64 = 0xC400_0003;
+/// AFFINITY_INFO, SMC32 (DEN0022 §5.1.5): is a CPU on?
+pub const PSCI_AFFINITY_INFO: u64 = 0x8400_0004;
+/// AFFINITY_INFO, SMC64.
+pub const PSCI_AFFINITY_INFO_64: u64 = 0xC400_0004;
+/// MIGRATE_INFO_TYPE (DEN0022 §5.1.7): does a Trusted OS need migrating?
+pub const PSCI_MIGRATE_INFO_TYPE: u64 = 0x8400_0006;
 /// SYSTEM_OFF (DEN0022 §5.1.9): power the system off.
 pub const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
 /// SYSTEM_RESET (DEN0022 §5.1.10).
 pub const PSCI_SYSTEM_RESET: u64 = 0x8400_0009;
 /// PSCI_FEATURES (DEN0022 §5.1.14): is a function implemented?
 pub const PSCI_FEATURES: u64 = 0x8400_000A;
+/// SMCCC_ARCH_FEATURES (DEN0028 §7.2): is an Arm architecture call
+/// (SMCCC_VERSION, a firmware workaround) implemented?
+pub const SMCCC_ARCH_FEATURES: u64 = 0x8000_0001;
+
+/// The MPIDR affinity of the guest's one CPU (Aff3..Aff0 all 0), the only
+/// target CPU_ON and AFFINITY_INFO accept.
+pub const BOOT_CPU_AFFINITY: u64 = 0;
+/// MPIDR bits that are affinity fields (Aff3 at 39:32, Aff2..Aff0 at
+/// 23:0), the part of a target CPU argument PSCI reads (DEN0022 §5.1.4).
+const AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+/// AFFINITY_INFO's answer for a CPU that is on (DEN0022 §5.1.5).
+const AFFINITY_ON: u64 = 0;
+/// MIGRATE_INFO_TYPE's answer 2: "Trusted OS is either not present or does
+/// not require migration" (DEN0022 §5.1.7): there is no Trusted OS.
+const NO_TRUSTED_OS: u64 = 2;
 
 /// Vendor-specific hypervisor service calls (owner 6, fast, SMC64; DEN0028
 /// §6, Table 6-1): a call that does nothing.
@@ -58,7 +83,13 @@ pub const INVALID_ADDRESS: i64 = -9;
 /// The functions the guest may call (what PSCI_FEATURES reports).
 const IMPLEMENTED: &[u64] = &[
     SMCCC_VERSION,
+    SMCCC_ARCH_FEATURES,
     PSCI_VERSION,
+    PSCI_CPU_ON,
+    PSCI_CPU_ON_64,
+    PSCI_AFFINITY_INFO,
+    PSCI_AFFINITY_INFO_64,
+    PSCI_MIGRATE_INFO_TYPE,
     PSCI_SYSTEM_OFF,
     PSCI_SYSTEM_RESET,
     PSCI_FEATURES,
@@ -83,6 +114,40 @@ pub fn decode(function: u64, args: [u64; 3]) -> Request {
         } else {
             NOT_SUPPORTED
         } as u64),
+        // Only the calls of this convention itself; none of the firmware
+        // workarounds (ARCH_WORKAROUND_1..3) exists here, and
+        // NOT_SUPPORTED is the answer the spec gives for those.
+        SMCCC_ARCH_FEATURES => {
+            Request::Answer(if [SMCCC_VERSION, SMCCC_ARCH_FEATURES].contains(&args[0]) {
+                SUCCESS
+            } else {
+                NOT_SUPPORTED
+            } as u64)
+        }
+        // One CPU, and it is running: starting it again is ALREADY_ON,
+        // any other target does not exist (INVALID_PARAMETERS).
+        PSCI_CPU_ON | PSCI_CPU_ON_64 if args[0] & AFFINITY_MASK == BOOT_CPU_AFFINITY => {
+            Request::AlreadyAvailable {
+                id: function,
+                function: 0,
+            }
+        }
+        PSCI_CPU_ON | PSCI_CPU_ON_64 => Request::Invalid {
+            id: function,
+            function: 0,
+        },
+        // Affinity level 0 of the one CPU is on; higher levels and other
+        // CPUs are not described to the guest.
+        PSCI_AFFINITY_INFO | PSCI_AFFINITY_INFO_64
+            if args[0] & AFFINITY_MASK == BOOT_CPU_AFFINITY && args[1] == 0 =>
+        {
+            Request::Answer(AFFINITY_ON)
+        }
+        PSCI_AFFINITY_INFO | PSCI_AFFINITY_INFO_64 => Request::Invalid {
+            id: function,
+            function: 0,
+        },
+        PSCI_MIGRATE_INFO_TYPE => Request::Answer(NO_TRUSTED_OS),
         PSCI_SYSTEM_OFF => Request::Shutdown(ShutdownReason::Normal),
         // A reboot ends the run with its own message, as SBI SRST's does:
         // this hypervisor runs its one guest once.
@@ -141,10 +206,46 @@ mod tests {
             Request::Answer(0)
         );
         assert_eq!(
-            decode(PSCI_FEATURES, [0x8400_0003, 0, 0]),
+            decode(PSCI_FEATURES, [0x8400_0001, 0, 0]),
             Request::Answer(-1i64 as u64),
-            "CPU_ON is not offered"
+            "CPU_SUSPEND is not offered"
         );
+        assert_eq!(
+            decode(PSCI_FEATURES, [PSCI_CPU_ON, 0, 0]),
+            Request::Answer(0)
+        );
+    }
+
+    #[test]
+    fn the_one_cpu_is_on_and_no_other_exists() {
+        let reply = |f, args| immediate_reply(&decode(f, args));
+        for on in [PSCI_CPU_ON, PSCI_CPU_ON_64] {
+            assert_eq!(
+                reply(on, [0, 0x4020_0000, 0]),
+                Some(Reply::AlreadyAvailable)
+            );
+            // MPIDR bit 31 (RES1) is not an affinity field.
+            assert_eq!(reply(on, [1 << 31, 0, 0]), Some(Reply::AlreadyAvailable));
+            assert_eq!(reply(on, [1, 0x4020_0000, 0]), Some(Reply::InvalidParam));
+            assert_eq!(reply(on, [1 << 32, 0, 0]), Some(Reply::InvalidParam));
+        }
+        for info in [PSCI_AFFINITY_INFO, PSCI_AFFINITY_INFO_64] {
+            assert_eq!(reply(info, [0, 0, 0]), Some(Reply::Value(0)));
+            assert_eq!(reply(info, [0x100, 0, 0]), Some(Reply::InvalidParam));
+            assert_eq!(reply(info, [0, 1, 0]), Some(Reply::InvalidParam));
+        }
+        assert_eq!(reply(PSCI_MIGRATE_INFO_TYPE, [0; 3]), Some(Reply::Value(2)));
+    }
+
+    #[test]
+    fn arch_features_offers_no_firmware_workaround() {
+        let features = |f| decode(SMCCC_ARCH_FEATURES, [f, 0, 0]);
+        assert_eq!(features(SMCCC_VERSION), Request::Answer(0));
+        assert_eq!(features(SMCCC_ARCH_FEATURES), Request::Answer(0));
+        // ARCH_WORKAROUND_1, _2, _3 and ARCH_SOC_ID (DEN0028 §7.4-7.6).
+        for w in [0x8000_8000, 0x8000_7FFF, 0x8000_3FFF, 0x8000_0002] {
+            assert_eq!(features(w), Request::Answer(-1i64 as u64), "{w:#x}");
+        }
     }
 
     #[test]
@@ -182,8 +283,8 @@ mod tests {
         );
         for f in [
             PSCI_CPU_OFF,
-            0x8400_0003,
-            0xC400_0003,
+            0x8400_0001,
+            0x8400_0012,
             0x8200_0000,
             0x1_8400_0008,
         ] {

@@ -10,6 +10,7 @@
 //! entry point (`--wrap=__PowerIf_system_off`, see build.rs) and routes it
 //! to `power_off(Outcome::Failure)`.
 
+use crate::boot_inputs::BootInputs;
 use crate::error::HvError;
 use alloc::vec::Vec;
 use core::ops::Range;
@@ -74,10 +75,13 @@ pub trait Arch {
     /// How this architecture's vCPU starts (x86_64: long mode or
     /// Multiboot); `()` where there is one way.
     type Start;
-    /// Where `image` goes in guest RAM and how the vCPU starts it; the
-    /// default places the whole image at the layout's entry and starts
-    /// there.
-    fn boot_plan(image: &[u8], layout: &GuestLayout) -> Result<BootPlan<Self::Start>, HvError>;
+    /// Where `image` goes in guest RAM, with the initrd and command line of
+    /// `inputs`, and how the vCPU starts it.
+    fn boot_plan(
+        image: &[u8],
+        layout: &GuestLayout,
+        inputs: BootInputs,
+    ) -> Result<BootPlan<Self::Start>, HvError>;
     /// A vCPU that starts as `plan` says, with stage-2 root `stage2_root`.
     fn new_vcpu(plan: &BootPlan<Self::Start>, stage2_root: HostPhysAddr) -> Self::Vcpu;
     /// Drops cached stage-2 translations of the guest page at `gpa`.

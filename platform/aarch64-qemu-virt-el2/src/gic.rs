@@ -1,9 +1,11 @@
 //! The host's own use of the physical GICv2: the hypervisor takes no
 //! interrupts while it runs (its DAIF stays masked), but while the guest
 //! runs, a physical interrupt (routed to EL2 by HCR_EL2.IMO) ends the
-//! guest's time slice as an exit. The one interrupt it enables is its EL2
+//! guest's time slice as an exit. It enables two interrupts: its EL2
 //! physical timer's, which it arms for the guest's timer deadline and its
-//! own periodic tick. The register work is `arm-gic-driver`'s (the driver
+//! own periodic tick, and the EL1 virtual timer's, the timer the guest
+//! drives itself (its registers are not trapped), whose interrupt the
+//! hypervisor forwards to the guest's emulated GIC. The register work is `arm-gic-driver`'s (the driver
 //! ArceOS's peripherals crate uses, which exposes its GIC module only with
 //! host interrupts on).
 
@@ -14,6 +16,8 @@ use axplat::mem::{pa, phys_to_virt};
 
 /// The EL2 physical timer's interrupt, PPI 10 (INTID 26) on QEMU `virt`.
 pub const HYP_TIMER_INTID: u32 = 26;
+/// The EL1 virtual timer's interrupt, PPI 11 (INTID 27) on QEMU `virt`.
+pub const VIRT_TIMER_INTID: u32 = 27;
 
 /// The GIC, once [`init`] has run.
 static mut CPU_INTERFACE: Option<CpuInterface> = None;
@@ -31,8 +35,20 @@ pub fn init() {
     cpu.init_current_cpu();
     cpu.set_eoi_mode_ns(false);
     gic.set_irq_enable(IntId::ppi(HYP_TIMER_INTID - 16), true);
+    gic.set_irq_enable(IntId::ppi(VIRT_TIMER_INTID - 16), true);
     // SAFETY: single CPU, called once before any reader.
     unsafe { CPU_INTERFACE = Some(cpu) };
+}
+
+/// Enables or disables the private interrupt `intid` (16..32) at the
+/// distributor: the hypervisor masks a level-triggered interrupt it has
+/// handed to the guest until the guest has dealt with its source.
+pub fn set_ppi_enabled(intid: u32, enable: bool) {
+    // SAFETY: as in `take_irq`.
+    let Some(cpu) = (unsafe { (*core::ptr::addr_of!(CPU_INTERFACE)).as_ref() }) else {
+        return;
+    };
+    cpu.set_irq_enable(IntId::ppi(intid - 16), enable);
 }
 
 /// Acknowledges and completes the pending physical interrupt; returns its

@@ -29,6 +29,18 @@ pub mod ctl {
 /// INTID 30, as the device tree's `arm,armv8-timer` node lists it).
 pub const EL1_PHYS_TIMER_INTID: u32 = 30;
 
+/// The interrupt ID of the EL1 virtual timer on QEMU `virt` (PPI 11,
+/// INTID 27). That timer is not emulated: the guest owns the hardware one
+/// (its CNTV_* accesses do not trap; CNTVOFF_EL2 offsets its count), and
+/// the hypervisor forwards its interrupt to the emulated GIC.
+pub const EL1_VIRT_TIMER_INTID: u32 = 27;
+
+/// Whether a timer whose CNTx_CTL_EL0 reads `ctl` asserts its interrupt:
+/// ENABLE set, IMASK clear, ISTATUS set (DDI 0487 D11.2.4 "Timers").
+pub const fn asserts_interrupt(ctl: u64) -> bool {
+    ctl & (ctl::ENABLE | ctl::IMASK | ctl::ISTATUS) == ctl::ENABLE | ctl::ISTATUS
+}
+
 /// The guest's EL1 physical timer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PhysTimer {
@@ -102,6 +114,14 @@ impl PhysTimer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timer_asserts_only_enabled_unmasked_and_met() {
+        assert!(asserts_interrupt(ctl::ENABLE | ctl::ISTATUS));
+        assert!(!asserts_interrupt(ctl::ENABLE | ctl::ISTATUS | ctl::IMASK));
+        assert!(!asserts_interrupt(ctl::ENABLE));
+        assert!(!asserts_interrupt(ctl::ISTATUS));
+    }
 
     #[test]
     fn a_reset_timer_never_fires() {

@@ -9,9 +9,10 @@ mod timer;
 mod vcpu;
 
 use super::{Arch, BootPlan, Outcome, host_device, whole_image_at_entry};
+use crate::boot_inputs::BootInputs;
 use crate::error::HvError;
 use alloc::boxed::Box;
-use guestaspace_core::arch::aarch64::vtimer::EL1_PHYS_TIMER_INTID;
+use guestaspace_core::arch::aarch64::vtimer::{EL1_PHYS_TIMER_INTID, EL1_VIRT_TIMER_INTID};
 use guestaspace_core::devices::{Bus, gicv2, pl011};
 
 /// The PL011's interrupt on QEMU `virt`: SPI 1.
@@ -47,7 +48,11 @@ impl Arch for Aarch64 {
 
     type Start = ();
 
-    fn boot_plan(image: &[u8], layout: &GuestLayout) -> Result<BootPlan<()>, HvError> {
+    fn boot_plan(
+        image: &[u8],
+        layout: &GuestLayout,
+        _inputs: BootInputs,
+    ) -> Result<BootPlan<()>, HvError> {
         Ok(whole_image_at_entry(image, layout))
     }
 
@@ -65,7 +70,7 @@ impl Arch for Aarch64 {
 
     /// QEMU `virt`'s GICv2 (distributor and CPU interface, both emulated)
     /// and PL011 (SPI 1, INTID 33), at their addresses; the guest's EL1
-    /// physical timer is wired to PPI 30.
+    /// physical timer is wired to PPI 30, its virtual timer to PPI 27.
     fn devices() -> Devices {
         let mut bus = Bus::new();
         let gic = bus
@@ -85,7 +90,7 @@ impl Arch for Aarch64 {
         )
         .expect("the PL011 does not overlap the GIC");
         let mut devices = Devices::new(bus, gicv2::IRQ_CONTEXT);
-        devices.timer_irq = Some(EL1_PHYS_TIMER_INTID);
+        devices.timer_irqs = [Some(EL1_PHYS_TIMER_INTID), Some(EL1_VIRT_TIMER_INTID)];
         devices
     }
 

@@ -50,6 +50,18 @@ pub fn hcr_host() -> u64 {
 /// its debug-register accesses. aarch64-cpu 10 has no MDCR_EL2.
 const MDCR_EL2_GUEST_TRAPS: u64 = 1 << 5 | 1 << 6 | 1 << 9 | 1 << 10 | 1 << 11;
 
+/// CPTR_EL2 in its HCR_EL2.E2H = 1 layout (the CPACR_EL1 one; DDI 0487
+/// D23.2 "CPTR_EL2"): ZEN (bits 17:16), FPEN (21:20) and SMEN (25:24) at
+/// 0b11 trap nothing, so the guest uses FP/SIMD, SVE and SME as the CPU
+/// has them (its own CPACR_EL1 still decides for its EL0). The host is
+/// built soft-float and never touches those registers, so the world
+/// switch need not save them: the guest is their only user.
+const CPTR_EL2_NO_FP_TRAPS: u64 = 0b11 << 16 | 0b11 << 20 | 0b11 << 24;
+
+/// VMPIDR_EL2 (the MPIDR_EL1 the guest reads): bit 31 RES1, every
+/// affinity field 0, the one CPU that PSCI and the device tree name.
+const GUEST_MPIDR: u64 = 1 << 31;
+
 pub fn init() -> Result<(), HwSetupError> {
     if CurrentEL.read(CurrentEL::EL) != 2 {
         return Err(HwSetupError::NotAtEl2);
@@ -79,6 +91,23 @@ pub fn init() -> Result<(), HwSetupError> {
             "isb",
             tmp = out(reg) _,
             traps = in(reg) MDCR_EL2_GUEST_TRAPS,
+        )
+    };
+    // SAFETY: CPTR_EL2 only widens what EL2/EL1/EL0 may execute (see
+    // CPTR_EL2_NO_FP_TRAPS); the identification registers the guest reads
+    // (VPIDR_EL2 = the real MIDR_EL1, VMPIDR_EL2) only affect EL1.
+    unsafe {
+        asm!(
+            "mrs {tmp}, cptr_el2",
+            "orr {tmp}, {tmp}, {fp}",
+            "msr cptr_el2, {tmp}",
+            "mrs {tmp}, midr_el1",
+            "msr vpidr_el2, {tmp}",
+            "msr vmpidr_el2, {mpidr}",
+            "isb",
+            tmp = out(reg) _,
+            fp = in(reg) CPTR_EL2_NO_FP_TRAPS,
+            mpidr = in(reg) GUEST_MPIDR,
         )
     };
     Ok(())

@@ -4,21 +4,25 @@
 use super::registers::{hcr_guest, hcr_host};
 use super::timer::{Due, Timers};
 use axhal::mem::{PhysAddr, phys_to_virt};
-use axplat_aarch64_qemu_virt_el2::gic::{HYP_TIMER_INTID, take_irq};
+use axplat_aarch64_qemu_virt_el2::gic::{
+    HYP_TIMER_INTID, VIRT_TIMER_INTID, set_ppi_enabled, take_irq,
+};
 use core::arch::asm;
 use core::mem::offset_of;
 use core::sync::atomic::{AtomicU64, Ordering};
 use guestaspace_core::addr::{GuestPhysAddr, GuestVirtAddr, HostPhysAddr};
 use guestaspace_core::arch::aarch64::a64_ldst::{self, Writeback};
 use guestaspace_core::arch::aarch64::dabt::{self, DataAbortError, DataAbortInsn};
+use guestaspace_core::arch::aarch64::debug_regs::DebugRegs;
 use guestaspace_core::arch::aarch64::esr::ec;
 use guestaspace_core::arch::aarch64::esr::{Trap, decode};
 use guestaspace_core::arch::aarch64::sysreg;
+use guestaspace_core::arch::aarch64::vtimer::asserts_interrupt;
 use guestaspace_core::arch::smccc;
 use guestaspace_core::devices::MmioAccess;
 use guestaspace_core::exit::Access;
 use guestaspace_core::exit::{Exit, Reply, Unexpected};
-use guestaspace_core::runloop::{Unemulated, Vcpu};
+use guestaspace_core::runloop::{GUEST_TIMERS, Unemulated, Vcpu};
 
 /// VMID of our one guest.
 const VMID: u64 = 1;
@@ -108,6 +112,13 @@ pub struct ArmVcpu {
     virq: bool,
     /// The guest's timer and the host tick, on the EL2 physical timer.
     timers: Timers,
+    /// The guest's virtual timer interrupt was taken and handed to the
+    /// emulated GIC: its line is high there, and the physical PPI stays
+    /// disabled until the guest's timer stops asserting it (else the
+    /// level-triggered PPI would end every guest entry at once).
+    vtimer_held: bool,
+    /// The guest's trapped debug and PMU registers.
+    debug: DebugRegs,
 }
 
 impl ArmVcpu {
@@ -144,6 +155,8 @@ impl ArmVcpu {
             mmio: None,
             virq: false,
             timers: Timers::new(),
+            vtimer_held: false,
+            debug: DebugRegs::new(),
         }
     }
 }
@@ -187,19 +200,30 @@ impl ArmVcpu {
     }
 
     /// A trapped MSR/MRS: the guest's EL1 physical timer is emulated
-    /// (CNTHCTL_EL2.EL1PTEN = 0); any other register stops the VM.
+    /// (CNTHCTL_EL2.EL1PTEN = 0), its debug and PMU registers are held
+    /// (MDCR_EL2 traps); any other register stops the VM.
     fn emulate_sysreg(&mut self, esr: u64, far: u64) -> Exit {
         let access = sysreg::decode(esr);
         let rt = usize::from(access.rt);
+        let debug = DebugRegs::holds(access.reg);
         let result = if access.read {
-            self.timers.read(access.reg).map(|value| {
+            let value = if debug {
+                self.debug.read(access.reg).map_err(|_| ())
+            } else {
+                self.timers.read(access.reg).map_err(|_| ())
+            };
+            value.map(|value| {
                 if rt != 31 {
                     self.state.guest[rt] = value;
                 }
             })
         } else {
             let value = if rt == 31 { 0 } else { self.state.guest[rt] };
-            self.timers.write(access.reg, value)
+            if debug {
+                self.debug.write(access.reg, value).map_err(|_| ())
+            } else {
+                self.timers.write(access.reg, value).map_err(|_| ())
+            }
         };
         match result {
             Ok(()) => {
@@ -212,6 +236,23 @@ impl ArmVcpu {
                 code: esr,
                 info: [far, 0],
             }),
+        }
+    }
+
+    /// After an exit: if the guest's virtual timer interrupt is held, lets
+    /// the physical PPI through again once the timer no longer asserts it
+    /// (the guest masked, disabled or re-armed it).
+    fn release_virtual_timer(&mut self) {
+        if !self.vtimer_held {
+            return;
+        }
+        let ctl: u64;
+        // SAFETY: reading the guest's CNTV_CTL_EL0 through its VHE alias
+        // CNTV_CTL_EL02 (by encoding, S3_5_C14_C3_1) has no side effects.
+        unsafe { asm!("mrs {}, S3_5_C14_C3_1", out(reg) ctl) };
+        if !asserts_interrupt(ctl) {
+            self.vtimer_held = false;
+            set_ppi_enabled(VIRT_TIMER_INTID, true);
         }
     }
 }
@@ -258,6 +299,7 @@ impl Vcpu for ArmVcpu {
             asm!("mrs {0}, esr_el2", "mrs {1}, far_el2", "mrs {2}, hpfar_el2", out(reg) esr, out(reg) far, out(reg) hpfar)
         };
         self.esr = esr;
+        self.release_virtual_timer();
         let trap = Trap { esr, far, hpfar };
         match kind {
             0 if trap.class() == ec::SYSREG => self.emulate_sysreg(esr, far),
@@ -275,6 +317,11 @@ impl Vcpu for ArmVcpu {
                     Due::Guest => Exit::TimerExpired,
                     Due::HostTick => Exit::HostTick,
                 },
+                Some(VIRT_TIMER_INTID) => {
+                    set_ppi_enabled(VIRT_TIMER_INTID, false);
+                    self.vtimer_held = true;
+                    Exit::TimerExpired
+                }
                 // Spurious: whatever it was is gone; the guest resumes.
                 None => Exit::HostTick,
                 Some(other) => Exit::Unexpected(Unexpected {
@@ -306,7 +353,7 @@ impl Vcpu for ArmVcpu {
     }
 
     /// The timer interrupt goes through the emulated GIC instead
-    /// ([`Vcpu::timer_irq_level`]).
+    /// ([`Vcpu::timer_irq_levels`]).
     fn deliver_timer(&mut self) {}
 
     /// The access comes from the data abort's syndrome (ESR_EL2.ISS), which
@@ -356,7 +403,9 @@ impl Vcpu for ArmVcpu {
         self.virq = level;
     }
 
-    fn timer_irq_level(&mut self) -> Option<bool> {
-        Some(self.timers.guest_level())
+    /// The emulated EL1 physical timer, then the virtual timer (as
+    /// `Aarch64::devices` wires them).
+    fn timer_irq_levels(&mut self) -> [Option<bool>; GUEST_TIMERS] {
+        [Some(self.timers.guest_level()), Some(self.vtimer_held)]
     }
 }

@@ -9,6 +9,7 @@ mod timer;
 mod vcpu;
 
 use super::{Arch, BootPlan, Outcome, host_device, whole_image_at_entry};
+use crate::boot_inputs::BootInputs;
 use crate::error::HvError;
 use alloc::boxed::Box;
 use guestaspace_core::devices::Bus;
@@ -48,9 +49,22 @@ impl Arch for Riscv64 {
     /// The whole image at the entry, like OpenSBI starting an S-mode
     /// kernel, and a device tree generated from the layout (RAM of the
     /// `--mem` size, the emulated PLIC and UART) near the top of RAM.
-    fn boot_plan(image: &[u8], layout: &GuestLayout) -> Result<BootPlan<GuestPhysAddr>, HvError> {
+    fn boot_plan(
+        image: &[u8],
+        layout: &GuestLayout,
+        inputs: BootInputs,
+    ) -> Result<BootPlan<GuestPhysAddr>, HvError> {
+        if inputs.initrd.is_some() {
+            return Err(HvError::Boot(
+                "an initrd is not passed to a riscv64 guest yet".into(),
+            ));
+        }
         let tree_error = |e: dtb::DtbError| HvError::DeviceTree(alloc::format!("{e}"));
-        let dtb = dtb::riscv64_dtb(layout, &dtb::DtbConfig::QEMU_VIRT).map_err(tree_error)?;
+        let config = dtb::DtbConfig {
+            bootargs: inputs.cmdline.as_deref(),
+            ..dtb::DtbConfig::QEMU_VIRT
+        };
+        let dtb = dtb::riscv64_dtb(layout, &config).map_err(tree_error)?;
         let at = dtb::dtb_address(layout, dtb.len() as u64).map_err(tree_error)?;
         let whole = whole_image_at_entry(image, layout);
         Ok(BootPlan {

@@ -20,6 +20,7 @@ use guestaspace_core::devices::uart16550::{UART16550_SIZE, Uart16550};
 
 /// COM1's first port.
 const COM1: u16 = 0x3f8;
+use crate::boot_inputs::BootInputs;
 use crate::error::HvError;
 use guestaspace_core::image::ImageError;
 use guestaspace_core::layout::{GuestLayout, HostDevice, machines};
@@ -54,7 +55,16 @@ impl Arch for X86_64 {
     /// A Multiboot kernel goes where its header says, with the Multiboot
     /// information structure at `boot::MULTIBOOT_INFO`; any other image at
     /// the layout's entry, with the long-mode boot structures.
-    fn boot_plan(image: &[u8], layout: &GuestLayout) -> Result<BootPlan<boot::Start>, HvError> {
+    fn boot_plan(
+        image: &[u8],
+        layout: &GuestLayout,
+        inputs: BootInputs,
+    ) -> Result<BootPlan<boot::Start>, HvError> {
+        if inputs.initrd.is_some() {
+            return Err(HvError::Boot(
+                "an initrd is not passed to an x86_64 guest yet (no Multiboot modules)".into(),
+            ));
+        }
         let image_error = |error| HvError::Image {
             path: crate::GUEST_PATH,
             error,
@@ -80,7 +90,7 @@ impl Arch for X86_64 {
                     &mut info,
                     info_at,
                     &[(ram.gpa, ram.size)],
-                    "",
+                    inputs.cmdline.as_deref().unwrap_or(""),
                     "arceos-guestaspace",
                 )
                 .expect("a page holds the information structure");
