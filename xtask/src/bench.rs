@@ -26,7 +26,7 @@ use crate::build::{CargoOutput, build_app, cargo_binary};
 use crate::fsio::write_if_different;
 use crate::guest_image::hypervisor_flat;
 use crate::paths::ArchPaths;
-use crate::prepare::{GuestSource, PrepareOptions, build_guest, guest_disk, prepare};
+use crate::prepare::{BootFiles, GuestSource, PrepareOptions, build_guest, guest_disk, prepare};
 use crate::qemu::check_qemu;
 use crate::vm::{RunOutput, RunSpec, run_vm};
 use crate::vm_report::{
@@ -80,6 +80,7 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
         scenario: Scenario::Normal,
         cargo: CargoOutput::Captured,
         vm: VmConfig::DEFAULT,
+        boot: BootFiles::default(),
     };
     prepare(spec, &paths, &normal)?;
     let files = VmFiles {

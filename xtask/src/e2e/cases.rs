@@ -6,7 +6,7 @@ use crate::arch::Arch;
 use crate::build::CargoOutput;
 use crate::disk::{DiskFiles, write_fat_disk, write_non_fat_disk};
 use crate::guests::tutorial::{self, TutorialApp};
-use crate::prepare::{GuestSource, PrepareOptions, guest_disk, prepare};
+use crate::prepare::{BootFiles, GuestSource, PrepareOptions, guest_disk, prepare};
 use crate::vm::{Input, InputStep, RunOutput, VmEnd};
 use crate::vm_report::{check_in_order, parse_exits, parse_injections, parse_pages};
 use anyhow::{Context, Result, anyhow, bail, ensure};
@@ -767,6 +767,7 @@ fn incremental(ctx: &Ctx) -> Result<()> {
         scenario: Scenario::Normal,
         cargo: CargoOutput::Captured,
         vm: VmConfig::DEFAULT,
+        boot: BootFiles::default(),
     };
     let start = Instant::now();
     let prepared = prepare(ctx.spec, p, &options)?;
