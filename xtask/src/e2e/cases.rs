@@ -1,5 +1,8 @@
 //! The end-to-end cases: a normal boot with its counters checked, each way
-//! a run must fail (and that it does fail), and a no-op rebuild.
+//! a run must fail (and that it does fail), and a no-op rebuild. Debian
+//! Linux's cases are in `cases/linux.rs`.
+
+mod linux;
 
 use super::{Case, Ctx, DEFAULT_TIMEOUT};
 use crate::arch::Arch;
@@ -36,10 +39,20 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
         ]);
     }
     if arch == Arch::Aarch64 {
-        cases.push(Case {
-            name: "smc",
-            run: smc,
-        });
+        cases.extend([
+            Case {
+                name: "smc",
+                run: smc,
+            },
+            Case {
+                name: "debian-linux",
+                run: linux::debian_linux,
+            },
+            Case {
+                name: "debian-linux-init-fails",
+                run: linux::debian_linux_init_fails,
+            },
+        ]);
     }
     if arch == Arch::X86_64 {
         cases.extend([
