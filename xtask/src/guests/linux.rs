@@ -63,18 +63,23 @@ impl LinuxGuest {
     }
 }
 
+/// Whether Debian's Linux runs as the guest on `arch` (aarch64 so far).
+pub fn supports(arch: Arch) -> bool {
+    arch == Arch::Aarch64
+}
+
 /// Fetches Debian's kernel and busybox for `arch` (cached after the first
 /// time) and writes the initramfs; fails on an architecture not supported
 /// yet, naming what is missing.
 pub fn prepare(arch: Arch) -> Result<LinuxGuest> {
     match arch {
-        Arch::Aarch64 => {}
+        _ if supports(arch) => {}
         Arch::Riscv64 => bail!(
             "Debian Linux guests run on aarch64 only so far: the riscv64 hypervisor does not \
              read /boot/initrd and /boot/cmdline into its device tree's /chosen yet, and \
              bookworm has no riscv64 kernel package (riscv64 is official from trixie on)"
         ),
-        Arch::X86_64 => bail!(
+        Arch::Aarch64 | Arch::X86_64 => bail!(
             "Debian Linux guests run on aarch64 only so far: the x86_64 hypervisor has no Linux \
              boot protocol yet (bzImage setup header, boot_params with the initrd and command \
              line, an e820 map) and no I/O APIC for COM1's interrupt"
