@@ -14,9 +14,12 @@
 //!    bench guest's emulated MMIO reads, UART accesses per character
 //!    printed, and the unmodified `arceos-helloworld` booted bare and as
 //!    the guest, with the hypervisor's own clock split;
-//! 6. with `--cold`, a cold build of the architecture.
+//! 6. Debian's own Linux (where it runs as a guest: aarch64), booted to its
+//!    `/init` on bare QEMU and as the guest;
+//! 7. with `--cold`, a cold build of the architecture.
 
 mod guest_boot;
+mod linux_boot;
 mod measure;
 mod report;
 
@@ -26,7 +29,7 @@ use crate::build::{CargoOutput, build_app, cargo_binary};
 use crate::fsio::write_if_different;
 use crate::guest_image::hypervisor_flat;
 use crate::paths::ArchPaths;
-use crate::prepare::{GuestSource, PrepareOptions, build_guest, guest_disk, prepare};
+use crate::prepare::{BootFiles, GuestSource, PrepareOptions, build_guest, guest_disk, prepare};
 use crate::qemu::check_qemu;
 use crate::vm::{RunOutput, RunSpec, run_vm};
 use crate::vm_report::{
@@ -80,6 +83,7 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
         scenario: Scenario::Normal,
         cargo: CargoOutput::Captured,
         vm: VmConfig::DEFAULT,
+        boot: BootFiles::default(),
     };
     prepare(spec, &paths, &normal)?;
     let files = VmFiles {
@@ -153,7 +157,17 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
         None
     };
 
-    // 6. A cold build.
+    // 6. Debian's Linux to its /init, bare and as the guest.
+    let linux = if crate::guests::linux::supports(spec.arch) {
+        Some(
+            linux_boot::measure(spec, &paths, &files, runs)
+                .context("Debian Linux booted to /init")?,
+        )
+    } else {
+        None
+    };
+
+    // 7. A cold build.
     let cold_build = if options.cold {
         Some(cold_build(&paths.repo, spec.arch)?)
     } else {
@@ -173,6 +187,7 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
         ram_bytes,
         clock_us,
         devices,
+        linux,
         cold_build,
     })
 }

@@ -2,8 +2,9 @@
 //! options of each command, and the dispatch to the command's module.
 
 use crate::arch::Arch;
+use crate::guests::linux;
 use crate::guests::tutorial::{self, TutorialApp};
-use crate::prepare::GuestSource;
+use crate::prepare::{BootFiles, GuestSource};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use guestaspace_core::scenario::Scenario;
@@ -54,6 +55,9 @@ pub struct BenchArgs {
     pub cold: bool,
 }
 
+/// `--timeout` unless given (and not `--linux`).
+const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
 #[derive(Args, Debug)]
 pub struct ArchArg {
     /// Target architecture.
@@ -76,9 +80,25 @@ pub struct RunArgs {
     /// fetched with apt-get) as the guest (riscv64).
     #[arg(long, conflicts_with_all = ["guest", "tutorial"])]
     pub uboot: bool,
-    /// Kill QEMU and fail after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: u64,
+    /// Boot Debian's own arm64 Linux (the kernel of linux-image-arm64,
+    /// fetched with apt-get) with a busybox initramfs built here (aarch64).
+    /// Unless given: --mem 256M, --timeout 120 and --cmdline
+    /// "console=ttyAMA0 earlycon=pl011,0x9000000 panic=-1"; --initrd
+    /// replaces the built initramfs.
+    #[arg(long, conflicts_with_all = ["guest", "tutorial", "uboot"])]
+    pub linux: bool,
+    /// Put FILE on the disk as /boot/initrd, the initramfs the hypervisor
+    /// hands a Linux guest.
+    #[arg(long, value_name = "FILE")]
+    pub initrd: Option<PathBuf>,
+    /// Put TEXT on the disk as /boot/cmdline, a Linux guest's kernel
+    /// command line (an empty one writes no file).
+    #[arg(long, value_name = "TEXT", value_parser = cmdline_parser)]
+    pub cmdline: Option<String>,
+    /// Kill QEMU and fail after this many seconds (default 30; 120 with
+    /// --linux).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
     /// Ask the guest to misbehave in a chosen way (a test hook).
     #[arg(long, default_value = "normal", value_parser = scenario_parser())]
     pub scenario: Scenario,
@@ -103,6 +123,15 @@ fn mem_parser(text: &str) -> Result<u64, String> {
         Some(_) => Err("not a whole number of 4 KiB pages".into()),
         None => Err("expected a size such as 128M (bytes, or K, M, G)".into()),
     }
+}
+
+/// Parses `--cmdline`: one line of text, since the disk's file is the
+/// whole command line with no trailing newline.
+fn cmdline_parser(text: &str) -> Result<String, String> {
+    if text.contains(['\n', '\r', '\0']) {
+        return Err("a kernel command line is one line, without NUL".into());
+    }
+    Ok(text.to_string())
 }
 
 #[derive(Args, Debug)]
@@ -135,29 +164,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(a) => crate::run::build_only(a.arch),
         Command::Run(a) => {
-            let guest = match (a.guest, a.tutorial, a.uboot) {
-                (Some(path), _, _) => GuestSource::File(path),
-                (None, Some(app), _) => GuestSource::Tutorial(app),
-                (None, None, true) => {
-                    GuestSource::Debian(crate::guests::debian::UBOOT_RISCV64_SMODE)
-                }
-                (None, None, false) => GuestSource::Bundled,
-            };
             if let Some(path) = &a.dtb_out {
                 crate::run::write_dtb(a.arch.arch, a.mem, path)?;
             }
-            let options = crate::run::RunOptions {
-                arch: a.arch.arch,
-                guest,
-                scenario: a.scenario,
-                timeout: Duration::from_secs(a.timeout),
-                verbose: cli.verbose,
-                vm: VmConfig {
-                    mem: a.mem,
-                    watchdog_secs: a.guest_timeout,
-                },
-            };
-            crate::run::run(&options)
+            crate::run::run(&run_options(a, cli.verbose)?)
         }
         Command::Test(a) => crate::e2e::run_all(a.arch, cli.verbose),
         Command::Lint => crate::lint::lint(),
@@ -167,5 +177,92 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             json: a.json,
             cold: a.cold,
         }),
+    }
+}
+
+/// The run `a` asks for. `--linux` fetches Debian's kernel and builds the
+/// initramfs first, and fills in its defaults where `a` leaves them out.
+fn run_options(a: RunArgs, verbose: bool) -> Result<crate::run::RunOptions> {
+    let mut boot = BootFiles {
+        initrd: a.initrd,
+        cmdline: a.cmdline,
+    };
+    let (mut mem, mut timeout) = (a.mem, a.timeout);
+    let guest = match (a.guest, a.tutorial, a.uboot, a.linux) {
+        (Some(path), ..) => GuestSource::File(path),
+        (None, Some(app), ..) => GuestSource::Tutorial(app),
+        (None, None, true, _) => GuestSource::Debian(crate::guests::debian::UBOOT_RISCV64_SMODE),
+        (None, None, false, true) => {
+            let linux = linux::prepare(a.arch.arch)?;
+            eprintln!("{}", linux.describe());
+            boot.initrd.get_or_insert(linux.initrd);
+            boot.cmdline
+                .get_or_insert_with(|| linux::DEFAULT_CMDLINE.to_string());
+            mem.get_or_insert(linux::DEFAULT_MEM);
+            timeout.get_or_insert(linux::DEFAULT_TIMEOUT_SECS);
+            GuestSource::File(linux.kernel)
+        }
+        (None, None, false, false) => GuestSource::Bundled,
+    };
+    Ok(crate::run::RunOptions {
+        arch: a.arch.arch,
+        guest,
+        scenario: a.scenario,
+        timeout: Duration::from_secs(timeout.unwrap_or(DEFAULT_TIMEOUT_SECS)),
+        verbose,
+        vm: VmConfig {
+            mem,
+            watchdog_secs: a.guest_timeout,
+        },
+        boot,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(words: &[&str]) -> Result<RunArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["cargo xtask", "run"].iter().chain(words))?;
+        match cli.command {
+            Command::Run(a) => Ok(a),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn initrd_and_cmdline_go_to_the_disk_on_every_arch() {
+        let a = run_args(&[
+            "--arch",
+            "x86_64",
+            "--initrd",
+            "i.cpio",
+            "--cmdline",
+            "quiet",
+        ])
+        .unwrap();
+        let options = run_options(a, false).unwrap();
+        assert_eq!(
+            options.boot,
+            BootFiles {
+                initrd: Some("i.cpio".into()),
+                cmdline: Some("quiet".into()),
+            }
+        );
+        assert_eq!(options.timeout, Duration::from_secs(30));
+        assert!(matches!(options.guest, GuestSource::Bundled));
+        assert!(run_args(&["--cmdline", "two\nlines"]).is_err());
+    }
+
+    #[test]
+    fn linux_is_its_own_guest_and_aarch64_only() {
+        assert!(run_args(&["--linux", "--uboot"]).is_err());
+        assert!(run_args(&["--linux", "--guest", "k"]).is_err());
+        let a = run_args(&["--linux", "--arch", "x86_64"]).unwrap();
+        let Err(err) = run_options(a, false) else {
+            panic!("--linux ran on x86_64");
+        };
+        let err = err.to_string();
+        assert!(err.contains("aarch64 only"), "{err}");
     }
 }

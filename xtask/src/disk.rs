@@ -1,6 +1,8 @@
 //! Disk images, built in Rust with `fatfs`: the FAT32 disk the hypervisor
-//! reads `/sbin/gkernel` from, and a disk with no file system at all for the
-//! tests.
+//! reads `/sbin/gkernel` (and a Linux guest's `/boot/initrd` and
+//! `/boot/cmdline`) from, and a disk with no file system at all for the
+//! tests. Files that do not fit are refused before anything is written,
+//! naming their sizes.
 //!
 //! A FAT image is only rebuilt when the files it should hold differ from
 //! what the existing image holds (read back through `fatfs`), so an
@@ -76,10 +78,43 @@ fn format_fat32(path: &Path, files: &DiskFiles) -> Result<()> {
         .volume_label(*b"GUESTASPACE");
     fatfs::format_volume(&mut disk, options).context("cannot format")?;
     let fs = FileSystem::new(disk, FsOptions::new().time_provider(&FIXED_TIME))?;
+    check_room(&fs.stats()?, files)?;
     for (path, bytes) in files {
         add_file(&fs, path, bytes).with_context(|| format!("cannot add {path}"))?;
     }
     fs.unmount()?;
+    Ok(())
+}
+
+/// Fails, naming the sizes, if `files` cannot all fit in the free
+/// clusters `stats` counts (each file takes whole clusters; directories
+/// take a cluster or so each, which the margin of one cluster per file
+/// covers).
+fn check_room(stats: &fatfs::FileSystemStats, files: &DiskFiles) -> Result<()> {
+    let cluster = u64::from(stats.cluster_size());
+    let needed: u64 = files
+        .values()
+        .map(|bytes| (bytes.len() as u64).div_ceil(cluster) + 1)
+        .sum();
+    let free = u64::from(stats.free_clusters());
+    if needed > free {
+        let mib = |clusters: u64| (clusters * cluster) as f64 / f64::from(1 << 20);
+        let mut list: Vec<String> = files
+            .iter()
+            .map(|(path, bytes)| {
+                format!("{path} {:.1} MiB", bytes.len() as f64 / f64::from(1 << 20))
+            })
+            .collect();
+        list.sort();
+        bail!(
+            "the disk's files need {:.1} MiB but its FAT32 file system has {:.1} MiB free \
+             (the disk is {} MiB): {}",
+            mib(needed),
+            mib(free),
+            DISK_SIZE >> 20,
+            list.join(", ")
+        );
+    }
     Ok(())
 }
 
@@ -244,6 +279,43 @@ mod tests {
             start.elapsed()
         );
         assert_eq!(read_fat_files(&image).unwrap()["/sbin/gkernel"], big);
+    }
+
+    #[test]
+    fn a_debian_kernel_and_its_initramfs_fit() {
+        // Debian bookworm's arm64 Image is about 33 MB, the busybox
+        // initramfs about 2 MB.
+        let dir = fsio::testdir::fresh("linux");
+        let image = dir.join("disk.img");
+        let wanted = files(&[
+            ("/sbin/gkernel", &vec![0x4au8; 33 << 20]),
+            ("/boot/initrd", &vec![0x07u8; 2 << 20]),
+            ("/boot/cmdline", b"console=ttyAMA0"),
+        ]);
+        let start = Instant::now();
+        write_fat_disk(&image, &wanted).unwrap();
+        eprintln!(
+            "FAT32 image with 35 MiB of files built in {:?}",
+            start.elapsed()
+        );
+        assert_eq!(read_fat_files(&image).unwrap(), wanted);
+    }
+
+    #[test]
+    fn files_larger_than_the_disk_are_refused_by_size() {
+        let dir = fsio::testdir::fresh("too-big");
+        let big = vec![0u8; 40 << 20];
+        let wanted = files(&[("/sbin/gkernel", &big), ("/boot/initrd", &big)]);
+        let err = write_fat_disk(&dir.join("disk.img"), &wanted).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("need 80.0 MiB but its FAT32 file system has"),
+            "{err}"
+        );
+        assert!(
+            err.contains("/boot/initrd 40.0 MiB, /sbin/gkernel 40.0 MiB"),
+            "{err}"
+        );
     }
 
     #[test]

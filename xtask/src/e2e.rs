@@ -9,7 +9,9 @@ use crate::build::CargoOutput;
 use crate::disk::write_fat_disk;
 use crate::paths::ArchPaths;
 use crate::pflash::write_pflash;
-use crate::prepare::{GuestSource, PrepareOptions, Prepared, build_guest, guest_disk, prepare};
+use crate::prepare::{
+    BootFiles, GuestSource, PrepareOptions, Prepared, build_guest, guest_disk, prepare,
+};
 use crate::qemu::check_qemu;
 use crate::vm::{Input, RunOutput, RunSpec, run_vm};
 use anyhow::{Result, bail};
@@ -225,6 +227,7 @@ fn setup(spec: &'static ArchSpec, verbose: bool) -> Result<Ctx> {
         scenario: Scenario::Normal,
         cargo: CargoOutput::Live,
         vm: VmConfig::DEFAULT,
+        boot: BootFiles::default(),
     };
     let prepared = prepare(spec, &paths, &options)?;
     Ok(Ctx {

@@ -8,6 +8,7 @@ mod arch;
 mod bench;
 mod build;
 mod cli;
+mod cpio;
 mod disk;
 mod e2e;
 mod flatten;

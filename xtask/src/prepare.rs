@@ -1,6 +1,7 @@
 //! The build step shared by `build`, `run` and `test`: build the guest and
 //! the hypervisor (one after the other), flatten them, and write the disk
-//! and pflash images. Nothing is rewritten when nothing changed.
+//! (the guest, its settings, and a Linux guest's initramfs and command
+//! line) and pflash images. Nothing is rewritten when nothing changed.
 
 use crate::arch::{ArchSpec, KernelImage};
 use crate::build::{CargoOutput, build_app};
@@ -11,13 +12,28 @@ use crate::guests::debian::{self, DebianGuest};
 use crate::guests::tutorial::{self, TutorialApp};
 use crate::paths::ArchPaths;
 use crate::pflash::write_pflash;
-use anyhow::Result;
+use anyhow::{Result, ensure};
 use guestaspace_core::scenario::Scenario;
 use guestaspace_core::vmconfig::{self, VmConfig};
 use std::path::PathBuf;
 
 /// Where the guest kernel is on the disk.
 pub const GUEST_DISK_PATH: &str = "/sbin/gkernel";
+/// Where a Linux guest's initramfs is on the disk, if it has one.
+pub const INITRD_DISK_PATH: &str = "/boot/initrd";
+/// Where a Linux guest's kernel command line is on the disk (UTF-8, no
+/// trailing newline), if it has one.
+pub const CMDLINE_DISK_PATH: &str = "/boot/cmdline";
+
+/// What the disk holds for a Linux guest beside its kernel; each file is
+/// absent when there is none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BootFiles {
+    /// The initramfs, as a file to copy.
+    pub initrd: Option<PathBuf>,
+    /// The kernel command line (an empty one writes no file).
+    pub cmdline: Option<String>,
+}
 
 /// Which guest goes on the disk.
 #[derive(Clone, Debug)]
@@ -39,6 +55,8 @@ pub struct PrepareOptions {
     /// The VM's settings, written to the disk as `/etc/vm.conf` unless
     /// they are all defaults.
     pub vm: VmConfig,
+    /// A Linux guest's initramfs and command line.
+    pub boot: BootFiles,
 }
 
 /// What the build step produced.
@@ -72,7 +90,9 @@ pub fn prepare(spec: &ArchSpec, paths: &ArchPaths, options: &PrepareOptions) -> 
         let hv = hypervisor_flat(&paths.hv_elf, spec, load_addr)?;
         write_if_different(&paths.hv_flat, &hv)?;
     }
-    write_fat_disk(&paths.disk, &guest_disk(&guest, &options.vm))?;
+    let mut files = guest_disk(&guest, &options.vm);
+    add_boot_files(&mut files, &options.boot)?;
+    write_fat_disk(&paths.disk, &files)?;
     if spec.pflash_size > 0 {
         write_pflash(&paths.pflash, options.scenario, spec.pflash_size)?;
     }
@@ -120,4 +140,54 @@ pub fn guest_disk(guest: &[u8], vm: &VmConfig) -> DiskFiles {
         files.insert(vmconfig::PATH.to_string(), vm.to_string().into_bytes());
     }
     files
+}
+
+/// Adds `boot`'s initramfs and command line to the disk's `files`.
+pub fn add_boot_files(files: &mut DiskFiles, boot: &BootFiles) -> Result<()> {
+    if let Some(path) = &boot.initrd {
+        let initrd = crate::fsio::read(path)?;
+        ensure!(!initrd.is_empty(), "the initrd {} is empty", path.display());
+        files.insert(INITRD_DISK_PATH.to_string(), initrd);
+    }
+    if let Some(cmdline) = boot.cmdline.as_deref().filter(|c| !c.is_empty()) {
+        files.insert(CMDLINE_DISK_PATH.to_string(), cmdline.as_bytes().to_vec());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_initrd_and_command_line_go_under_boot_only_when_given() {
+        let dir = crate::fsio::testdir::fresh("boot-files");
+        let initrd = dir.join("initrd.cpio");
+        std::fs::write(&initrd, b"070701...").unwrap();
+        let mut files = guest_disk(b"kernel", &VmConfig::DEFAULT);
+        add_boot_files(&mut files, &BootFiles::default()).unwrap();
+        assert_eq!(files.keys().collect::<Vec<_>>(), ["/sbin/gkernel"]);
+        let boot = BootFiles {
+            initrd: Some(initrd.clone()),
+            cmdline: Some("console=ttyAMA0 panic=-1".into()),
+        };
+        add_boot_files(&mut files, &boot).unwrap();
+        assert_eq!(files["/boot/initrd"], b"070701...");
+        assert_eq!(files["/boot/cmdline"], b"console=ttyAMA0 panic=-1");
+
+        let mut files = DiskFiles::new();
+        let empty_cmdline = BootFiles {
+            cmdline: Some(String::new()),
+            ..BootFiles::default()
+        };
+        add_boot_files(&mut files, &empty_cmdline).unwrap();
+        assert!(files.is_empty(), "an empty command line writes no file");
+        std::fs::write(&initrd, b"").unwrap();
+        let empty_initrd = BootFiles {
+            initrd: Some(initrd),
+            ..BootFiles::default()
+        };
+        let err = add_boot_files(&mut files, &empty_initrd).unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err}");
+    }
 }

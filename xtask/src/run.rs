@@ -4,7 +4,7 @@
 use crate::arch::{Arch, VmFiles};
 use crate::build::CargoOutput;
 use crate::paths::ArchPaths;
-use crate::prepare::{GuestSource, PrepareOptions, prepare};
+use crate::prepare::{BootFiles, GuestSource, PrepareOptions, prepare};
 use crate::qemu::check_qemu;
 use crate::vm::{RunSpec, run_vm};
 use anyhow::Result;
@@ -20,6 +20,8 @@ pub struct RunOptions {
     pub verbose: bool,
     /// Settings for `/etc/vm.conf`.
     pub vm: VmConfig,
+    /// A Linux guest's initramfs and command line for the disk.
+    pub boot: BootFiles,
 }
 
 /// `cargo xtask build`: everything `run` needs, without running it.
@@ -31,6 +33,7 @@ pub fn build_only(arch: Arch) -> Result<()> {
         scenario: Scenario::Normal,
         cargo: CargoOutput::Live,
         vm: VmConfig::DEFAULT,
+        boot: BootFiles::default(),
     };
     prepare(spec, &paths, &options)?;
     Ok(())
@@ -46,6 +49,7 @@ pub fn run(options: &RunOptions) -> Result<()> {
         scenario: options.scenario,
         cargo: CargoOutput::Live,
         vm: options.vm,
+        boot: options.boot.clone(),
     };
     prepare(spec, &paths, &prepare_options)?;
     let run = RunSpec {

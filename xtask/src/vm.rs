@@ -1,5 +1,6 @@
 //! Running one VM in QEMU: spawn it, copy its output live to ours while
-//! keeping a copy, kill it after a timeout, and report how it ended.
+//! keeping a copy (with when each piece came), kill it after a timeout,
+//! and report how it ended.
 //!
 //! QEMU's exit status is the verdict: 0 means the guest asked to power off
 //! and the hypervisor stopped it cleanly; anything else is a failure.
@@ -64,6 +65,10 @@ pub enum VmEnd {
 pub struct RunOutput {
     /// Everything QEMU printed (stdout and stderr, as they came).
     pub text: String,
+    /// When each piece of `text` arrived: the time since QEMU started,
+    /// and the length of the output with that piece (in bytes, which are
+    /// `text`'s own while the output is UTF-8).
+    pub arrivals: Vec<(Duration, usize)>,
     pub end: VmEnd,
     /// From spawning QEMU to its end.
     pub wall: Duration,
@@ -71,6 +76,16 @@ pub struct RunOutput {
 }
 
 impl RunOutput {
+    /// The time from QEMU's start until `needle` had first been printed
+    /// in full, if it was.
+    pub fn time_to(&self, needle: &str) -> Option<Duration> {
+        let end = self.text.find(needle)? + needle.len();
+        self.arrivals
+            .iter()
+            .find(|&&(_, len)| len >= end)
+            .map(|&(at, _)| at)
+    }
+
     /// `Ok` if the VM succeeded, else the error `run` reports.
     pub fn check(&self) -> Result<()> {
         match &self.end {
@@ -87,35 +102,67 @@ pub fn run_vm(run: &RunSpec) -> Result<RunOutput> {
     let qemu = &run.spec.qemu;
     let mut args = (qemu.args)(&run.files);
     args.extend(run.extra_args.iter().map(OsString::from));
-    if run.show_command {
-        eprintln!("{}", shell_line(qemu.binary, &args));
+    let watch = Watch {
+        timeout: run.timeout,
+        echo: run.echo,
+        show_command: run.show_command,
+        input: run.input,
+    };
+    run_command(qemu.binary, &args, &watch)
+}
+
+/// How a command is run and watched, whatever its command line.
+#[derive(Clone, Copy, Debug)]
+pub struct Watch<'a> {
+    pub timeout: Duration,
+    /// Copy its output to ours as it comes.
+    pub echo: bool,
+    /// Print the command line first.
+    pub show_command: bool,
+    pub input: Input<'a>,
+}
+
+/// What the command printed so far, and when each piece arrived.
+#[derive(Default)]
+struct Capture {
+    bytes: Vec<u8>,
+    /// For each piece read: the time since the start, and the length of
+    /// `bytes` with it.
+    arrivals: Vec<(Duration, usize)>,
+}
+
+/// Runs `program args...` (a QEMU with any command line) and waits for it
+/// to end or time out.
+pub fn run_command(program: &str, args: &[OsString], watch: &Watch) -> Result<RunOutput> {
+    if watch.show_command {
+        eprintln!("{}", shell_line(program, args));
     }
     let start = Instant::now();
-    let stdin = match run.input {
+    let stdin = match watch.input {
         Input::Null => Stdio::null(),
         Input::Inherit => Stdio::inherit(),
         Input::Script(_) => Stdio::piped(),
     };
-    let mut child = Command::new(qemu.binary)
-        .args(&args)
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("cannot start {}", qemu.binary))?;
-    let captured = Arc::new(Mutex::new(Vec::new()));
+        .with_context(|| format!("cannot start {program}"))?;
+    let captured = Arc::new(Mutex::new(Capture::default()));
     let readers = [
         child
             .stdout
             .take()
-            .map(|out| tee(out, Sink::Stdout, run.echo, &captured)),
+            .map(|out| tee(out, Sink::Stdout, watch.echo, start, &captured)),
         child
             .stderr
             .take()
-            .map(|err| tee(err, Sink::Stderr, run.echo, &captured)),
+            .map(|err| tee(err, Sink::Stderr, watch.echo, start, &captured)),
     ];
     let done = Arc::new(AtomicBool::new(false));
-    let typist = match (run.input, child.stdin.take()) {
+    let typist = match (watch.input, child.stdin.take()) {
         (Input::Script(steps), Some(stdin)) => Some(type_script(
             steps
                 .iter()
@@ -127,7 +174,7 @@ pub fn run_vm(run: &RunSpec) -> Result<RunOutput> {
         )),
         _ => None,
     };
-    let end = wait_until(&mut child, start + run.timeout)?;
+    let end = wait_until(&mut child, start + watch.timeout)?;
     let wall = start.elapsed();
     done.store(true, Ordering::Relaxed);
     if let Some(typist) = typist {
@@ -136,13 +183,13 @@ pub fn run_vm(run: &RunSpec) -> Result<RunOutput> {
     for reader in readers.into_iter().flatten() {
         let _ = reader.join();
     }
-    let text =
-        String::from_utf8_lossy(&captured.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    let capture = std::mem::take(&mut *captured.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(RunOutput {
-        text,
+        text: String::from_utf8_lossy(&capture.bytes).into_owned(),
+        arrivals: capture.arrivals,
         end,
         wall,
-        timeout: run.timeout,
+        timeout: watch.timeout,
     })
 }
 
@@ -171,7 +218,7 @@ fn wait_until(child: &mut Child, deadline: Instant) -> Result<VmEnd> {
 fn type_script(
     steps: Vec<(String, Vec<u8>)>,
     mut stdin: ChildStdin,
-    captured: &Arc<Mutex<Vec<u8>>>,
+    captured: &Arc<Mutex<Capture>>,
     done: &Arc<AtomicBool>,
 ) -> JoinHandle<()> {
     let captured = Arc::clone(captured);
@@ -183,8 +230,8 @@ fn type_script(
         while !done.load(Ordering::Relaxed) {
             if let Some((after, send)) = &step {
                 let seen = {
-                    let text = captured.lock().unwrap_or_else(|e| e.into_inner());
-                    find(&text[from..], after.as_bytes()).map(|at| from + at + after.len())
+                    let capture = captured.lock().unwrap_or_else(|e| e.into_inner());
+                    find(&capture.bytes[from..], after.as_bytes()).map(|at| from + at + after.len())
                 };
                 if let Some(end) = seen {
                     from = end;
@@ -211,18 +258,21 @@ enum Sink {
     Stderr,
 }
 
-/// Copies everything from `from` into `captured`, and to our `sink` too if
-/// `echo`, chunk by chunk as it arrives.
+/// Copies everything from `from` into `captured`, noting when each piece
+/// arrived (since `start`), and to our `sink` too if `echo`, chunk by
+/// chunk as it arrives.
 fn tee(
     mut from: impl Read + Send + 'static,
     sink: Sink,
     echo: bool,
-    captured: &Arc<Mutex<Vec<u8>>>,
+    start: Instant,
+    captured: &Arc<Mutex<Capture>>,
 ) -> JoinHandle<()> {
     let captured = Arc::clone(captured);
     thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n @ 1..) = from.read(&mut buf) {
+            let at = start.elapsed();
             if echo {
                 // Our own output going away must not stop the capture.
                 let _ = match sink {
@@ -230,10 +280,10 @@ fn tee(
                     Sink::Stderr => write_flush(&mut std::io::stderr().lock(), &buf[..n]),
                 };
             }
-            captured
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend_from_slice(&buf[..n]);
+            let mut capture = captured.lock().unwrap_or_else(|e| e.into_inner());
+            capture.bytes.extend_from_slice(&buf[..n]);
+            let len = capture.bytes.len();
+            capture.arrivals.push((at, len));
         }
     })
 }
@@ -272,6 +322,7 @@ mod tests {
     fn the_verdict_is_the_exit_status() {
         let out = |end| RunOutput {
             text: String::new(),
+            arrivals: Vec::new(),
             end,
             wall: Duration::ZERO,
             timeout: Duration::from_secs(5),
@@ -365,6 +416,33 @@ mod tests {
             fake_run("exit 0", Duration::from_secs(10)).end,
             VmEnd::Exited(0)
         );
+    }
+
+    #[test]
+    fn the_time_to_a_line_is_when_its_last_byte_arrived() {
+        let out = fake_run(
+            "echo booting; sleep 0.3; echo 'userspace is up'; echo after",
+            Duration::from_secs(10),
+        );
+        let up = out.time_to("userspace is up").unwrap();
+        assert!(up >= Duration::from_millis(300) && up <= out.wall, "{up:?}");
+        assert!(out.time_to("booting").unwrap() < up);
+        assert_eq!(out.time_to("never printed"), None);
+        let ms = Duration::from_millis;
+        let pieces = RunOutput {
+            text: "abcdef".into(),
+            arrivals: vec![(ms(1), 2), (ms(5), 4), (ms(9), 6)],
+            end: VmEnd::Exited(0),
+            wall: ms(10),
+            timeout: ms(100),
+        };
+        assert_eq!(
+            pieces.time_to("bc"),
+            Some(ms(5)),
+            "c came in the second piece"
+        );
+        assert_eq!(pieces.time_to("ab"), Some(ms(1)));
+        assert_eq!(pieces.time_to("f"), Some(ms(9)));
     }
 
     #[test]

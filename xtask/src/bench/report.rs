@@ -3,6 +3,7 @@
 //! same run.
 
 use super::guest_boot::GuestBoot;
+use super::linux_boot::LinuxBoot;
 use super::measure::Summary;
 use crate::arch::Arch;
 use serde_json::{Value, json};
@@ -94,6 +95,8 @@ pub struct ArchFigures {
     /// entry, guest run (microseconds).
     pub clock_us: (u64, u64),
     pub devices: Option<DeviceFigures>,
+    /// Debian's Linux booted to `/init`, where it runs as a guest.
+    pub linux: Option<LinuxBoot>,
     pub cold_build: Option<Duration>,
 }
 
@@ -265,6 +268,22 @@ pub fn table(f: &ArchFigures, runs: usize) -> String {
             h.clock_us.1 as f64 / 1e6 / h.bare.median.as_secs_f64().max(1e-9)
         );
     }
+    if let Some(l) = &f.linux {
+        let _ = writeln!(t, "Debian Linux, QEMU start to /init's line ({})", l.kernel);
+        let _ = writeln!(
+            t,
+            "{:<46} {}",
+            "  bare QEMU (cortex-a72, 256M)",
+            secs(&l.bare)
+        );
+        let _ = writeln!(t, "{:<46} {}", "  as our guest", secs(&l.hosted));
+        let _ = writeln!(
+            t,
+            "{:<46} {:>7.2}x",
+            "  guest / bare (medians)",
+            ratio(l.hosted.median, l.bare.median)
+        );
+    }
     let _ = writeln!(t, "guest memory");
     let _ = writeln!(
         t,
@@ -354,6 +373,12 @@ pub fn json(all: &[ArchFigures], runs: usize) -> Value {
                         }
                     }
                 })),
+                "debian_linux_to_init": f.linux.as_ref().map(|l| json!({
+                    "kernel": l.kernel,
+                    "bare_seconds": summary_json(&l.bare),
+                    "hosted_seconds": summary_json(&l.hosted),
+                    "hosted_over_bare": ratio(l.hosted.median, l.bare.median),
+                })),
                 "cold_build_seconds": f.cold_build.map(|d| d.as_secs_f64()),
             })
         })
@@ -405,6 +430,11 @@ mod tests {
                     clock_us: (150_000, 40_000),
                 },
             }),
+            linux: Some(LinuxBoot {
+                kernel: "linux-image-6.1.0-56-arm64:arm64 6.1.192-2".into(),
+                bare: s(1000),
+                hosted: s(3000),
+            }),
             cold_build: None,
         }
     }
@@ -432,6 +462,11 @@ mod tests {
         assert!(t.contains("500 ns (5.0 ticks"), "{t}");
         assert!(t.contains("2.50x"), "guest / bare: {t}");
         assert!(t.contains("0.40x"), "guest run / bare wall: {t}");
+        assert!(
+            t.contains("QEMU start to /init's line (linux-image-6.1.0-56-arm64:arm64 6.1.192-2)"),
+            "{t}"
+        );
+        assert!(t.contains("3.00x"), "Linux guest / bare: {t}");
         let j = json(&[f], 3);
         assert_eq!(j["runs"], 3);
         assert_eq!(j["arches"][0]["arch"], "riscv64");
@@ -441,6 +476,10 @@ mod tests {
             Value::Null
         );
         assert_eq!(j["arches"][0]["cold_build_seconds"], Value::Null);
+        assert_eq!(
+            j["arches"][0]["debian_linux_to_init"]["hosted_over_bare"],
+            3.0
+        );
         assert_eq!(
             j["arches"][0]["guest_memory"]["ram_mapped_bytes"],
             212 << 10

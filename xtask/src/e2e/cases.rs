@@ -1,12 +1,15 @@
 //! The end-to-end cases: a normal boot with its counters checked, each way
-//! a run must fail (and that it does fail), and a no-op rebuild.
+//! a run must fail (and that it does fail), and a no-op rebuild. Debian
+//! Linux's cases are in `cases/linux.rs`.
+
+mod linux;
 
 use super::{Case, Ctx, DEFAULT_TIMEOUT};
 use crate::arch::Arch;
 use crate::build::CargoOutput;
 use crate::disk::{DiskFiles, write_fat_disk, write_non_fat_disk};
 use crate::guests::tutorial::{self, TutorialApp};
-use crate::prepare::{GuestSource, PrepareOptions, guest_disk, prepare};
+use crate::prepare::{BootFiles, GuestSource, PrepareOptions, guest_disk, prepare};
 use crate::vm::{Input, InputStep, RunOutput, VmEnd};
 use crate::vm_report::{check_in_order, parse_exits, parse_injections, parse_pages};
 use anyhow::{Context, Result, anyhow, bail, ensure};
@@ -36,10 +39,20 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
         ]);
     }
     if arch == Arch::Aarch64 {
-        cases.push(Case {
-            name: "smc",
-            run: smc,
-        });
+        cases.extend([
+            Case {
+                name: "smc",
+                run: smc,
+            },
+            Case {
+                name: "debian-linux",
+                run: linux::debian_linux,
+            },
+            Case {
+                name: "debian-linux-init-fails",
+                run: linux::debian_linux_init_fails,
+            },
+        ]);
     }
     if arch == Arch::X86_64 {
         cases.extend([
@@ -767,6 +780,7 @@ fn incremental(ctx: &Ctx) -> Result<()> {
         scenario: Scenario::Normal,
         cargo: CargoOutput::Captured,
         vm: VmConfig::DEFAULT,
+        boot: BootFiles::default(),
     };
     let start = Instant::now();
     let prepared = prepare(ctx.spec, p, &options)?;

@@ -1,4 +1,6 @@
 //! Guests that xtask builds or fetches from outside this workspace.
 
 pub mod debian;
+pub mod initramfs;
+pub mod linux;
 pub mod tutorial;

@@ -1,0 +1,111 @@
+//! The initramfs the Debian kernel boots into: Debian's statically linked
+//! busybox and an `/init` script that shows userspace is up and powers the
+//! machine off, as a `newc` archive (`cpio.rs`).
+//!
+//! `/init` mounts proc and sys, prints [`USERSPACE_LINE`], `uname -a` and
+//! the first lines of `/proc/interrupts`, and powers off (`poweroff -f`:
+//! PSCI `SYSTEM_OFF`). If the kernel command line holds the word
+//! [`INIT_FAILS_WORD`], it prints [`INIT_FAILS_LINE`] and exits 1 instead,
+//! so that the kernel panics ("Attempted to kill init!"): the failure path
+//! of a real guest.
+
+use crate::cpio::Archive;
+use anyhow::Result;
+
+/// What `/init` prints once it runs.
+pub const USERSPACE_LINE: &str = "guestaspace: userspace is up";
+/// The kernel command-line word that makes `/init` fail.
+pub const INIT_FAILS_WORD: &str = "guestaspace.init_fails";
+/// What `/init` prints before it fails on purpose.
+pub const INIT_FAILS_LINE: &str = "guestaspace: guestaspace.init_fails is set, /init exits 1";
+
+/// Where busybox is, and the applets `/init` runs by name (links to it).
+const BUSYBOX: &str = "bin/busybox";
+const APPLETS: [&str; 5] = ["sh", "mount", "uname", "head", "poweroff"];
+
+/// The script run as `/init` (by busybox's shell, through its `#!` line).
+pub fn init_script() -> String {
+    format!(
+        r#"#!/bin/busybox sh
+# /init of the initramfs written by cargo xtask (guestaspace).
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+read -r cmdline < /proc/cmdline
+for word in $cmdline; do
+    if [ "$word" = {INIT_FAILS_WORD} ]; then
+        echo "{INIT_FAILS_LINE}"
+        exit 1
+    fi
+done
+echo "{USERSPACE_LINE}"
+uname -a
+head -n 4 /proc/interrupts
+poweroff -f
+"#
+    )
+}
+
+/// The initramfs around the static busybox binary `busybox`.
+pub fn build(busybox: &[u8]) -> Result<Vec<u8>> {
+    let mut archive = Archive::new();
+    archive.dir("bin", 0o755)?;
+    archive.file(BUSYBOX, 0o755, busybox)?;
+    for applet in APPLETS {
+        archive.symlink(&format!("bin/{applet}"), "busybox")?;
+    }
+    archive.dir("dev", 0o755)?;
+    // The kernel opens /dev/console for init's standard streams: without
+    // it, init runs with no output at all.
+    archive.char_device("dev/console", 0o600, 5, 1)?;
+    archive.dir("proc", 0o555)?;
+    archive.dir("sys", 0o555)?;
+    archive.file("init", 0o755, init_script().as_bytes())?;
+    Ok(archive.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpio::test_reader::read_archive;
+
+    #[test]
+    fn the_initramfs_has_busybox_its_links_the_console_and_init() {
+        let entries = read_archive(&build(b"\x7fELF busybox").unwrap());
+        let summary: Vec<(&str, u32, &[u8])> = entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.mode, e.data.as_slice()))
+            .collect();
+        let script = init_script();
+        assert_eq!(
+            summary,
+            [
+                ("bin", 0o040_755, &b""[..]),
+                ("bin/busybox", 0o100_755, b"\x7fELF busybox"),
+                ("bin/sh", 0o120_777, b"busybox"),
+                ("bin/mount", 0o120_777, b"busybox"),
+                ("bin/uname", 0o120_777, b"busybox"),
+                ("bin/head", 0o120_777, b"busybox"),
+                ("bin/poweroff", 0o120_777, b"busybox"),
+                ("dev", 0o040_755, b""),
+                ("dev/console", 0o020_600, b""),
+                ("proc", 0o040_555, b""),
+                ("sys", 0o040_555, b""),
+                ("init", 0o100_755, script.as_bytes()),
+            ]
+        );
+        assert_eq!(entries[8].rdev, (5, 1), "/dev/console is c 5 1");
+    }
+
+    #[test]
+    fn init_runs_under_busybox_and_fails_only_when_asked() {
+        let script = init_script();
+        assert!(script.starts_with("#!/bin/busybox sh\n"));
+        assert!(script.contains(&format!("echo \"{USERSPACE_LINE}\"")));
+        assert!(script.contains(&format!("\"$word\" = {INIT_FAILS_WORD} ]")));
+        assert!(script.ends_with("poweroff -f\n"));
+        // The failure exits before the userspace line.
+        let fails = script.find("exit 1").unwrap();
+        assert!(fails < script.find(USERSPACE_LINE).unwrap());
+    }
+}

@@ -1,0 +1,194 @@
+//! Debian's own arm64 Linux as the guest (`cargo xtask run --linux`): the
+//! kernel of the package `linux-image-arm64` stands for (an uncompressed
+//! arm64 `Image`, `boot/vmlinuz-*`), unmodified, and an initramfs built
+//! here around Debian's `busybox-static` (`guests/initramfs.rs`).
+//!
+//! The hypervisor reads them from the disk: the kernel as every guest's
+//! `/sbin/gkernel`, the initramfs as `/boot/initrd` and the command line
+//! as `/boot/cmdline`. Only aarch64 for now.
+
+use super::debian::{self, Unpacked};
+use super::initramfs;
+use crate::arch::Arch;
+use crate::paths::target_base;
+use anyhow::{Context, Result, bail, ensure};
+use std::path::PathBuf;
+
+/// The metapackage of Debian's current arm64 kernel.
+pub const KERNEL_METAPACKAGE: &str = "linux-image-arm64:arm64";
+/// Debian's statically linked busybox for arm64.
+pub const BUSYBOX_PACKAGE: &str = "busybox-static:arm64";
+/// Where busybox is in its package.
+const BUSYBOX_FILE: &str = "bin/busybox";
+
+/// The kernel command line unless one is given: the console on the PL011
+/// (from the first message on, through `earlycon`), and a panic reboots
+/// at once (`panic=-1`), which ends the run with a failure, instead of
+/// hanging until the timeout.
+pub const DEFAULT_CMDLINE: &str = "console=ttyAMA0 earlycon=pl011,0x9000000 panic=-1";
+/// Guest RAM unless `--mem` says otherwise: room for the kernel, its
+/// unpacked initramfs and its page tables.
+pub const DEFAULT_MEM: u64 = 256 << 20;
+/// The run's timeout unless `--timeout` says otherwise: the kernel boots
+/// in about 10 s under TCG.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
+
+/// The kernel and initramfs of one Debian Linux guest.
+#[derive(Clone, Debug)]
+pub struct LinuxGuest {
+    /// The kernel `Image`.
+    pub kernel: PathBuf,
+    /// The initramfs (`newc` cpio).
+    pub initrd: PathBuf,
+    /// The versioned kernel package (`linux-image-6.1.0-N-arm64:arm64`).
+    pub kernel_package: Unpacked,
+    pub busybox_package: Unpacked,
+}
+
+impl LinuxGuest {
+    /// One line naming what is booted, with the resolved versions.
+    pub fn describe(&self) -> String {
+        let file = |p: &PathBuf| {
+            p.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        };
+        format!(
+            "Debian Linux guest: {} from {} {} (for {KERNEL_METAPACKAGE}), initramfs with {} {}",
+            file(&self.kernel),
+            self.kernel_package.package,
+            self.kernel_package.version,
+            self.busybox_package.package,
+            self.busybox_package.version,
+        )
+    }
+}
+
+/// Whether Debian's Linux runs as the guest on `arch` (aarch64 so far).
+pub fn supports(arch: Arch) -> bool {
+    arch == Arch::Aarch64
+}
+
+/// Fetches Debian's kernel and busybox for `arch` (cached after the first
+/// time) and writes the initramfs; fails on an architecture not supported
+/// yet, naming what is missing.
+pub fn prepare(arch: Arch) -> Result<LinuxGuest> {
+    match arch {
+        _ if supports(arch) => {}
+        Arch::Riscv64 => bail!(
+            "Debian Linux guests run on aarch64 only so far: the riscv64 hypervisor does not \
+             read /boot/initrd and /boot/cmdline into its device tree's /chosen yet, and \
+             bookworm has no riscv64 kernel package (riscv64 is official from trixie on)"
+        ),
+        Arch::Aarch64 | Arch::X86_64 => bail!(
+            "Debian Linux guests run on aarch64 only so far: the x86_64 hypervisor has no Linux \
+             boot protocol yet (bzImage setup header, boot_params with the initrd and command \
+             line, an e820 map) and no I/O APIC for COM1's interrupt"
+        ),
+    }
+    let kernel_package = debian::unpack(&debian::resolve(KERNEL_METAPACKAGE)?)?;
+    let kernel = find_kernel(&kernel_package)?;
+    check_arm64_image(&crate::fsio::read(&kernel)?).with_context(|| {
+        format!(
+            "{} is not what QEMU and Linux call an Image",
+            kernel.display()
+        )
+    })?;
+    let busybox_package = debian::unpack(BUSYBOX_PACKAGE)?;
+    let busybox = crate::fsio::read(&busybox_package.root.join(BUSYBOX_FILE))?;
+    let initrd = target_base(&crate::paths::repo_root())?
+        .join("debian")
+        .join("initramfs-arm64.cpio");
+    // Rewritten only when its content changes (a new busybox, a new /init).
+    crate::fsio::write_if_different(&initrd, &initramfs::build(&busybox)?)?;
+    Ok(LinuxGuest {
+        kernel,
+        initrd,
+        kernel_package,
+        busybox_package,
+    })
+}
+
+/// The package's `boot/vmlinuz-*`.
+fn find_kernel(package: &Unpacked) -> Result<PathBuf> {
+    let boot = package.root.join("boot");
+    let mut kernels: Vec<PathBuf> = std::fs::read_dir(&boot)
+        .with_context(|| format!("{} has no boot/", package.package))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("vmlinuz-"))
+        })
+        .collect();
+    ensure!(
+        kernels.len() == 1,
+        "{} has {} boot/vmlinuz-* files, expected one",
+        package.package,
+        kernels.len()
+    );
+    Ok(kernels.remove(0))
+}
+
+/// Checks the header of an arm64 Linux `Image` (the kernel's
+/// `Documentation/arch/arm64/booting.rst`): the magic `ARM\x64` at byte 56.
+/// A compressed kernel (gzip, or an EFI zboot image) has none.
+pub fn check_arm64_image(bytes: &[u8]) -> Result<()> {
+    const MAGIC_AT: usize = 56;
+    const MAGIC: &[u8; 4] = b"ARM\x64";
+    ensure!(
+        bytes.get(MAGIC_AT..MAGIC_AT + 4) == Some(MAGIC),
+        "no arm64 Image magic `ARM\\x64` at byte {MAGIC_AT} (a compressed kernel?)"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_arm64_image_has_its_magic_at_byte_56() {
+        let mut image = vec![0u8; 64];
+        image[56..60].copy_from_slice(b"ARM\x64");
+        assert!(check_arm64_image(&image).is_ok());
+        let gzip = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0];
+        assert!(check_arm64_image(&gzip).is_err());
+        image[59] = 0x65;
+        assert!(check_arm64_image(&image).is_err());
+    }
+
+    #[test]
+    fn other_architectures_are_refused_naming_what_is_missing() {
+        let err = prepare(Arch::X86_64).unwrap_err().to_string();
+        assert!(
+            err.contains("aarch64 only") && err.contains("boot protocol"),
+            "{err}"
+        );
+        let err = prepare(Arch::Riscv64).unwrap_err().to_string();
+        assert!(
+            err.contains("aarch64 only") && err.contains("/chosen"),
+            "{err}"
+        );
+    }
+
+    /// Fetches the real packages with apt and builds the initramfs (slow
+    /// the first time, and needs the machine's apt to have arm64):
+    /// `cargo test -p xtask -- --ignored debian_linux`.
+    #[test]
+    #[ignore]
+    fn debian_linux_is_fetched_and_its_initramfs_built() {
+        let guest = prepare(Arch::Aarch64).unwrap();
+        eprintln!("{}", guest.describe());
+        eprintln!(
+            "kernel {}\ninitrd {}",
+            guest.kernel.display(),
+            guest.initrd.display()
+        );
+        assert!(guest.kernel_package.package.starts_with("linux-image-6."));
+        let entries =
+            crate::cpio::test_reader::read_archive(&crate::fsio::read(&guest.initrd).unwrap());
+        let busybox = entries.iter().find(|e| e.name == "bin/busybox").unwrap();
+        assert!(busybox.data.starts_with(b"\x7fELF"));
+    }
+}
