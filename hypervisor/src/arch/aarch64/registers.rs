@@ -12,9 +12,13 @@ const HCR_EL2_VI: u64 = 1 << 7;
 
 /// HCR_EL2 while the guest runs: stage-2 on, AArch64 EL1, physical
 /// interrupts and SErrors routed to EL2, SMC trapped, implementation-defined
-/// and auxiliary control registers trapped (TIDCP, TACR), pointer
-/// authentication trapped (its keys are the host's too, under VHE: a guest
-/// that uses it stops the VM with the exception named), and VHE kept (E2H).
+/// and auxiliary control registers trapped (TIDCP, TACR), and VHE kept
+/// (E2H). Pointer authentication is the guest's: its instructions and key
+/// registers do not trap (APK, API set). Under VHE the host would sign
+/// with the same EL1 key registers, but the host never signs (it is not
+/// built with branch protection), so the keys are the guest's alone; a
+/// kernel built with pointer authentication (Debian's arm64 kernel signs
+/// every return address) would otherwise trap on each function entry.
 /// `virq` asserts the guest's virtual IRQ line (HCR_EL2.VI): the emulated
 /// GIC's CPU interface has an interrupt for it.
 pub fn hcr_guest(virq: bool) -> u64 {
@@ -29,8 +33,8 @@ pub fn hcr_guest(virq: bool) -> u64 {
         + HCR_EL2::TACR::SET
         + HCR_EL2::RW::EL1IsAarch64
         + HCR_EL2::E2H::EnableOsAtEl2
-        + HCR_EL2::APK::EnableTrapPointerAuthKeyRegsToEl2
-        + HCR_EL2::API::EnableTrapPointerAuthInstToEl2)
+        + HCR_EL2::APK::DisableTrapPointerAuthKeyRegsToEl2
+        + HCR_EL2::API::DisableTrapPointerAuthInstToEl2)
         .value
 }
 

@@ -122,7 +122,9 @@ pub struct ArmVcpu {
 }
 
 impl ArmVcpu {
-    pub fn new(entry: GuestPhysAddr, stage2_root: HostPhysAddr) -> Self {
+    /// A vCPU that starts at `entry` with `x0` = `x0` (the device tree's
+    /// address, as the Linux arm64 boot protocol has it; `x1..x3` = 0).
+    pub fn new(entry: GuestPhysAddr, x0: u64, stage2_root: HostPhysAddr) -> Self {
         // The host's vectors never change; `el2_unexpected` puts them back.
         let vbar: u64;
         // SAFETY: reading VBAR_EL2 has no side effects.
@@ -145,8 +147,10 @@ impl ArmVcpu {
                 count = out(reg) _,
             )
         };
+        let mut state = ArmVcpuState::default();
+        state.guest[0] = x0;
         Self {
-            state: ArmVcpuState::default(),
+            state,
             // The guest starts with its MMU off: the entry IPA is its PC.
             pc: entry.as_u64(),
             pstate: SPSR_EL1H_MASKED,
