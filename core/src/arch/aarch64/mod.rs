@@ -1,9 +1,10 @@
 //! Armv8-A at EL2: exception syndrome decoding, the Data Abort syndrome of
-//! a device access to emulate, trapped system register accesses, and the
-//! guest's emulated EL1 physical timer.
+//! a device access to emulate, trapped system register accesses, the
+//! guest's emulated EL1 physical timer, and booting a Linux `Image`.
 
 pub mod a64_ldst;
 pub mod dabt;
 pub mod esr;
+pub mod linux_image;
 pub mod sysreg;
 pub mod vtimer;
