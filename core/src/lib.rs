@@ -5,7 +5,8 @@
 //! that dispatches exits ([`runloop`]), which guest-physical addresses the
 //! guest owns and how each is backed ([`layout`]), the stage-2 page tables
 //! ([`stage2`]), the per-architecture decoders of traps and calling
-//! conventions ([`arch`]), guest-image checks ([`image`]), where a Linux
+//! conventions ([`arch`]), guest-image checks ([`image`]), the device-tree
+//! nodes every architecture's guest tree shares ([`dtb`]), where a Linux
 //! boot puts its DTB and initrd ([`boot_layout`]) and the exit/page
 //! counters printed at shutdown ([`stats`]).
 //!
@@ -19,6 +20,7 @@ pub mod addr;
 pub mod arch;
 pub mod boot_layout;
 pub mod devices;
+pub mod dtb;
 pub mod exit;
 pub mod image;
 pub mod layout;
