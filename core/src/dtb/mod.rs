@@ -5,9 +5,9 @@
 //! guest RAM ([`dtb_address`]).
 //!
 //! The architecture's own module writes the rest of its tree with these:
-//! [`crate::arch::riscv64::dtb`]. It follows the shape of the tree QEMU's
-//! `virt` machine generates for that architecture, with only the devices
-//! the hypervisor gives the guest.
+//! [`crate::arch::riscv64::dtb`] and [`crate::arch::aarch64::dtb`]. Both
+//! follow the shape of the tree QEMU's `virt` machine generates for that
+//! architecture, with only the devices the hypervisor gives the guest.
 //!
 //! The shared nodes:
 //!
