@@ -5,8 +5,10 @@
 //! that dispatches exits ([`runloop`]), which guest-physical addresses the
 //! guest owns and how each is backed ([`layout`]), the stage-2 page tables
 //! ([`stage2`]), the per-architecture decoders of traps and calling
-//! conventions ([`arch`]), guest-image checks ([`image`]) and the exit/page counters
-//! printed at shutdown ([`stats`]).
+//! conventions ([`arch`]), guest-image checks ([`image`]), the device-tree
+//! nodes every architecture's guest tree shares ([`dtb`]), where a Linux
+//! boot puts its DTB and initrd ([`boot_layout`]) and the exit/page
+//! counters printed at shutdown ([`stats`]).
 //!
 //! The hypervisor crate supplies the rest per architecture: a [`runloop::Vcpu`]
 //! that enters the guest and returns an [`exit::Exit`], and a
@@ -16,7 +18,9 @@
 
 pub mod addr;
 pub mod arch;
+pub mod boot_layout;
 pub mod devices;
+pub mod dtb;
 pub mod exit;
 pub mod image;
 pub mod layout;

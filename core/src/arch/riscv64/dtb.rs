@@ -10,9 +10,11 @@
 //!
 //! Node and property names follow the Devicetree Specification v0.4 and the
 //! Linux bindings `riscv/cpus.yaml`, `riscv/extensions.yaml`,
-//! `interrupt-controller/sifive,plic-1.0.0.yaml`, `serial/8250.yaml` and
-//! `mtd/mtd-physmap.yaml`. Every address and size comes from the
-//! [`GuestLayout`] regions named `plic`, `uart`, `pflash` and `ram`.
+//! `interrupt-controller/sifive,plic-1.0.0.yaml` and `serial/8250.yaml`.
+//! Every address and size comes from the [`GuestLayout`] regions named
+//! `plic`, `uart`, `pflash` and `ram`. The nodes every architecture's tree
+//! shares (`/memory`, `/flash`, `/aliases`, `/chosen`) and the reasons
+//! they are as they are live in [`crate::dtb`].
 //!
 //! Choices worth knowing:
 //!
@@ -31,28 +33,20 @@
 //!   derivation for QEMU 10.0 `virt`'s default CPU. The tree also carries
 //!   the same set as `riscv,isa-base` and `riscv,isa-extensions`, the
 //!   properties current bindings prefer.
-//! - The pflash region is passed through read-only: a guest store there is
-//!   a forbidden access that stops the VM. A `cfi-flash` node would make
-//!   U-Boot's and Linux's CFI drivers probe the chip, and a CFI probe starts
-//!   by writing a query command. So a read-only region is described as
-//!   `mtd-rom` (a plain memory-mapped ROM, read without commands; U-Boot has
-//!   no driver for it and leaves it alone), and only a writable one as
-//!   `cfi-flash`. Both carry `bank-width = 4`, as QEMU's flash has.
-//! - Nothing is reserved: the hypervisor is the guest's firmware, and no
-//!   part of it lives in guest RAM. Linux reserves the blob and the initrd
-//!   itself.
+//! - The pflash region, passed through read-only, is an `mtd-rom`, never
+//!   probed with CFI commands (see [`crate::dtb`]).
 #![cfg(feature = "alloc")]
 
 extern crate alloc;
 
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use vm_fdt::FdtWriter;
 
 use crate::addr::GuestPhysAddr;
 use crate::devices::plic;
-use crate::layout::{GuestLayout, Perms, Region};
+use crate::dtb::{TreeError, check_initrd, nodes, region};
+use crate::layout::GuestLayout;
 
 /// Timebase of QEMU `virt`: its `time` CSR counts at 10 MHz.
 pub const QEMU_VIRT_TIMEBASE_HZ: u64 = 10_000_000;
@@ -86,16 +80,6 @@ pub const UART_CLOCK_HZ: u32 = 3_686_400;
 /// The size of the UART's `reg` range: QEMU `virt`'s 0x100 (its eight
 /// registers at shift 0, then nothing).
 pub const UART_REG_SIZE: u64 = 0x100;
-
-/// The flash `bank-width`: QEMU `virt`'s pflash is one 32-bit-wide bank.
-pub const FLASH_BANK_WIDTH: u32 = 4;
-
-/// Alignment of the blob's guest-physical address (see [`dtb_address`]).
-pub const DTB_ALIGN: u64 = 2 << 20;
-
-/// The least alignment the Devicetree Specification allows for a blob in
-/// memory.
-pub const DTB_MIN_ALIGN: u64 = 8;
 
 /// The phandles the tree defines.
 pub mod phandle {
@@ -189,11 +173,6 @@ impl DtbConfig<'static> {
 /// Why no tree can be written.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DtbError {
-    /// The layout has no region of this name.
-    MissingRegion {
-        /// The region's name (`"plic"`, `"uart"`, `"ram"`).
-        name: &'static str,
-    },
     /// The ISA string is not an `rv64i...` string as the binding wants it.
     BadIsa {
         /// What is wrong with it.
@@ -204,53 +183,32 @@ pub enum DtbError {
         /// The frequency asked for, in Hz.
         hz: u64,
     },
-    /// The initrd does not lie inside guest RAM.
-    InitrdNotInRam {
-        /// Its first byte.
-        start: GuestPhysAddr,
-        /// Its size in bytes.
-        size: u64,
-    },
-    /// The blob is larger than guest RAM.
-    TooLarge {
-        /// The blob's size in bytes.
-        len: u64,
-        /// Guest RAM's size in bytes.
-        ram: u64,
-    },
-    /// The writer refused something (a string with a NUL byte...).
-    Writer(vm_fdt::Error),
+    /// A reason every architecture's tree shares (a missing region, an
+    /// initrd outside RAM, a blob too large, the writer's refusal).
+    Tree(TreeError),
+}
+
+impl From<TreeError> for DtbError {
+    fn from(e: TreeError) -> Self {
+        DtbError::Tree(e)
+    }
 }
 
 impl From<vm_fdt::Error> for DtbError {
     fn from(e: vm_fdt::Error) -> Self {
-        DtbError::Writer(e)
+        DtbError::Tree(e.into())
     }
 }
 
 impl core::fmt::Display for DtbError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            DtbError::MissingRegion { name } => {
-                write!(
-                    f,
-                    "the guest layout has no `{name}` region for the device tree"
-                )
-            }
             DtbError::BadIsa { reason } => write!(f, "bad riscv,isa string: {reason}"),
             DtbError::BadTimebase { hz } => write!(
                 f,
                 "timebase of {hz} Hz is zero or too large for timebase-frequency"
             ),
-            DtbError::InitrdNotInRam { start, size } => write!(
-                f,
-                "initrd at {start:#x} ({size:#x} bytes) is not inside guest RAM"
-            ),
-            DtbError::TooLarge { len, ram } => write!(
-                f,
-                "device tree of {len} bytes does not fit in {ram:#x} bytes of guest RAM"
-            ),
-            DtbError::Writer(e) => write!(f, "device tree writer: {e}"),
+            DtbError::Tree(e) => e.fmt(f),
         }
     }
 }
@@ -318,15 +276,6 @@ pub fn guest_isa(host_isa: &str) -> Result<String, DtbError> {
     Ok(isa)
 }
 
-/// The layout's region called `name`.
-fn region<'l>(layout: &'l GuestLayout<'_>, name: &'static str) -> Result<&'l Region, DtbError> {
-    layout
-        .regions
-        .iter()
-        .find(|r| r.name == name)
-        .ok_or(DtbError::MissingRegion { name })
-}
-
 /// The device tree of a riscv64 guest with `layout`'s regions: RAM from
 /// `ram`, the PLIC from `plic`, the UART from `uart` (all three required),
 /// and a flash node if the layout has `pflash`.
@@ -343,20 +292,10 @@ pub fn riscv64_dtb(layout: &GuestLayout<'_>, config: &DtbConfig<'_>) -> Result<V
         .ok_or(DtbError::BadTimebase {
             hz: config.timebase_hz,
         })?;
-    if let Some((start, size)) = config.initrd {
-        let inside =
-            start >= ram.gpa && start.checked_add(size).is_some_and(|end| end <= ram.end());
-        if !inside {
-            return Err(DtbError::InitrdNotInRam { start, size });
-        }
-    }
+    check_initrd(ram, config.initrd)?;
 
     let mut fdt = FdtWriter::new()?;
-    let root = fdt.begin_node("")?;
-    fdt.property_u32("#address-cells", 2)?;
-    fdt.property_u32("#size-cells", 2)?;
-    fdt.property_string("compatible", COMPATIBLE)?;
-    fdt.property_string("model", MODEL)?;
+    let root = nodes::begin_root(&mut fdt, COMPATIBLE, MODEL)?;
 
     // The harts: cells 1/0, as `reg` is a hart id.
     let cpus = fdt.begin_node("cpus")?;
@@ -381,40 +320,27 @@ pub fn riscv64_dtb(layout: &GuestLayout<'_>, config: &DtbConfig<'_>) -> Result<V
     fdt.end_node(cpu)?;
     fdt.end_node(cpus)?;
 
-    let memory = fdt.begin_node(&format!("memory@{:x}", ram.gpa.as_u64()))?;
-    fdt.property_string("device_type", "memory")?;
-    fdt.property_array_u64("reg", &[ram.gpa.as_u64(), ram.size])?;
-    fdt.end_node(memory)?;
-
+    nodes::memory(&mut fdt, ram)?;
     if let Some(flash) = pflash {
-        let node = fdt.begin_node(&format!("flash@{:x}", flash.gpa.as_u64()))?;
-        let compatible = if flash.perms.contains(Perms::WRITE) {
-            "cfi-flash"
-        } else {
-            "mtd-rom"
-        };
-        fdt.property_string("compatible", compatible)?;
-        fdt.property_array_u64("reg", &[flash.gpa.as_u64(), flash.size])?;
-        fdt.property_u32("bank-width", FLASH_BANK_WIDTH)?;
-        fdt.end_node(node)?;
+        nodes::flash(&mut fdt, flash)?;
     }
 
     // The devices, on a bus that maps its addresses one to one.
-    let serial_path = format!("/soc/serial@{:x}", uart.gpa.as_u64());
+    let serial = nodes::unit_name("serial", uart);
     let soc = fdt.begin_node("soc")?;
     fdt.property_u32("#address-cells", 2)?;
     fdt.property_u32("#size-cells", 2)?;
     fdt.property_string("compatible", "simple-bus")?;
     fdt.property_null("ranges")?;
 
-    let node = fdt.begin_node(&format!("plic@{:x}", plic.gpa.as_u64()))?;
+    let node = fdt.begin_node(&nodes::unit_name("plic", plic))?;
     fdt.property_string_list(
         "compatible",
         ["sifive,plic-1.0.0", "riscv,plic0"]
             .map(String::from)
             .into(),
     )?;
-    fdt.property_array_u64("reg", &[plic.gpa.as_u64(), plic.size])?;
+    nodes::reg(&mut fdt, plic.gpa, plic.size)?;
     // One pair per PLIC context, in context order: 0 is the hart's M-mode
     // (machine external interrupt), 1 its S-mode, which the guest drives.
     fdt.property_array_u32(
@@ -434,167 +360,45 @@ pub fn riscv64_dtb(layout: &GuestLayout<'_>, config: &DtbConfig<'_>) -> Result<V
     fdt.property_phandle(phandle::PLIC)?;
     fdt.end_node(node)?;
 
-    let node = fdt.begin_node(&serial_path["/soc/".len()..])?;
+    let node = fdt.begin_node(&serial)?;
     fdt.property_string("compatible", "ns16550a")?;
-    fdt.property_array_u64("reg", &[uart.gpa.as_u64(), UART_REG_SIZE.min(uart.size)])?;
+    nodes::reg(&mut fdt, uart.gpa, UART_REG_SIZE.min(uart.size))?;
     fdt.property_u32("clock-frequency", UART_CLOCK_HZ)?;
     fdt.property_u32("interrupts", UART_PLIC_SOURCE)?;
     fdt.property_u32("interrupt-parent", phandle::PLIC)?;
     fdt.end_node(node)?;
     fdt.end_node(soc)?;
 
-    let aliases = fdt.begin_node("aliases")?;
-    fdt.property_string("serial0", &serial_path)?;
-    fdt.end_node(aliases)?;
-
-    let chosen = fdt.begin_node("chosen")?;
-    fdt.property_string("stdout-path", &serial_path)?;
-    if let Some(bootargs) = config.bootargs {
-        fdt.property_string("bootargs", bootargs)?;
-    }
-    if let Some((start, size)) = config.initrd {
-        // 64-bit values; `initrd-end` is one past the last byte.
-        fdt.property_u64("linux,initrd-start", start.as_u64())?;
-        fdt.property_u64("linux,initrd-end", start.as_u64() + size)?;
-    }
-    fdt.end_node(chosen)?;
+    nodes::aliases_and_chosen(
+        &mut fdt,
+        &alloc::format!("/soc/{serial}"),
+        config.bootargs,
+        config.initrd,
+    )?;
 
     fdt.end_node(root)?;
     Ok(fdt.finish()?)
 }
 
 /// Where the hypervisor should copy a blob of `blob_len` bytes, the address
-/// it then passes in `a1`: near the top of guest RAM, at the highest
-/// [`DTB_ALIGN`] (2 MiB) boundary that leaves room for it, where QEMU
-/// `virt` places its own: far from the kernel and initrd loaded low, and
-/// at an address U-Boot's relocation is known to cope with (it copies the
-/// blob away before moving itself to the top of RAM). In a RAM too
-/// small for that, the highest 8-byte-aligned address (the least the
-/// Devicetree Specification allows). The caller checks it does not overlap the image
-/// or an initrd it loaded high.
+/// it then passes in `a1`: [`crate::dtb::dtb_address`], the top of guest
+/// RAM at a 2 MiB boundary where QEMU `virt` puts its own (an 8-byte one in
+/// a RAM too small for that). The caller checks it does not overlap the
+/// image or an initrd it loaded high.
 pub fn dtb_address(layout: &GuestLayout<'_>, blob_len: u64) -> Result<GuestPhysAddr, DtbError> {
-    let ram = region(layout, "ram")?;
-    let too_large = DtbError::TooLarge {
-        len: blob_len,
-        ram: ram.size,
-    };
-    if blob_len > ram.size {
-        return Err(too_large);
-    }
-    let highest = ram.end().as_u64() - blob_len;
-    let addr = [DTB_ALIGN, DTB_MIN_ALIGN]
-        .into_iter()
-        .map(|align| highest & !(align - 1))
-        .find(|&a| a >= ram.gpa.as_u64())
-        .ok_or(too_large)?;
-    Ok(GuestPhysAddr::new(addr))
+    Ok(crate::dtb::dtb_address(layout, blob_len)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::RegionKind;
+    use crate::dtb::reader::{Tree, expect_names, is_empty, string, strs, u32s, u64s};
     use crate::layout::machines::RISCV64_VIRT;
+    use crate::layout::{Perms, Region, RegionKind};
     use alloc::string::ToString;
-    use fdt_parser::{Fdt, Node};
 
     const fn gpa(a: u64) -> GuestPhysAddr {
         GuestPhysAddr::new(a)
-    }
-
-    /// Every node of a parsed tree with its full path, in tree order.
-    struct Tree<'a> {
-        fdt: Fdt<'a>,
-        nodes: Vec<(String, Node<'a>)>,
-    }
-
-    impl<'a> Tree<'a> {
-        fn parse(blob: &'a [u8]) -> Self {
-            let fdt = Fdt::from_bytes(blob).expect("a valid header");
-            let mut parents: Vec<String> = Vec::new();
-            let nodes = fdt
-                .all_nodes()
-                .map(|n| {
-                    parents.truncate(n.level - 1);
-                    let path = match parents.last() {
-                        None => String::from("/"),
-                        Some(p) if p == "/" => format!("/{}", n.name()),
-                        Some(p) => format!("{p}/{}", n.name()),
-                    };
-                    parents.push(path.clone());
-                    (path, n)
-                })
-                .collect();
-            Tree { fdt, nodes }
-        }
-
-        fn paths(&self) -> Vec<&str> {
-            self.nodes.iter().map(|(p, _)| p.as_str()).collect()
-        }
-
-        fn node(&self, path: &str) -> &Node<'a> {
-            let found = self.nodes.iter().find(|(p, _)| p == path);
-            &found.unwrap_or_else(|| panic!("no node {path}")).1
-        }
-    }
-
-    /// The names of a node's properties, sorted.
-    fn names(n: &Node<'_>) -> Vec<String> {
-        let mut names: Vec<String> = n.propertys().map(|p| p.name.to_string()).collect();
-        names.sort();
-        names
-    }
-
-    fn expect_names(n: &Node<'_>, expected: &[&str]) {
-        let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
-        expected.sort();
-        assert_eq!(names(n), expected, "properties of {}", n.name());
-    }
-
-    fn raw<'a>(n: &Node<'a>, name: &str) -> &'a [u8] {
-        n.find_property(name)
-            .unwrap_or_else(|| panic!("{} has no {name}", n.name()))
-            .raw_value()
-    }
-
-    /// A string list. The reader hands out values padded to 4 bytes, so
-    /// trailing NULs are padding but the first.
-    fn strs<'a>(n: &Node<'a>, name: &str) -> Vec<&'a str> {
-        let bytes = raw(n, name);
-        assert_eq!(bytes.last(), Some(&0), "{name} is NUL-terminated");
-        let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-        core::str::from_utf8(&bytes[..end])
-            .unwrap()
-            .split('\0')
-            .collect()
-    }
-
-    fn string<'a>(n: &Node<'a>, name: &str) -> &'a str {
-        let list = strs(n, name);
-        assert_eq!(list.len(), 1, "{name} is one string");
-        list[0]
-    }
-
-    fn u32s(n: &Node<'_>, name: &str) -> Vec<u32> {
-        let bytes = raw(n, name);
-        assert_eq!(bytes.len() % 4, 0, "{name} is whole cells");
-        bytes
-            .chunks(4)
-            .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
-            .collect()
-    }
-
-    fn u64s(n: &Node<'_>, name: &str) -> Vec<u64> {
-        let cells = u32s(n, name);
-        assert_eq!(cells.len() % 2, 0, "{name} is pairs of cells");
-        cells
-            .chunks(2)
-            .map(|c| (u64::from(c[0]) << 32) | u64::from(c[1]))
-            .collect()
-    }
-
-    fn is_empty(n: &Node<'_>, name: &str) -> bool {
-        raw(n, name).is_empty()
     }
 
     /// `RISCV64_VIRT` with RAM resized, or with a region taken out.
@@ -915,7 +719,7 @@ mod tests {
         for name in ["uart", "plic", "ram"] {
             let regions = regions_without(name);
             let err = riscv64_dtb(&layout(&regions), &DtbConfig::QEMU_VIRT).unwrap_err();
-            assert_eq!(err, DtbError::MissingRegion { name });
+            assert_eq!(err, DtbError::Tree(TreeError::MissingRegion { name }));
         }
         let regions = regions_without("uart");
         assert_eq!(
@@ -1059,7 +863,7 @@ mod tests {
             };
             assert_eq!(
                 riscv64_dtb(&RISCV64_VIRT, &config),
-                Err(DtbError::InitrdNotInRam { start, size })
+                Err(DtbError::Tree(TreeError::InitrdNotInRam { start, size }))
             );
         }
         let nul = DtbConfig {
@@ -1068,7 +872,9 @@ mod tests {
         };
         assert_eq!(
             riscv64_dtb(&RISCV64_VIRT, &nul),
-            Err(DtbError::Writer(vm_fdt::Error::InvalidString))
+            Err(DtbError::Tree(TreeError::Writer(
+                vm_fdt::Error::InvalidString
+            )))
         );
         // An initrd filling RAM to its last byte is fine.
         let full = DtbConfig {
@@ -1108,15 +914,15 @@ mod tests {
         assert_eq!(dtb_address(&tiny, 0x10_0000), Ok(gpa(0x8010_0000)));
         assert_eq!(
             dtb_address(&tiny, 0x10_0001),
-            Err(DtbError::TooLarge {
+            Err(DtbError::Tree(TreeError::TooLarge {
                 len: 0x10_0001,
                 ram: 0x10_0000
-            })
+            }))
         );
         let regions = regions_without("ram");
         assert_eq!(
             dtb_address(&layout(&regions), len),
-            Err(DtbError::MissingRegion { name: "ram" })
+            Err(DtbError::Tree(TreeError::MissingRegion { name: "ram" }))
         );
     }
 }

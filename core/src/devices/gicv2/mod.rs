@@ -174,8 +174,16 @@ pub use distributor::gicd;
 pub const VIRT_BASE: u64 = 0x0800_0000;
 /// Offset of the distributor (GICD) frame in the device's range.
 pub const GICD_OFFSET: u64 = 0;
+/// Bytes of the distributor's registers, all the model decodes in its
+/// frame: GICD_CTLR at 0x000 to the last component ID register at 0xFFC
+/// (the distributor register map of IHI 0048B).
+pub const GICD_SIZE: u64 = 0x1000;
 /// Offset of the CPU interface (GICC) frame in the device's range.
 pub const GICC_OFFSET: u64 = 0x1_0000;
+/// Bytes of the CPU interface's registers, all the model decodes in its
+/// frame: GICC_CTLR at 0x0000 to GICC_DIR at 0x1000 (the CPU interface
+/// register map of IHI 0048B).
+pub const GICC_SIZE: u64 = 0x2000;
 /// Size of the device's range: both 64 KiB frames.
 pub const GIC_SIZE: u64 = 0x2_0000;
 
@@ -483,8 +491,8 @@ impl Device for Gicv2 {
 
     fn read(&mut self, offset: u64, width: Width) -> Result<u64, DeviceError> {
         let v = match offset {
-            o if o < GICD_OFFSET + 0x1000 => self.dist_read(o - GICD_OFFSET, width),
-            o if (GICC_OFFSET..GICC_OFFSET + 0x2000).contains(&o) => {
+            o if o < GICD_OFFSET + GICD_SIZE => self.dist_read(o - GICD_OFFSET, width),
+            o if (GICC_OFFSET..GICC_OFFSET + GICC_SIZE).contains(&o) => {
                 self.cpu_read(o - GICC_OFFSET, width)
             }
             _ => Err(DeviceError::BadOffset { offset }),
@@ -495,8 +503,8 @@ impl Device for Gicv2 {
     fn write(&mut self, offset: u64, width: Width, value: u64) -> Result<(), DeviceError> {
         let value = value as u32;
         match offset {
-            o if o < GICD_OFFSET + 0x1000 => self.dist_write(o - GICD_OFFSET, width, value),
-            o if (GICC_OFFSET..GICC_OFFSET + 0x2000).contains(&o) => {
+            o if o < GICD_OFFSET + GICD_SIZE => self.dist_write(o - GICD_OFFSET, width, value),
+            o if (GICC_OFFSET..GICC_OFFSET + GICC_SIZE).contains(&o) => {
                 self.cpu_write(o - GICC_OFFSET, width, value)
             }
             _ => Err(DeviceError::BadOffset { offset }),

@@ -1,0 +1,418 @@
+//! Where a Linux-style boot puts the kernel's companions in guest RAM: the
+//! device tree blob (DTB) and, when there is one, the initrd.
+//!
+//! Both architectures that boot Linux with a device tree use the same
+//! plan, so it lives here:
+//!
+//! - The kernel is loaded low (arm64 at the first 2 MiB boundary of RAM,
+//!   riscv64 likewise). Its *footprint* (the image with its BSS and the
+//!   early page tables it builds after it, e.g. arm64's `image_size`) is
+//!   off limits.
+//! - The DTB goes to the top of RAM, at the highest [`DTB_ALIGN`] (2 MiB)
+//!   boundary that leaves room for it, where QEMU `virt` puts its own
+//!   (far from the kernel and at an address U-Boot's relocation copes
+//!   with). In a RAM too small for that, at the highest [`DTB_MIN_ALIGN`]
+//!   (8-byte) boundary, the least both the Devicetree Specification (its
+//!   chapter on the DTB format) and arm64's `booting.rst` ("The device
+//!   tree blob (dtb) must be placed on an 8-byte boundary") allow.
+//!   [`dtb_slot`] is that rule.
+//! - The initrd goes just below the DTB, at a page boundary, and its last
+//!   page is not shared with the DTB or the kernel: Linux reserves the
+//!   initrd rounded out to whole pages (`reserve_initrd_mem` in
+//!   `init/initramfs.c`, used by riscv64, and `arm64_memblock_init`), and
+//!   the generic path drops an initrd whose pages overlap memory already
+//!   reserved ("overlaps in-use memory region - disabling initrd").
+//! - Neither may reach into the kernel's footprint or past the end of RAM;
+//!   [`PlacementError`] says which does not fit and how much room there
+//!   was.
+//!
+//! Where the initrd goes does not depend on the DTB's exact length as long
+//! as it fits the same slot, and a tree's length does not depend on the
+//! initrd's address (its `linux,initrd-*` properties are fixed-size). So
+//! the caller can measure a tree built with any initrd address, place,
+//! then build it again with the real one.
+//!
+//! Architecture rules beyond these (arm64's 2 MiB limit on the DTB and its
+//! 32 GiB window for the initrd) are checked by the architecture's own
+//! module, [`crate::arch::aarch64::linux_image`].
+
+use crate::PAGE_SIZE;
+use crate::addr::GuestPhysAddr;
+use crate::layout::Region;
+
+/// The preferred alignment of the DTB's guest-physical address.
+pub const DTB_ALIGN: u64 = 2 << 20;
+
+/// The least alignment the Devicetree Specification allows for a blob in
+/// memory.
+pub const DTB_MIN_ALIGN: u64 = 8;
+
+/// A half-open guest-physical range `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GpaRange {
+    /// Its first byte.
+    pub start: GuestPhysAddr,
+    /// One past its last byte.
+    pub end: GuestPhysAddr,
+}
+
+impl GpaRange {
+    /// The `len` bytes from `start`, or `None` if they would wrap around
+    /// the address space.
+    pub const fn new(start: GuestPhysAddr, len: u64) -> Option<Self> {
+        match start.checked_add(len) {
+            Some(end) => Some(GpaRange { start, end }),
+            None => None,
+        }
+    }
+
+    /// The guest RAM (or any other) region as a range.
+    pub const fn of(region: &Region) -> Self {
+        GpaRange {
+            start: region.gpa,
+            end: region.end(),
+        }
+    }
+
+    /// Its size in bytes (0 for a range whose end is not past its start).
+    pub fn len(&self) -> u64 {
+        self.end.as_u64().saturating_sub(self.start.as_u64())
+    }
+
+    /// Whether it holds no byte.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `inner` lies entirely inside it.
+    pub fn contains(&self, inner: &GpaRange) -> bool {
+        self.start <= inner.start && inner.start <= inner.end && inner.end <= self.end
+    }
+}
+
+impl core::fmt::Display for GpaRange {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:#x}..{:#x}", self.start, self.end)
+    }
+}
+
+/// Where the DTB and the initrd go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootBlobs {
+    /// The initrd's range, if there is one.
+    pub initrd: Option<GpaRange>,
+    /// The DTB's range; its start is the address handed to the kernel
+    /// (`x0` on arm64, `a1` on riscv64).
+    pub dtb: GpaRange,
+}
+
+/// Why the DTB or the initrd cannot be placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlacementError {
+    /// The kernel's footprint does not lie inside guest RAM.
+    KernelOutsideRam {
+        /// The footprint.
+        kernel: GpaRange,
+        /// Guest RAM.
+        ram: GpaRange,
+    },
+    /// The DTB does not fit between the kernel's footprint and the end of
+    /// RAM.
+    DtbDoesNotFit {
+        /// The blob's size in bytes.
+        len: u64,
+        /// The bytes from the first page after the kernel to the end of
+        /// RAM.
+        room: u64,
+    },
+    /// The initrd does not fit between the kernel's footprint and the DTB.
+    InitrdDoesNotFit {
+        /// The initrd's size in bytes.
+        len: u64,
+        /// The whole pages between the kernel and the DTB, in bytes.
+        room: u64,
+    },
+}
+
+impl core::fmt::Display for PlacementError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PlacementError::KernelOutsideRam { kernel, ram } => write!(
+                f,
+                "the kernel's footprint {kernel} is not inside guest RAM {ram}"
+            ),
+            PlacementError::DtbDoesNotFit { len, room } => write!(
+                f,
+                "the device tree ({len} bytes) does not fit in the {room} bytes of guest RAM above the kernel"
+            ),
+            PlacementError::InitrdDoesNotFit { len, room } => write!(
+                f,
+                "the initrd ({len} bytes) does not fit in the {room} bytes of guest RAM between the kernel and the device tree"
+            ),
+        }
+    }
+}
+
+const fn align_down(a: u64, align: u64) -> u64 {
+    a & !(align - 1)
+}
+
+/// The highest address in `room` where a blob of `len` bytes fits: a
+/// [`DTB_ALIGN`] boundary if one is low enough, else a [`DTB_MIN_ALIGN`]
+/// one; `None` if it does not fit at all.
+pub fn dtb_slot(room: GpaRange, len: u64) -> Option<GuestPhysAddr> {
+    let highest = room.end.as_u64().checked_sub(len)?;
+    [DTB_ALIGN, DTB_MIN_ALIGN]
+        .into_iter()
+        .map(|align| align_down(highest, align))
+        .find(|&a| a >= room.start.as_u64())
+        .map(GuestPhysAddr::new)
+}
+
+/// Places a DTB of `dtb_len` bytes and, when `initrd_len` is given, an
+/// initrd of that many bytes in `ram`, above the kernel's `footprint`
+/// (see the module docs for the rules). `dtb_len` may be an upper bound of
+/// the blob's length.
+pub fn place_initrd_and_dtb(
+    ram: &Region,
+    footprint: GpaRange,
+    initrd_len: Option<u64>,
+    dtb_len: u64,
+) -> Result<BootBlobs, PlacementError> {
+    let ram = GpaRange::of(ram);
+    if !ram.contains(&footprint) {
+        return Err(PlacementError::KernelOutsideRam {
+            kernel: footprint,
+            ram,
+        });
+    }
+    // The first page the kernel does not touch (`ram.end` is a page
+    // boundary in a valid layout, so this stays inside RAM).
+    let floor = footprint
+        .end
+        .as_u64()
+        .next_multiple_of(PAGE_SIZE)
+        .min(ram.end.as_u64());
+    let above = GpaRange {
+        start: GuestPhysAddr::new(floor),
+        end: ram.end,
+    };
+    let dtb = dtb_slot(above, dtb_len)
+        .and_then(|start| GpaRange::new(start, dtb_len))
+        .ok_or(PlacementError::DtbDoesNotFit {
+            len: dtb_len,
+            room: above.len(),
+        })?;
+    let initrd = match initrd_len {
+        None => None,
+        Some(len) => {
+            let ceiling = align_down(dtb.start.as_u64(), PAGE_SIZE);
+            let start = ceiling
+                .checked_sub(len)
+                .map(|s| align_down(s, PAGE_SIZE))
+                .filter(|&s| s >= floor)
+                .ok_or(PlacementError::InitrdDoesNotFit {
+                    len,
+                    room: ceiling.saturating_sub(floor),
+                })?;
+            GpaRange::new(GuestPhysAddr::new(start), len)
+        }
+    };
+    Ok(BootBlobs { initrd, dtb })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::{Perms, RegionKind};
+
+    const MIB: u64 = 1 << 20;
+
+    const fn gpa(a: u64) -> GuestPhysAddr {
+        GuestPhysAddr::new(a)
+    }
+
+    fn range(start: u64, len: u64) -> GpaRange {
+        GpaRange::new(gpa(start), len).unwrap()
+    }
+
+    fn ram(start: u64, size: u64) -> Region {
+        Region {
+            name: "ram",
+            gpa: gpa(start),
+            size,
+            perms: Perms::RWX,
+            kind: RegionKind::Ram,
+        }
+    }
+
+    /// The aarch64 default: 128 MiB at 0x4000_0000, a 32 MiB kernel at
+    /// its start (Debian's 6.1 `Image` has an `image_size` of 0x201_0000).
+    const RAM_START: u64 = 0x4000_0000;
+    const KERNEL_SIZE: u64 = 0x201_0000;
+
+    #[test]
+    fn the_dtb_tops_ram_and_the_initrd_sits_below_it() {
+        let ram = ram(RAM_START, 128 * MIB);
+        let kernel = range(RAM_START, KERNEL_SIZE);
+        let blobs = place_initrd_and_dtb(&ram, kernel, Some(0x12_3456), 0x1000).unwrap();
+        assert_eq!(blobs.dtb, range(0x47e0_0000, 0x1000));
+        assert_eq!(
+            blobs.initrd,
+            Some(range(0x47e0_0000 - 0x12_4000, 0x12_3456)),
+            "page-aligned, its last page ending where the DTB starts"
+        );
+
+        // Without an initrd the DTB is where it was.
+        let alone = place_initrd_and_dtb(&ram, kernel, None, 0x1000).unwrap();
+        assert_eq!(alone.dtb, blobs.dtb);
+        assert_eq!(alone.initrd, None);
+
+        // The initrd's place depends on the DTB's slot, not its length.
+        let bigger = place_initrd_and_dtb(&ram, kernel, Some(0x12_3456), 0x1_0000).unwrap();
+        assert_eq!(bigger.initrd, blobs.initrd);
+        // A whole-page initrd ends exactly at the DTB.
+        let whole = place_initrd_and_dtb(&ram, kernel, Some(4 * MIB), 0x1000).unwrap();
+        assert_eq!(whole.initrd, Some(range(0x47a0_0000, 4 * MIB)));
+    }
+
+    #[test]
+    fn every_slot_is_2_mib_aligned_when_it_can_be() {
+        let ram = ram(RAM_START, 128 * MIB);
+        let kernel = range(RAM_START, KERNEL_SIZE);
+        for len in [1, 0x123, 0x1000, 2 * MIB] {
+            let dtb = place_initrd_and_dtb(&ram, kernel, None, len).unwrap().dtb;
+            assert_eq!(dtb.start, gpa(0x47e0_0000), "a {len}-byte blob");
+            assert_eq!(dtb.start.as_u64() % DTB_ALIGN, 0);
+        }
+        let dtb = place_initrd_and_dtb(&ram, kernel, None, 2 * MIB + 1)
+            .unwrap()
+            .dtb;
+        assert_eq!(dtb.start, gpa(0x47c0_0000));
+        assert_eq!(dtb.end, gpa(0x47e0_0001));
+    }
+
+    #[test]
+    fn a_crowded_ram_falls_back_to_8_byte_alignment() {
+        // 3 MiB of RAM, the kernel taking the first 2 MiB and a bit: no
+        // 2 MiB boundary is left above it.
+        let ram = ram(RAM_START, 3 * MIB);
+        let kernel = range(RAM_START, 2 * MIB + 0x10);
+        let blobs = place_initrd_and_dtb(&ram, kernel, Some(0x8_0000), 0x123).unwrap();
+        assert_eq!(blobs.dtb.start, gpa(0x402f_fed8));
+        assert_eq!(blobs.dtb.start.as_u64() % DTB_MIN_ALIGN, 0);
+        assert_eq!(blobs.dtb.end, gpa(0x402f_fffb));
+        // Below the DTB's page, a page boundary.
+        assert_eq!(blobs.initrd, Some(range(0x4027_f000, 0x8_0000)));
+        // The largest initrd that fits: from the page after the kernel to
+        // the DTB's page.
+        let room = 0x402f_f000 - 0x4020_1000;
+        assert!(place_initrd_and_dtb(&ram, kernel, Some(room), 0x123).is_ok());
+        assert_eq!(
+            place_initrd_and_dtb(&ram, kernel, Some(room + 1), 0x123),
+            Err(PlacementError::InitrdDoesNotFit {
+                len: room + 1,
+                room
+            })
+        );
+    }
+
+    #[test]
+    fn blobs_never_overlap_the_kernel_or_leave_ram() {
+        let ram = ram(RAM_START, 64 * MIB);
+        let kernel = range(RAM_START, 60 * MIB + 0x800);
+        // 4 MiB minus the kernel's last partial page above it.
+        let room = 4 * MIB - 0x1000;
+        assert_eq!(
+            place_initrd_and_dtb(&ram, kernel, None, room + 1),
+            Err(PlacementError::DtbDoesNotFit {
+                len: room + 1,
+                room
+            })
+        );
+        let blobs = place_initrd_and_dtb(&ram, kernel, None, room).unwrap();
+        assert_eq!(blobs.dtb, range(0x43c0_1000, room), "all of it");
+
+        // A DTB at 0x43e0_0000 leaves 0x1ff000 bytes of whole pages.
+        let initrd_room = 0x43e0_0000 - 0x43c0_1000;
+        let err = place_initrd_and_dtb(&ram, kernel, Some(8 * MIB), 0x1000).unwrap_err();
+        assert_eq!(
+            err,
+            PlacementError::InitrdDoesNotFit {
+                len: 8 * MIB,
+                room: initrd_room
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "the initrd (8388608 bytes) does not fit in the 2093056 bytes of guest RAM between the kernel and the device tree"
+        );
+        let fits = place_initrd_and_dtb(&ram, kernel, Some(initrd_room), 0x1000).unwrap();
+        assert_eq!(fits.initrd, Some(range(0x43c0_1000, initrd_room)));
+        for blobs in [fits, blobs] {
+            for r in blobs.initrd.iter().chain([&blobs.dtb]) {
+                assert!(r.start >= kernel.end && GpaRange::of(&ram).contains(r));
+            }
+        }
+
+        // A kernel filling RAM leaves nothing; one outside RAM is refused.
+        let full = range(RAM_START, 64 * MIB);
+        assert_eq!(
+            place_initrd_and_dtb(&ram, full, None, 8),
+            Err(PlacementError::DtbDoesNotFit { len: 8, room: 0 })
+        );
+        for kernel in [
+            range(RAM_START - 0x1000, 0x2000),
+            range(RAM_START, 64 * MIB + 1),
+        ] {
+            assert_eq!(
+                place_initrd_and_dtb(&ram, kernel, None, 8),
+                Err(PlacementError::KernelOutsideRam {
+                    kernel,
+                    ram: range(RAM_START, 64 * MIB)
+                })
+            );
+        }
+        assert_eq!(
+            PlacementError::KernelOutsideRam {
+                kernel: range(RAM_START, 64 * MIB + 1),
+                ram: range(RAM_START, 64 * MIB)
+            }
+            .to_string(),
+            "the kernel's footprint 0x40000000..0x44000001 is not inside guest RAM 0x40000000..0x44000000"
+        );
+    }
+
+    #[test]
+    fn an_initrd_too_large_for_ram_is_refused_not_wrapped() {
+        let ram = ram(RAM_START, 128 * MIB);
+        let kernel = range(RAM_START, KERNEL_SIZE);
+        let err = place_initrd_and_dtb(&ram, kernel, Some(u64::MAX), 0x1000).unwrap_err();
+        assert!(matches!(
+            err,
+            PlacementError::InitrdDoesNotFit { len: u64::MAX, .. }
+        ));
+        assert_eq!(
+            place_initrd_and_dtb(&ram, kernel, None, u64::MAX),
+            Err(PlacementError::DtbDoesNotFit {
+                len: u64::MAX,
+                room: 128 * MIB - KERNEL_SIZE
+            })
+        );
+    }
+
+    #[test]
+    fn the_slot_rule_alone() {
+        let all = range(0x8010_0000, 0x10_0000);
+        assert_eq!(dtb_slot(all, 0x123), Some(gpa(0x801f_fed8)));
+        assert_eq!(dtb_slot(all, 0x10_0000), Some(gpa(0x8010_0000)));
+        assert_eq!(dtb_slot(all, 0x10_0001), None);
+        assert_eq!(
+            dtb_slot(range(0x8000_0000, 128 * MIB), 0x800),
+            Some(gpa(0x87e0_0000))
+        );
+        assert_eq!(GpaRange::new(gpa(u64::MAX), 2), None);
+        assert!(range(0x1000, 0).is_empty());
+        assert_eq!(range(0x1000, 0x2000).len(), 0x2000);
+    }
+}
