@@ -30,6 +30,11 @@ pub mod vmconfig;
 /// Size of the pages the hypervisor maps for the guest.
 pub const PAGE_SIZE: u64 = 4096;
 
+/// Size of the stage-2 blocks guest RAM is mapped with where a whole,
+/// aligned block fits its region: one descriptor a level above the 4 KiB
+/// pages (512 of them) in all three stage-2 formats.
+pub const BLOCK_SIZE: u64 = 2 << 20;
+
 /// Rounds `addr` down to the start of its 4 KiB page.
 pub const fn page_base(addr: u64) -> u64 {
     addr & !(PAGE_SIZE - 1)
