@@ -5,8 +5,9 @@
 //! that dispatches exits ([`runloop`]), which guest-physical addresses the
 //! guest owns and how each is backed ([`layout`]), the stage-2 page tables
 //! ([`stage2`]), the per-architecture decoders of traps and calling
-//! conventions ([`arch`]), guest-image checks ([`image`]) and the exit/page counters
-//! printed at shutdown ([`stats`]).
+//! conventions ([`arch`]), guest-image checks ([`image`]), how a fault on
+//! guest memory is served ([`fault`]) and the exit/page counters printed at
+//! shutdown ([`stats`]).
 //!
 //! The hypervisor crate supplies the rest per architecture: a [`runloop::Vcpu`]
 //! that enters the guest and returns an [`exit::Exit`], and a
@@ -18,6 +19,7 @@ pub mod addr;
 pub mod arch;
 pub mod devices;
 pub mod exit;
+pub mod fault;
 pub mod image;
 pub mod layout;
 #[cfg(feature = "alloc")]

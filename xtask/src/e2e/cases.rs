@@ -144,6 +144,10 @@ fn common_cases() -> Vec<Case> {
             run: guest_mem,
         },
         Case {
+            name: "blocks-off",
+            run: blocks_off,
+        },
+        Case {
             name: "mem-beyond-host",
             run: mem_beyond_host,
         },
@@ -393,6 +397,28 @@ fn guest_mem(ctx: &Ctx) -> Result<()> {
         )
     );
     expect_text(&out, "of 8 MiB)")
+}
+
+/// `blocks = off`: every RAM fault maps one 4 KiB page, for a learner who
+/// wants to watch each one; the guest runs as well, and the report shows
+/// pages only.
+fn blocks_off(ctx: &Ctx) -> Result<()> {
+    let vm = VmConfig {
+        blocks: false,
+        ..VmConfig::DEFAULT
+    };
+    let out = ctx.boot_scenario_with(Scenario::Normal, &vm, DEFAULT_TIMEOUT)?;
+    out.check().map_err(|e| with_output(&out, e))?;
+    check_counters(&out.text, ctx).map_err(|e| with_output(&out, e))?;
+    let mapped = parse_mapped(&out.text)?;
+    ensure!(
+        mapped.blocks == 0,
+        with_output(
+            &out,
+            format!("{} blocks mapped with blocks = off", mapped.blocks)
+        )
+    );
+    expect_text(&out, "Guest memory mapped: 0 blocks of 2 MiB + ")
 }
 
 /// More guest RAM than the host has free is refused before the guest runs.
