@@ -42,6 +42,13 @@ macro_rules! address_type {
                 }
             }
 
+            /// The address rounded down to a multiple of `align`, a power
+            /// of two (the start of the 2 MiB block holding it, say).
+            pub const fn align_down(self, align: u64) -> Self {
+                debug_assert!(align.is_power_of_two());
+                Self(self.0 & !(align - 1))
+            }
+
             /// Whether the address is the start of a 4 KiB page.
             pub const fn is_page_aligned(self) -> bool {
                 self.page_offset() == 0
@@ -132,6 +139,8 @@ mod tests {
         assert_eq!(GuestPhysAddr::new(u64::MAX).checked_add(1), None);
         assert_eq!(a - GuestPhysAddr::new(0x8020_0000), 0x1234);
         assert!(a.page_base().is_page_aligned() && !a.is_page_aligned());
+        assert_eq!(a.align_down(2 << 20), GuestPhysAddr::new(0x8020_0000));
+        assert_eq!(a.align_down(0x1000), a.page_base());
         let mut b = a;
         b += 0x1000;
         assert_eq!(b, GuestPhysAddr::new(0x8020_2234));

@@ -3,7 +3,8 @@
 //!
 //! A [`GuestLayout`] lists every region the hypervisor declares for the
 //! guest. A nested page fault inside a region is served by mapping one page
-//! as [`Region::backing_for`] says; a fault outside every region is a wild
+//! as [`Region::backing_for`] says, or for RAM a whole 2 MiB block where
+//! one fits ([`crate::fault`]); a fault outside every region is a wild
 //! access and stops the VM. Pass-through regions are checked against the
 //! host's RAM so the host never hands its own memory to the guest.
 
@@ -59,8 +60,9 @@ impl core::fmt::Display for Perms {
 /// How the pages of a region are backed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RegionKind {
-    /// Guest RAM: each page is a fresh, zeroed host frame allocated on the
-    /// first fault (or at load time for the image).
+    /// Guest RAM: fresh, zeroed host memory allocated on the first fault
+    /// (or at load time for the image), a 2 MiB block at a time where one
+    /// fits, else a 4 KiB page.
     Ram,
     /// A real device the guest may use directly: GPA `gpa + off` maps to
     /// host-physical `hpa + off`.
@@ -82,7 +84,7 @@ pub enum RegionKind {
 impl core::fmt::Display for RegionKind {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            RegionKind::Ram => f.write_str("RAM, a zeroed page on first touch"),
+            RegionKind::Ram => f.write_str("RAM, zeroed on first touch"),
             RegionKind::Passthrough { hpa } => write!(f, "device, passed through to {hpa:#x}"),
             RegionKind::Emulated { content } => write!(
                 f,
@@ -282,9 +284,9 @@ impl GuestLayout<'_> {
     }
 
     /// The same layout with its RAM region (the one holding the entry
-    /// point) resized to `size` bytes, still mapped page by page on first
-    /// touch. Call [`GuestLayout::validate`] on the result: a larger RAM
-    /// may now overlap the next region.
+    /// point) resized to `size` bytes, still mapped on first touch. Call
+    /// [`GuestLayout::validate`] on the result: a larger RAM may now
+    /// overlap the next region.
     #[cfg(feature = "alloc")]
     pub fn with_ram_size(&self, size: u64) -> Result<alloc::vec::Vec<Region>, LayoutError> {
         if size == 0 || !size.is_multiple_of(PAGE_SIZE) {

@@ -5,10 +5,11 @@
 //! that dispatches exits ([`runloop`]), which guest-physical addresses the
 //! guest owns and how each is backed ([`layout`]), the stage-2 page tables
 //! ([`stage2`]), the per-architecture decoders of traps and calling
-//! conventions ([`arch`]), guest-image checks ([`image`]), the device-tree
-//! nodes every architecture's guest tree shares ([`dtb`]), where a Linux
-//! boot puts its DTB and initrd ([`boot_layout`]) and the exit/page
-//! counters printed at shutdown ([`stats`]).
+//! conventions ([`arch`]), guest-image checks ([`image`]), how a fault on
+//! guest memory is served ([`fault`]), the device-tree nodes every
+//! architecture's guest tree shares ([`dtb`]), where a Linux boot puts its
+//! DTB and initrd ([`boot_layout`]) and the exit/page counters printed at
+//! shutdown ([`stats`]).
 //!
 //! The hypervisor crate supplies the rest per architecture: a [`runloop::Vcpu`]
 //! that enters the guest and returns an [`exit::Exit`], and a
@@ -22,6 +23,7 @@ pub mod boot_layout;
 pub mod devices;
 pub mod dtb;
 pub mod exit;
+pub mod fault;
 pub mod image;
 pub mod layout;
 #[cfg(feature = "alloc")]
@@ -33,6 +35,11 @@ pub mod vmconfig;
 
 /// Size of the pages the hypervisor maps for the guest.
 pub const PAGE_SIZE: u64 = 4096;
+
+/// Size of the stage-2 blocks guest RAM is mapped with where a whole,
+/// aligned block fits its region: one descriptor a level above the 4 KiB
+/// pages (512 of them) in all three stage-2 formats.
+pub const BLOCK_SIZE: u64 = 2 << 20;
 
 /// Rounds `addr` down to the start of its 4 KiB page.
 pub const fn page_base(addr: u64) -> u64 {

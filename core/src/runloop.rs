@@ -16,6 +16,7 @@ use crate::exit::{
     Access, Exit, Fence, PortIo, RebootKind, Reply, Request, ShutdownReason, Unexpected,
     immediate_reply,
 };
+use crate::fault;
 use crate::layout::{GuestLayout, Region, RegionKind};
 use crate::stage2::{AddressSpace, Format, Host, MapError};
 use crate::stats::Stats;
@@ -128,11 +129,24 @@ impl Devices {
     }
 }
 
-/// What the run loop enforces beyond the guest's own behaviour.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What the run loop enforces or chooses beyond the guest's own behaviour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Stop the guest after this many host ticks (`None`: never).
     pub watchdog_ticks: Option<u64>,
+    /// Map guest RAM with 2 MiB blocks where they fit (see
+    /// [`crate::fault`]); off, every RAM fault maps one 4 KiB page.
+    pub ram_blocks: bool,
+}
+
+impl Default for Limits {
+    /// No watchdog; RAM in blocks, as `/etc/vm.conf` has it by default.
+    fn default() -> Self {
+        Limits {
+            watchdog_ticks: None,
+            ram_blocks: true,
+        }
+    }
 }
 
 /// Where guest console output goes.
@@ -320,19 +334,20 @@ fn allowed_region(
 }
 
 /// Serves a nested page fault in `region` (number `index` of the layout):
-/// maps the page holding `gpa` as the region says, and counts it.
+/// maps the block or page [`fault::map_fault`] chooses, and counts it.
 fn map_fault<F: Format, H: Host>(
     space: &mut AddressSpace<F, H>,
     stats: &mut Stats,
-    (index, region): (usize, &Region),
+    found: (usize, &Region),
     gpa: GuestPhysAddr,
     pc: GuestVirtAddr,
+    blocks: bool,
 ) -> Result<(), VmError> {
-    space
-        .map_backed(gpa.page_base(), region.backing_for(gpa), region.perms)
-        .map_err(|error| VmError::MapFailed { gpa, error, pc })?;
-    stats.count_page(index);
-    Ok(())
+    fault::map_fault(space, stats, found, gpa, blocks).map_err(|error| VmError::MapFailed {
+        gpa,
+        error,
+        pc,
+    })
 }
 
 /// Runs the guest until it powers off or fails.
@@ -372,7 +387,7 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
                     emulate_mmio(vcpu, devices, gpa, access)?;
                     service_devices(vcpu, devices, console, stats);
                 } else {
-                    map_fault(space, stats, found, gpa, vcpu.pc())?;
+                    map_fault(space, stats, found, gpa, vcpu.pc(), limits.ram_blocks)?;
                 }
             }
             Exit::Hypercall(req) => {
@@ -409,7 +424,8 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
                     }
                     Request::ConsoleRead { gpa, len } => {
                         let pc = vcpu.pc();
-                        console_read(space, layout, devices, console, stats, gpa, len, pc)?
+                        let blocks = limits.ram_blocks;
+                        console_read(space, layout, devices, console, stats, gpa, len, pc, blocks)?
                     }
                     Request::SelfIpi => {
                         vcpu.raise_software_interrupt();
@@ -622,7 +638,8 @@ fn console_write<F: Format, H: Host, C: Console>(
 /// Reads console input into `len` bytes of guest RAM at `gpa`, without
 /// waiting; answers how many bytes were read. The same addresses as for
 /// [`console_write`] are accepted; pages of the buffer the guest has not
-/// touched yet are mapped first, as its own first access would.
+/// touched yet are mapped first, as its own first access would (with a
+/// whole block if `blocks` is on and one fits).
 #[allow(clippy::too_many_arguments)]
 fn console_read<F: Format, H: Host, C: Console>(
     space: &mut AddressSpace<F, H>,
@@ -633,6 +650,7 @@ fn console_read<F: Format, H: Host, C: Console>(
     gpa: GuestPhysAddr,
     len: u64,
     pc: GuestVirtAddr,
+    blocks: bool,
 ) -> Result<Reply, VmError> {
     let Some(ram) = layout.ram() else {
         return Ok(Reply::InvalidAddress);
@@ -654,7 +672,7 @@ fn console_read<F: Format, H: Host, C: Console>(
     let mut page = gpa.page_base();
     while page < gpa + got as u64 {
         if space.translate(page).is_none() {
-            map_fault(space, stats, (index, ram), page, pc)?;
+            map_fault(space, stats, (index, ram), page, pc, blocks)?;
         }
         page += crate::PAGE_SIZE;
     }
@@ -1029,6 +1047,7 @@ mod tests {
         let mut cpu = Scripted::new(&[Exit::HostTick, Exit::HostTick, Exit::HostTick]);
         let limits = Limits {
             watchdog_ticks: Some(2),
+            ..Limits::default()
         };
         let err = run(
             &mut cpu,
@@ -1385,6 +1404,50 @@ mod tests {
             None,
             "no more than the bytes read"
         );
+    }
+
+    #[test]
+    fn ram_faults_map_blocks_unless_the_limits_turn_them_off() {
+        let blocks_on = Limits::default();
+        assert!(blocks_on.ram_blocks, "on by default, as in /etc/vm.conf");
+        let blocks_off = Limits {
+            ram_blocks: false,
+            ..blocks_on
+        };
+        // (RAM blocks, RAM pages, pflash pages): the fault and the read's
+        // buffer each take a RAM block or page; pflash always a page.
+        for (limits, counts) in [(blocks_on, (2, 0, 1)), (blocks_off, (0, 2, 1))] {
+            let mut vm = vm();
+            vm.space = AddressSpace::new(ArenaHost::new(4 * crate::stage2::BLOCK_PAGES)).unwrap();
+            vm.console.input = b"x".to_vec();
+            let mut cpu = Scripted::new(&[
+                npf(0x8040_1008, Access::Write),
+                npf(0x2200_0000, Access::Read),
+                Exit::Hypercall(Request::ConsoleRead {
+                    gpa: gpa(0x8060_0000),
+                    len: 1,
+                }),
+                SHUTDOWN,
+            ]);
+            let run = run(
+                &mut cpu,
+                &mut vm.space,
+                &RISCV64_VIRT,
+                &mut vm.devices,
+                &mut vm.console,
+                &mut vm.stats,
+                &limits,
+            );
+            assert_eq!(run, Ok(()));
+            assert_eq!(cpu.replies, [Reply::Value(1)]);
+            let s = &vm.stats;
+            assert_eq!((s.blocks(3), s.pages(3), s.pages(2)), counts, "{limits:?}");
+            assert_eq!(
+                vm.space.translate(gpa(0x805f_f000)).is_some(),
+                limits.ram_blocks,
+                "the rest of the faulting block"
+            );
+        }
     }
 
     /// SBI calls from decoding to the registers the guest finds: the

@@ -1,21 +1,23 @@
-//! Counters the hypervisor prints at shutdown: VM exits by reason and guest
-//! pages mapped by region.
+//! Counters the hypervisor prints at shutdown: VM exits by reason, and the
+//! guest memory mapped by region, in 2 MiB blocks and 4 KiB pages.
 
-use crate::PAGE_SIZE;
 use crate::exit::ExitKind;
 use crate::layout::{GuestLayout, RegionKind};
+use crate::{BLOCK_SIZE, PAGE_SIZE};
 
 /// Most regions a layout may have for per-region page counts.
 const MAX_REGIONS: usize = 8;
 
-/// VM exits by class and guest pages mapped by region, for the report.
+/// VM exits by class and guest memory mapped by region, for the report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     exits: [u64; ExitKind::ALL.len()],
     /// Interrupts injected into the guest: timer, external.
     injected: [u64; 2],
-    /// Pages mapped per region, in the layout's region order.
+    /// 4 KiB pages mapped per region, in the layout's region order.
     pages: [u64; MAX_REGIONS],
+    /// 2 MiB blocks mapped per region, in the same order.
+    blocks: [u64; MAX_REGIONS],
 }
 
 impl Stats {
@@ -50,19 +52,40 @@ impl Stats {
         self.exits.iter().sum()
     }
 
-    /// Records a page mapped in region number `region` of the layout.
+    /// Records a 4 KiB page mapped in region number `region` of the layout.
     pub fn count_page(&mut self, region: usize) {
         self.pages[region] += 1;
     }
 
-    /// Pages mapped in region number `region` so far.
+    /// Records a 2 MiB block mapped in region number `region`.
+    pub fn count_block(&mut self, region: usize) {
+        self.blocks[region] += 1;
+    }
+
+    /// 4 KiB pages mapped in region number `region` so far.
     pub fn pages(&self, region: usize) -> u64 {
         self.pages[region]
     }
 
-    /// Pages mapped in every region so far.
+    /// 2 MiB blocks mapped in region number `region` so far.
+    pub fn blocks(&self, region: usize) -> u64 {
+        self.blocks[region]
+    }
+
+    /// 4 KiB pages mapped in every region so far.
     pub fn total_pages(&self) -> u64 {
         self.pages.iter().sum()
+    }
+
+    /// 2 MiB blocks mapped in every region so far.
+    pub fn total_blocks(&self) -> u64 {
+        self.blocks.iter().sum()
+    }
+
+    /// Bytes of guest memory mapped in region number `region`, blocks and
+    /// pages together.
+    pub fn mapped_bytes(&self, region: usize) -> u64 {
+        self.blocks[region] * BLOCK_SIZE + self.pages[region] * PAGE_SIZE
     }
 
     /// A printable report against `layout`.
@@ -74,10 +97,19 @@ impl Stats {
     }
 }
 
-/// The shutdown report: two lines, exits then pages.
+/// The shutdown report: exits, interrupts, then memory, one line each.
+///
+/// The memory line gives the totals, then each region: a RAM region (or
+/// any region holding blocks) as `ram B blocks + P pages (K KiB of M MiB)`,
+/// any other as its page count, `pflash 1 page`.
 pub struct Report<'a> {
     stats: &'a Stats,
     layout: &'a GuestLayout<'a>,
+}
+
+/// `n` and `noun`, with an `s` unless `n` is 1.
+fn counted(f: &mut core::fmt::Formatter<'_>, n: u64, noun: &str) -> core::fmt::Result {
+    write!(f, "{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 impl core::fmt::Display for Report<'_> {
@@ -92,21 +124,25 @@ impl core::fmt::Display for Report<'_> {
             "\nInterrupts injected: timer {}, external {}",
             s.injected[0], s.injected[1]
         )?;
-        let total = s.total_pages();
-        write!(
-            f,
-            "\nGuest pages mapped: {} ({} KiB)",
-            total,
-            total * PAGE_SIZE / 1024
-        )?;
+        let (blocks, pages) = (s.total_blocks(), s.total_pages());
+        f.write_str("\nGuest memory mapped: ")?;
+        counted(f, blocks, "block")?;
+        f.write_str(" of 2 MiB + ")?;
+        counted(f, pages, "page")?;
+        let kib = (blocks * BLOCK_SIZE + pages * PAGE_SIZE) / 1024;
+        write!(f, " of 4 KiB ({kib} KiB)")?;
         for (i, r) in self.layout.regions.iter().enumerate() {
-            write!(f, ", {} {}", r.name, s.pages(i))?;
+            write!(f, ", {} ", r.name)?;
+            if r.kind == RegionKind::Ram || s.blocks(i) > 0 {
+                counted(f, s.blocks(i), "block")?;
+                f.write_str(" + ")?;
+            }
+            counted(f, s.pages(i), "page")?;
             if r.kind == RegionKind::Ram {
                 write!(
                     f,
-                    " of {} ({} KiB of {} MiB)",
-                    r.size / PAGE_SIZE,
-                    s.pages(i) * 4,
+                    " ({} KiB of {} MiB)",
+                    s.mapped_bytes(i) / 1024,
                     r.size >> 20
                 )?;
             }
@@ -141,7 +177,43 @@ mod tests {
             text,
             "VM exits: 4 total, nested page fault 3, hypercall 1, timer 0, mmio 0, host tick 0, sysreg 0, pio 0, reflected 0, unexpected 0\n\
              Interrupts injected: timer 0, external 0\n\
-             Guest pages mapped: 4 (16 KiB), plic 0, uart 1, pflash 1, ram 2 of 32768 (8 KiB of 128 MiB)"
+             Guest memory mapped: 0 blocks of 2 MiB + 4 pages of 4 KiB (16 KiB), plic 0 pages, uart 1 page, pflash 1 page, ram 0 blocks + 2 pages (8 KiB of 128 MiB)"
+        );
+    }
+
+    #[test]
+    fn blocks_and_pages_are_reported_apart_and_together() {
+        let mut s = Stats::default();
+        for _ in 0..12 {
+            s.count_block(3);
+        }
+        for _ in 0..345 {
+            s.count_page(3);
+        }
+        s.count_page(2);
+        assert_eq!((s.total_blocks(), s.total_pages()), (12, 346));
+        assert_eq!(s.mapped_bytes(3), 12 * (2 << 20) + 345 * 4096);
+        let text = s.report(&RISCV64_VIRT).to_string();
+        let line = text.lines().last().unwrap();
+        assert_eq!(
+            line,
+            "Guest memory mapped: 12 blocks of 2 MiB + 346 pages of 4 KiB (25960 KiB), plic 0 pages, uart 0 pages, pflash 1 page, ram 12 blocks + 345 pages (25956 KiB of 128 MiB)"
+        );
+        let mut one = Stats::default();
+        one.count_block(3);
+        let text = one.report(&RISCV64_VIRT).to_string();
+        assert!(
+            text.ends_with(
+                "Guest memory mapped: 1 block of 2 MiB + 0 pages of 4 KiB (2048 KiB), plic 0 pages, uart 0 pages, pflash 0 pages, ram 1 block + 0 pages (2048 KiB of 128 MiB)"
+            ),
+            "{text}"
+        );
+        // A block outside RAM (no policy maps one) would still show.
+        one.count_block(2);
+        assert!(
+            one.report(&RISCV64_VIRT)
+                .to_string()
+                .contains(", pflash 1 block + 0 pages, ")
         );
     }
 }

@@ -1,6 +1,7 @@
 //! The VM's settings, read from a small text file on the boot disk
-//! (`/etc/vm.conf`, written by `cargo xtask run`): the guest's RAM size and
-//! the guest-independent watchdog.
+//! (`/etc/vm.conf`, written by `cargo xtask run`): the guest's RAM size,
+//! the guest-independent watchdog, and whether RAM is mapped in 2 MiB
+//! blocks.
 //!
 //! The format is one `key = value` per line; `#` starts a comment, blank
 //! lines are ignored. Every line must be understood: an unknown key, a bad
@@ -10,6 +11,7 @@
 //! ```text
 //! mem = 128M       # guest RAM: bytes, or with a K, M or G suffix
 //! watchdog = 30    # seconds of guest run time before the VM is stopped
+//! blocks = off     # map RAM one 4 KiB page per fault (default: on)
 //! ```
 
 use core::fmt;
@@ -25,6 +27,9 @@ pub struct VmConfig {
     /// Seconds the guest may run before the hypervisor stops it
     /// (`None`: no watchdog).
     pub watchdog_secs: Option<u64>,
+    /// Map guest RAM with 2 MiB blocks where a whole block fits (`on`, the
+    /// default); `off` maps one 4 KiB page per fault, to watch every one.
+    pub blocks: bool,
 }
 
 impl VmConfig {
@@ -32,6 +37,7 @@ impl VmConfig {
     pub const DEFAULT: VmConfig = VmConfig {
         mem: None,
         watchdog_secs: None,
+        blocks: true,
     };
 }
 
@@ -50,6 +56,9 @@ impl fmt::Display for VmConfig {
         }
         if let Some(secs) = self.watchdog_secs {
             writeln!(f, "watchdog = {secs}")?;
+        }
+        if !self.blocks {
+            writeln!(f, "blocks = off")?;
         }
         Ok(())
     }
@@ -118,6 +127,8 @@ impl fmt::Display for ConfigError<'_> {
 /// Parses the file's text.
 pub fn parse(text: &str) -> Result<VmConfig, ConfigError<'_>> {
     let mut config = VmConfig::DEFAULT;
+    // `blocks` has a default value rather than an `Option`.
+    let mut seen_blocks = false;
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let content = raw.split('#').next().unwrap_or("").trim();
@@ -161,6 +172,24 @@ pub fn parse(text: &str) -> Result<VmConfig, ConfigError<'_>> {
                         })?;
                 config.watchdog_secs = Some(secs);
             }
+            "blocks" => {
+                if seen_blocks {
+                    return Err(ConfigError::Duplicate { line, key });
+                }
+                seen_blocks = true;
+                config.blocks = match value {
+                    "on" => true,
+                    "off" => false,
+                    _ => {
+                        return Err(ConfigError::BadValue {
+                            line,
+                            key,
+                            value,
+                            expected: "on or off",
+                        });
+                    }
+                };
+            }
             _ => return Err(ConfigError::UnknownKey { line, key }),
         }
     }
@@ -190,9 +219,18 @@ mod tests {
             parse(text),
             Ok(VmConfig {
                 mem: Some(128 << 20),
-                watchdog_secs: Some(30)
+                watchdog_secs: Some(30),
+                blocks: true,
             })
         );
+        assert_eq!(
+            parse("blocks = off # every fault a page"),
+            Ok(VmConfig {
+                blocks: false,
+                ..VmConfig::DEFAULT
+            })
+        );
+        assert_eq!(parse("blocks=on"), Ok(VmConfig::DEFAULT));
         assert_eq!(parse(""), Ok(VmConfig::DEFAULT));
     }
 
@@ -238,6 +276,21 @@ mod tests {
             "/etc/vm.conf line 1: `mem = lots`: expected a size such as 128M (bytes, or K, M, G)"
         );
         assert_eq!(parse("mem =").unwrap_err(), ConfigError::Syntax { line: 1 });
+        assert_eq!(
+            parse("mem = 1M\nblocks = yes").unwrap_err().to_string(),
+            "/etc/vm.conf line 2: `blocks = yes`: expected on or off"
+        );
+        assert_eq!(
+            parse("blocks = off\n\nblocks = on"),
+            Err(ConfigError::Duplicate {
+                line: 3,
+                key: "blocks"
+            })
+        );
+        assert!(matches!(
+            parse("blocks = OFF"),
+            Err(ConfigError::BadValue { line: 1, .. })
+        ));
     }
 
     #[test]
@@ -247,14 +300,21 @@ mod tests {
             VmConfig {
                 mem: Some(128 << 20),
                 watchdog_secs: Some(30),
+                blocks: true,
             },
             VmConfig {
                 mem: Some(1 << 30),
                 watchdog_secs: None,
+                blocks: false,
             },
             VmConfig {
                 mem: Some(4096 + 512),
                 watchdog_secs: None,
+                blocks: true,
+            },
+            VmConfig {
+                blocks: false,
+                ..VmConfig::DEFAULT
             },
         ] {
             let text = config.to_string();
@@ -263,11 +323,17 @@ mod tests {
         let text = VmConfig {
             mem: Some(96 << 20),
             watchdog_secs: Some(5),
+            blocks: false,
         }
         .to_string();
         assert_eq!(
             text,
-            "# VM settings, written by cargo xtask\nmem = 96M\nwatchdog = 5\n"
+            "# VM settings, written by cargo xtask\nmem = 96M\nwatchdog = 5\nblocks = off\n"
+        );
+        assert_eq!(
+            VmConfig::DEFAULT.to_string(),
+            "# VM settings, written by cargo xtask\n",
+            "blocks on is the default and not written"
         );
     }
 }

@@ -1,5 +1,6 @@
 //! Host frames for guest memory and stage-2 tables, from ArceOS's page
-//! allocator, reached through the kernel's linear mapping.
+//! allocator, reached through the kernel's linear mapping: single pages,
+//! aligned runs for table roots, and 2 MiB blocks for guest RAM.
 
 use crate::arch::Arch;
 use alloc::vec::Vec;
@@ -8,7 +9,7 @@ use axhal::mem::{PhysAddr, VirtAddr, phys_to_virt, virt_to_phys};
 use core::marker::PhantomData;
 use guestaspace_core::PAGE_SIZE;
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
-use guestaspace_core::stage2::Host;
+use guestaspace_core::stage2::{BLOCK_PAGES, Host};
 
 /// The host's RAM, as `(start, size)` ranges, for the layout check that no
 /// pass-through region exposes it.
@@ -45,12 +46,19 @@ fn host_phys(va: usize) -> HostPhysAddr {
 }
 
 pub struct HostMemory<A: Arch> {
+    /// Set once the allocator had no free 2 MiB run: guest memory is only
+    /// freed when the VM ends, so it will not have one later either, and
+    /// asking again would rescan the bitmap on every fault.
+    out_of_blocks: bool,
     _arch: PhantomData<A>,
 }
 
 impl<A: Arch> HostMemory<A> {
     pub fn new() -> Self {
-        Self { _arch: PhantomData }
+        Self {
+            out_of_blocks: false,
+            _arch: PhantomData,
+        }
     }
 }
 
@@ -63,6 +71,24 @@ unsafe impl<A: Arch> Host for HostMemory<A> {
             .alloc_pages(pages, pages * PAGE_SIZE as usize, UsageKind::VirtMem)
             .ok()?;
         Some(host_phys(va))
+    }
+
+    /// A 2 MiB run aligned to 2 MiB. The bitmap allocator aligns the
+    /// kernel virtual address (its base is 1 GiB aligned); the linear
+    /// map's offset is a multiple of 1 GiB on every architecture here, so
+    /// the host-physical address is aligned too.
+    fn alloc_block(&mut self) -> Option<HostPhysAddr> {
+        if self.out_of_blocks {
+            return None;
+        }
+        let bytes = BLOCK_PAGES * PAGE_SIZE as usize;
+        match global_allocator().alloc_pages(BLOCK_PAGES, bytes, UsageKind::VirtMem) {
+            Ok(va) => Some(host_phys(va)),
+            Err(_) => {
+                self.out_of_blocks = true;
+                None
+            }
+        }
     }
 
     fn free_frames(&mut self, hpa: HostPhysAddr, pages: usize) {

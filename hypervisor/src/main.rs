@@ -2,8 +2,9 @@
 //!
 //! It declares the guest's physical address map, loads `/sbin/gkernel` from
 //! the FAT32 disk into guest RAM, and runs the guest's vCPU in a loop,
-//! mapping guest memory page by page as nested page faults ask for it, until
-//! the guest requests shutdown. Everything here is architecture-neutral; the
+//! mapping guest memory (2 MiB blocks of RAM where they fit, else 4 KiB
+//! pages) as nested page faults ask for it, until the guest requests
+//! shutdown. Everything here is architecture-neutral; the
 //! architecture lives behind [`arch::Arch`].
 #![no_std]
 #![no_main]
@@ -127,6 +128,7 @@ fn run() -> Result<(), HvError> {
             (Some(secs), tick) if tick > 0 => Some(secs * 1_000_000_000 / tick),
             _ => None,
         },
+        ram_blocks: config.blocks,
     };
     if let Some(secs) = config.watchdog_secs {
         println!("Watchdog: the guest is stopped after {secs} s");

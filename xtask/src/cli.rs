@@ -102,10 +102,15 @@ pub struct RunArgs {
     /// Ask the guest to misbehave in a chosen way (a test hook).
     #[arg(long, default_value = "normal", value_parser = scenario_parser())]
     pub scenario: Scenario,
-    /// Guest RAM (e.g. 64M, 1G; default 128M), still mapped page by page on
-    /// first touch. Written to the disk's /etc/vm.conf.
+    /// Guest RAM (e.g. 64M, 1G; default 128M), still mapped on first
+    /// touch. Written to the disk's /etc/vm.conf.
     #[arg(long, value_name = "SIZE", value_parser = mem_parser)]
     pub mem: Option<u64>,
+    /// Map guest RAM one 4 KiB page per nested page fault instead of in
+    /// 2 MiB blocks where they fit, to watch every fault. Written to the
+    /// disk's /etc/vm.conf as `blocks = off`.
+    #[arg(long)]
+    pub no_blocks: bool,
     /// Also write the device tree the riscv64 guest gets (for this --mem)
     /// to FILE, to inspect with `dtc -I dtb FILE`.
     #[arg(long, value_name = "FILE")]
@@ -213,6 +218,7 @@ fn run_options(a: RunArgs, verbose: bool) -> Result<crate::run::RunOptions> {
         vm: VmConfig {
             mem,
             watchdog_secs: a.guest_timeout,
+            blocks: !a.no_blocks,
         },
         boot,
     })

@@ -1,12 +1,13 @@
-//! Reading the hypervisor's output: lines expected in order, and the two
+//! Reading the hypervisor's output: lines expected in order, and the
 //! counter lines it prints at shutdown:
 //!
 //! ```text
 //! VM exits: 31 total, nested page fault 27, hypercall 3, timer 1, unexpected 0
-//! Guest pages mapped: 55 (220 KiB), uart 1, pflash 1, ram 53 of 4096 (212 KiB of 16 MiB)
+//! Guest memory mapped: 3 blocks of 2 MiB + 55 pages of 4 KiB (6364 KiB), uart 1 page, pflash 1 page, ram 3 blocks + 53 pages (6356 KiB of 16 MiB)
 //! ```
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use guestaspace_core::{BLOCK_SIZE, PAGE_SIZE};
 
 /// Checks that each of `needles` is part of a line of `text`, each on a
 /// later line than the one before.
@@ -83,55 +84,138 @@ pub fn parse_injections(text: &str) -> Result<(u64, u64)> {
     }
 }
 
-/// One region's part of the `Guest pages mapped:` line.
+/// The prefix of the memory line.
+pub const MAPPED_PREFIX: &str = "Guest memory mapped: ";
+
+/// One region's part of the `Guest memory mapped:` line: `pflash 1 page`,
+/// or for RAM `ram 3 blocks + 53 pages (6356 KiB of 16 MiB)`.
 #[derive(Debug, PartialEq, Eq)]
-pub struct RegionPages {
+pub struct RegionMapped {
     pub name: String,
-    pub mapped: u64,
-    /// Pages in the region, printed for RAM (`ram 53 of 4096`).
-    pub of: Option<u64>,
+    /// 2 MiB blocks mapped.
+    pub blocks: u64,
+    /// 4 KiB pages mapped.
+    pub pages: u64,
+    /// The region's size in MiB, printed for RAM (`of 16 MiB`).
+    pub size_mib: Option<u64>,
 }
 
-/// The `Guest pages mapped:` line.
+impl RegionMapped {
+    /// Bytes mapped in the region, blocks and pages together.
+    pub fn bytes(&self) -> u64 {
+        self.blocks * BLOCK_SIZE + self.pages * PAGE_SIZE
+    }
+}
+
+/// The `Guest memory mapped:` line.
 #[derive(Debug, PartialEq, Eq)]
-pub struct PageCounts {
-    pub total: u64,
-    pub regions: Vec<RegionPages>,
+pub struct MappedMemory {
+    /// 2 MiB blocks mapped in all regions.
+    pub blocks: u64,
+    /// 4 KiB pages mapped in all regions.
+    pub pages: u64,
+    pub regions: Vec<RegionMapped>,
 }
 
-impl PageCounts {
-    pub fn region(&self, name: &str) -> Result<&RegionPages> {
+impl MappedMemory {
+    /// Bytes mapped in all regions.
+    pub fn bytes(&self) -> u64 {
+        self.blocks * BLOCK_SIZE + self.pages * PAGE_SIZE
+    }
+
+    pub fn region(&self, name: &str) -> Result<&RegionMapped> {
         self.regions
             .iter()
             .find(|r| r.name == name)
-            .with_context(|| format!("no `{name}` page count"))
+            .with_context(|| format!("no `{name}` in `Guest memory mapped:`"))
     }
 }
 
-pub fn parse_pages(text: &str) -> Result<PageCounts> {
-    let rest = line_after(text, "Guest pages mapped: ")?;
+pub fn parse_mapped(text: &str) -> Result<MappedMemory> {
+    let rest = line_after(text, MAPPED_PREFIX)?;
     let mut parts = rest.split(", ");
-    let total = parts
+    let totals: Vec<&str> = parts
         .next()
-        .and_then(|p| p.split_whitespace().next())
-        .context("no total in `Guest pages mapped:`")?;
-    let mut regions = Vec::new();
-    for part in parts {
-        let words: Vec<&str> = part.split_whitespace().collect();
-        let (name, mapped) = match words.as_slice() {
-            [name, mapped, ..] => (name.to_string(), number(mapped)?),
-            _ => bail!("bad page count `{part}`"),
-        };
-        let of = match words.get(2..4) {
-            Some(["of", size]) => Some(number(size)?),
-            _ => None,
-        };
-        regions.push(RegionPages { name, mapped, of });
-    }
-    Ok(PageCounts {
-        total: number(total)?,
+        .context("no totals in `Guest memory mapped:`")?
+        .split_whitespace()
+        .collect();
+    let (blocks, pages, kib) = match totals.as_slice() {
+        [
+            b,
+            "block" | "blocks",
+            "of",
+            "2",
+            "MiB",
+            "+",
+            p,
+            "page" | "pages",
+            "of",
+            "4",
+            "KiB",
+            kib,
+            "KiB)",
+        ] => {
+            let kib = kib
+                .strip_prefix('(')
+                .context("no `(` before the KiB total")?;
+            (number(b)?, number(p)?, number(kib)?)
+        }
+        _ => bail!("bad totals in `Guest memory mapped: {rest}`"),
+    };
+    ensure!(
+        kib * 1024 == blocks * BLOCK_SIZE + pages * PAGE_SIZE,
+        "{blocks} blocks and {pages} pages are not {kib} KiB"
+    );
+    let regions = parts.map(parse_region).collect::<Result<_>>()?;
+    Ok(MappedMemory {
+        blocks,
+        pages,
         regions,
     })
+}
+
+/// `pflash 1 page`, `ram 3 blocks + 53 pages (6356 KiB of 16 MiB)`.
+fn parse_region(part: &str) -> Result<RegionMapped> {
+    let bad = || anyhow!("bad region `{part}` in `Guest memory mapped:`");
+    let words: Vec<&str> = part.split_whitespace().collect();
+    let (name, mut rest) = words.split_first().ok_or_else(bad)?;
+    let mut region = RegionMapped {
+        name: name.to_string(),
+        blocks: 0,
+        pages: 0,
+        size_mib: None,
+    };
+    // Counts joined by `+`: `3 blocks + 53 pages`, or just `1 page`.
+    loop {
+        rest = match rest {
+            [n, "block" | "blocks", tail @ ..] => {
+                region.blocks = number(n)?;
+                tail
+            }
+            [n, "page" | "pages", tail @ ..] => {
+                region.pages = number(n)?;
+                tail
+            }
+            _ => return Err(bad()),
+        };
+        match rest {
+            ["+", tail @ ..] => rest = tail,
+            _ => break,
+        }
+    }
+    match rest {
+        [] => {}
+        [kib, "KiB", "of", mib, "MiB)"] => {
+            let kib = number(kib.strip_prefix('(').ok_or_else(bad)?)?;
+            ensure!(
+                kib * 1024 == region.bytes(),
+                "region `{part}`: its blocks and pages are not {kib} KiB"
+            );
+            region.size_mib = Some(number(mib)?);
+        }
+        _ => return Err(bad()),
+    }
+    Ok(region)
 }
 
 /// The bench guest's line:
@@ -252,7 +336,7 @@ mod tests {
 
     const REPORT: &str = "Shutdown vm normally!\r\n\
         VM exits: 31 total, nested page fault 27, hypercall 3, timer 1, unexpected 0\r\n\
-        Guest pages mapped: 55 (220 KiB), uart 1, pflash 1, ram 53 of 4096 (212 KiB of 16 MiB)\r\n\
+        Guest memory mapped: 3 blocks of 2 MiB + 55 pages of 4 KiB (6364 KiB), uart 1 page, pflash 1 page, ram 3 blocks + 53 pages (6356 KiB of 16 MiB)\r\n\
         Hypervisor ok!\r\n";
 
     #[test]
@@ -285,26 +369,51 @@ mod tests {
     }
 
     #[test]
-    fn page_counts_are_read_by_region() {
-        let pages = parse_pages(REPORT).unwrap();
-        assert_eq!(pages.total, 55);
+    fn mapped_memory_is_read_by_region() {
+        let mapped = parse_mapped(REPORT).unwrap();
+        assert_eq!((mapped.blocks, mapped.pages), (3, 55));
         assert_eq!(
-            pages.region("uart").unwrap(),
-            &RegionPages {
+            mapped.region("uart").unwrap(),
+            &RegionMapped {
                 name: "uart".into(),
-                mapped: 1,
-                of: None
+                blocks: 0,
+                pages: 1,
+                size_mib: None
             }
         );
-        assert_eq!(pages.region("pflash").unwrap().mapped, 1);
+        assert_eq!(mapped.region("pflash").unwrap().pages, 1);
+        let ram = mapped.region("ram").unwrap();
         assert_eq!(
-            pages.region("ram").unwrap(),
-            &RegionPages {
+            ram,
+            &RegionMapped {
                 name: "ram".into(),
-                mapped: 53,
-                of: Some(4096)
+                blocks: 3,
+                pages: 53,
+                size_mib: Some(16)
             }
         );
+        assert_eq!(ram.bytes(), 6356 << 10);
+        assert!(mapped.region("gic").is_err());
+    }
+
+    #[test]
+    fn the_line_the_hypervisor_prints_reads_back() {
+        use guestaspace_core::layout::machines::RISCV64_VIRT;
+        use guestaspace_core::stats::Stats;
+        let mut stats = Stats::default();
+        stats.count_page(2);
+        stats.count_block(3);
+        for _ in 0..40 {
+            stats.count_page(3);
+        }
+        let text = stats.report(&RISCV64_VIRT).to_string();
+        let mapped = parse_mapped(&text).unwrap();
+        assert_eq!((mapped.blocks, mapped.pages), (1, 41));
+        let names: Vec<&str> = mapped.regions.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["plic", "uart", "pflash", "ram"]);
+        assert_eq!(mapped.region("pflash").unwrap().pages, 1);
+        let ram = mapped.region("ram").unwrap();
+        assert_eq!((ram.blocks, ram.pages, ram.size_mib), (1, 40, Some(128)));
     }
 
     #[test]
@@ -328,7 +437,18 @@ mod tests {
     fn missing_or_broken_lines_are_errors() {
         assert!(parse_exits("nothing here").is_err());
         assert!(parse_exits("VM exits: many total, hypercall 1").is_err());
-        assert!(parse_pages("Guest pages mapped: 3 (12 KiB), ram x of 4096").is_err());
+        let good = "Guest memory mapped: 1 block of 2 MiB + 1 page of 4 KiB (2052 KiB)";
+        assert!(parse_mapped(good).is_ok());
+        for bad in [
+            "Guest memory mapped: 1 block of 2 MiB + 1 page of 4 KiB (2048 KiB)",
+            "Guest memory mapped: 3 (12 KiB), ram 3",
+            "Guest memory mapped: 0 blocks of 2 MiB + 1 page of 4 KiB (4 KiB), ram x pages",
+            "Guest memory mapped: 0 blocks of 2 MiB + 1 page of 4 KiB (4 KiB), ram 1 page (8 KiB of 1 MiB)",
+            "Guest memory mapped: 0 blocks of 2 MiB + 1 page of 4 KiB (4 KiB), ram 1 page +",
+            "Guest pages mapped: 3 (12 KiB), ram 3 of 4096",
+        ] {
+            assert!(parse_mapped(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -336,12 +456,7 @@ mod tests {
         assert!(
             check_in_order(
                 REPORT,
-                &[
-                    "Shutdown vm",
-                    "VM exits: ",
-                    "Guest pages mapped: ",
-                    "Hypervisor ok!"
-                ]
+                &["Shutdown vm", "VM exits: ", MAPPED_PREFIX, "Hypervisor ok!"]
             )
             .is_ok()
         );

@@ -1,7 +1,9 @@
 //! AMD nested page tables (NPT): the x86-64 4-level long-mode format,
-//! walked with guest-physical addresses from the root in `nCR3`.
+//! walked with guest-physical addresses from the root in `nCR3`; 4 KiB
+//! pages and 2 MiB pages (PDEs with PS set).
 
 use super::Format;
+use super::walker::leaf_size;
 use crate::addr::HostPhysAddr;
 use crate::layout::Perms;
 
@@ -27,7 +29,10 @@ bitflags::bitflags! {
         const ACCESSED = 1 << 5;
         /// Dirty.
         const DIRTY = 1 << 6;
-        /// A large page instead of a table (PS).
+        /// Page size (PS): set in a page-directory entry, it maps a 2 MiB
+        /// page (physical address bits 51:21) instead of pointing at a
+        /// page table (APM vol. 2, 5.3.4 and 5.4.1). In a 4 KiB PTE this
+        /// bit is PAT, which stays clear.
         const HUGE = 1 << 7;
         /// First bit the hardware ignores: the frame is owned.
         const OWNED = 1 << 9;
@@ -48,8 +53,13 @@ impl Format for Npt {
         (hpa.as_u64() & X86_ADDR_MASK) | (X86Pte::PRESENT | X86Pte::WRITABLE | X86Pte::USER).bits()
     }
 
-    fn leaf(hpa: HostPhysAddr, perms: Perms, device: bool, owned: bool) -> u64 {
+    /// A PTE at level 0, a PDE with PS set at level 1; the other bits mean
+    /// the same in both (APM vol. 2, 5.4.1). A 2 MiB PDE's PAT bit (12)
+    /// stays clear, so `address` reads its base unchanged.
+    fn leaf(level: usize, hpa: HostPhysAddr, perms: Perms, device: bool, owned: bool) -> u64 {
+        debug_assert_eq!(hpa.as_u64() % leaf_size(level), 0);
         let mut f = X86Pte::PRESENT | X86Pte::USER | X86Pte::ACCESSED | X86Pte::DIRTY;
+        f.set(X86Pte::HUGE, level > 0);
         f.set(X86Pte::WRITABLE, perms.contains(Perms::WRITE));
         f.set(X86Pte::NO_EXECUTE, !perms.contains(Perms::EXECUTE));
         f.set(X86Pte::NO_CACHE, device);
@@ -86,12 +96,13 @@ impl Format for Npt {
 mod tests {
     use super::*;
     use crate::layout::Backing;
+    use crate::stage2::block_checks::block_round_trip;
     use crate::stage2::test_host::{ArenaHost, gpa, hpa};
     use crate::stage2::{AddressSpace, MapError};
 
     #[test]
     fn npt_descriptor_encoding_and_walk() {
-        let leaf = Npt::leaf(hpa(0x1234_5000), Perms::RW, false, true);
+        let leaf = Npt::leaf(0, hpa(0x1234_5000), Perms::RW, false, true);
         assert_eq!(
             leaf,
             0x1234_5000 | 0b111 | 0x60 | 1 << 9 | 1 << 63,
@@ -99,11 +110,11 @@ mod tests {
         );
         assert_eq!(Npt::perms(leaf), Perms::RW);
         assert_eq!(
-            Npt::perms(Npt::leaf(hpa(0x1000), Perms::RWX, false, false)),
+            Npt::perms(Npt::leaf(0, hpa(0x1000), Perms::RWX, false, false)),
             Perms::RWX
         );
         assert_eq!(
-            Npt::leaf(hpa(0xfec0_0000), Perms::RW, true, false) & 0x10,
+            Npt::leaf(0, hpa(0xfec0_0000), Perms::RW, true, false) & 0x10,
             0x10,
             "device pages are uncached"
         );
@@ -118,5 +129,20 @@ mod tests {
             Err(MapError::OutOfRange { gpa: gpa(1 << 48) })
         );
         assert!(s.into_host().live.is_empty());
+    }
+
+    #[test]
+    fn two_mib_pages_are_pdes_with_ps() {
+        let block = Npt::leaf(1, hpa(0x0060_0000), Perms::RWX, false, true);
+        assert_eq!(
+            block,
+            0x0060_0000 | 0b111 | 0x60 | 0x80 | 1 << 9,
+            "P RW U A D PS OWNED"
+        );
+        assert!(!Npt::is_table(block, 1));
+        assert!(Npt::is_table(Npt::table(hpa(0x1000)), 1));
+        assert_eq!(Npt::address(block), hpa(0x0060_0000));
+        block_round_trip::<Npt>(0x0020_0000, Perms::RWX);
+        block_round_trip::<Npt>(0x0060_0000, Perms::READ);
     }
 }

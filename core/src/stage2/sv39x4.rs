@@ -1,7 +1,9 @@
 //! RISC-V Sv39x4, the G-stage format `hgatp` selects with MODE = 8: three
-//! levels below a 16 KiB root, with the RISC-V page-table-entry bits.
+//! levels below a 16 KiB root, with the RISC-V page-table-entry bits; 4 KiB
+//! pages and 2 MiB megapages.
 
 use super::Format;
+use super::walker::leaf_size;
 use crate::addr::HostPhysAddr;
 use crate::layout::Perms;
 
@@ -45,7 +47,13 @@ impl Format for Sv39x4 {
         ((hpa.as_u64() >> 12) << 10) | RiscvPte::V.bits()
     }
 
-    fn leaf(hpa: HostPhysAddr, perms: Perms, _device: bool, owned: bool) -> u64 {
+    /// Any level may hold a leaf (privileged spec §12.4, reused for the
+    /// G-stage by §21.5.1): one at level 1 is a 2 MiB megapage with the
+    /// same bits as a 4 KiB page. Its `PPN[0]` must be zero, or the walk
+    /// stops with a fault as a misaligned superpage (§12.3.2), hence the
+    /// 2 MiB-aligned `hpa`.
+    fn leaf(level: usize, hpa: HostPhysAddr, perms: Perms, _device: bool, owned: bool) -> u64 {
+        debug_assert_eq!(hpa.as_u64() % leaf_size(level), 0);
         let mut f = RiscvPte::V | RiscvPte::U | RiscvPte::A | RiscvPte::D;
         f.set(RiscvPte::R, perms.contains(Perms::READ));
         f.set(RiscvPte::W, perms.contains(Perms::WRITE));
@@ -84,6 +92,7 @@ impl Format for Sv39x4 {
 mod tests {
     use super::*;
     use crate::layout::Backing;
+    use crate::stage2::block_checks::block_round_trip;
     use crate::stage2::test_host::{ArenaHost, gpa, hpa};
     use crate::stage2::{AddressSpace, Host, MapError};
 
@@ -107,12 +116,12 @@ mod tests {
 
     #[test]
     fn sv39x4_descriptor_encoding() {
-        let leaf = Sv39x4::leaf(hpa(0x8765_4000), Perms::RWX, false, true);
+        let leaf = Sv39x4::leaf(0, hpa(0x8765_4000), Perms::RWX, false, true);
         assert_eq!(leaf & 0x3ff, 0b1_1101_1111, "V R W X U A D OWNED, no G");
         assert_eq!(leaf >> 10, 0x87654);
         assert_eq!(Sv39x4::address(leaf), hpa(0x8765_4000));
         assert_eq!(Sv39x4::perms(leaf), Perms::RWX);
-        let ro = Sv39x4::leaf(hpa(0x2200_0000), Perms::READ, true, false);
+        let ro = Sv39x4::leaf(0, hpa(0x2200_0000), Perms::READ, true, false);
         assert_eq!(ro & 0xff, 0b1101_0011, "V R U A D");
         assert!(!Sv39x4::is_owned(ro));
         let table = Sv39x4::table(hpa(0x8000_3000));
@@ -143,5 +152,17 @@ mod tests {
             Err(MapError::OutOfRange { gpa: gpa(1 << 41) })
         );
         assert_eq!(s.translate(gpa(1 << 41)), None);
+    }
+
+    #[test]
+    fn megapages_are_leaves_at_level_1() {
+        let page = Sv39x4::leaf(0, hpa(0x8060_0000), Perms::RWX, false, true);
+        let block = Sv39x4::leaf(1, hpa(0x8060_0000), Perms::RWX, false, true);
+        assert_eq!(block, page, "a megapage has a page's bits");
+        assert_eq!((block >> 10) & 0x1ff, 0, "PPN[0] is zero: aligned");
+        assert!(!Sv39x4::is_table(block, 1));
+        assert_eq!(Sv39x4::address(block), hpa(0x8060_0000));
+        block_round_trip::<Sv39x4>(0x8020_0000, Perms::RWX);
+        block_round_trip::<Sv39x4>(0x87e0_0000, Perms::READ);
     }
 }

@@ -2,7 +2,7 @@
 //! the table code and the run loop: frames come from one arena whose
 //! "host-physical" addresses start at [`BASE`].
 
-use super::Host;
+use super::{BLOCK_PAGES, Host};
 use crate::PAGE_SIZE;
 use crate::addr::{GuestPhysAddr, HostPhysAddr};
 use std::vec::Vec;
@@ -22,6 +22,9 @@ pub struct ArenaHost {
     pub invalidated: Vec<GuestPhysAddr>,
     /// Frames handed to `publish_frame`, in order.
     pub published: Vec<HostPhysAddr>,
+    /// Make `alloc_block` answer `None`, as a host without a free 2 MiB
+    /// run would.
+    pub refuse_blocks: bool,
 }
 
 pub const BASE: HostPhysAddr = HostPhysAddr::new(0x1_0000_0000);
@@ -48,6 +51,7 @@ impl ArenaHost {
             freed: 0,
             invalidated: Vec::new(),
             published: Vec::new(),
+            refuse_blocks: false,
         }
     }
 }
@@ -62,6 +66,13 @@ unsafe impl Host for ArenaHost {
         let hpa = BASE + (start as u64) * PAGE_SIZE;
         self.live.push((hpa, pages));
         Some(hpa)
+    }
+    fn alloc_block(&mut self) -> Option<HostPhysAddr> {
+        if self.refuse_blocks {
+            return None;
+        }
+        // Aligned in the arena, and BASE is 4 GiB aligned.
+        self.alloc_frames(BLOCK_PAGES)
     }
     fn free_frames(&mut self, hpa: HostPhysAddr, pages: usize) {
         let i = self

@@ -1,7 +1,9 @@
 //! The Arm VMSAv8-64 stage-2 format ([`ArmStage2`]): 4 KiB granule, a
-//! 39-bit IPA space walked from level 1, the table `VTTBR_EL2` points at.
+//! 39-bit IPA space walked from level 1, the table `VTTBR_EL2` points at;
+//! 4 KiB pages at level 3 and 2 MiB blocks at level 2.
 
 use super::Format;
+use super::walker::leaf_size;
 use crate::addr::HostPhysAddr;
 use crate::layout::Perms;
 
@@ -17,7 +19,10 @@ bitflags::bitflags! {
     pub struct ArmS2: u64 {
         /// Valid descriptor.
         const VALID = 1 << 0;
-        /// Table (levels 1-2) or page (level 3) descriptor.
+        /// Table (levels 1-2) or page (level 3) descriptor; clear in a
+        /// block descriptor (bits[1:0] = 0b01), which at level 2 with the
+        /// 4 KiB granule maps 2 MiB, output address bits [47:21] (Arm ARM
+        /// D8.3, block descriptors).
         const TABLE_OR_PAGE = 1 << 1;
         /// MemAttr[3:0] = 0b1111: Normal, inner and outer write-back.
         const NORMAL_WB = 0b1111 << 2;
@@ -50,8 +55,13 @@ impl Format for ArmStage2 {
         (hpa.as_u64() & ARM_ADDR_MASK) | (ArmS2::VALID | ArmS2::TABLE_OR_PAGE).bits()
     }
 
-    fn leaf(hpa: HostPhysAddr, perms: Perms, device: bool, owned: bool) -> u64 {
-        let mut f = ArmS2::VALID | ArmS2::TABLE_OR_PAGE | ArmS2::AF;
+    /// A page descriptor at level 3 (the walker's level 0), a block
+    /// descriptor at level 2 (the walker's level 1); both carry the same
+    /// stage-2 attributes in the same bits (Arm ARM D8.3).
+    fn leaf(level: usize, hpa: HostPhysAddr, perms: Perms, device: bool, owned: bool) -> u64 {
+        debug_assert_eq!(hpa.as_u64() % leaf_size(level), 0);
+        let mut f = ArmS2::VALID | ArmS2::AF;
+        f.set(ArmS2::TABLE_OR_PAGE, level == 0);
         f |= if device {
             ArmS2::DEVICE_NGNRE
         } else {
@@ -94,18 +104,19 @@ impl Format for ArmStage2 {
 mod tests {
     use super::*;
     use crate::layout::Backing;
+    use crate::stage2::block_checks::block_round_trip;
     use crate::stage2::test_host::{ArenaHost, gpa, hpa};
     use crate::stage2::{AddressSpace, MapError};
 
     #[test]
     fn arm_stage2_descriptor_encoding_and_walk() {
-        let ram = ArmStage2::leaf(hpa(0x4123_4000), Perms::RWX, false, true);
+        let ram = ArmStage2::leaf(0, hpa(0x4123_4000), Perms::RWX, false, true);
         assert_eq!(
             ram,
             0x4123_4000 | 0b11 | 0b1111 << 2 | 0b11 << 6 | 0b11 << 8 | 1 << 10 | 1 << 55
         );
         assert_eq!(ArmStage2::perms(ram), Perms::RWX);
-        let flash = ArmStage2::leaf(hpa(0x0400_0000), Perms::READ, true, false);
+        let flash = ArmStage2::leaf(0, hpa(0x0400_0000), Perms::READ, true, false);
         assert_eq!(
             flash,
             0x0400_0000 | 0b11 | 0b0001 << 2 | 1 << 6 | 1 << 10 | 1 << 54,
@@ -126,5 +137,20 @@ mod tests {
             Err(MapError::OutOfRange { gpa: gpa(1 << 39) })
         );
         assert!(s.into_host().live.is_empty());
+    }
+
+    #[test]
+    fn blocks_are_level_2_block_descriptors() {
+        let block = ArmStage2::leaf(1, hpa(0x4060_0000), Perms::RW, false, true);
+        assert_eq!(
+            block,
+            0x4060_0000 | 0b01 | 0b1111 << 2 | 0b11 << 6 | 0b11 << 8 | 1 << 10 | 1 << 54 | 1 << 55,
+            "block (bits[1:0] = 0b01), normal memory, RW, XN, owned"
+        );
+        assert!(!ArmStage2::is_table(block, 1));
+        assert_eq!(ArmStage2::perms(block), Perms::RW);
+        assert_eq!(ArmStage2::address(block), hpa(0x4060_0000));
+        block_round_trip::<ArmStage2>(0x4020_0000, Perms::RWX);
+        block_round_trip::<ArmStage2>(0x4060_0000, Perms::RW);
     }
 }

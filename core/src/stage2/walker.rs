@@ -1,13 +1,27 @@
 //! The generic stage-2 walker: the [`Format`] and [`Host`] traits, the
-//! [`AddressSpace`] that builds, walks and tears down a table tree, and
-//! [`MapError`]. Nothing here knows a descriptor encoding.
+//! [`AddressSpace`] that builds, walks and tears down a table tree of 4 KiB
+//! pages and 2 MiB blocks, and [`MapError`]. Nothing here knows a
+//! descriptor encoding.
 
-use crate::PAGE_SIZE;
 use crate::addr::{GuestPhysAddr, HostPhysAddr};
 use crate::layout::{Backing, Perms};
+use crate::{BLOCK_SIZE, PAGE_SIZE};
 
 /// Entries in one 4 KiB table of 64-bit descriptors.
 const ENTRIES_PER_PAGE: usize = 512;
+
+/// The level whose leaves are 2 MiB blocks ([`BLOCK_SIZE`]): the one above
+/// the 4 KiB pages, in every format here (4 KiB tables of 512 entries).
+pub const BLOCK_LEVEL: usize = 1;
+
+/// 4 KiB frames in one 2 MiB block: what [`Host::alloc_block`] hands out
+/// and `free_frames` takes back for a block.
+pub const BLOCK_PAGES: usize = (BLOCK_SIZE / PAGE_SIZE) as usize;
+
+/// Bytes one leaf at `level` maps: 4 KiB at level 0, 2 MiB at level 1.
+pub(super) const fn leaf_size(level: usize) -> u64 {
+    PAGE_SIZE << (9 * level)
+}
 
 /// A stage-2 descriptor format.
 pub trait Format {
@@ -23,19 +37,23 @@ pub trait Format {
 
     /// Descriptor pointing at a next-level table at `hpa`.
     fn table(hpa: HostPhysAddr) -> u64;
-    /// Descriptor mapping one 4 KiB page at `hpa`. `device` asks for
-    /// device (uncached, unspeculated) memory where the format has that
-    /// notion; `owned` marks frames the address space must free.
-    fn leaf(hpa: HostPhysAddr, perms: Perms, device: bool, owned: bool) -> u64;
+    /// Descriptor mapping guest memory from a slot at `level`: one 4 KiB
+    /// page at level 0, one 2 MiB block at [`BLOCK_LEVEL`]; `hpa` is
+    /// aligned to that size. `device` asks for device (uncached,
+    /// unspeculated) memory where the format has that notion; `owned`
+    /// marks frames the address space must free.
+    fn leaf(level: usize, hpa: HostPhysAddr, perms: Perms, device: bool, owned: bool) -> u64;
     /// Whether a descriptor is valid.
     fn is_valid(desc: u64) -> bool;
-    /// Whether a valid descriptor at `level` (> 0) points at a table.
+    /// Whether a valid descriptor at `level` (> 0) points at a table
+    /// rather than mapping a block.
     fn is_table(desc: u64, level: usize) -> bool;
-    /// The host-physical address a valid descriptor points at.
+    /// The host-physical address a valid descriptor points at: a table, a
+    /// page, or the start of a block.
     fn address(desc: u64) -> HostPhysAddr;
     /// Whether a leaf was created with `owned`.
     fn is_owned(desc: u64) -> bool;
-    /// Permissions of a leaf.
+    /// Permissions of a leaf (page or block).
     fn perms(desc: u64) -> Perms;
 }
 
@@ -43,22 +61,30 @@ pub trait Format {
 ///
 /// # Safety
 /// `frame_ptr` must return a pointer valid for reads and writes of the whole
-/// frame for every frame returned by `alloc_frames` and not yet freed, and
-/// frames must not be in use by anything else while allocated.
+/// frame for every frame returned by `alloc_frames` or `alloc_block` and not
+/// yet freed, given its address or that of any 4 KiB page inside it; frames
+/// must not be in use by anything else while allocated.
 pub unsafe trait Host {
     /// Allocates `pages` contiguous 4 KiB frames aligned to `pages` pages;
     /// returns the host-physical address of the first.
     fn alloc_frames(&mut self, pages: usize) -> Option<HostPhysAddr>;
-    /// Returns frames obtained from `alloc_frames`.
+    /// Allocates one 2 MiB frame for a block of guest RAM: [`BLOCK_PAGES`]
+    /// physically contiguous pages, aligned to 2 MiB. `None` when the host
+    /// has no such run to spare; that is no error, the fault is then served
+    /// with a 4 KiB page. The address space zeroes the block before the
+    /// guest sees it, and gives it back with `free_frames(hpa, BLOCK_PAGES)`.
+    fn alloc_block(&mut self) -> Option<HostPhysAddr>;
+    /// Returns frames obtained from `alloc_frames` or `alloc_block`.
     fn free_frames(&mut self, hpa: HostPhysAddr, pages: usize);
     /// The host pointer through which host-physical `hpa` is reached.
     fn frame_ptr(&self, hpa: HostPhysAddr) -> *mut u8;
-    /// Drops cached stage-2 translations for the page at `gpa`.
+    /// Drops cached stage-2 translations for the page or block at `gpa`.
     fn invalidate(&mut self, gpa: GuestPhysAddr);
-    /// Makes what the host wrote into guest frame `hpa` (zeroes, an image)
-    /// visible to a guest that may run with its caches off: on aarch64,
-    /// clean the frame to the point of coherency and invalidate the
-    /// instruction cache. Nothing to do where caches are coherent.
+    /// Makes what the host wrote into the 4 KiB guest frame `hpa` (zeroes,
+    /// an image) visible to a guest that may run with its caches off: on
+    /// aarch64, clean the frame to the point of coherency and invalidate
+    /// the instruction cache. Nothing to do where caches are coherent. A
+    /// block is published one 4 KiB page at a time.
     fn publish_frame(&mut self, _hpa: HostPhysAddr) {}
 }
 
@@ -97,6 +123,7 @@ pub struct AddressSpace<F: Format, H: Host> {
     root: HostPhysAddr,
     host: H,
     mapped_pages: usize,
+    mapped_blocks: usize,
     _format: core::marker::PhantomData<F>,
 }
 
@@ -108,6 +135,7 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
             root,
             host,
             mapped_pages: 0,
+            mapped_blocks: 0,
             _format: core::marker::PhantomData,
         })
     }
@@ -120,6 +148,11 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
     /// Number of 4 KiB guest pages currently mapped.
     pub fn mapped_pages(&self) -> usize {
         self.mapped_pages
+    }
+
+    /// Number of 2 MiB guest blocks currently mapped.
+    pub fn mapped_blocks(&self) -> usize {
+        self.mapped_blocks
     }
 
     /// The host this address space takes its frames from.
@@ -151,20 +184,22 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
         self.host.frame_ptr(table).cast::<u64>().wrapping_add(index)
     }
 
-    /// The level-0 slot for `gpa`, creating intermediate tables if `create`.
-    fn leaf_slot(
+    /// The slot at `level` for `gpa`, creating the tables above it if
+    /// `create`. A leaf on the way (a block over `gpa`) is `AlreadyMapped`.
+    fn slot_at(
         &mut self,
         gpa: GuestPhysAddr,
+        level: usize,
         create: bool,
     ) -> Result<Option<*mut u64>, MapError> {
         Self::check_range(gpa)?;
         let mut table = self.root;
-        for level in (1..F::LEVELS).rev() {
-            let slot = self.slot(table, Self::index(gpa, level));
+        for above in (level + 1..F::LEVELS).rev() {
+            let slot = self.slot(table, Self::index(gpa, above));
             // SAFETY: `slot` points into a table frame this address space owns.
             let desc = unsafe { slot.read_volatile() };
             table = if F::is_valid(desc) {
-                if !F::is_table(desc, level) {
+                if !F::is_table(desc, above) {
                     return Err(MapError::AlreadyMapped {
                         gpa: gpa.page_base(),
                     });
@@ -179,7 +214,55 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
                 return Ok(None);
             };
         }
-        Ok(Some(self.slot(table, Self::index(gpa, 0))))
+        Ok(Some(self.slot(table, Self::index(gpa, level))))
+    }
+
+    /// The leaf mapping `gpa`: its slot, its level and the descriptor.
+    fn leaf_of(&self, gpa: GuestPhysAddr) -> Option<(*mut u64, usize, u64)> {
+        Self::check_range(gpa).ok()?;
+        let mut table = self.root;
+        for level in (0..F::LEVELS).rev() {
+            let slot = self.slot(table, Self::index(gpa, level));
+            // SAFETY: `table` is a table frame this address space owns.
+            let desc = unsafe { slot.read_volatile() };
+            if !F::is_valid(desc) {
+                return None;
+            }
+            if level == 0 || !F::is_table(desc, level) {
+                return Some((slot, level, desc));
+            }
+            table = F::address(desc);
+        }
+        None
+    }
+
+    /// Fills the empty `slot` at `level` with a leaf for guest `gpa` (the
+    /// start of the page or block) at host `hpa`, and counts it. Frames
+    /// the host wrote (`owned` ones) are published first, page by page.
+    fn install(
+        &mut self,
+        slot: *mut u64,
+        level: usize,
+        (gpa, hpa): (GuestPhysAddr, HostPhysAddr),
+        perms: Perms,
+        device: bool,
+        owned: bool,
+    ) {
+        if owned {
+            let mut page = hpa;
+            while page < hpa + leaf_size(level) {
+                self.host.publish_frame(page);
+                page += PAGE_SIZE;
+            }
+        }
+        // SAFETY: `slot` points into a table frame this address space owns.
+        unsafe { slot.write_volatile(F::leaf(level, hpa, perms, device, owned)) };
+        if level == 0 {
+            self.mapped_pages += 1;
+        } else {
+            self.mapped_blocks += 1;
+        }
+        self.host.invalidate(gpa);
     }
 
     /// Maps the page containing `gpa` to host page `hpa`.
@@ -191,21 +274,15 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
         device: bool,
         owned: bool,
     ) -> Result<(), MapError> {
-        let slot = self.leaf_slot(gpa, true)?.expect("created");
+        let slot = self.slot_at(gpa, 0, true)?.expect("created");
         // SAFETY: `slot` points into a table frame this address space owns.
-        unsafe {
-            if F::is_valid(slot.read_volatile()) {
-                return Err(MapError::AlreadyMapped {
-                    gpa: gpa.page_base(),
-                });
-            }
-            if owned {
-                self.host.publish_frame(hpa.page_base());
-            }
-            slot.write_volatile(F::leaf(hpa.page_base(), perms, device, owned));
+        if F::is_valid(unsafe { slot.read_volatile() }) {
+            return Err(MapError::AlreadyMapped {
+                gpa: gpa.page_base(),
+            });
         }
-        self.mapped_pages += 1;
-        self.host.invalidate(gpa.page_base());
+        let at = (gpa.page_base(), hpa.page_base());
+        self.install(slot, 0, at, perms, device, owned);
         Ok(())
     }
 
@@ -241,47 +318,66 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
         }
     }
 
-    /// Removes the mapping of the page containing `gpa`, freeing its frame
-    /// if the address space owns it; returns the host page it mapped.
-    pub fn unmap_page(&mut self, gpa: GuestPhysAddr) -> Option<HostPhysAddr> {
-        let slot = self.leaf_slot(gpa, false).ok().flatten()?;
+    /// Backs the whole 2 MiB block holding `gpa` with a fresh, zeroed host
+    /// block mapped with `perms` (one leaf at [`BLOCK_LEVEL`]), if nothing
+    /// in the block is mapped yet and the host has a block to give; returns
+    /// the host block. `Ok(None)` when either is not so (the block's slot
+    /// holds a table of pages, or a block, or the host refused): the caller
+    /// then maps a 4 KiB page instead. The tables above the block are
+    /// created either way, as that page needs them too.
+    pub fn map_fresh_block(
+        &mut self,
+        gpa: GuestPhysAddr,
+        perms: Perms,
+    ) -> Result<Option<HostPhysAddr>, MapError> {
+        let base = gpa.align_down(BLOCK_SIZE);
+        let slot = self.slot_at(base, BLOCK_LEVEL, true)?.expect("created");
         // SAFETY: `slot` points into a table frame this address space owns.
-        let desc = unsafe { slot.read_volatile() };
-        if !F::is_valid(desc) {
-            return None;
+        if F::is_valid(unsafe { slot.read_volatile() }) {
+            return Ok(None);
         }
-        // SAFETY: as above.
-        unsafe { slot.write_volatile(0) };
-        self.mapped_pages -= 1;
-        self.host.invalidate(gpa.page_base());
-        let hpa = F::address(desc);
-        if F::is_owned(desc) {
-            self.host.free_frames(hpa, 1);
-        }
-        Some(hpa)
+        let Some(hpa) = self.host.alloc_block() else {
+            return Ok(None);
+        };
+        assert_eq!(
+            hpa.align_down(BLOCK_SIZE),
+            hpa,
+            "the host gave a block that is not 2 MiB aligned"
+        );
+        // SAFETY: the host just gave us this block, BLOCK_PAGES pages long.
+        unsafe { zero_pages(self.host.frame_ptr(hpa), BLOCK_PAGES) };
+        self.install(slot, BLOCK_LEVEL, (base, hpa), perms, false, true);
+        Ok(Some(hpa))
     }
 
-    /// The host-physical address and permissions behind `gpa`, if mapped.
+    /// Removes the mapping that covers `gpa`: its 4 KiB page, or the whole
+    /// 2 MiB block it lies in. Frees the frames if the address space owns
+    /// them; returns the host-physical start of what was mapped and its
+    /// size in bytes.
+    pub fn unmap(&mut self, gpa: GuestPhysAddr) -> Option<(HostPhysAddr, u64)> {
+        let (slot, level, desc) = self.leaf_of(gpa)?;
+        // SAFETY: `slot` points into a table frame this address space owns.
+        unsafe { slot.write_volatile(0) };
+        if level == 0 {
+            self.mapped_pages -= 1;
+        } else {
+            self.mapped_blocks -= 1;
+        }
+        let size = leaf_size(level);
+        self.host.invalidate(gpa.align_down(size));
+        let hpa = F::address(desc);
+        if F::is_owned(desc) {
+            self.host.free_frames(hpa, (size / PAGE_SIZE) as usize);
+        }
+        Some((hpa, size))
+    }
+
+    /// The host-physical address and permissions behind `gpa`, if mapped
+    /// (by a page or a block).
     pub fn translate(&self, gpa: GuestPhysAddr) -> Option<(HostPhysAddr, Perms)> {
-        if Self::check_range(gpa).is_err() {
-            return None;
-        }
-        let mut table = self.root;
-        for level in (0..F::LEVELS).rev() {
-            // SAFETY: `table` is a table frame this address space owns.
-            let desc = unsafe { self.slot(table, Self::index(gpa, level)).read_volatile() };
-            if !F::is_valid(desc) {
-                return None;
-            }
-            if level == 0 {
-                return Some((F::address(desc) + gpa.page_offset(), F::perms(desc)));
-            }
-            if !F::is_table(desc, level) {
-                return None;
-            }
-            table = F::address(desc);
-        }
-        None
+        let (_, level, desc) = self.leaf_of(gpa)?;
+        let offset = gpa.as_u64() & (leaf_size(level) - 1);
+        Some((F::address(desc) + offset, F::perms(desc)))
     }
 
     /// Copies `data` into guest memory at `gpa`; every page touched must be
@@ -313,6 +409,9 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
         })
     }
 
+    /// Calls `f(host pointer, offset, length)` for each piece of
+    /// `[gpa, gpa + len)` that stays inside one 4 KiB page (of a page
+    /// mapping or of a block), up to the first unmapped page.
     fn copy(
         &self,
         gpa: GuestPhysAddr,
@@ -349,7 +448,8 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
                 self.free_tree(F::address(desc), level - 1, ENTRIES_PER_PAGE);
                 self.host.free_frames(F::address(desc), 1);
             } else if F::is_owned(desc) {
-                self.host.free_frames(F::address(desc), 1);
+                let pages = (leaf_size(level) / PAGE_SIZE) as usize;
+                self.host.free_frames(F::address(desc), pages);
             }
         }
     }
@@ -518,7 +618,10 @@ mod tests {
             Some((hpa(0x2200_0004), Perms::READ))
         );
         let freed = s.host.freed;
-        assert_eq!(s.unmap_page(gpa(0x2200_0000)), Some(hpa(0x2200_0000)));
+        assert_eq!(
+            s.unmap(gpa(0x2200_0000)),
+            Some((hpa(0x2200_0000), PAGE_SIZE))
+        );
         assert_eq!(
             s.host.freed, freed,
             "device memory is not the host's to free"
@@ -542,6 +645,32 @@ mod tests {
     }
 
     #[test]
+    fn a_block_needs_an_empty_slot_and_a_host_block() {
+        let mut s = Space::new(ArenaHost::new(4 * BLOCK_PAGES)).unwrap();
+        s.host.refuse_blocks = true;
+        assert_eq!(s.map_fresh_block(gpa(0x8020_0000), Perms::RWX), Ok(None));
+        assert_eq!(s.mapped_blocks(), 0);
+        s.host.refuse_blocks = false;
+        s.map_backed(gpa(0x8040_1000), Backing::FreshRam, Perms::RWX)
+            .unwrap();
+        let live = s.host.live.len();
+        assert_eq!(
+            s.map_fresh_block(gpa(0x8040_0000), Perms::RWX),
+            Ok(None),
+            "a page of that block is mapped"
+        );
+        assert_eq!(s.host.live.len(), live, "and the host was not asked");
+        let block = s.map_fresh_block(gpa(0x8020_0000), Perms::RWX).unwrap();
+        assert!(block.is_some(), "the refused block, now given");
+        assert_eq!((s.mapped_blocks(), s.mapped_pages()), (1, 1));
+        assert_eq!(
+            s.map_fresh_block(gpa(1 << 41), Perms::RWX),
+            Err(MapError::OutOfRange { gpa: gpa(1 << 41) })
+        );
+        assert_eq!(s.unmap(gpa(0x8041_0000)), None);
+    }
+
+    #[test]
     fn tearing_down_frees_every_frame() {
         let mut s = Space::new(ArenaHost::new(64)).unwrap();
         for page in [0x8000_0000u64, 0x8000_1000, 0x8040_0000, 0x1_0000_0000] {
@@ -554,7 +683,7 @@ mod tests {
         s.map_backed(gpa(0x1000_0000), device, Perms::RW).unwrap();
         s.map_backed(gpa(0xffc0_0000), Backing::Content(b"pfld"), Perms::READ)
             .unwrap();
-        s.unmap_page(gpa(0x8000_1000));
+        s.unmap(gpa(0x8000_1000));
         assert!(s.host.live.len() > 5);
         let host = s.into_host();
         assert!(host.live.is_empty(), "leaked frames: {:x?}", host.live);

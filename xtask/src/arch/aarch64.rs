@@ -48,7 +48,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         "Guest timer interrupt arrived after ",
         "Shutdown vm normally!",
         "VM exits: ",
-        "Guest pages mapped: ",
+        "Guest memory mapped: ",
         "Hypervisor ok!",
     ],
     wild_gpa: "0xa000000",

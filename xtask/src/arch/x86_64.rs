@@ -46,7 +46,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         "Guest timer interrupt arrived after ",
         "Shutdown vm normally!",
         "VM exits: ",
-        "Guest pages mapped: ",
+        "Guest memory mapped: ",
         "Hypervisor ok!",
     ],
     wild_gpa: "0xfec00000",

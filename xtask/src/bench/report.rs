@@ -86,9 +86,10 @@ pub struct ArchFigures {
     pub floor: Summary,
     pub exits: ExitFigures,
     pub exits_icount: ExitFigures,
-    /// Every page mapped for the guest: RAM and device pages.
+    /// Every byte mapped for the guest, in blocks and pages: RAM and
+    /// device pages.
     pub mapped_bytes: u64,
-    /// The RAM pages among them.
+    /// The RAM among them.
     pub ram_mapped_bytes: u64,
     pub ram_bytes: u64,
     /// The hypervisor's clock in the normal run: machine start to guest
@@ -296,7 +297,7 @@ pub fn table(f: &ArchFigures, runs: usize) -> String {
     let _ = writeln!(
         t,
         "{:<46} {} KiB",
-        "  all pages mapped (RAM and devices)",
+        "  all memory mapped (RAM and devices)",
         f.mapped_bytes / 1024
     );
     let _ = writeln!(t, "build");
@@ -458,7 +459,7 @@ mod tests {
         assert!(t.contains("1.67x"), "{t}");
         assert!(t.contains("2.00x"), "{t}");
         assert!(t.contains("212 KiB of 16384 KiB (1.29 %)"), "{t}");
-        assert!(t.contains("(RAM and devices)           220 KiB"), "{t}");
+        assert!(t.contains("(RAM and devices)          220 KiB"), "{t}");
         assert!(t.contains("500 ns (5.0 ticks"), "{t}");
         assert!(t.contains("2.50x"), "guest / bare: {t}");
         assert!(t.contains("0.40x"), "guest run / bare wall: {t}");

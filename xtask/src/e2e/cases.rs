@@ -11,7 +11,7 @@ use crate::disk::{DiskFiles, write_fat_disk, write_non_fat_disk};
 use crate::guests::tutorial::{self, TutorialApp};
 use crate::prepare::{BootFiles, GuestSource, PrepareOptions, guest_disk, prepare};
 use crate::vm::{Input, InputStep, RunOutput, VmEnd};
-use crate::vm_report::{check_in_order, parse_exits, parse_injections, parse_pages};
+use crate::vm_report::{check_in_order, parse_exits, parse_injections, parse_mapped};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use guestaspace_core::PAGE_SIZE;
 use guestaspace_core::scenario::Scenario;
@@ -155,6 +155,10 @@ fn common_cases() -> Vec<Case> {
         Case {
             name: "guest-mem",
             run: guest_mem,
+        },
+        Case {
+            name: "blocks-off",
+            run: blocks_off,
         },
         Case {
             name: "mem-beyond-host",
@@ -387,8 +391,8 @@ fn bad_vm_conf(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// `--mem 8M`: the guest boots in 8 MiB and the report counts its pages
-/// against that size.
+/// `--mem 8M`: the guest boots in 8 MiB and the report counts what it
+/// mapped against that size.
 fn guest_mem(ctx: &Ctx) -> Result<()> {
     let vm = VmConfig {
         mem: Some(8 << 20),
@@ -396,16 +400,38 @@ fn guest_mem(ctx: &Ctx) -> Result<()> {
     };
     let out = ctx.boot_scenario_with(Scenario::Normal, &vm, DEFAULT_TIMEOUT)?;
     out.check().map_err(|e| with_output(&out, e))?;
-    let pages = parse_pages(&out.text)?;
-    let ram = pages.region("ram")?;
+    let mapped = parse_mapped(&out.text)?;
+    let ram = mapped.region("ram")?;
     ensure!(
-        ram.of == Some(2048),
+        ram.size_mib == Some(8),
         with_output(
             &out,
-            format!("guest RAM of {:?} pages, expected 2048", ram.of)
+            format!("guest RAM of {:?} MiB, expected 8", ram.size_mib)
         )
     );
     expect_text(&out, "of 8 MiB)")
+}
+
+/// `blocks = off`: every RAM fault maps one 4 KiB page, for a learner who
+/// wants to watch each one; the guest runs as well, and the report shows
+/// pages only.
+fn blocks_off(ctx: &Ctx) -> Result<()> {
+    let vm = VmConfig {
+        blocks: false,
+        ..VmConfig::DEFAULT
+    };
+    let out = ctx.boot_scenario_with(Scenario::Normal, &vm, DEFAULT_TIMEOUT)?;
+    out.check().map_err(|e| with_output(&out, e))?;
+    check_counters(&out.text, ctx).map_err(|e| with_output(&out, e))?;
+    let mapped = parse_mapped(&out.text)?;
+    ensure!(
+        mapped.blocks == 0,
+        with_output(
+            &out,
+            format!("{} blocks mapped with blocks = off", mapped.blocks)
+        )
+    );
+    expect_text(&out, "Guest memory mapped: 0 blocks of 2 MiB + ")
 }
 
 /// More guest RAM than the host has free is refused before the guest runs.
@@ -594,20 +620,34 @@ fn check_counters(text: &str, ctx: &Ctx) -> Result<()> {
         exits.total
     );
 
-    let pages = parse_pages(text)?;
-    let pflash = pages.region("pflash")?.mapped;
-    let ram = pages.region("ram")?;
-    let ram_pages = ram.of.context("the RAM page count has no region size")?;
-    ensure!(pflash == 1, "{pflash} pflash pages mapped, expected 1");
-    ensure!(ram.mapped > 0, "no RAM page mapped");
-    let declared = ctx.spec.layout.ram().map_or(0, |r| r.size / PAGE_SIZE);
+    let mapped = parse_mapped(text)?;
+    let pflash = mapped.region("pflash")?;
     ensure!(
-        ram_pages == declared,
-        "guest RAM has {ram_pages} pages, but the layout declares {declared}"
+        (pflash.blocks, pflash.pages) == (0, 1),
+        "pflash: {} blocks and {} pages mapped, expected 1 page",
+        pflash.blocks,
+        pflash.pages
+    );
+    let ram = mapped.region("ram")?;
+    ensure!(ram.bytes() > 0, "no RAM mapped");
+    let size_mib = ram.size_mib.context("the RAM figure has no region size")?;
+    let declared = ctx.spec.layout.ram().map_or(0, |r| r.size);
+    ensure!(
+        size_mib == declared >> 20,
+        "guest RAM has {size_mib} MiB, but the layout declares {}",
+        declared >> 20
     );
     ensure!(
-        ram.mapped < ram_pages,
-        "all {ram_pages} RAM pages mapped: memory is not built on demand"
+        ram.bytes() < declared,
+        "all {size_mib} MiB of RAM mapped: memory is not built on demand"
+    );
+    let sums = mapped
+        .regions
+        .iter()
+        .fold((0, 0), |(b, p), r| (b + r.blocks, p + r.pages));
+    ensure!(
+        sums == (mapped.blocks, mapped.pages),
+        "the regions' blocks and pages {sums:?} do not add up to the totals"
     );
     Ok(())
 }
