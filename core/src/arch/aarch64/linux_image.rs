@@ -89,6 +89,10 @@ pub const LEGACY_TEXT_OFFSET: u64 = 0x8_0000;
 /// bytes above (Linux's `MIN_KIMG_ALIGN`).
 pub const KERNEL_ALIGN: u64 = 2 << 20;
 
+/// RAM kept below the kernel's base: what QEMU's `-kernel` keeps (see
+/// [`ImageHeader::place`]).
+pub const LOW_RESERVE: u64 = 2 << 20;
+
 /// The largest DTB an arm64 kernel accepts (Linux's `MAX_FDT_SIZE`).
 pub const MAX_DTB_SIZE: u64 = 2 << 20;
 
@@ -380,8 +384,16 @@ impl ImageHeader {
     }
 
     /// Where a kernel of `file_len` bytes with this header goes in `ram`:
-    /// `text_offset` above the lowest 2 MiB boundary of RAM, its whole
-    /// footprint inside RAM.
+    /// `text_offset` above the second 2 MiB boundary of RAM (the first
+    /// one at or after RAM start plus [`LOW_RESERVE`]), its whole footprint
+    /// inside RAM.
+    ///
+    /// The boot protocol allows any 2 MiB-aligned base; this one is where
+    /// QEMU's `-kernel` puts a kernel with a small `text_offset` (it keeps
+    /// the bottom 2 MiB for its boot stub), so a guest only ever tested
+    /// there runs here too. ArceOS kernels are such guests: their header
+    /// says `text_offset` 0, but they are linked to run 2 MiB above RAM
+    /// start and fail anywhere else.
     pub fn place(&self, ram: &Region, file_len: u64) -> Result<KernelPlacement, PlanError> {
         let footprint = match self.image_size {
             Some(image_size) if file_len > image_size => {
@@ -394,7 +406,11 @@ impl ImageHeader {
             None => file_len,
         };
         let ram_end = ram.end();
-        let base = ram.gpa.as_u64().checked_next_multiple_of(KERNEL_ALIGN);
+        let base = ram
+            .gpa
+            .as_u64()
+            .checked_add(LOW_RESERVE)
+            .and_then(|low| low.checked_next_multiple_of(KERNEL_ALIGN));
         let load = base.and_then(|b| b.checked_add(self.text_offset));
         let range = load.and_then(|l| GpaRange::new(GuestPhysAddr::new(l), footprint));
         match (base, range) {
@@ -521,8 +537,8 @@ mod tests {
         assert_eq!(h.page_size.bytes(), Some(4096));
         assert_eq!(h.placement, PhysicalPlacement::Anywhere);
 
-        // In the default 128 MiB at 0x4000_0000: at RAM's start, DTB at
-        // the top 2 MiB boundary, a 4 MiB initrd just below.
+        // In the default 128 MiB at 0x4000_0000: 2 MiB above RAM's start,
+        // DTB at the top 2 MiB boundary, a 4 MiB initrd just below.
         let ram = *AARCH64_VIRT.ram().unwrap();
         let plan = h
             .plan_boot(&ram, DEBIAN_FILE_LEN, Some(4 * MIB), 0x1000)
@@ -530,9 +546,9 @@ mod tests {
         assert_eq!(
             plan.kernel,
             KernelPlacement {
-                base: gpa(0x4000_0000),
-                load: gpa(0x4000_0000),
-                footprint: range(0x4000_0000, 0x201_0000),
+                base: gpa(0x4020_0000),
+                load: gpa(0x4020_0000),
+                footprint: range(0x4020_0000, 0x201_0000),
             }
         );
         assert_eq!(plan.blobs.dtb, range(0x47e0_0000, 0x1000));
@@ -621,19 +637,19 @@ mod tests {
         assert_eq!(h.placement, PhysicalPlacement::NearRamStart);
         // Its file is the least footprint.
         let k = h.place(&ram(0x4000_0000, 64 * MIB), 0x80_0000).unwrap();
-        assert_eq!(k.base, gpa(0x4000_0000));
-        assert_eq!(k.load, gpa(0x4008_0000));
-        assert_eq!(k.footprint, range(0x4008_0000, 0x80_0000));
+        assert_eq!(k.base, gpa(0x4020_0000));
+        assert_eq!(k.load, gpa(0x4028_0000));
+        assert_eq!(k.footprint, range(0x4028_0000, 0x80_0000));
     }
 
     #[test]
-    fn the_base_is_the_first_2_mib_boundary_of_ram() {
+    fn the_base_is_the_first_2_mib_boundary_above_the_low_reserve() {
         let h = ImageHeader::parse(&synthetic(0x8_0000, 0x100_0000, 0b1010)).unwrap();
         for (start, base) in [
-            (0x4000_0000, 0x4000_0000),
-            (0x4000_1000, 0x4020_0000),
-            (0x401f_f000, 0x4020_0000),
-            (0x8020_0000, 0x8020_0000),
+            (0x4000_0000, 0x4020_0000),
+            (0x4000_1000, 0x4040_0000),
+            (0x401f_f000, 0x4040_0000),
+            (0x8020_0000, 0x8040_0000),
         ] {
             let k = h.place(&ram(start, 64 * MIB), 0x10_0000).unwrap();
             assert_eq!(k.base, gpa(base), "RAM at {start:#x}");
@@ -646,35 +662,36 @@ mod tests {
     #[test]
     fn the_whole_footprint_must_fit_in_ram() {
         let h = ImageHeader::parse(&DEBIAN_6_1).unwrap();
-        // 0x201_0000 bytes need a bit more than 32 MiB.
+        // 0x201_0000 bytes above the 2 MiB reserve need a bit more than
+        // 34 MiB.
         assert!(
-            h.place(&ram(0x4000_0000, 0x201_0000), DEBIAN_FILE_LEN)
+            h.place(&ram(0x4000_0000, 2 * MIB + 0x201_0000), DEBIAN_FILE_LEN)
                 .is_ok()
         );
         let err = h
-            .place(&ram(0x4000_0000, 32 * MIB), DEBIAN_FILE_LEN)
+            .place(&ram(0x4000_0000, 34 * MIB), DEBIAN_FILE_LEN)
             .unwrap_err();
         assert_eq!(
             err,
             PlanError::DoesNotFit {
-                load: gpa(0x4000_0000),
+                load: gpa(0x4020_0000),
                 footprint: 0x201_0000,
-                ram_end: gpa(0x4200_0000)
+                ram_end: gpa(0x4220_0000)
             }
         );
         assert_eq!(
             err.to_string(),
-            "the kernel needs 33619968 bytes from 0x40000000, but guest RAM ends at 0x42000000"
+            "the kernel needs 33619968 bytes from 0x40200000, but guest RAM ends at 0x42200000"
         );
         // Rounding RAM's start up to 2 MiB costs room.
         assert!(matches!(
-            h.place(&ram(0x4000_1000, 0x201_0000), DEBIAN_FILE_LEN),
-            Err(PlanError::DoesNotFit { load, .. }) if load == gpa(0x4020_0000)
+            h.place(&ram(0x4000_1000, 2 * MIB + 0x201_0000), DEBIAN_FILE_LEN),
+            Err(PlanError::DoesNotFit { load, .. }) if load == gpa(0x4040_0000)
         ));
         // The BSS counts, not only the file.
         let bss = ImageHeader::parse(&synthetic(0, 4 * MIB, 0b1010)).unwrap();
-        assert!(bss.place(&ram(0x4000_0000, 4 * MIB), MIB).is_ok());
-        assert!(bss.place(&ram(0x4000_0000, 4 * MIB - 0x1000), MIB).is_err());
+        assert!(bss.place(&ram(0x4000_0000, 6 * MIB), MIB).is_ok());
+        assert!(bss.place(&ram(0x4000_0000, 6 * MIB - 0x1000), MIB).is_err());
         // A file longer than its claimed footprint is inconsistent.
         assert_eq!(
             bss.place(&ram(0x4000_0000, 64 * MIB), 4 * MIB + 1),
@@ -725,7 +742,12 @@ mod tests {
         ));
         assert!(err.to_string().starts_with("the initrd (134217728 bytes)"));
         assert!(matches!(
-            h.plan_boot(&ram(0x4000_0000, 0x201_0000), DEBIAN_FILE_LEN, None, 8),
+            h.plan_boot(
+                &ram(0x4000_0000, 2 * MIB + 0x201_0000),
+                DEBIAN_FILE_LEN,
+                None,
+                8
+            ),
             Err(PlanError::Blobs(PlacementError::DtbDoesNotFit { .. }))
         ));
 
@@ -739,13 +761,13 @@ mod tests {
         assert_eq!(
             err,
             PlanError::InitrdOutsideWindow {
-                kernel: range(0x4000_0000, 0x201_0000),
+                kernel: range(0x4020_0000, 0x201_0000),
                 initrd,
             }
         );
         assert_eq!(
             err.to_string(),
-            "the initrd at 0xa3ee00000..0xa3fe00000 and the kernel at 0x40000000..0x42010000 do not fit one 1 GiB-aligned 32 GiB window"
+            "the initrd at 0xa3ee00000..0xa3fe00000 and the kernel at 0x40200000..0x42210000 do not fit one 1 GiB-aligned 32 GiB window"
         );
         // Without an initrd the window does not matter, and 32 GiB of RAM
         // from a 1 GiB boundary is exactly one window.
