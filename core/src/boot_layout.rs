@@ -4,7 +4,7 @@
 //! Both architectures that boot Linux with a device tree use the same
 //! plan, so it lives here:
 //!
-//! - The kernel is loaded low (arm64 at the first 2 MiB boundary of RAM,
+//! - The kernel is loaded low (arm64 2 MiB above the start of RAM,
 //!   riscv64 likewise). Its *footprint* (the image with its BSS and the
 //!   early page tables it builds after it, e.g. arm64's `image_size`) is
 //!   off limits.

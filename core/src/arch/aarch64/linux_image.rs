@@ -275,7 +275,7 @@ pub enum PlanError {
         /// The header's `image_size`.
         image_size: u64,
     },
-    /// The footprint does not fit in guest RAM above the first 2 MiB
+    /// The footprint does not fit in guest RAM above the second 2 MiB
     /// boundary.
     DoesNotFit {
         /// Where the image would be loaded.
