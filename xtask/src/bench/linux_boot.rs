@@ -1,46 +1,93 @@
-//! Debian's arm64 Linux booted to its `/init`: the same unmodified kernel
-//! and busybox initramfs on bare QEMU, with the command line a user would
-//! type,
+//! Linux booted to its `/init` (`--linux`'s kernel and initramfs): the
+//! same kernel and initramfs on bare QEMU, with the command line a user
+//! would type,
 //!
 //! ```text
 //! qemu-system-aarch64 -machine virt -cpu cortex-a72 -m 256M -nographic \
 //!     -no-reboot -kernel Image -initrd initrd -append console=ttyAMA0
+//! qemu-system-riscv64 -machine virt -m 256M -nographic -no-reboot \
+//!     -bios default -kernel Image -initrd initrd -append console=ttyS0
 //! ```
 //!
 //! and as the hypervisor's guest (256 MiB of guest RAM, the same command
 //! line from `/boot/cmdline`). Each run is timed from QEMU's start until
-//! `/init` has printed its userspace line, and must end cleanly. The
-//! hosted machine's CPU is `-cpu max` (the hypervisor needs EL2 with VHE,
-//! which the Cortex-A72 lacks), so the ratio also holds that difference.
+//! `/init` has printed its userspace line, and must end cleanly; the
+//! hosted runs also give the hypervisor's count of nested page faults and
+//! of what it mapped. The hosted aarch64 machine's CPU is `-cpu max` (the
+//! hypervisor needs EL2 with VHE, which the Cortex-A72 lacks), so the
+//! ratio also holds that difference. On riscv64 both machines have QEMU's
+//! default CPU and OpenSBI; bare, the kernel has Sstc and its own timer
+//! compare register, as our guest it has SBI TIME calls.
 
 use super::measure::{Summary, time_command};
-use crate::arch::{ArchSpec, VmFiles};
+use crate::arch::{Arch, ArchSpec, VmFiles};
 use crate::guest_image::guest_flat;
 use crate::guests::initramfs::USERSPACE_LINE;
 use crate::guests::linux;
 use crate::paths::ArchPaths;
 use crate::prepare::{BootFiles, add_boot_files, guest_disk};
 use crate::vm::{Input, RunOutput, Watch, run_command};
+use crate::vm_report::{parse_exits, parse_mapped};
 use anyhow::{Context, Result};
 use guestaspace_core::vmconfig::VmConfig;
 use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
-/// The kernel command line of both runs.
-const CMDLINE: &str = "console=ttyAMA0";
+/// How `arch`'s kernel boots on bare QEMU: the machine's arguments before
+/// `-kernel`, what the table calls that machine, and the kernel command
+/// line of both runs (the console alone).
+fn bare_machine(arch: Arch) -> (&'static [&'static str], &'static str, &'static str) {
+    match arch {
+        Arch::Riscv64 => (
+            &[
+                "-machine",
+                "virt",
+                "-m",
+                "256M",
+                "-nographic",
+                "-no-reboot",
+                "-bios",
+                "default",
+            ],
+            "rv64, OpenSBI, 256M",
+            "console=ttyS0",
+        ),
+        _ => (
+            &[
+                "-machine",
+                "virt",
+                "-cpu",
+                "cortex-a72",
+                "-m",
+                "256M",
+                "-nographic",
+                "-no-reboot",
+            ],
+            "cortex-a72, 256M",
+            "console=ttyAMA0",
+        ),
+    }
+}
 
-/// Boot figures of the Debian kernel, bare and hosted.
+/// Boot figures of the Linux guest, bare and hosted.
 pub struct LinuxBoot {
-    /// The kernel package and its version.
+    /// The kernel: its package and version.
     pub kernel: String,
+    /// The bare machine, for the table.
+    pub machine: &'static str,
     /// QEMU start to the userspace line, with the kernel booted directly.
     pub bare: Summary,
     /// The same, with the kernel as the hypervisor's guest.
     pub hosted: Summary,
+    /// Nested page faults of the last hosted run.
+    pub faults: u64,
+    /// Guest memory it mapped: 2 MiB blocks and 4 KiB pages.
+    pub blocks: u64,
+    pub pages: u64,
 }
 
-/// Times Debian's kernel bare and hosted, `runs` times each. `files` are
+/// Times the Linux guest bare and hosted, `runs` times each. `files` are
 /// the hypervisor's artifacts for `spec`.
 pub fn measure(
     spec: &'static ArchSpec,
@@ -49,7 +96,8 @@ pub fn measure(
     runs: usize,
 ) -> Result<LinuxBoot> {
     let guest = linux::prepare(spec.arch)?;
-    let bare_args = bare_args(&guest.kernel, &guest.initrd);
+    let (_, machine, cmdline) = bare_machine(spec.arch);
+    let bare_args = bare_args(spec.arch, &guest.kernel, &guest.initrd);
     let bare = Summary::of(time_command(runs, || {
         let watch = Watch {
             timeout: super::RUN_TIMEOUT,
@@ -70,40 +118,45 @@ pub fn measure(
     let mut disk_files = guest_disk(&guest_flat(&guest.kernel, spec)?, &vm);
     let boot = BootFiles {
         initrd: Some(guest.initrd.clone()),
-        cmdline: Some(CMDLINE.to_string()),
+        cmdline: Some(cmdline.to_string()),
     };
     add_boot_files(&mut disk_files, &boot)?;
-    let disk = paths.e2e.join("disk-bench-debian-linux.img");
+    let disk = paths.e2e.join("disk-bench-linux.img");
     crate::disk::write_fat_disk(&disk, &disk_files)?;
     let hosted_files = VmFiles {
         disk: &disk,
         ..*files
     };
+    let mut last = None;
     let hosted = Summary::of(time_command(runs, || {
-        to_userspace(&super::boot(spec, &hosted_files, &[])?)
+        let out = super::boot(spec, &hosted_files, &[])?;
+        let took = to_userspace(&out)?;
+        last = Some(out);
+        Ok(took)
     })?);
+    let last = last.context("no hosted run")?;
+    let mapped = parse_mapped(&last.text)?;
     Ok(LinuxBoot {
-        kernel: format!(
-            "{} {}",
-            guest.kernel_package.package, guest.kernel_package.version
-        ),
+        kernel: guest.kernel_name,
+        machine,
         bare,
         hosted,
+        faults: parse_exits(&last.text)?.get("nested page fault")?,
+        blocks: mapped.blocks,
+        pages: mapped.pages,
     })
 }
 
-/// QEMU's arguments for `kernel` and `initrd` booted directly.
-fn bare_args(kernel: &Path, initrd: &Path) -> Vec<OsString> {
-    let mem = format!("{}M", linux::DEFAULT_MEM >> 20);
-    let mut args: Vec<OsString> = ["-machine", "virt", "-cpu", "cortex-a72", "-m", &mem]
-        .map(OsString::from)
-        .to_vec();
-    args.extend(["-nographic", "-no-reboot", "-kernel"].map(OsString::from));
+/// QEMU's arguments for `arch`'s `kernel` and `initrd` booted directly.
+fn bare_args(arch: Arch, kernel: &Path, initrd: &Path) -> Vec<OsString> {
+    let (machine, _, cmdline) = bare_machine(arch);
+    let mut args: Vec<OsString> = machine.iter().map(OsString::from).collect();
+    args.push("-kernel".into());
     args.push(kernel.into());
     args.push("-initrd".into());
     args.push(initrd.into());
     args.push("-append".into());
-    args.push(CMDLINE.into());
+    args.push(cmdline.into());
     args
 }
 
@@ -123,12 +176,32 @@ mod tests {
 
     #[test]
     fn the_bare_command_line_is_what_a_user_types() {
-        let args = bare_args(Path::new("/k/Image"), Path::new("/k/initrd"));
+        let (kernel, initrd) = (Path::new("/k/Image"), Path::new("/k/initrd"));
+        let args = bare_args(Arch::Aarch64, kernel, initrd);
         let line = crate::vm::shell_line("qemu-system-aarch64", &args);
         assert_eq!(
             line,
             "qemu-system-aarch64 -machine virt -cpu cortex-a72 -m 256M -nographic -no-reboot \
              -kernel /k/Image -initrd /k/initrd -append console=ttyAMA0"
         );
+        let args = bare_args(Arch::Riscv64, kernel, initrd);
+        let line = crate::vm::shell_line("qemu-system-riscv64", &args);
+        assert_eq!(
+            line,
+            "qemu-system-riscv64 -machine virt -m 256M -nographic -no-reboot -bios default \
+             -kernel /k/Image -initrd /k/initrd -append console=ttyS0"
+        );
+    }
+
+    #[test]
+    fn the_bare_machine_has_the_guests_ram() {
+        for arch in [Arch::Aarch64, Arch::Riscv64] {
+            let (machine, ..) = bare_machine(arch);
+            let mem = format!("{}M", linux::DEFAULT_MEM >> 20);
+            assert!(
+                machine.windows(2).any(|w| w == ["-m", mem.as_str()]),
+                "{arch}"
+            );
+        }
     }
 }

@@ -96,7 +96,7 @@ pub struct ArchFigures {
     /// entry, guest run (microseconds).
     pub clock_us: (u64, u64),
     pub devices: Option<DeviceFigures>,
-    /// Debian's Linux booted to `/init`, where it runs as a guest.
+    /// Linux booted to `/init`, where it runs as a guest.
     pub linux: Option<LinuxBoot>,
     pub cold_build: Option<Duration>,
 }
@@ -270,11 +270,11 @@ pub fn table(f: &ArchFigures, runs: usize) -> String {
         );
     }
     if let Some(l) = &f.linux {
-        let _ = writeln!(t, "Debian Linux, QEMU start to /init's line ({})", l.kernel);
+        let _ = writeln!(t, "Linux, QEMU start to /init's line ({})", l.kernel);
         let _ = writeln!(
             t,
             "{:<46} {}",
-            "  bare QEMU (cortex-a72, 256M)",
+            format!("  bare QEMU ({})", l.machine),
             secs(&l.bare)
         );
         let _ = writeln!(t, "{:<46} {}", "  as our guest", secs(&l.hosted));
@@ -283,6 +283,11 @@ pub fn table(f: &ArchFigures, runs: usize) -> String {
             "{:<46} {:>7.2}x",
             "  guest / bare (medians)",
             ratio(l.hosted.median, l.bare.median)
+        );
+        let _ = writeln!(
+            t,
+            "{:<46} {} faults; {} blocks of 2 MiB + {} pages of 4 KiB",
+            "  stage-2, last hosted run", l.faults, l.blocks, l.pages
         );
     }
     let _ = writeln!(t, "guest memory");
@@ -374,11 +379,15 @@ pub fn json(all: &[ArchFigures], runs: usize) -> Value {
                         }
                     }
                 })),
-                "debian_linux_to_init": f.linux.as_ref().map(|l| json!({
+                "linux_to_init": f.linux.as_ref().map(|l| json!({
                     "kernel": l.kernel,
+                    "bare_machine": l.machine,
                     "bare_seconds": summary_json(&l.bare),
                     "hosted_seconds": summary_json(&l.hosted),
                     "hosted_over_bare": ratio(l.hosted.median, l.bare.median),
+                    "stage2_faults": l.faults,
+                    "mapped_blocks": l.blocks,
+                    "mapped_pages": l.pages,
                 })),
                 "cold_build_seconds": f.cold_build.map(|d| d.as_secs_f64()),
             })
@@ -433,8 +442,12 @@ mod tests {
             }),
             linux: Some(LinuxBoot {
                 kernel: "linux-image-6.1.0-56-arm64:arm64 6.1.192-2".into(),
+                machine: "cortex-a72, 256M",
                 bare: s(1000),
                 hosted: s(3000),
+                faults: 740,
+                blocks: 2,
+                pages: 1139,
             }),
             cold_build: None,
         }
@@ -468,6 +481,10 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("3.00x"), "Linux guest / bare: {t}");
+        assert!(
+            t.contains("740 faults; 2 blocks of 2 MiB + 1139 pages of 4 KiB"),
+            "{t}"
+        );
         let j = json(&[f], 3);
         assert_eq!(j["runs"], 3);
         assert_eq!(j["arches"][0]["arch"], "riscv64");
@@ -477,10 +494,8 @@ mod tests {
             Value::Null
         );
         assert_eq!(j["arches"][0]["cold_build_seconds"], Value::Null);
-        assert_eq!(
-            j["arches"][0]["debian_linux_to_init"]["hosted_over_bare"],
-            3.0
-        );
+        assert_eq!(j["arches"][0]["linux_to_init"]["hosted_over_bare"], 3.0);
+        assert_eq!(j["arches"][0]["linux_to_init"]["stage2_faults"], 740);
         assert_eq!(
             j["arches"][0]["guest_memory"]["ram_mapped_bytes"],
             212 << 10
