@@ -11,9 +11,9 @@
 //!
 //! and as the hypervisor's guest (256 MiB of guest RAM, the same command
 //! line from `/boot/cmdline`). Each run is timed from QEMU's start until
-//! `/init` has printed its userspace line, and must end cleanly; the
-//! hosted runs also give the hypervisor's count of nested page faults and
-//! of what it mapped. The hosted aarch64 machine's CPU is `-cpu max` (the
+//! `/init` has printed its userspace line, and must end cleanly; the last
+//! hosted run also gives the hypervisor's count of nested page faults, of
+//! what it mapped, and its clock (its own boot, then the guest's run). The hosted aarch64 machine's CPU is `-cpu max` (the
 //! hypervisor needs EL2 with VHE, which the Cortex-A72 lacks), so the
 //! ratio also holds that difference. On riscv64 both machines have QEMU's
 //! default CPU and OpenSBI; bare, the kernel has Sstc and its own timer
@@ -27,7 +27,7 @@ use crate::guests::linux;
 use crate::paths::ArchPaths;
 use crate::prepare::{BootFiles, add_boot_files, guest_disk};
 use crate::vm::{Input, RunOutput, Watch, run_command};
-use crate::vm_report::{parse_exits, parse_mapped};
+use crate::vm_report::{parse_clock, parse_exits, parse_mapped};
 use anyhow::{Context, Result};
 use guestaspace_core::vmconfig::VmConfig;
 use std::ffi::OsString;
@@ -85,6 +85,9 @@ pub struct LinuxBoot {
     /// Guest memory it mapped: 2 MiB blocks and 4 KiB pages.
     pub blocks: u64,
     pub pages: u64,
+    /// Its hypervisor clock: machine start to guest entry, guest run
+    /// (microseconds).
+    pub clock_us: (u64, u64),
 }
 
 /// Times the Linux guest bare and hosted, `runs` times each. `files` are
@@ -144,6 +147,7 @@ pub fn measure(
         faults: parse_exits(&last.text)?.get("nested page fault")?,
         blocks: mapped.blocks,
         pages: mapped.pages,
+        clock_us: parse_clock(&last.text)?,
     })
 }
 

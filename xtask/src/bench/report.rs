@@ -289,6 +289,13 @@ pub fn table(f: &ArchFigures, runs: usize) -> String {
             "{:<46} {} faults; {} blocks of 2 MiB + {} pages of 4 KiB",
             "  stage-2, last hosted run", l.faults, l.blocks, l.pages
         );
+        let _ = writeln!(
+            t,
+            "{:<46} {:.1} ms to guest entry, guest run {:.1} ms",
+            "  hypervisor clock, last hosted run",
+            l.clock_us.0 as f64 / 1e3,
+            l.clock_us.1 as f64 / 1e3
+        );
     }
     let _ = writeln!(t, "guest memory");
     let _ = writeln!(
@@ -388,6 +395,7 @@ pub fn json(all: &[ArchFigures], runs: usize) -> Value {
                     "stage2_faults": l.faults,
                     "mapped_blocks": l.blocks,
                     "mapped_pages": l.pages,
+                    "hypervisor_clock_us": { "to_guest_entry": l.clock_us.0, "guest_run": l.clock_us.1 },
                 })),
                 "cold_build_seconds": f.cold_build.map(|d| d.as_secs_f64()),
             })
@@ -448,6 +456,7 @@ mod tests {
                 faults: 740,
                 blocks: 2,
                 pages: 1139,
+                clock_us: (230_000, 250_000),
             }),
             cold_build: None,
         }
