@@ -105,3 +105,19 @@ pub(crate) fn u64s(n: &Node<'_>, name: &str) -> Vec<u64> {
 pub(crate) fn is_empty(n: &Node<'_>, name: &str) -> bool {
     raw(n, name).is_empty()
 }
+
+/// Checks that `serial0` and `/chosen/stdout-path` both name the console
+/// node at `path` (whose own name is its last component), and that the
+/// tree has no command line.
+pub(crate) fn expect_console_and_no_bootargs(tree: &Tree<'_>, path: &str) {
+    let aliases = tree.node("/aliases");
+    expect_names(aliases, &["serial0"]);
+    assert_eq!(string(aliases, "serial0"), path);
+
+    let chosen = tree.node("/chosen");
+    expect_names(chosen, &["stdout-path"]);
+    assert_eq!(string(chosen, "stdout-path"), path);
+    let stdout = tree.fdt.chosen().unwrap().stdout().unwrap();
+    assert_eq!(Some(stdout.node.name()), path.rsplit('/').next());
+    assert_eq!(tree.fdt.chosen().unwrap().bootargs(), None);
+}
