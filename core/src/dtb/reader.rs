@@ -2,6 +2,7 @@
 //! reader axhal uses), so each architecture's tests check every node and
 //! property by path.
 
+use crate::layout::{GuestLayout, Region};
 use fdt_parser::{Fdt, Node};
 
 /// Every node of a parsed tree with its full path, in tree order.
@@ -120,4 +121,21 @@ pub(crate) fn expect_console_and_no_bootargs(tree: &Tree<'_>, path: &str) {
     let stdout = tree.fdt.chosen().unwrap().stdout().unwrap();
     assert_eq!(Some(stdout.node.name()), path.rsplit('/').next());
     assert_eq!(tree.fdt.chosen().unwrap().bootargs(), None);
+}
+
+/// `base`'s regions without the one called `name`.
+pub(crate) fn regions_without(base: &GuestLayout<'_>, name: &str) -> Vec<Region> {
+    base.regions
+        .iter()
+        .copied()
+        .filter(|r| r.name != name)
+        .collect()
+}
+
+/// `base` with `regions` instead of its own.
+pub(crate) fn with_regions<'a>(base: &GuestLayout<'_>, regions: &'a [Region]) -> GuestLayout<'a> {
+    GuestLayout {
+        regions,
+        entry: base.entry,
+    }
 }

@@ -231,7 +231,8 @@ pub fn aarch64_dtb(layout: &GuestLayout<'_>, config: &DtbConfig<'_>) -> Result<V
 mod tests {
     use super::*;
     use crate::dtb::reader::{
-        Tree, expect_console_and_no_bootargs, expect_names, is_empty, string, strs, u32s, u64s,
+        self, Tree, expect_console_and_no_bootargs, expect_names, is_empty, string, strs, u32s,
+        u64s,
     };
     use crate::layout::machines::AARCH64_VIRT;
     use crate::layout::{Perms, Region};
@@ -242,19 +243,11 @@ mod tests {
     }
 
     fn regions_without(name: &str) -> Vec<Region> {
-        AARCH64_VIRT
-            .regions
-            .iter()
-            .copied()
-            .filter(|r| r.name != name)
-            .collect()
+        reader::regions_without(&AARCH64_VIRT, name)
     }
 
     fn layout(regions: &[Region]) -> GuestLayout<'_> {
-        GuestLayout {
-            regions,
-            ..AARCH64_VIRT
-        }
+        reader::with_regions(&AARCH64_VIRT, regions)
     }
 
     fn default_tree() -> Vec<u8> {

@@ -393,7 +393,8 @@ pub fn dtb_address(layout: &GuestLayout<'_>, blob_len: u64) -> Result<GuestPhysA
 mod tests {
     use super::*;
     use crate::dtb::reader::{
-        Tree, expect_console_and_no_bootargs, expect_names, is_empty, string, strs, u32s, u64s,
+        self, Tree, expect_console_and_no_bootargs, expect_names, is_empty, string, strs, u32s,
+        u64s,
     };
     use crate::layout::machines::RISCV64_VIRT;
     use crate::layout::{Perms, Region, RegionKind};
@@ -409,19 +410,11 @@ mod tests {
     }
 
     fn regions_without(name: &str) -> Vec<Region> {
-        RISCV64_VIRT
-            .regions
-            .iter()
-            .copied()
-            .filter(|r| r.name != name)
-            .collect()
+        reader::regions_without(&RISCV64_VIRT, name)
     }
 
     fn layout(regions: &[Region]) -> GuestLayout<'_> {
-        GuestLayout {
-            regions,
-            ..RISCV64_VIRT
-        }
+        reader::with_regions(&RISCV64_VIRT, regions)
     }
 
     #[test]
