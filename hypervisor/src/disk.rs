@@ -26,7 +26,7 @@ pub fn error(path: &'static str, e: AxError) -> HvError {
 /// The contents of `path`, or `None` if the disk has no such file. Any
 /// other error (an unreadable disk, say) is an error, not an absence.
 pub fn read_if_present(path: &'static str) -> Result<Option<Vec<u8>>, HvError> {
-    match read_whole(path) {
+    match read_whole(root_fs(path)?, path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(AxError::NotFound) => Ok(None),
         Err(e) => Err(error(path, e)),
@@ -41,8 +41,7 @@ pub fn read_if_present(path: &'static str) -> Result<Option<Vec<u8>>, HvError> {
 /// One read into a buffer of the file's size walks it once and copies
 /// nothing twice; for the 33 MB Linux kernel it was about a quarter faster
 /// (noisy figures: 0.45-0.52 s against 0.58-0.79 s).
-pub fn read_whole(path: &'static str) -> Result<Vec<u8>, AxError> {
-    let fs = root_fs(path).map_err(|_| AxError::NotFound)?;
+pub fn read_whole(fs: &FsContext, path: &str) -> Result<Vec<u8>, AxError> {
     let file = axfs::File::open(fs, path)?;
     let size = fs.metadata(path)?.size as usize;
     let mut bytes = alloc::vec![0u8; size];
