@@ -368,7 +368,6 @@ pub fn place_initrd_and_dtb(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::{Perms, RegionKind};
 
     const MIB: u64 = 1 << 20;
 
@@ -381,13 +380,7 @@ mod tests {
     }
 
     fn ram(start: u64, size: u64) -> Region {
-        Region {
-            name: "ram",
-            gpa: gpa(start),
-            size,
-            perms: Perms::RWX,
-            kind: RegionKind::Ram,
-        }
+        Region::ram(GuestPhysAddr::new(start), size)
     }
 
     /// The aarch64 default: 128 MiB at 0x4000_0000, a 32 MiB kernel at

@@ -57,11 +57,11 @@ pub const SPEC: ArchSpec = ArchSpec {
     console_device: Some("pl011"),
     bad_console_reply: "Console write from 0x30000000 answered -9",
     icount_exits: &[
-        ("nested page fault", 89),
+        ("nested page fault", 88),
         ("hypercall", 1),
         ("timer", 3),
         ("mmio", 1928),
-        ("host tick", 0),
+        ("host tick", 1),
         ("sysreg", 5),
         ("pio", 0),
         ("reflected", 0),

@@ -399,7 +399,6 @@ impl ImageHeader {
 mod tests {
     use super::*;
     use crate::layout::machines::AARCH64_VIRT;
-    use crate::layout::{Perms, RegionKind};
 
     const MIB: u64 = 1 << 20;
 
@@ -433,13 +432,7 @@ mod tests {
     }
 
     fn ram(start: u64, size: u64) -> Region {
-        Region {
-            name: "ram",
-            gpa: GuestPhysAddr::new(start),
-            size,
-            perms: Perms::RWX,
-            kind: RegionKind::Ram,
-        }
+        Region::ram(GuestPhysAddr::new(start), size)
     }
 
     fn gpa(a: u64) -> GuestPhysAddr {
