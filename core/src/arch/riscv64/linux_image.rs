@@ -310,7 +310,6 @@ mod tests {
     use super::*;
     use crate::boot_layout::GpaRange;
     use crate::layout::machines::RISCV64_VIRT;
-    use crate::layout::{Perms, RegionKind};
 
     const MIB: u64 = 1 << 20;
 
@@ -345,13 +344,7 @@ mod tests {
     }
 
     fn ram(start: u64, size: u64) -> Region {
-        Region {
-            name: "ram",
-            gpa: GuestPhysAddr::new(start),
-            size,
-            perms: Perms::RWX,
-            kind: RegionKind::Ram,
-        }
+        Region::ram(GuestPhysAddr::new(start), size)
     }
 
     const fn gpa(a: u64) -> GuestPhysAddr {
