@@ -2,8 +2,14 @@
 //! (an SVM nested page fault), as far as kernels use instructions on device
 //! registers: `MOV` between a register and memory (`88`, `89`, `8A`, `8B`),
 //! `MOV` of an immediate to memory (`C6 /0`, `C7 /0`), `MOV` between the
-//! accumulator and an absolute address (`A0`..`A3`) and `MOVZX` (`0F B6`,
-//! `0F B7`).
+//! accumulator and an absolute address (`A0`..`A3`), `MOVZX` (`0F B6`,
+//! `0F B7`), and `AND`, `OR`, `XOR` with a memory destination (`08`, `09`,
+//! `20`, `21`, `30`, `31`, and `80`, `81`, `83` with `/1`, `/4`, `/6`):
+//! compilers fold a volatile read, a bit operation and a volatile write of
+//! the same register into one of these (ArceOS's `set_enable` masks an
+//! I/O APIC entry with `andl $0xfffeffff,(%rcx)`). Such an instruction is
+//! a read of the device, then a write of the result; it sets the
+//! arithmetic flags as the logical instructions do ([`logic_flags`]).
 //!
 //! Encodings from the AMD APM vol. 3 chapter 1 "Instruction Encoding" and
 //! the instruction pages of `MOV` and `MOVZX` (the Intel SDM vol. 2 agrees):
@@ -60,6 +66,38 @@ impl Register {
     }
 }
 
+/// A bitwise operation a read-modify-write applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogicOp {
+    /// `AND`.
+    And,
+    /// `OR`.
+    Or,
+    /// `XOR`.
+    Xor,
+}
+
+impl LogicOp {
+    /// `a op b`.
+    pub const fn apply(self, a: u64, b: u64) -> u64 {
+        match self {
+            LogicOp::And => a & b,
+            LogicOp::Or => a | b,
+            LogicOp::Xor => a ^ b,
+        }
+    }
+}
+
+/// The source operand of a read-modify-write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operand {
+    /// A register's low bytes.
+    Reg(Register),
+    /// An immediate (sign-extended to 64 bits where the instruction
+    /// sign-extends it).
+    Imm(u64),
+}
+
 /// What the instruction moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MmioOp {
@@ -76,6 +114,48 @@ pub enum MmioOp {
     /// A store of an immediate (sign-extended to 64 bits where the
     /// instruction sign-extends it).
     StoreImm(u64),
+    /// A read of the device, `op` with `src`, and a write of the result.
+    Modify {
+        /// The operation.
+        op: LogicOp,
+        /// The other operand.
+        src: Operand,
+    },
+}
+
+/// RFLAGS bits the logical instructions write.
+pub mod flags {
+    /// Carry.
+    pub const CF: u64 = 1 << 0;
+    /// Parity (of the low byte).
+    pub const PF: u64 = 1 << 2;
+    /// Auxiliary carry (undefined after a logical instruction).
+    pub const AF: u64 = 1 << 4;
+    /// Zero.
+    pub const ZF: u64 = 1 << 6;
+    /// Sign.
+    pub const SF: u64 = 1 << 7;
+    /// Overflow.
+    pub const OF: u64 = 1 << 11;
+}
+
+/// RFLAGS after `AND`, `OR` or `XOR` produced `result` (`width` wide):
+/// CF and OF cleared, SF, ZF and PF from the result, AF (undefined)
+/// cleared, every other bit of `rflags` kept.
+pub const fn logic_flags(rflags: u64, result: u64, width: Width) -> u64 {
+    use flags::*;
+    let result = result & width.mask();
+    let mut f = rflags & !(CF | PF | AF | ZF | SF | OF);
+    if result == 0 {
+        f |= ZF;
+    }
+    if result >> (8 * width.bytes() - 1) & 1 != 0 {
+        f |= SF;
+    }
+    if (result as u8).count_ones() % 2 == 0 {
+        f |= PF;
+    }
+    f
 }
 
 /// One decoded device access.
@@ -96,15 +176,28 @@ impl MmioInsn {
     }
 
     /// The value a store writes (its low `width` bytes), from the guest's
-    /// general registers in encoding order; `None` for a load.
+    /// general registers in encoding order; `None` for a load or a
+    /// read-modify-write.
     pub fn store_value(&self, gprs: &[u64; 16]) -> Option<u64> {
         let v = match self.op {
-            MmioOp::Load { .. } => return None,
-            MmioOp::StoreReg(Register::Gpr(n)) => gprs[usize::from(n)],
-            MmioOp::StoreReg(Register::HighByte(n)) => gprs[usize::from(n)] >> 8,
+            MmioOp::Load { .. } | MmioOp::Modify { .. } => return None,
+            MmioOp::StoreReg(r) => read(r, gprs),
             MmioOp::StoreImm(imm) => imm,
         };
         Some(v & self.width.mask())
+    }
+
+    /// A read-modify-write's value to write back, given the `value` read
+    /// from the device; `None` for anything else.
+    pub fn modified(&self, value: u64, gprs: &[u64; 16]) -> Option<u64> {
+        let MmioOp::Modify { op, src } = self.op else {
+            return None;
+        };
+        let src = match src {
+            Operand::Reg(r) => read(r, gprs),
+            Operand::Imm(imm) => imm,
+        };
+        Some(op.apply(value, src) & self.width.mask())
     }
 
     /// A load's destination and the register's new value, given its old
@@ -124,6 +217,14 @@ impl MmioInsn {
     }
 }
 
+/// The value of register `r` (AH..BH shifted down).
+fn read(r: Register, gprs: &[u64; 16]) -> u64 {
+    match r {
+        Register::Gpr(n) => gprs[usize::from(n)],
+        Register::HighByte(n) => gprs[usize::from(n)] >> 8,
+    }
+}
+
 /// Why the instruction cannot be emulated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DecodeError {
@@ -139,7 +240,8 @@ pub enum DecodeError {
     Prefix(u8),
     /// An opcode other than the moves above (`0F xx` as `0x0Fxx`).
     Opcode(u16),
-    /// A `C6`/`C7` with a ModRM reg field other than 0 (not `MOV`).
+    /// A `C6`/`C7` with a ModRM reg field other than 0 (not `MOV`), or an
+    /// `80`/`81`/`83` other than `/1` (`OR`), `/4` (`AND`), `/6` (`XOR`).
     OpcodeExtension {
         /// The opcode.
         opcode: u16,
@@ -165,9 +267,11 @@ impl DecodeError {
                 "a prefix other than 66, 67, a segment override or REX (LOCK or REP?)"
             }
             DecodeError::Opcode(_) => {
-                "not a MOV or MOVZX (88, 89, 8A, 8B, A0-A3, C6, C7, 0F B6, 0F B7)"
+                "not a MOV, MOVZX, or AND/OR/XOR to memory (88, 89, 8A, 8B, A0-A3, C6, C7, 0F B6, 0F B7, 08, 09, 20, 21, 30, 31, 80, 81, 83)"
             }
-            DecodeError::OpcodeExtension { .. } => "C6/C7 with a ModRM reg field other than 0",
+            DecodeError::OpcodeExtension { .. } => {
+                "C6/C7 with a ModRM reg field other than 0, or 80/81/83 other than OR, AND, XOR"
+            }
             DecodeError::RegisterOperand(_) => "a register operand, not memory",
             DecodeError::Code16 => "16-bit code is not decoded",
         }
@@ -304,6 +408,35 @@ pub fn decode(bytes: &[u8], code: CodeSize) -> Result<MmioInsn, DecodeError> {
                 width,
                 op,
             });
+        }
+        0x08 | 0x09 | 0x20 | 0x21 | 0x30 | 0x31 | 0x80 | 0x81 | 0x83 => {
+            let modrm = b.next()?;
+            skip_address(&mut b, modrm, opcode)?;
+            let width = if opcode & 1 == 0 { Width::Byte } else { opsize };
+            let (op, src) = if opcode < 0x80 {
+                let op = match opcode & 0xf0 {
+                    0x00 => LogicOp::Or,
+                    0x20 => LogicOp::And,
+                    _ => LogicOp::Xor,
+                };
+                (op, Operand::Reg(reg_of(modrm, width)))
+            } else {
+                let reg = (modrm >> 3) & 7;
+                let op = match reg {
+                    1 => LogicOp::Or,
+                    4 => LogicOp::And,
+                    6 => LogicOp::Xor,
+                    _ => return Err(DecodeError::OpcodeExtension { opcode, reg }),
+                };
+                let imm = match (opcode, width) {
+                    (0x80, _) => b.le(1)?,
+                    (0x83, _) => b.le(1)? as u8 as i8 as i64 as u64,
+                    (_, Width::Half) => b.le(2)?,
+                    _ => b.le(4)? as u32 as i32 as i64 as u64,
+                };
+                (op, Operand::Imm(imm & width.mask()))
+            };
+            (width, MmioOp::Modify { op, src })
         }
         0x88 | 0x89 | 0x8a | 0x8b | 0xc6 | 0xc7 | 0x0fb6 | 0x0fb7 => {
             let modrm = b.next()?;

@@ -104,6 +104,23 @@ pub enum WalkError {
     },
 }
 
+impl WalkError {
+    /// A fixed description, for diagnostics that carry the address
+    /// separately.
+    pub const fn why(&self) -> &'static str {
+        match self {
+            WalkError::NonCanonical { .. } => "the guest's RIP is not a canonical address",
+            WalkError::NotPresent { .. } => "the guest's page tables do not map its RIP",
+            WalkError::Reserved { .. } => {
+                "the guest's page tables set a reserved bit on the way to its RIP"
+            }
+            WalkError::Unreadable { .. } => {
+                "the guest's page tables or instruction lie outside guest memory"
+            }
+        }
+    }
+}
+
 impl fmt::Display for WalkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {

@@ -364,3 +364,96 @@ fn loads_merge_into_the_register_as_x86_does() {
     assert_eq!(HighByte(3).gpr(), RBX);
     assert_eq!(d(&[0x89, 0x07], Bits64).unwrap().load_result(0, 0), None);
 }
+
+fn modify(len: u8, width: Width, op: LogicOp, src: Operand) -> MmioInsn {
+    MmioInsn {
+        len,
+        width,
+        op: MmioOp::Modify { op, src },
+    }
+}
+
+#[test]
+fn and_or_xor_to_memory_read_modify_write() {
+    use LogicOp::{And, Or, Xor};
+    use Operand::{Imm, Reg};
+    use Width::*;
+    let cases: &[(&[u8], MmioInsn)] = &[
+        // andl $0xfffeffff,(%rcx): ArceOS unmasking an I/O APIC entry
+        (
+            &[0x81, 0x21, 0xff, 0xff, 0xfe, 0xff],
+            modify(6, Word, And, Imm(0xfffe_ffff)),
+        ),
+        // orl $0x10000,(%rcx): and masking it
+        (
+            &[0x81, 0x09, 0x00, 0x00, 0x01, 0x00],
+            modify(6, Word, Or, Imm(0x1_0000)),
+        ),
+        // andl $0xfffffffe,0x10(%rax): imm8 sign-extended
+        (
+            &[0x83, 0x60, 0x10, 0xfe],
+            modify(4, Word, And, Imm(0xffff_fffe)),
+        ),
+        // orb $0x80,(%rdx)
+        (&[0x80, 0x0a, 0x80], modify(3, Byte, Or, Imm(0x80))),
+        // xorw $0x1234,(%rbx)
+        (
+            &[0x66, 0x81, 0x33, 0x34, 0x12],
+            modify(5, Half, Xor, Imm(0x1234)),
+        ),
+        // or %eax,(%rdi)
+        (&[0x09, 0x07], modify(2, Word, Or, Reg(Gpr(RAX)))),
+        // and %r9,(%rax)
+        (&[0x4c, 0x21, 0x08], modify(3, Double, And, Reg(Gpr(9)))),
+        // xor %ah,(%rsi)
+        (&[0x30, 0x26], modify(2, Byte, Xor, Reg(HighByte(0)))),
+        // orq $0x100,(%rax): imm32 sign-extended to 64 bits
+        (
+            &[0x48, 0x81, 0x08, 0x00, 0x01, 0x00, 0x00],
+            modify(7, Double, Or, Imm(0x100)),
+        ),
+    ];
+    for (bytes, want) in cases {
+        assert_eq!(d(bytes, Bits64), Ok(*want), "{bytes:02x?}");
+    }
+    // addl $1,(%rax) is arithmetic, not a logical operation.
+    assert_eq!(
+        d(&[0x83, 0x00, 0x01], Bits64),
+        Err(DecodeError::OpcodeExtension {
+            opcode: 0x83,
+            reg: 0
+        })
+    );
+    // or %eax,%edi touches no memory.
+    assert_eq!(
+        d(&[0x09, 0xc7], Bits64),
+        Err(DecodeError::RegisterOperand(0x09))
+    );
+}
+
+#[test]
+fn read_modify_write_values_and_flags() {
+    let mut gprs = [0u64; 16];
+    gprs[0] = 0xff00;
+    let m = |bytes: &[u8], value| d(bytes, Bits64).unwrap().modified(value, &gprs);
+    // Unmasking an entry that reads 0x1_0024.
+    assert_eq!(
+        m(&[0x81, 0x21, 0xff, 0xff, 0xfe, 0xff], 0x1_0024),
+        Some(0x24)
+    );
+    assert_eq!(m(&[0x81, 0x09, 0, 0, 1, 0], 0x24), Some(0x1_0024));
+    // xor %ah,(%rsi) with AH = 0xff.
+    assert_eq!(m(&[0x30, 0x26], 0x0f), Some(0xf0));
+    assert_eq!(m(&[0x89, 0x07], 0), None, "a store is not a modify");
+    assert_eq!(d(&[0x09, 0x07], Bits64).unwrap().store_value(&gprs), None);
+
+    use flags::*;
+    let keep = 1 << 1 | 1 << 9; // the always-one bit and IF
+    let all = CF | PF | AF | ZF | SF | OF | keep;
+    assert_eq!(logic_flags(all, 0, Width::Word), keep | ZF | PF);
+    assert_eq!(logic_flags(all, 0x8000_0000, Width::Word), keep | SF | PF);
+    assert_eq!(logic_flags(keep, 0x80, Width::Byte), keep | SF);
+    // Parity counts the low byte only; the result is cut to the width.
+    assert_eq!(logic_flags(keep, 0x1_0003, Width::Half), keep | PF);
+    assert_eq!(logic_flags(keep, 0x1_0000, Width::Half), keep | ZF | PF);
+}
