@@ -49,7 +49,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         "Guest memory mapped: ",
         "Hypervisor ok!",
     ],
-    wild_gpa: "0xfec00000",
+    wild_gpa: "0xfed00000",
     crash_text: "the guest asked to power off because it failed",
     no_virtualization_text: "the CPU has no AMD SVM",
     console_device: Some("uart16550"),
