@@ -247,7 +247,7 @@ fn echoed_through_interrupts(out: &RunOutput) -> Result<u64> {
         .and_then(|n| n.parse().ok())
         .context("no interrupt count in the echo line")?;
     ensure!(
-        echo.ends_with(" receive interrupts)"),
+        echo.trim_end().ends_with(" receive interrupts)"),
         with_output(out, "the echo line does not count receive interrupts")
     );
     ensure!(
