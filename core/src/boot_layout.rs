@@ -1,13 +1,14 @@
-//! Where a Linux-style boot puts the kernel's companions in guest RAM: the
-//! device tree blob (DTB) and, when there is one, the initrd.
+//! Where a Linux-style boot puts the kernel and its companions in guest
+//! RAM: the device tree blob (DTB) and, when there is one, the initrd.
 //!
 //! Both architectures that boot Linux with a device tree use the same
 //! plan, so it lives here:
 //!
-//! - The kernel is loaded low (arm64 2 MiB above the start of RAM,
-//!   riscv64 likewise). Its *footprint* (the image with its BSS and the
-//!   early page tables it builds after it, e.g. arm64's `image_size`) is
-//!   off limits.
+//! - The kernel is loaded low, `text_offset` bytes above a 2 MiB-aligned
+//!   base the architecture picks (arm64 and riscv64 both end up 2 MiB
+//!   above the start of RAM). Its *footprint* (the image with its BSS and
+//!   the early page tables it builds after it: the header's `image_size`)
+//!   must lie in RAM ([`place_kernel`]) and is off limits to the rest.
 //! - The DTB goes to the top of RAM, at the highest [`DTB_ALIGN`] (2 MiB)
 //!   boundary that leaves room for it, where QEMU `virt` puts its own
 //!   (far from the kernel and at an address U-Boot's relocation copes
@@ -32,9 +33,13 @@
 //! the caller can measure a tree built with any initrd address, place,
 //! then build it again with the real one.
 //!
-//! Architecture rules beyond these (arm64's 2 MiB limit on the DTB and its
-//! 32 GiB window for the initrd) are checked by the architecture's own
-//! module, [`crate::arch::aarch64::linux_image`].
+//! Both kernels start with a 64-byte header of little-endian fields
+//! ([`image_header`], [`HeaderFields`]) that says `text_offset` and
+//! `image_size` at the same offsets. Each architecture's own module reads
+//! the rest and checks its own rules: arm64's 2 MiB limit on the DTB and
+//! its 32 GiB window for the initrd in
+//! [`crate::arch::aarch64::linux_image`], riscv64's fixed load address in
+//! [`crate::arch::riscv64::linux_image`].
 
 use crate::PAGE_SIZE;
 use crate::addr::GuestPhysAddr;
@@ -42,6 +47,41 @@ use crate::layout::Region;
 
 /// The preferred alignment of the DTB's guest-physical address.
 pub const DTB_ALIGN: u64 = 2 << 20;
+
+/// The length of the header at the start of a Linux arm64 or riscv64
+/// `Image`.
+pub const IMAGE_HEADER_LEN: usize = 64;
+
+/// A kernel image's header, read as little-endian fields at byte offsets
+/// (no transmute, so it reads the same on any host).
+#[derive(Clone, Copy, Debug)]
+pub struct HeaderFields<'a>(&'a [u8; IMAGE_HEADER_LEN]);
+
+/// The header's bytes at the start of `image`, if it has that many.
+pub fn image_header(image: &[u8]) -> Option<&[u8; IMAGE_HEADER_LEN]> {
+    image.get(..IMAGE_HEADER_LEN)?.try_into().ok()
+}
+
+impl<'a> HeaderFields<'a> {
+    /// The header whose bytes are `bytes`.
+    pub const fn new(bytes: &'a [u8; IMAGE_HEADER_LEN]) -> Self {
+        HeaderFields(bytes)
+    }
+
+    fn at<const N: usize>(&self, offset: usize) -> [u8; N] {
+        core::array::from_fn(|i| self.0[offset + i])
+    }
+
+    /// The little-endian `u32` at `offset`.
+    pub fn u32_at(&self, offset: usize) -> u32 {
+        u32::from_le_bytes(self.at(offset))
+    }
+
+    /// The little-endian `u64` at `offset`.
+    pub fn u64_at(&self, offset: usize) -> u64 {
+        u64::from_le_bytes(self.at(offset))
+    }
+}
 
 /// The least alignment the Devicetree Specification allows for a blob in
 /// memory.
@@ -104,6 +144,110 @@ pub struct BootBlobs {
     /// The DTB's range; its start is the address handed to the kernel
     /// (`x0` on arm64, `a1` on riscv64).
     pub dtb: GpaRange,
+}
+
+/// Where the kernel goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelPlacement {
+    /// The 2 MiB-aligned base the image is `text_offset` bytes above.
+    pub base: GuestPhysAddr,
+    /// Where the image's first byte goes, and where the vCPU starts.
+    pub load: GuestPhysAddr,
+    /// What the kernel may use from `load` on: `image_size` bytes (the
+    /// file's length for a kernel that does not say).
+    pub footprint: GpaRange,
+}
+
+/// Where the kernel, the DTB and the initrd go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinuxBootPlan {
+    /// The kernel.
+    pub kernel: KernelPlacement,
+    /// The DTB (its start goes in `x0` on arm64, `a1` on riscv64) and the
+    /// initrd.
+    pub blobs: BootBlobs,
+}
+
+/// Why the kernel's footprint cannot be placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FootprintError {
+    /// The file is longer than the footprint its header claims.
+    FileLargerThanImage {
+        /// The file's length.
+        file_len: u64,
+        /// The header's `image_size`.
+        image_size: u64,
+    },
+    /// The footprint does not fit in guest RAM from where it is loaded.
+    DoesNotFit {
+        /// Where the image would be loaded.
+        load: GuestPhysAddr,
+        /// The footprint in bytes.
+        footprint: u64,
+        /// The end of guest RAM.
+        ram_end: GuestPhysAddr,
+    },
+}
+
+impl core::fmt::Display for FootprintError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            FootprintError::FileLargerThanImage {
+                file_len,
+                image_size,
+            } => write!(
+                f,
+                "the kernel file is {file_len} bytes, more than the {image_size} bytes its header's image_size claims"
+            ),
+            FootprintError::DoesNotFit {
+                load,
+                footprint,
+                ram_end,
+            } => write!(
+                f,
+                "the kernel needs {footprint} bytes from {load:#x}, but guest RAM ends at {ram_end:#x}"
+            ),
+        }
+    }
+}
+
+/// Places a kernel of `file_len` bytes `text_offset` bytes above `base`
+/// (`None` when working the base out overflowed): its footprint is
+/// `image_size` bytes (the file's length where the header does not say,
+/// and never less than the file), all of it inside `ram`.
+pub fn place_kernel(
+    ram: &Region,
+    base: Option<GuestPhysAddr>,
+    text_offset: u64,
+    file_len: u64,
+    image_size: Option<u64>,
+) -> Result<KernelPlacement, FootprintError> {
+    let footprint = match image_size {
+        Some(image_size) if file_len > image_size => {
+            return Err(FootprintError::FileLargerThanImage {
+                file_len,
+                image_size,
+            });
+        }
+        Some(image_size) => image_size,
+        None => file_len,
+    };
+    let load = base.and_then(|b| b.checked_add(text_offset));
+    let range = load.and_then(|l| GpaRange::new(l, footprint));
+    match (base, range) {
+        (Some(base), Some(range)) if base >= ram.gpa && range.end <= ram.end() => {
+            Ok(KernelPlacement {
+                base,
+                load: range.start,
+                footprint: range,
+            })
+        }
+        _ => Err(FootprintError::DoesNotFit {
+            load: load.unwrap_or(GuestPhysAddr::new(u64::MAX)),
+            footprint,
+            ram_end: ram.end(),
+        }),
+    }
 }
 
 /// Why the DTB or the initrd cannot be placed.
@@ -224,7 +368,6 @@ pub fn place_initrd_and_dtb(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::{Perms, RegionKind};
 
     const MIB: u64 = 1 << 20;
 
@@ -237,13 +380,7 @@ mod tests {
     }
 
     fn ram(start: u64, size: u64) -> Region {
-        Region {
-            name: "ram",
-            gpa: gpa(start),
-            size,
-            perms: Perms::RWX,
-            kind: RegionKind::Ram,
-        }
+        Region::ram(GuestPhysAddr::new(start), size)
     }
 
     /// The aarch64 default: 128 MiB at 0x4000_0000, a 32 MiB kernel at
@@ -399,6 +536,57 @@ mod tests {
                 room: 128 * MIB - KERNEL_SIZE
             })
         );
+    }
+
+    #[test]
+    fn the_kernel_footprint_lies_in_ram_from_its_load_address() {
+        let ram = ram(RAM_START, 64 * MIB);
+        let k = place_kernel(&ram, Some(gpa(RAM_START)), 2 * MIB, MIB, Some(3 * MIB)).unwrap();
+        assert_eq!(
+            k,
+            KernelPlacement {
+                base: gpa(RAM_START),
+                load: gpa(RAM_START + 2 * MIB),
+                footprint: range(RAM_START + 2 * MIB, 3 * MIB),
+            }
+        );
+        // No image_size: the file is the footprint.
+        let k = place_kernel(&ram, Some(gpa(RAM_START)), 0, MIB, None).unwrap();
+        assert_eq!(k.footprint, range(RAM_START, MIB));
+        // A base below RAM, an end past it, an overflow: no fit.
+        let below = place_kernel(&ram, Some(gpa(RAM_START - 2 * MIB)), 2 * MIB, MIB, None);
+        assert_eq!(
+            below,
+            Err(FootprintError::DoesNotFit {
+                load: gpa(RAM_START),
+                footprint: MIB,
+                ram_end: gpa(RAM_START + 64 * MIB)
+            })
+        );
+        assert!(place_kernel(&ram, Some(gpa(RAM_START)), 63 * MIB, MIB + 1, None).is_err());
+        let overflow = place_kernel(&ram, None, 0, MIB, None).unwrap_err();
+        assert!(
+            matches!(overflow, FootprintError::DoesNotFit { load, .. } if load == gpa(u64::MAX))
+        );
+        assert_eq!(
+            place_kernel(&ram, Some(gpa(RAM_START)), 0, MIB + 1, Some(MIB)),
+            Err(FootprintError::FileLargerThanImage {
+                file_len: MIB + 1,
+                image_size: MIB
+            })
+        );
+    }
+
+    #[test]
+    fn header_fields_are_little_endian_at_their_offsets() {
+        let mut image = [0u8; 70];
+        for (i, b) in image.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let fields = HeaderFields::new(image_header(&image).unwrap());
+        assert_eq!(fields.u32_at(4), 0x0706_0504);
+        assert_eq!(fields.u64_at(56), 0x3f3e_3d3c_3b3a_3938);
+        assert_eq!(image_header(&image[..63]), None);
     }
 
     #[test]

@@ -65,13 +65,7 @@ mod tests {
     }
 
     const fn ram(start: u64, size: u64) -> Region {
-        Region {
-            name: "ram",
-            gpa: GuestPhysAddr::new(start),
-            size,
-            perms: Perms::RWX,
-            kind: RegionKind::Ram,
-        }
+        Region::ram(GuestPhysAddr::new(start), size)
     }
 
     const RAM: Region = ram(0x8000_0000, 128 << 20);

@@ -126,6 +126,18 @@ pub enum Backing {
 }
 
 impl Region {
+    /// A RAM region named `ram` of `size` bytes at `gpa`, readable,
+    /// writable and executable: the guest RAM every layout has.
+    pub const fn ram(gpa: GuestPhysAddr, size: u64) -> Self {
+        Region {
+            name: "ram",
+            gpa,
+            size,
+            perms: Perms::RWX,
+            kind: RegionKind::Ram,
+        }
+    }
+
     /// One past the region's last address.
     pub const fn end(&self) -> GuestPhysAddr {
         GuestPhysAddr::new(self.gpa.as_u64() + self.size)

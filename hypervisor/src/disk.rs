@@ -26,9 +26,32 @@ pub fn error(path: &'static str, e: AxError) -> HvError {
 /// The contents of `path`, or `None` if the disk has no such file. Any
 /// other error (an unreadable disk, say) is an error, not an absence.
 pub fn read_if_present(path: &'static str) -> Result<Option<Vec<u8>>, HvError> {
-    match root_fs(path)?.read(path) {
+    match read_whole(root_fs(path)?, path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(AxError::NotFound) => Ok(None),
         Err(e) => Err(error(path, e)),
     }
+}
+
+/// Reads all of `path` with one read into a buffer of the file's size.
+///
+/// Not `FsContext::read`: that grows its buffer as it goes (copying what
+/// it read each time) and reads in pieces, and each piece starts with a
+/// seek from the file's start, which on FAT walks the cluster chain again.
+/// One read into a buffer of the file's size walks it once and copies
+/// nothing twice; for the 33 MB Linux kernel it was about a quarter faster
+/// (noisy figures: 0.45-0.52 s against 0.58-0.79 s).
+pub fn read_whole(fs: &FsContext, path: &str) -> Result<Vec<u8>, AxError> {
+    let file = axfs::File::open(fs, path)?;
+    let size = fs.metadata(path)?.size as usize;
+    let mut bytes = alloc::vec![0u8; size];
+    let mut done = 0;
+    while done < size {
+        match file.read(&mut bytes[done..])? {
+            0 => break,
+            n => done += n,
+        }
+    }
+    bytes.truncate(done);
+    Ok(bytes)
 }

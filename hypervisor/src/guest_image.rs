@@ -17,7 +17,7 @@ pub fn read(path: &'static str, layout: &GuestLayout) -> Result<Vec<u8>, HvError
     // Check the size before reading, so a huge file is refused without
     // reading it; the first bytes are checked again once read.
     check_flat(&[], meta.size, layout).map_err(|error| HvError::Image { path, error })?;
-    let bytes = fs.read(path).map_err(disk_err)?;
+    let bytes = crate::disk::read_whole(fs, path).map_err(disk_err)?;
     check_flat(&bytes, bytes.len() as u64, layout)
         .map_err(|error| HvError::Image { path, error })?;
     Ok(bytes)

@@ -20,6 +20,7 @@ mod disk;
 mod error;
 mod guest_image;
 mod host_memory;
+mod linux_boot;
 mod vm_config;
 
 use alloc::vec::Vec;

@@ -80,11 +80,14 @@ pub struct RunArgs {
     /// fetched with apt-get) as the guest (riscv64).
     #[arg(long, conflicts_with_all = ["guest", "tutorial"])]
     pub uboot: bool,
-    /// Boot Debian's own arm64 Linux (the kernel of linux-image-arm64,
-    /// fetched with apt-get) with a busybox initramfs built here (aarch64).
-    /// Unless given: --mem 256M, --timeout 120 and --cmdline
-    /// "console=ttyAMA0 earlycon=pl011,0x9000000 panic=-1"; --initrd
-    /// replaces the built initramfs.
+    /// Boot Linux to userspace: on aarch64 Debian's own arm64 kernel (of
+    /// linux-image-arm64, fetched with apt-get) with a busybox initramfs
+    /// built here; on riscv64 a kernel built here (cached) from Debian's
+    /// linux-source-6.1 with a nolibc /init. Unless given: --mem 256M,
+    /// --timeout 120 and --cmdline "console=ttyAMA0
+    /// earlycon=pl011,0x9000000 panic=-1" (aarch64) or "console=ttyS0
+    /// earlycon=sbi panic=-1" (riscv64); --initrd replaces the built
+    /// initramfs.
     #[arg(long, conflicts_with_all = ["guest", "tutorial", "uboot"])]
     pub linux: bool,
     /// Put FILE on the disk as /boot/initrd, the initramfs the hypervisor
@@ -202,7 +205,7 @@ fn run_options(a: RunArgs, verbose: bool) -> Result<crate::run::RunOptions> {
             eprintln!("{}", linux.describe());
             boot.initrd.get_or_insert(linux.initrd);
             boot.cmdline
-                .get_or_insert_with(|| linux::DEFAULT_CMDLINE.to_string());
+                .get_or_insert_with(|| linux.cmdline.to_string());
             mem.get_or_insert(linux::DEFAULT_MEM);
             timeout.get_or_insert(linux::DEFAULT_TIMEOUT_SECS);
             GuestSource::File(linux.kernel)
@@ -261,7 +264,7 @@ mod tests {
     }
 
     #[test]
-    fn linux_is_its_own_guest_and_aarch64_only() {
+    fn linux_is_its_own_guest_and_not_on_x86_64() {
         assert!(run_args(&["--linux", "--uboot"]).is_err());
         assert!(run_args(&["--linux", "--guest", "k"]).is_err());
         let a = run_args(&["--linux", "--arch", "x86_64"]).unwrap();
@@ -269,6 +272,6 @@ mod tests {
             panic!("--linux ran on x86_64");
         };
         let err = err.to_string();
-        assert!(err.contains("aarch64 only"), "{err}");
+        assert!(err.contains("aarch64 and riscv64 only"), "{err}");
     }
 }

@@ -2,6 +2,7 @@
 //! reader axhal uses), so each architecture's tests check every node and
 //! property by path.
 
+use crate::layout::{GuestLayout, Region};
 use fdt_parser::{Fdt, Node};
 
 /// Every node of a parsed tree with its full path, in tree order.
@@ -104,4 +105,37 @@ pub(crate) fn u64s(n: &Node<'_>, name: &str) -> Vec<u64> {
 /// `interrupt-controller`).
 pub(crate) fn is_empty(n: &Node<'_>, name: &str) -> bool {
     raw(n, name).is_empty()
+}
+
+/// Checks that `serial0` and `/chosen/stdout-path` both name the console
+/// node at `path` (whose own name is its last component), and that the
+/// tree has no command line.
+pub(crate) fn expect_console_and_no_bootargs(tree: &Tree<'_>, path: &str) {
+    let aliases = tree.node("/aliases");
+    expect_names(aliases, &["serial0"]);
+    assert_eq!(string(aliases, "serial0"), path);
+
+    let chosen = tree.node("/chosen");
+    expect_names(chosen, &["stdout-path"]);
+    assert_eq!(string(chosen, "stdout-path"), path);
+    let stdout = tree.fdt.chosen().unwrap().stdout().unwrap();
+    assert_eq!(Some(stdout.node.name()), path.rsplit('/').next());
+    assert_eq!(tree.fdt.chosen().unwrap().bootargs(), None);
+}
+
+/// `base`'s regions without the one called `name`.
+pub(crate) fn regions_without(base: &GuestLayout<'_>, name: &str) -> Vec<Region> {
+    base.regions
+        .iter()
+        .copied()
+        .filter(|r| r.name != name)
+        .collect()
+}
+
+/// `base` with `regions` instead of its own.
+pub(crate) fn with_regions<'a>(base: &GuestLayout<'_>, regions: &'a [Region]) -> GuestLayout<'a> {
+    GuestLayout {
+        regions,
+        entry: base.entry,
+    }
 }

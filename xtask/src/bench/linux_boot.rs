@@ -1,59 +1,94 @@
-//! Debian's arm64 Linux booted to its `/init`: the same unmodified kernel
-//! and busybox initramfs on bare QEMU, with the command line a user would
-//! type,
+//! Linux booted to its `/init` (`--linux`'s kernel and initramfs): the
+//! same kernel and initramfs on bare QEMU, with the command line a user
+//! would type,
 //!
 //! ```text
 //! qemu-system-aarch64 -machine virt -cpu cortex-a72 -m 256M -nographic \
 //!     -no-reboot -kernel Image -initrd initrd -append console=ttyAMA0
+//! qemu-system-riscv64 -machine virt -m 256M -nographic -no-reboot \
+//!     -bios default -kernel Image -initrd initrd -append console=ttyS0
 //! ```
 //!
 //! and as the hypervisor's guest (256 MiB of guest RAM, the same command
 //! line from `/boot/cmdline`). Each run is timed from QEMU's start until
-//! `/init` has printed its userspace line, and must end cleanly. The
-//! hosted machine's CPU is `-cpu max` (the hypervisor needs EL2 with VHE,
-//! which the Cortex-A72 lacks), and QEMU emulates that CPU's extra
-//! features (pointer authentication, SVE) at a cost, so the bare kernel is
-//! timed on both: on `cortex-a72` (the reference the issue measured) and
-//! on `-cpu max`, the CPU the guest actually runs on. The hosted runs also
-//! give the stage-2 faults and the blocks and pages mapped during a boot.
+//! `/init` has printed its userspace line, and must end cleanly; the last
+//! hosted run also gives the stage-2 faults and the blocks and pages of
+//! RAM mapped during the boot, and the hypervisor's clock (its own boot,
+//! then the guest's run).
+//!
+//! The hosted aarch64 machine's CPU is `-cpu max` (the hypervisor needs
+//! EL2 with VHE, which the Cortex-A72 lacks), and QEMU emulates that CPU's
+//! extra features (pointer authentication, SVE) at a cost, so there the
+//! bare kernel is timed on both: on `cortex-a72` (the reference the issue
+//! measured) and on `-cpu max`, the CPU the guest actually runs on. On
+//! riscv64 both machines have QEMU's default CPU and OpenSBI; bare, the
+//! kernel has Sstc and its own timer compare register, as our guest it
+//! has SBI TIME calls.
 
 use super::measure::{Summary, time_command};
-use crate::arch::{ArchSpec, VmFiles};
+use crate::arch::{Arch, ArchSpec, VmFiles};
 use crate::guest_image::guest_flat;
 use crate::guests::initramfs::USERSPACE_LINE;
 use crate::guests::linux;
 use crate::paths::ArchPaths;
 use crate::prepare::{BootFiles, add_boot_files, guest_disk};
 use crate::vm::{Input, RunOutput, Watch, run_command};
-use crate::vm_report::{parse_exits, parse_mapped};
+use crate::vm_report::{parse_clock, parse_exits, parse_mapped};
 use anyhow::{Context, Result};
 use guestaspace_core::vmconfig::VmConfig;
 use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
-/// The kernel command line of both runs.
-const CMDLINE: &str = "console=ttyAMA0";
+/// One bare machine: its `-cpu` (`None`: QEMU's default) and what the
+/// table calls it.
+type BareCpu = (Option<&'static str>, &'static str);
 
-/// Boot figures of the Debian kernel, bare and hosted.
+/// The bare machines `arch`'s kernel is timed on: the reference first,
+/// then (aarch64) the CPU the guest runs on.
+fn bare_cpus(arch: Arch) -> &'static [BareCpu] {
+    match arch {
+        Arch::Riscv64 => &[(None, "rv64, OpenSBI, 256M")],
+        _ => &[
+            (Some("cortex-a72"), "cortex-a72, 256M"),
+            (Some("max"), "-cpu max, the guest's CPU, 256M"),
+        ],
+    }
+}
+
+/// The kernel command line of every run: the console alone.
+fn cmdline(arch: Arch) -> &'static str {
+    match arch {
+        Arch::Riscv64 => "console=ttyS0",
+        _ => "console=ttyAMA0",
+    }
+}
+
+/// Boot figures of the Linux guest, bare and hosted.
 pub struct LinuxBoot {
-    /// The kernel package and its version.
+    /// The kernel: its package and version.
     pub kernel: String,
+    /// The reference bare machine, for the table.
+    pub machine: &'static str,
     /// QEMU start to the userspace line, with the kernel booted directly
-    /// on a Cortex-A72.
+    /// on the reference machine.
     pub bare: Summary,
-    /// The same on `-cpu max`, the CPU the hosted guest runs on.
-    pub bare_max: Summary,
+    /// The same on `-cpu max`, the CPU the hosted guest runs on, where
+    /// that is another CPU (aarch64).
+    pub bare_max: Option<Summary>,
+    /// The same, with the kernel as the hypervisor's guest.
+    pub hosted: Summary,
     /// Nested page faults, 2 MiB blocks and 4 KiB pages of guest RAM
     /// mapped during the last hosted boot.
     pub faults: u64,
     pub blocks: u64,
     pub pages: u64,
-    /// The same, with the kernel as the hypervisor's guest.
-    pub hosted: Summary,
+    /// Its hypervisor clock: machine start to guest entry, guest run
+    /// (microseconds).
+    pub clock_us: (u64, u64),
 }
 
-/// Times Debian's kernel bare and hosted, `runs` times each. `files` are
+/// Times the Linux guest bare and hosted, `runs` times each. `files` are
 /// the hypervisor's artifacts for `spec`.
 pub fn measure(
     spec: &'static ArchSpec,
@@ -63,7 +98,7 @@ pub fn measure(
 ) -> Result<LinuxBoot> {
     let guest = linux::prepare(spec.arch)?;
     let time_bare = |cpu| {
-        let args = bare_args(cpu, &guest.kernel, &guest.initrd);
+        let args = bare_args(spec.arch, cpu, &guest.kernel, &guest.initrd);
         time_command(runs, || {
             let watch = Watch {
                 timeout: super::RUN_TIMEOUT,
@@ -78,8 +113,9 @@ pub fn measure(
         })
         .map(Summary::of)
     };
-    let bare = time_bare("cortex-a72")?;
-    let bare_max = time_bare("max")?;
+    let cpus = bare_cpus(spec.arch);
+    let bare = time_bare(cpus[0].0)?;
+    let bare_max = cpus.get(1).map(|&(cpu, _)| time_bare(cpu)).transpose()?;
 
     let vm = VmConfig {
         mem: Some(linux::DEFAULT_MEM),
@@ -88,10 +124,10 @@ pub fn measure(
     let mut disk_files = guest_disk(&guest_flat(&guest.kernel, spec)?, &vm);
     let boot = BootFiles {
         initrd: Some(guest.initrd.clone()),
-        cmdline: Some(CMDLINE.to_string()),
+        cmdline: Some(cmdline(spec.arch).to_string()),
     };
     add_boot_files(&mut disk_files, &boot)?;
-    let disk = paths.e2e.join("disk-bench-debian-linux.img");
+    let disk = paths.e2e.join("disk-bench-linux.img");
     crate::disk::write_fat_disk(&disk, &disk_files)?;
     let hosted_files = VmFiles {
         disk: &disk,
@@ -106,34 +142,40 @@ pub fn measure(
     })?);
     let last = last.context("no hosted run")?;
     let faults = parse_exits(&last.text)?.get("nested page fault")?;
-    let ram = parse_mapped(&last.text)?;
-    let ram = ram.region("ram")?;
+    let mapped = parse_mapped(&last.text)?;
+    let ram = mapped.region("ram")?;
     Ok(LinuxBoot {
-        kernel: format!(
-            "{} {}",
-            guest.kernel_package.package, guest.kernel_package.version
-        ),
+        kernel: guest.kernel_name,
+        machine: cpus[0].1,
         bare,
         bare_max,
         hosted,
         faults,
         blocks: ram.blocks,
         pages: ram.pages,
+        clock_us: parse_clock(&last.text)?,
     })
 }
 
-/// QEMU's arguments for `kernel` and `initrd` booted directly on `cpu`.
-fn bare_args(cpu: &str, kernel: &Path, initrd: &Path) -> Vec<OsString> {
+/// QEMU's arguments for `arch`'s `kernel` and `initrd` booted directly,
+/// on `cpu` (QEMU's default if `None`).
+fn bare_args(arch: Arch, cpu: Option<&str>, kernel: &Path, initrd: &Path) -> Vec<OsString> {
     let mem = format!("{}M", linux::DEFAULT_MEM >> 20);
-    let mut args: Vec<OsString> = ["-machine", "virt", "-cpu", cpu, "-m", &mem]
-        .map(OsString::from)
-        .to_vec();
-    args.extend(["-nographic", "-no-reboot", "-kernel"].map(OsString::from));
+    let mut args: Vec<OsString> = vec!["-machine".into(), "virt".into()];
+    if let Some(cpu) = cpu {
+        args.extend(["-cpu", cpu].map(OsString::from));
+    }
+    args.extend(["-m", &mem, "-nographic", "-no-reboot"].map(OsString::from));
+    if arch == Arch::Riscv64 {
+        // OpenSBI, as under the hypervisor.
+        args.extend(["-bios", "default"].map(OsString::from));
+    }
+    args.push("-kernel".into());
     args.push(kernel.into());
     args.push("-initrd".into());
     args.push(initrd.into());
     args.push("-append".into());
-    args.push(CMDLINE.into());
+    args.push(cmdline(arch).into());
     args
 }
 
@@ -153,12 +195,28 @@ mod tests {
 
     #[test]
     fn the_bare_command_line_is_what_a_user_types() {
-        let args = bare_args("cortex-a72", Path::new("/k/Image"), Path::new("/k/initrd"));
+        let (kernel, initrd) = (Path::new("/k/Image"), Path::new("/k/initrd"));
+        let args = bare_args(Arch::Aarch64, Some("cortex-a72"), kernel, initrd);
         let line = crate::vm::shell_line("qemu-system-aarch64", &args);
         assert_eq!(
             line,
             "qemu-system-aarch64 -machine virt -cpu cortex-a72 -m 256M -nographic -no-reboot \
              -kernel /k/Image -initrd /k/initrd -append console=ttyAMA0"
         );
+        let args = bare_args(Arch::Riscv64, None, kernel, initrd);
+        let line = crate::vm::shell_line("qemu-system-riscv64", &args);
+        assert_eq!(
+            line,
+            "qemu-system-riscv64 -machine virt -m 256M -nographic -no-reboot -bios default \
+             -kernel /k/Image -initrd /k/initrd -append console=ttyS0"
+        );
+    }
+
+    #[test]
+    fn aarch64_is_also_timed_bare_on_the_guests_cpu() {
+        let cpus = |arch| -> Vec<Option<&str>> { bare_cpus(arch).iter().map(|c| c.0).collect() };
+        assert_eq!(cpus(Arch::Aarch64), [Some("cortex-a72"), Some("max")]);
+        // The riscv64 hypervisor's machine has QEMU's default CPU too.
+        assert_eq!(cpus(Arch::Riscv64), [None]);
     }
 }

@@ -1,6 +1,6 @@
 //! The end-to-end cases: a normal boot with its counters checked, each way
-//! a run must fail (and that it does fail), and a no-op rebuild. Debian
-//! Linux's cases are in `cases/linux.rs`.
+//! a run must fail (and that it does fail), and a no-op rebuild. Linux's
+//! cases are in `cases/linux.rs`.
 
 mod linux;
 
@@ -36,6 +36,14 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
                 name: "uboot",
                 run: uboot,
             },
+            Case {
+                name: "linux",
+                run: linux::linux_boots,
+            },
+            Case {
+                name: "linux-init-fails",
+                run: linux::linux_init_fails,
+            },
         ]);
     }
     if arch == Arch::Aarch64 {
@@ -46,11 +54,11 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
             },
             Case {
                 name: "debian-linux",
-                run: linux::debian_linux,
+                run: linux::linux_boots,
             },
             Case {
                 name: "debian-linux-init-fails",
-                run: linux::debian_linux_init_fails,
+                run: linux::linux_init_fails,
             },
         ]);
     }

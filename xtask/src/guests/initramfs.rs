@@ -1,6 +1,9 @@
-//! The initramfs the Debian kernel boots into: Debian's statically linked
-//! busybox and an `/init` script that shows userspace is up and powers the
-//! machine off, as a `newc` archive (`cpio.rs`).
+//! The initramfs a Linux guest boots into, as a `newc` archive
+//! (`cpio.rs`): on aarch64, Debian's statically linked busybox and an
+//! `/init` script that shows userspace is up and powers the machine off
+//! ([`build`]); on riscv64, a static `/init` program alone
+//! (`xtask/linux/init.c`, [`with_init`]) that does the same and prints the
+//! `isa` line of `/proc/cpuinfo`. Both print the same lines.
 //!
 //! `/init` mounts proc and sys, prints [`USERSPACE_LINE`], `uname -a` and
 //! the first lines of `/proc/interrupts`, and powers off (`poweroff -f`:
@@ -64,6 +67,17 @@ pub fn build(busybox: &[u8]) -> Result<Vec<u8>> {
     Ok(archive.finish())
 }
 
+/// The initramfs whose `/init` is the static executable `init`: the
+/// console device and an empty `/proc` beside it.
+pub fn with_init(init: &[u8]) -> Result<Vec<u8>> {
+    let mut archive = Archive::new();
+    archive.dir("dev", 0o755)?;
+    archive.char_device("dev/console", 0o600, 5, 1)?;
+    archive.dir("proc", 0o555)?;
+    archive.file("init", 0o755, init)?;
+    Ok(archive.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +109,35 @@ mod tests {
             ]
         );
         assert_eq!(entries[8].rdev, (5, 1), "/dev/console is c 5 1");
+    }
+
+    #[test]
+    fn a_static_init_needs_only_the_console_and_proc() {
+        let entries = read_archive(&with_init(b"\x7fELF init").unwrap());
+        let summary: Vec<(&str, u32)> = entries.iter().map(|e| (e.name.as_str(), e.mode)).collect();
+        assert_eq!(
+            summary,
+            [
+                ("dev", 0o040_755),
+                ("dev/console", 0o020_600),
+                ("proc", 0o040_555),
+                ("init", 0o100_755),
+            ]
+        );
+        assert_eq!(entries[1].rdev, (5, 1));
+        assert_eq!(entries[3].data, b"\x7fELF init");
+    }
+
+    #[test]
+    fn the_c_init_prints_the_lines_the_cases_look_for() {
+        let source = super::super::linux_riscv64::INIT_SOURCE;
+        for line in [USERSPACE_LINE, INIT_FAILS_LINE] {
+            assert!(source.contains(&format!("\"{line}\\n\"")), "{line}");
+        }
+        assert!(source.contains(&format!("\"{INIT_FAILS_WORD}\"")));
+        // It fails before it says userspace is up.
+        let fails = source.find(INIT_FAILS_LINE).unwrap();
+        assert!(fails < source.find(USERSPACE_LINE).unwrap());
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! Debian's own arm64 Linux as the guest (`cargo xtask run --linux`): the
-//! kernel of the package `linux-image-arm64` stands for (an uncompressed
-//! arm64 `Image`, `boot/vmlinuz-*`), unmodified, and an initramfs built
-//! here around Debian's `busybox-static` (`guests/initramfs.rs`).
+//! Linux as the guest (`cargo xtask run --linux`). On aarch64, Debian's
+//! own arm64 kernel: the one the package `linux-image-arm64` stands for
+//! (an uncompressed arm64 `Image`, `boot/vmlinuz-*`), unmodified, and an
+//! initramfs built here around Debian's `busybox-static`
+//! (`guests/initramfs.rs`). On riscv64, a kernel built here from Debian's
+//! `linux-source-6.1` (`guests/linux_riscv64.rs`).
 //!
 //! The hypervisor reads them from the disk: the kernel as every guest's
 //! `/sbin/gkernel`, the initramfs as `/boot/initrd` and the command line
-//! as `/boot/cmdline`. Only aarch64 for now.
+//! as `/boot/cmdline`. Not on x86_64 yet.
 
 use super::debian::{self, Unpacked};
 use super::initramfs;
@@ -21,70 +23,63 @@ pub const BUSYBOX_PACKAGE: &str = "busybox-static:arm64";
 /// Where busybox is in its package.
 const BUSYBOX_FILE: &str = "bin/busybox";
 
-/// The kernel command line unless one is given: the console on the PL011
-/// (from the first message on, through `earlycon`), and a panic reboots
-/// at once (`panic=-1`), which ends the run with a failure, instead of
-/// hanging until the timeout.
-pub const DEFAULT_CMDLINE: &str = "console=ttyAMA0 earlycon=pl011,0x9000000 panic=-1";
+/// The arm64 kernel command line unless one is given: the console on the
+/// PL011 (from the first message on, through `earlycon`), and a panic
+/// reboots at once (`panic=-1`), which ends the run with a failure,
+/// instead of hanging until the timeout.
+pub const ARM64_CMDLINE: &str = "console=ttyAMA0 earlycon=pl011,0x9000000 panic=-1";
 /// Guest RAM unless `--mem` says otherwise: room for the kernel, its
 /// unpacked initramfs and its page tables.
 pub const DEFAULT_MEM: u64 = 256 << 20;
-/// The run's timeout unless `--timeout` says otherwise: the kernel boots
-/// in about 10 s under TCG.
+/// The run's timeout unless `--timeout` says otherwise: Debian's arm64
+/// kernel boots in about 10 s under TCG.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
 
-/// The kernel and initramfs of one Debian Linux guest.
+/// The kernel and initramfs of one Linux guest.
 #[derive(Clone, Debug)]
 pub struct LinuxGuest {
     /// The kernel `Image`.
     pub kernel: PathBuf,
     /// The initramfs (`newc` cpio).
     pub initrd: PathBuf,
-    /// The versioned kernel package (`linux-image-6.1.0-N-arm64:arm64`).
-    pub kernel_package: Unpacked,
-    pub busybox_package: Unpacked,
+    /// The kernel, for reports: its package and version.
+    pub kernel_name: String,
+    /// One line naming what is booted, with the versions.
+    pub description: String,
+    /// The kernel command line unless one is given.
+    pub cmdline: &'static str,
 }
 
 impl LinuxGuest {
     /// One line naming what is booted, with the resolved versions.
-    pub fn describe(&self) -> String {
-        let file = |p: &PathBuf| {
-            p.file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-        };
-        format!(
-            "Debian Linux guest: {} from {} {} (for {KERNEL_METAPACKAGE}), initramfs with {} {}",
-            file(&self.kernel),
-            self.kernel_package.package,
-            self.kernel_package.version,
-            self.busybox_package.package,
-            self.busybox_package.version,
-        )
+    pub fn describe(&self) -> &str {
+        &self.description
     }
 }
 
-/// Whether Debian's Linux runs as the guest on `arch` (aarch64 so far).
+/// Whether Linux runs as the guest on `arch` (aarch64 and riscv64).
 pub fn supports(arch: Arch) -> bool {
-    arch == Arch::Aarch64
+    matches!(arch, Arch::Aarch64 | Arch::Riscv64)
 }
 
-/// Fetches Debian's kernel and busybox for `arch` (cached after the first
-/// time) and writes the initramfs; fails on an architecture not supported
-/// yet, naming what is missing.
+/// The Linux guest of `arch`: fetches Debian's arm64 kernel and busybox
+/// and writes the initramfs (aarch64), or builds the kernel and initramfs
+/// (riscv64); both are cached after the first time. Fails on x86_64,
+/// naming what is missing.
 pub fn prepare(arch: Arch) -> Result<LinuxGuest> {
     match arch {
-        _ if supports(arch) => {}
-        Arch::Riscv64 => bail!(
-            "Debian Linux guests run on aarch64 only so far: the riscv64 hypervisor does not \
-             read /boot/initrd and /boot/cmdline into its device tree's /chosen yet, and \
-             bookworm has no riscv64 kernel package (riscv64 is official from trixie on)"
-        ),
-        Arch::Aarch64 | Arch::X86_64 => bail!(
-            "Debian Linux guests run on aarch64 only so far: the x86_64 hypervisor has no Linux \
-             boot protocol yet (bzImage setup header, boot_params with the initrd and command \
-             line, an e820 map) and no I/O APIC for COM1's interrupt"
+        Arch::Aarch64 => debian_arm64(),
+        Arch::Riscv64 => super::linux_riscv64::prepare(),
+        Arch::X86_64 => bail!(
+            "Linux guests run on aarch64 and riscv64 only so far: the x86_64 hypervisor has no \
+             Linux boot protocol yet (bzImage setup header, boot_params with the initrd and \
+             command line, an e820 map) and no I/O APIC for COM1's interrupt"
         ),
     }
+}
+
+/// Debian's arm64 kernel and the busybox initramfs.
+fn debian_arm64() -> Result<LinuxGuest> {
     let kernel_package = debian::unpack(&debian::resolve(KERNEL_METAPACKAGE)?)?;
     let kernel = find_kernel(&kernel_package)?;
     check_arm64_image(&crate::fsio::read(&kernel)?).with_context(|| {
@@ -100,11 +95,21 @@ pub fn prepare(arch: Arch) -> Result<LinuxGuest> {
         .join("initramfs-arm64.cpio");
     // Rewritten only when its content changes (a new busybox, a new /init).
     crate::fsio::write_if_different(&initrd, &initramfs::build(&busybox)?)?;
+    let file = kernel
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     Ok(LinuxGuest {
+        description: format!(
+            "Debian Linux guest: {file} from {} {} (for {KERNEL_METAPACKAGE}), initramfs with {} {}",
+            kernel_package.package,
+            kernel_package.version,
+            busybox_package.package,
+            busybox_package.version,
+        ),
+        kernel_name: format!("{} {}", kernel_package.package, kernel_package.version),
+        cmdline: ARM64_CMDLINE,
         kernel,
         initrd,
-        kernel_package,
-        busybox_package,
     })
 }
 
@@ -159,15 +164,12 @@ mod tests {
     }
 
     #[test]
-    fn other_architectures_are_refused_naming_what_is_missing() {
+    fn x86_64_is_refused_naming_what_is_missing() {
+        assert!(!supports(Arch::X86_64));
+        assert!(supports(Arch::Riscv64) && supports(Arch::Aarch64));
         let err = prepare(Arch::X86_64).unwrap_err().to_string();
         assert!(
-            err.contains("aarch64 only") && err.contains("boot protocol"),
-            "{err}"
-        );
-        let err = prepare(Arch::Riscv64).unwrap_err().to_string();
-        assert!(
-            err.contains("aarch64 only") && err.contains("/chosen"),
+            err.contains("aarch64 and riscv64 only") && err.contains("boot protocol"),
             "{err}"
         );
     }
@@ -185,7 +187,7 @@ mod tests {
             guest.kernel.display(),
             guest.initrd.display()
         );
-        assert!(guest.kernel_package.package.starts_with("linux-image-6."));
+        assert!(guest.kernel_name.starts_with("linux-image-6."));
         let entries =
             crate::cpio::test_reader::read_archive(&crate::fsio::read(&guest.initrd).unwrap());
         let busybox = entries.iter().find(|e| e.name == "bin/busybox").unwrap();

@@ -2,5 +2,7 @@
 
 pub mod debian;
 pub mod initramfs;
+pub mod kbuild;
 pub mod linux;
+pub mod linux_riscv64;
 pub mod tutorial;

@@ -230,7 +230,10 @@ pub fn aarch64_dtb(layout: &GuestLayout<'_>, config: &DtbConfig<'_>) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dtb::reader::{Tree, expect_names, is_empty, string, strs, u32s, u64s};
+    use crate::dtb::reader::{
+        self, Tree, expect_console_and_no_bootargs, expect_names, is_empty, string, strs, u32s,
+        u64s,
+    };
     use crate::layout::machines::AARCH64_VIRT;
     use crate::layout::{Perms, Region};
     use alloc::string::ToString;
@@ -240,19 +243,11 @@ mod tests {
     }
 
     fn regions_without(name: &str) -> Vec<Region> {
-        AARCH64_VIRT
-            .regions
-            .iter()
-            .copied()
-            .filter(|r| r.name != name)
-            .collect()
+        reader::regions_without(&AARCH64_VIRT, name)
     }
 
     fn layout(regions: &[Region]) -> GuestLayout<'_> {
-        GuestLayout {
-            regions,
-            ..AARCH64_VIRT
-        }
+        reader::with_regions(&AARCH64_VIRT, regions)
     }
 
     fn default_tree() -> Vec<u8> {
@@ -418,16 +413,7 @@ mod tests {
         assert_eq!(u64s(flash, "reg"), [0x0400_0000, 0x400_0000]);
         assert_eq!(u32s(flash, "bank-width"), [4]);
 
-        let aliases = tree.node("/aliases");
-        expect_names(aliases, &["serial0"]);
-        assert_eq!(string(aliases, "serial0"), "/pl011@9000000");
-
-        let chosen = tree.node("/chosen");
-        expect_names(chosen, &["stdout-path"]);
-        assert_eq!(string(chosen, "stdout-path"), "/pl011@9000000");
-        let stdout = tree.fdt.chosen().unwrap().stdout().unwrap();
-        assert_eq!(stdout.node.name(), "pl011@9000000");
-        assert_eq!(tree.fdt.chosen().unwrap().bootargs(), None);
+        expect_console_and_no_bootargs(&tree, "/pl011@9000000");
     }
 
     #[test]

@@ -51,7 +51,8 @@
 //! the base of DRAM"), and kernels before 4.6, which cannot use memory
 //! below the image. "At least image_size bytes from the start of the image
 //! must be free for use by the kernel": the whole footprint must lie in
-//! RAM, else [`PlanError::DoesNotFit`].
+//! RAM, else [`FootprintError::DoesNotFit`] (the placement shared with
+//! riscv64, [`crate::boot_layout::place_kernel`]).
 //!
 //! [`ImageHeader::plan_boot`] adds the DTB and the initrd with
 //! [`crate::boot_layout::place_initrd_and_dtb`] (the DTB at the top of RAM
@@ -73,11 +74,15 @@ use core::fmt;
 use core::mem::{offset_of, size_of};
 
 use crate::addr::GuestPhysAddr;
-use crate::boot_layout::{BootBlobs, GpaRange, PlacementError, place_initrd_and_dtb};
+use crate::boot_layout::{
+    FootprintError, GpaRange, HeaderFields, IMAGE_HEADER_LEN, PlacementError, image_header,
+    place_initrd_and_dtb, place_kernel,
+};
+pub use crate::boot_layout::{KernelPlacement, LinuxBootPlan};
 use crate::layout::Region;
 
 /// The header's size in bytes.
-pub const HEADER_LEN: usize = 64;
+pub const HEADER_LEN: usize = IMAGE_HEADER_LEN;
 
 /// The header's `magic`: "ARM\x64" read as a little-endian `u32`.
 pub const MAGIC: u32 = 0x644d_5241;
@@ -132,17 +137,13 @@ pub struct RawHeader {
 const _: () = assert!(size_of::<RawHeader>() == HEADER_LEN);
 const _: () = assert!(offset_of!(RawHeader, magic) == 56);
 
-/// The little-endian `N`-byte number at `offset` of `bytes`.
-fn le<const N: usize>(bytes: &[u8; HEADER_LEN], offset: usize) -> [u8; N] {
-    core::array::from_fn(|i| bytes[offset + i])
-}
-
 impl RawHeader {
     /// Decodes the first [`HEADER_LEN`] bytes of an `Image`, every field
     /// little-endian at its offset in the `repr(C)` layout.
     pub fn read(bytes: &[u8; HEADER_LEN]) -> Self {
-        let u32_at = |offset| u32::from_le_bytes(le(bytes, offset));
-        let u64_at = |offset| u64::from_le_bytes(le(bytes, offset));
+        let fields = HeaderFields::new(bytes);
+        let u32_at = |offset| fields.u32_at(offset);
+        let u64_at = |offset| fields.u64_at(offset);
         RawHeader {
             code0: u32_at(offset_of!(RawHeader, code0)),
             code1: u32_at(offset_of!(RawHeader, code1)),
@@ -244,47 +245,12 @@ impl fmt::Display for HeaderError {
     }
 }
 
-/// Where the kernel goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KernelPlacement {
-    /// The 2 MiB-aligned base the image is `text_offset` bytes above.
-    pub base: GuestPhysAddr,
-    /// Where the image's first byte goes, and where the vCPU starts.
-    pub load: GuestPhysAddr,
-    /// What the kernel may use from `load` on: `image_size` bytes (the
-    /// file's length for a kernel that does not say).
-    pub footprint: GpaRange,
-}
-
-/// Where the kernel, the DTB and the initrd go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LinuxBootPlan {
-    /// The kernel.
-    pub kernel: KernelPlacement,
-    /// The DTB (its start goes in `x0`) and the initrd.
-    pub blobs: BootBlobs,
-}
-
 /// Why a kernel with a valid header cannot be booted in this RAM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlanError {
-    /// The file is longer than the footprint its header claims.
-    FileLargerThanImage {
-        /// The file's length.
-        file_len: u64,
-        /// The header's `image_size`.
-        image_size: u64,
-    },
-    /// The footprint does not fit in guest RAM above the second 2 MiB
-    /// boundary.
-    DoesNotFit {
-        /// Where the image would be loaded.
-        load: GuestPhysAddr,
-        /// The footprint in bytes.
-        footprint: u64,
-        /// The end of guest RAM.
-        ram_end: GuestPhysAddr,
-    },
+    /// The kernel's footprint does not fit in guest RAM above the second
+    /// 2 MiB boundary, or the file is longer than the footprint.
+    Kernel(FootprintError),
     /// The DTB is larger than an arm64 kernel accepts.
     DtbTooLarge {
         /// The blob's size in bytes.
@@ -302,6 +268,12 @@ pub enum PlanError {
     },
 }
 
+impl From<FootprintError> for PlanError {
+    fn from(e: FootprintError) -> Self {
+        PlanError::Kernel(e)
+    }
+}
+
 impl From<PlacementError> for PlanError {
     fn from(e: PlacementError) -> Self {
         PlanError::Blobs(e)
@@ -311,21 +283,7 @@ impl From<PlacementError> for PlanError {
 impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            PlanError::FileLargerThanImage {
-                file_len,
-                image_size,
-            } => write!(
-                f,
-                "the kernel file is {file_len} bytes, more than the {image_size} bytes its header's image_size claims"
-            ),
-            PlanError::DoesNotFit {
-                load,
-                footprint,
-                ram_end,
-            } => write!(
-                f,
-                "the kernel needs {footprint} bytes from {load:#x}, but guest RAM ends at {ram_end:#x}"
-            ),
+            PlanError::Kernel(e) => e.fmt(f),
             PlanError::DtbTooLarge { len } => write!(
                 f,
                 "the device tree is {len} bytes; an arm64 kernel takes at most {MAX_DTB_SIZE}"
@@ -343,10 +301,7 @@ impl ImageHeader {
     /// Reads and checks the header at the start of `image` (its first
     /// [`HEADER_LEN`] bytes are enough).
     pub fn parse(image: &[u8]) -> Result<Self, HeaderError> {
-        let bytes: &[u8; HEADER_LEN] = image
-            .get(..HEADER_LEN)
-            .and_then(|b| b.try_into().ok())
-            .ok_or(HeaderError::TooShort { len: image.len() })?;
+        let bytes = image_header(image).ok_or(HeaderError::TooShort { len: image.len() })?;
         let raw = RawHeader::read(bytes);
         if raw.magic != MAGIC {
             return Err(HeaderError::BadMagic { found: raw.magic });
@@ -395,36 +350,19 @@ impl ImageHeader {
     /// says `text_offset` 0, but they are linked to run 2 MiB above RAM
     /// start and fail anywhere else.
     pub fn place(&self, ram: &Region, file_len: u64) -> Result<KernelPlacement, PlanError> {
-        let footprint = match self.image_size {
-            Some(image_size) if file_len > image_size => {
-                return Err(PlanError::FileLargerThanImage {
-                    file_len,
-                    image_size,
-                });
-            }
-            Some(image_size) => image_size,
-            None => file_len,
-        };
-        let ram_end = ram.end();
         let base = ram
             .gpa
             .as_u64()
             .checked_add(LOW_RESERVE)
-            .and_then(|low| low.checked_next_multiple_of(KERNEL_ALIGN));
-        let load = base.and_then(|b| b.checked_add(self.text_offset));
-        let range = load.and_then(|l| GpaRange::new(GuestPhysAddr::new(l), footprint));
-        match (base, range) {
-            (Some(base), Some(range)) if range.end <= ram_end => Ok(KernelPlacement {
-                base: GuestPhysAddr::new(base),
-                load: range.start,
-                footprint: range,
-            }),
-            _ => Err(PlanError::DoesNotFit {
-                load: GuestPhysAddr::new(load.unwrap_or(u64::MAX)),
-                footprint,
-                ram_end,
-            }),
-        }
+            .and_then(|low| low.checked_next_multiple_of(KERNEL_ALIGN))
+            .map(GuestPhysAddr::new);
+        Ok(place_kernel(
+            ram,
+            base,
+            self.text_offset,
+            file_len,
+            self.image_size,
+        )?)
     }
 
     /// The whole plan: the kernel as [`ImageHeader::place`] puts it, a DTB
@@ -461,7 +399,6 @@ impl ImageHeader {
 mod tests {
     use super::*;
     use crate::layout::machines::AARCH64_VIRT;
-    use crate::layout::{Perms, RegionKind};
 
     const MIB: u64 = 1 << 20;
 
@@ -495,13 +432,7 @@ mod tests {
     }
 
     fn ram(start: u64, size: u64) -> Region {
-        Region {
-            name: "ram",
-            gpa: GuestPhysAddr::new(start),
-            size,
-            perms: Perms::RWX,
-            kind: RegionKind::Ram,
-        }
+        Region::ram(GuestPhysAddr::new(start), size)
     }
 
     fn gpa(a: u64) -> GuestPhysAddr {
@@ -673,11 +604,11 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err,
-            PlanError::DoesNotFit {
+            PlanError::Kernel(FootprintError::DoesNotFit {
                 load: gpa(0x4020_0000),
                 footprint: 0x201_0000,
                 ram_end: gpa(0x4220_0000)
-            }
+            })
         );
         assert_eq!(
             err.to_string(),
@@ -686,7 +617,7 @@ mod tests {
         // Rounding RAM's start up to 2 MiB costs room.
         assert!(matches!(
             h.place(&ram(0x4000_1000, 2 * MIB + 0x201_0000), DEBIAN_FILE_LEN),
-            Err(PlanError::DoesNotFit { load, .. }) if load == gpa(0x4040_0000)
+            Err(PlanError::Kernel(FootprintError::DoesNotFit { load, .. })) if load == gpa(0x4040_0000)
         ));
         // The BSS counts, not only the file.
         let bss = ImageHeader::parse(&synthetic(0, 4 * MIB, 0b1010)).unwrap();
@@ -695,26 +626,26 @@ mod tests {
         // A file longer than its claimed footprint is inconsistent.
         assert_eq!(
             bss.place(&ram(0x4000_0000, 64 * MIB), 4 * MIB + 1),
-            Err(PlanError::FileLargerThanImage {
+            Err(PlanError::Kernel(FootprintError::FileLargerThanImage {
                 file_len: 4 * MIB + 1,
                 image_size: 4 * MIB
-            })
+            }))
         );
         // Absurd offsets and sizes do not wrap around.
         let huge = ImageHeader::parse(&synthetic(u64::MAX - 0x1000, 0x10_0000, 0b1010)).unwrap();
         assert!(matches!(
             huge.place(&ram(0x4000_0000, 64 * MIB), 0x1000),
-            Err(PlanError::DoesNotFit { .. })
+            Err(PlanError::Kernel(FootprintError::DoesNotFit { .. }))
         ));
         let huge = ImageHeader::parse(&synthetic(0, u64::MAX, 0b1010)).unwrap();
         assert!(matches!(
             huge.place(&ram(0x4000_0000, 64 * MIB), 0x1000),
-            Err(PlanError::DoesNotFit { .. })
+            Err(PlanError::Kernel(FootprintError::DoesNotFit { .. }))
         ));
         let top = ImageHeader::parse(&synthetic(0, 0x1000, 0b1010)).unwrap();
         assert!(matches!(
             top.place(&ram(0xffff_ffff_fff0_0000, 0x8_0000), 0x1000),
-            Err(PlanError::DoesNotFit { .. })
+            Err(PlanError::Kernel(FootprintError::DoesNotFit { .. }))
         ));
     }
 

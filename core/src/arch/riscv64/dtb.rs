@@ -392,7 +392,10 @@ pub fn dtb_address(layout: &GuestLayout<'_>, blob_len: u64) -> Result<GuestPhysA
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dtb::reader::{Tree, expect_names, is_empty, string, strs, u32s, u64s};
+    use crate::dtb::reader::{
+        self, Tree, expect_console_and_no_bootargs, expect_names, is_empty, string, strs, u32s,
+        u64s,
+    };
     use crate::layout::machines::RISCV64_VIRT;
     use crate::layout::{Perms, Region, RegionKind};
     use alloc::string::ToString;
@@ -407,19 +410,11 @@ mod tests {
     }
 
     fn regions_without(name: &str) -> Vec<Region> {
-        RISCV64_VIRT
-            .regions
-            .iter()
-            .copied()
-            .filter(|r| r.name != name)
-            .collect()
+        reader::regions_without(&RISCV64_VIRT, name)
     }
 
     fn layout(regions: &[Region]) -> GuestLayout<'_> {
-        GuestLayout {
-            regions,
-            ..RISCV64_VIRT
-        }
+        reader::with_regions(&RISCV64_VIRT, regions)
     }
 
     #[test]
@@ -628,16 +623,7 @@ mod tests {
             .collect();
         assert_eq!(irqs, [[10]], "one cell per interrupt, as the PLIC says");
 
-        let aliases = tree.node("/aliases");
-        expect_names(aliases, &["serial0"]);
-        assert_eq!(string(aliases, "serial0"), "/soc/serial@10000000");
-
-        let chosen = tree.node("/chosen");
-        expect_names(chosen, &["stdout-path"]);
-        assert_eq!(string(chosen, "stdout-path"), "/soc/serial@10000000");
-        let stdout = tree.fdt.chosen().unwrap().stdout().unwrap();
-        assert_eq!(stdout.node.name(), "serial@10000000");
-        assert_eq!(tree.fdt.chosen().unwrap().bootargs(), None);
+        expect_console_and_no_bootargs(&tree, "/soc/serial@10000000");
     }
 
     #[test]

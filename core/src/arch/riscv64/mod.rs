@@ -1,6 +1,8 @@
-//! RISC-V with the H extension: trap decoding and the SBI.
+//! RISC-V with the H extension: trap decoding, the SBI, the guest's device
+//! tree and the Linux `Image` header.
 
 pub mod dtb;
 pub mod insn;
+pub mod linux_image;
 pub mod sbi;
 pub mod trap;

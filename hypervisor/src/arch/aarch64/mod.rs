@@ -8,16 +8,14 @@ mod registers;
 mod timer;
 mod vcpu;
 
-use super::{Arch, BootPlan, Outcome, host_device, whole_image_at_entry};
+use super::{Arch, BootPlan, Outcome, host_device, whole_image_with_tree};
 use crate::boot_inputs::BootInputs;
 use crate::error::HvError;
 use alloc::boxed::Box;
-use alloc::string::String;
-use alloc::{format, vec};
+use alloc::format;
 use guestaspace_core::arch::aarch64::vtimer::{EL1_PHYS_TIMER_INTID, EL1_VIRT_TIMER_INTID};
 use guestaspace_core::arch::aarch64::{dtb, linux_image};
 use guestaspace_core::devices::{Bus, gicv2, pl011};
-use guestaspace_core::dtb::dtb_address;
 
 /// The PL011's interrupt on QEMU `virt`: SPI 1.
 const PL011_INTID: u32 = gicv2::SPI_BASE + 1;
@@ -77,51 +75,23 @@ impl Arch for Aarch64 {
                     "an initrd is given, but the kernel is not a Linux arm64 Image".into(),
                 ));
             }
-            let blob = tree(None)?;
-            let at = dtb_address(layout, blob.len() as u64).map_err(tree_error)?;
-            let whole = whole_image_at_entry(image, layout);
-            return Ok(BootPlan {
-                extra: vec![(at, blob)],
-                start: at,
-                load: whole.load,
-                bytes: whole.bytes,
-                entry: whole.entry,
-            });
+            return whole_image_with_tree(image, layout, tree(None)?);
         };
         let ram = layout
             .ram()
             .ok_or_else(|| HvError::Boot("the layout has no RAM".into()))?;
-        let initrd_len = inputs.initrd.as_ref().map(|i| i.len() as u64);
-        // The tree's length does not depend on the initrd's address: build
-        // it once to measure it, plan, then build it with the address.
-        let measured = tree(initrd_len.map(|len| (ram.gpa, len)))?.len() as u64;
-        let plan = header
-            .plan_boot(ram, image.len() as u64, initrd_len, measured)
-            .map_err(|e| HvError::Boot(format!("{} ({e})", crate::GUEST_PATH)))?;
-        let initrd_at = plan.blobs.initrd.map(|r| r.start);
-        let blob = tree(initrd_at.zip(initrd_len))?;
-        let dtb_at = plan.blobs.dtb.start;
-        let mut extra = vec![(dtb_at, blob)];
-        if let (Some(at), Some(initrd)) = (initrd_at, inputs.initrd) {
-            extra.push((at, initrd));
-        }
-        println!(
-            "Linux arm64 Image: kernel at {:#x} (footprint {}), device tree at {:#x}{}",
-            plan.kernel.load,
-            plan.kernel.footprint,
-            dtb_at,
-            match plan.blobs.initrd {
-                Some(r) => format!(", initrd at {r}"),
-                None => String::new(),
-            }
-        );
-        Ok(BootPlan {
-            load: plan.kernel.load,
-            bytes: 0..image.len(),
-            entry: plan.kernel.load,
-            extra,
-            start: dtb_at,
-        })
+        crate::linux_boot::plan(
+            "arm64",
+            image,
+            ram,
+            inputs.initrd,
+            |initrd_len, dtb_len| {
+                header
+                    .plan_boot(ram, image.len() as u64, initrd_len, dtb_len)
+                    .map_err(|e| format!("{e}"))
+            },
+            tree,
+        )
     }
 
     fn new_vcpu(plan: &BootPlan<GuestPhysAddr>, stage2_root: HostPhysAddr) -> vcpu::ArmVcpu {

@@ -8,7 +8,7 @@ mod power;
 mod timer;
 mod vcpu;
 
-use super::{Arch, BootPlan, Outcome, host_device, whole_image_at_entry};
+use super::{Arch, BootPlan, Outcome, host_device, whole_image_with_tree};
 use crate::boot_inputs::BootInputs;
 use crate::error::HvError;
 use alloc::boxed::Box;
@@ -20,7 +20,7 @@ use guestaspace_core::runloop::Devices;
 /// The UART's PLIC source on QEMU `virt`.
 const UART_IRQ: u32 = 10;
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
-use guestaspace_core::arch::riscv64::dtb;
+use guestaspace_core::arch::riscv64::{dtb, linux_image};
 use guestaspace_core::arch::setup::HwSetupError;
 use guestaspace_core::layout::{GuestLayout, HostDevice, machines};
 use guestaspace_core::stage2::Sv39x4;
@@ -46,34 +46,51 @@ impl Arch for Riscv64 {
     /// Where the guest's device tree is (what `a1` holds at entry).
     type Start = GuestPhysAddr;
 
-    /// The whole image at the entry, like OpenSBI starting an S-mode
-    /// kernel, and a device tree generated from the layout (RAM of the
-    /// `--mem` size, the emulated PLIC and UART) near the top of RAM.
+    /// A Linux RISC-V `Image` (its header's magic) is booted as its boot
+    /// protocol says: at the layout's entry, which must be `text_offset`
+    /// above RAM's 2 MiB-aligned base, with the device tree at the top of
+    /// RAM and the initrd below it, both named in the tree's `/chosen`.
+    /// Any other image is placed whole at the entry, like OpenSBI starting
+    /// an S-mode payload, with the tree at the top of RAM. Either way the
+    /// tree is generated from the layout (RAM of the `--mem` size, the
+    /// emulated PLIC and UART) and its address is `a1`.
     fn boot_plan(
         image: &[u8],
         layout: &GuestLayout,
         inputs: BootInputs,
     ) -> Result<BootPlan<GuestPhysAddr>, HvError> {
-        if inputs.initrd.is_some() {
-            return Err(HvError::Boot(
-                "an initrd is not passed to a riscv64 guest yet".into(),
-            ));
-        }
-        let tree_error = |e: dtb::DtbError| HvError::DeviceTree(alloc::format!("{e}"));
-        let config = dtb::DtbConfig {
-            bootargs: inputs.cmdline.as_deref(),
-            ..dtb::DtbConfig::QEMU_VIRT
+        let tree = |initrd| {
+            let config = dtb::DtbConfig {
+                bootargs: inputs.cmdline.as_deref(),
+                initrd,
+                ..dtb::DtbConfig::QEMU_VIRT
+            };
+            dtb::riscv64_dtb(layout, &config)
+                .map_err(|e| HvError::DeviceTree(alloc::format!("{e}")))
         };
-        let dtb = dtb::riscv64_dtb(layout, &config).map_err(tree_error)?;
-        let at = dtb::dtb_address(layout, dtb.len() as u64).map_err(tree_error)?;
-        let whole = whole_image_at_entry(image, layout);
-        Ok(BootPlan {
-            load: whole.load,
-            bytes: whole.bytes,
-            entry: whole.entry,
-            extra: alloc::vec![(at, dtb)],
-            start: at,
-        })
+        let Ok(header) = linux_image::ImageHeader::parse(image) else {
+            if inputs.initrd.is_some() {
+                return Err(HvError::Boot(
+                    "an initrd is given, but the kernel is not a Linux RISC-V Image".into(),
+                ));
+            }
+            return whole_image_with_tree(image, layout, tree(None)?);
+        };
+        let ram = layout
+            .ram()
+            .ok_or_else(|| HvError::Boot("the layout has no RAM".into()))?;
+        crate::linux_boot::plan(
+            "RISC-V",
+            image,
+            ram,
+            inputs.initrd,
+            |initrd_len, dtb_len| {
+                header
+                    .plan_boot(ram, layout.entry, image.len() as u64, initrd_len, dtb_len)
+                    .map_err(|e| alloc::format!("{e}"))
+            },
+            tree,
+        )
     }
 
     fn new_vcpu(plan: &BootPlan<GuestPhysAddr>, stage2_root: HostPhysAddr) -> vcpu::RiscvVcpu {

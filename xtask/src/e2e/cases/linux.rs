@@ -1,9 +1,14 @@
-//! The end-to-end cases of Debian's own arm64 Linux as the guest (aarch64):
-//! the unmodified kernel boots through to the initramfs's `/init` and
-//! powers off cleanly, and an `/init` that fails makes the kernel panic
-//! and the run fail.
+//! The end-to-end cases of Linux as the guest: Debian's own arm64 kernel
+//! (aarch64: `debian-linux`, `debian-linux-init-fails`) and the kernel
+//! built from Debian's `linux-source-6.1` (riscv64: `linux`,
+//! `linux-init-fails`). The kernel boots through to the initramfs's
+//! `/init` and powers off cleanly, and an `/init` that fails makes the
+//! kernel panic and the run fail. Both architectures run the same checks,
+//! plus a line of their own `/init` shows: `uname -a` naming aarch64, or
+//! the `isa` line of `/proc/cpuinfo`.
 
 use super::{Ctx, expect_vm_failure, with_output};
+use crate::arch::Arch;
 use crate::disk::write_fat_disk;
 use crate::guest_image::guest_flat;
 use crate::guests::initramfs::{INIT_FAILS_LINE, INIT_FAILS_WORD, USERSPACE_LINE};
@@ -19,10 +24,12 @@ use std::time::Duration;
 /// Generous: the kernel boots in a few seconds under TCG, more as a guest.
 const LINUX_TIMEOUT: Duration = Duration::from_secs(linux::DEFAULT_TIMEOUT_SECS);
 
-/// Boots Debian's kernel with the busybox initramfs and `cmdline`, in the
-/// RAM `cargo xtask run --linux` gives it, from a disk named after `name`.
-fn boot_debian_linux(ctx: &Ctx, name: &str, cmdline: &str) -> Result<RunOutput> {
+/// Boots the architecture's Linux guest with its initramfs and its
+/// default command line plus `extra` words, in the RAM `cargo xtask run
+/// --linux` gives it, from a disk named after `name`.
+fn boot_linux(ctx: &Ctx, name: &str, extra: &str) -> Result<RunOutput> {
     let guest = linux::prepare(ctx.spec.arch)?;
+    let cmdline = format!("{} {extra}", guest.cmdline);
     let vm = VmConfig {
         mem: Some(linux::DEFAULT_MEM),
         ..VmConfig::DEFAULT
@@ -30,7 +37,7 @@ fn boot_debian_linux(ctx: &Ctx, name: &str, cmdline: &str) -> Result<RunOutput> 
     let mut files = guest_disk(&guest_flat(&guest.kernel, ctx.spec)?, &vm);
     let boot = BootFiles {
         initrd: Some(guest.initrd),
-        cmdline: Some(cmdline.to_string()),
+        cmdline: Some(cmdline.trim_end().to_string()),
     };
     add_boot_files(&mut files, &boot)?;
     let disk = ctx.paths.e2e.join(format!("disk-{name}.img"));
@@ -50,11 +57,12 @@ fn without_timestamp(line: &str) -> &str {
     }
 }
 
-/// Debian's kernel prints its banner, runs `/init` from the initramfs,
-/// whose busybox prints the userspace line and `uname -a` and powers off:
-/// PSCI `SYSTEM_OFF`, which the hypervisor ends cleanly with status 0.
-pub(super) fn debian_linux(ctx: &Ctx) -> Result<()> {
-    let out = boot_debian_linux(ctx, "debian-linux", linux::DEFAULT_CMDLINE)?;
+/// The kernel prints its banner and runs `/init` from the initramfs,
+/// which prints the userspace line and its own lines and powers off (PSCI
+/// `SYSTEM_OFF`, SBI SRST), which the hypervisor ends cleanly with status
+/// 0.
+pub(super) fn linux_boots(ctx: &Ctx) -> Result<()> {
+    let out = boot_linux(ctx, "linux", "")?;
     out.check().map_err(|e| with_output(&out, e))?;
     check_in_order(
         &out.text,
@@ -69,17 +77,43 @@ pub(super) fn debian_linux(ctx: &Ctx) -> Result<()> {
     )
     .map_err(|e| with_output(&out, e))?;
     let lines: Vec<&str> = out.text.lines().map(without_timestamp).collect();
-    ensure!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("Linux version 6.1") && l.contains("Debian")),
-        with_output(&out, "no `Linux version 6.1` banner naming Debian")
-    );
-    ensure!(
-        lines.iter().any(|l| is_uname_line(l)),
-        with_output(&out, "no `uname -a` line (`Linux ... aarch64 ...`)")
-    );
+    for (wanted, what) in own_lines(ctx.spec.arch) {
+        ensure!(
+            lines.iter().any(|l| wanted(l)),
+            with_output(&out, format!("no {what}"))
+        );
+    }
     Ok(())
+}
+
+/// A test of one console line, and what it looks for.
+type LineCheck = (fn(&str) -> bool, &'static str);
+
+/// The lines of `arch`'s Linux guest beyond those every one prints.
+fn own_lines(arch: Arch) -> [LineCheck; 2] {
+    match arch {
+        Arch::Aarch64 => [
+            (is_debian_banner, "`Linux version 6.1` banner naming Debian"),
+            (is_uname_line, "`uname -a` line (`Linux ... aarch64 ...`)"),
+        ],
+        _ => [
+            (is_banner, "`Linux version 6.1` banner"),
+            (
+                is_isa_line,
+                "`isa` line of /proc/cpuinfo (`guestaspace: isa : rv64imafdc...`)",
+            ),
+        ],
+    }
+}
+
+/// The kernel's banner: `Linux version 6.1...`.
+fn is_banner(line: &str) -> bool {
+    line.starts_with("Linux version 6.1")
+}
+
+/// The banner of Debian's own build.
+fn is_debian_banner(line: &str) -> bool {
+    is_banner(line) && line.contains("Debian")
 }
 
 /// What busybox's `uname -a` prints on arm64: `Linux (none) 6.1.0-N-arm64
@@ -88,12 +122,23 @@ fn is_uname_line(line: &str) -> bool {
     line.starts_with("Linux ") && line.split_whitespace().any(|word| word == "aarch64")
 }
 
+/// The `isa` line of `/proc/cpuinfo` as the riscv64 `/init` prints it:
+/// `guestaspace: isa\t\t: rv64imafdc_zihintpause`, the guest's ISA with
+/// the base and the F, D and C extensions the device tree gives it.
+fn is_isa_line(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("guestaspace: isa") else {
+        return false;
+    };
+    let isa = rest.trim_start().trim_start_matches(':').trim();
+    isa.starts_with("rv64i") && isa.split('_').next().is_some_and(|b| b.contains("fdc"))
+}
+
 /// With `guestaspace.init_fails` on the command line `/init` exits 1: the
-/// kernel panics, `panic=-1` reboots at once, and the run ends with a
-/// failure status rather than at the timeout.
-pub(super) fn debian_linux_init_fails(ctx: &Ctx) -> Result<()> {
-    let cmdline = format!("{} {INIT_FAILS_WORD}", linux::DEFAULT_CMDLINE);
-    let out = boot_debian_linux(ctx, "debian-linux-init-fails", &cmdline)?;
+/// kernel panics, `panic=-1` reboots at once (PSCI `SYSTEM_RESET`, SBI
+/// SRST reboot), and the run ends with a failure status rather than at the
+/// timeout.
+pub(super) fn linux_init_fails(ctx: &Ctx) -> Result<()> {
+    let out = boot_linux(ctx, "linux-init-fails", INIT_FAILS_WORD)?;
     expect_vm_failure(&out)?;
     check_in_order(
         &out.text,
@@ -122,6 +167,27 @@ mod tests {
         assert!(without_timestamp(banner).starts_with("Linux version 6.1"));
         assert_eq!(without_timestamp("[ok] fine"), "[ok] fine");
         assert_eq!(without_timestamp("plain\r"), "plain");
+    }
+
+    #[test]
+    fn the_isa_line_names_a_64_bit_isa_with_float_and_compressed() {
+        assert!(is_isa_line("guestaspace: isa\t\t: rv64imafdc_zihintpause"));
+        assert!(is_isa_line("guestaspace: isa : rv64imafdc"));
+        assert!(!is_isa_line("guestaspace: isa\t\t: rv64imac"));
+        assert!(!is_isa_line("guestaspace: no line starts with isa"));
+        assert!(!is_isa_line("isa\t\t: rv64imafdc"));
+    }
+
+    #[test]
+    fn the_banner_names_the_kernel_and_its_builder() {
+        let ours = "Linux version 6.1.192 (guestaspace@xtask) (riscv64-linux-gnu-gcc (Debian \
+                    12.2.0-13) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 Thu Jan  1 \
+                    00:00:00 UTC 1970";
+        assert!(is_banner(ours));
+        let debian = "Linux version 6.1.0-56-arm64 (debian-kernel@lists.debian.org) \
+                      #1 SMP Debian 6.1.192-2 (2026-11-16)";
+        assert!(is_debian_banner(debian));
+        assert!(!is_banner("Linux version 5.10.0"));
     }
 
     #[test]
