@@ -152,7 +152,7 @@ pub const fn logic_flags(rflags: u64, result: u64, width: Width) -> u64 {
     if result >> (8 * width.bytes() - 1) & 1 != 0 {
         f |= SF;
     }
-    if (result as u8).count_ones() % 2 == 0 {
+    if (result as u8).count_ones() & 1 == 0 {
         f |= PF;
     }
     f
