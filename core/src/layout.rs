@@ -469,9 +469,10 @@ pub mod machines {
     };
 
     /// QEMU q35 (x86_64, SVM): 128 MiB of RAM from GPA 0, the boot
-    /// structures of `x86_boot` below 1 MiB, the image at 1 MiB, and an
-    /// emulated pflash page holding `pfld` at 0xFFC0_0000. The console is a
-    /// hypercall, so no device is passed through.
+    /// structures of `x86_boot` below 1 MiB, the image at 1 MiB, the
+    /// emulated I/O APIC at 0xFEC0_0000 and an emulated pflash page holding
+    /// `pfld` at 0xFFC0_0000. COM1, the PICs and the local APIC are reached
+    /// through ports and MSRs; no device is passed through.
     pub const X86_64_Q35: GuestLayout<'static> = GuestLayout {
         regions: &[
             Region {
@@ -480,6 +481,13 @@ pub mod machines {
                 size: DEFAULT_RAM_SIZE,
                 perms: Perms::RWX,
                 kind: RegionKind::Ram,
+            },
+            Region {
+                name: "ioapic",
+                gpa: GuestPhysAddr::new(crate::devices::ioapic::IOAPIC_BASE),
+                size: crate::devices::ioapic::IOAPIC_SIZE,
+                perms: Perms::RW,
+                kind: RegionKind::Device,
             },
             Region {
                 name: "pflash",
@@ -572,9 +580,15 @@ mod tests {
             pflash.backing_for(gpa(0xffc0_0000)),
             Backing::Content(b"pfld")
         );
+        let ioapic = X86_64_Q35.region_of(gpa(0xfec0_0010)).unwrap();
+        assert_eq!(
+            (ioapic.name, ioapic.gpa, ioapic.size, ioapic.kind),
+            ("ioapic", gpa(0xfec0_0000), 0x1000, RegionKind::Device),
+            "the I/O APIC is emulated, never the host's"
+        );
         assert!(
-            X86_64_Q35.region_of(gpa(0xfec0_0000)).is_none(),
-            "the IO APIC is not the guest's"
+            X86_64_Q35.region_of(gpa(0xfed0_0000)).is_none(),
+            "the HPET is not the guest's"
         );
         assert_eq!(X86_64_Q35.ram().unwrap().gpa, gpa(0));
     }
@@ -821,7 +835,7 @@ mod tests {
             RISCV64_VIRT.with_ram_size(0),
             Err(LayoutError::BadRamSize { size: 0 })
         );
-        // x86_64: RAM from 0 grown into the pflash page is an overlap.
+        // x86_64: RAM from 0 grown into the I/O APIC page is an overlap.
         use super::machines::X86_64_Q35;
         let huge = X86_64_Q35.with_ram_size(0x1_0000_0000).unwrap();
         let huge = GuestLayout {
@@ -832,7 +846,7 @@ mod tests {
             huge.validate(&HostResources::default()),
             Err(LayoutError::Overlap {
                 first: "ram",
-                second: "pflash"
+                second: "ioapic"
             })
         );
     }

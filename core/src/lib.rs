@@ -8,8 +8,9 @@
 //! conventions ([`arch`]), guest-image checks ([`image`]), how a fault on
 //! guest memory is served ([`fault`]), the device-tree nodes every
 //! architecture's guest tree shares ([`dtb`]), where a Linux boot puts its
-//! DTB and initrd ([`boot_layout`]) and the exit/page counters printed at
-//! shutdown ([`stats`]).
+//! DTB and initrd ([`boot_layout`]), reading guest memory from outside
+//! ([`guest_memory`]) and the exit/page counters printed at shutdown
+//! ([`stats`]).
 //!
 //! The hypervisor crate supplies the rest per architecture: a [`runloop::Vcpu`]
 //! that enters the guest and returns an [`exit::Exit`], and a
@@ -24,6 +25,7 @@ pub mod devices;
 pub mod dtb;
 pub mod exit;
 pub mod fault;
+pub mod guest_memory;
 pub mod image;
 pub mod layout;
 #[cfg(feature = "alloc")]

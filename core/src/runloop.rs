@@ -10,13 +10,14 @@
 extern crate alloc;
 
 use crate::addr::{GuestPhysAddr, GuestVirtAddr};
-use crate::devices::{Bus, BusError, MmioAccess};
+use crate::devices::{Bus, BusError, InterruptMessage, MmioAccess};
 use crate::exit::ExitKind;
 use crate::exit::{
     Access, Exit, Fence, PortIo, RebootKind, Reply, Request, ShutdownReason, Unexpected,
     immediate_reply,
 };
 use crate::fault;
+use crate::guest_memory::GuestMemory;
 use crate::layout::{GuestLayout, Region, RegionKind};
 use crate::stage2::{AddressSpace, Format, Host, MapError};
 use crate::stats::Stats;
@@ -37,11 +38,14 @@ pub trait Vcpu {
     fn deliver_timer(&mut self);
     /// Decodes the guest instruction whose access to the emulated device
     /// at `gpa` trapped into a typed access (with the value for a store).
-    /// The default refuses: a vCPU without device emulation.
+    /// `mem` is guest memory, for a vCPU that must fetch the instruction
+    /// itself through the guest's page tables (x86). The default refuses: a
+    /// vCPU without device emulation.
     fn decode_mmio(
         &mut self,
         _gpa: GuestPhysAddr,
         _access: Access,
+        _mem: &dyn GuestMemory,
     ) -> Result<MmioAccess, Unemulated> {
         Err(Unemulated {
             insn: 0,
@@ -49,14 +53,36 @@ pub trait Vcpu {
         })
     }
     /// Completes the access [`Vcpu::decode_mmio`] decoded: `value` goes to
-    /// the destination register of a load; the guest steps past it.
+    /// the destination register of a load; the guest steps past it. For an
+    /// instruction that reads and then writes the device (x86's `AND`,
+    /// `OR`, `XOR` to memory), the read's completion computes the write,
+    /// which [`Vcpu::next_mmio`] then hands out, and the guest steps past
+    /// the instruction when that write completes.
     fn finish_mmio(&mut self, _value: u64) {}
+    /// The next access of the instruction being emulated, if it makes one
+    /// more (the write of a read-modify-write), after [`Vcpu::finish_mmio`].
+    /// The default has none.
+    fn next_mmio(&mut self) -> Option<MmioAccess> {
+        None
+    }
     /// Completes an [`Exit::PortIo`]: `value` (an `IN`'s result, 0 for an
     /// `OUT`) goes to the guest's accumulator; the guest steps past it.
     fn finish_pio(&mut self, _value: u64) {}
     /// Drives the guest's external interrupt line (the interrupt
     /// controller's output for this vCPU).
     fn set_external_irq(&mut self, _level: bool) {}
+    /// Hands an interrupt message from the interrupt controller (the x86
+    /// I/O APIC) to the vCPU's own controller (its local APIC); true if it
+    /// accepted the vector. The default has no such controller.
+    fn deliver_message(&mut self, _message: InterruptMessage) -> bool {
+        false
+    }
+    /// A level-triggered vector the guest ended since the last call (the
+    /// local APIC's EOI broadcast), for the interrupt controller. The
+    /// default has none.
+    fn take_level_eoi(&mut self) -> Option<u8> {
+        None
+    }
     /// The levels of the guest timers' interrupt outputs, for a vCPU whose
     /// timer interrupts reach the guest through the emulated interrupt
     /// controller ([`Devices::timer_irqs`], same order); `None` for a timer
@@ -99,8 +125,9 @@ pub struct Devices {
     /// Device models by guest-physical range.
     pub bus: Bus,
     /// Device models by x86 I/O port range: a second bus whose addresses
-    /// are port numbers. It has no interrupt controller: a port device's
-    /// interrupt line is not wired anywhere yet.
+    /// are port numbers. It has no interrupt controller of its own: the
+    /// lines of its wired devices go to `bus`'s (COM1's IRQ 4 to I/O APIC
+    /// pin 4).
     pub ports: Bus,
     /// The interrupt controller output that is this vCPU's external
     /// interrupt line (the PLIC's S-mode context of hart 0, ...).
@@ -384,7 +411,7 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
                     // trap) must be low before the access is emulated: an
                     // end-of-interrupt write would re-pend a line still up.
                     update_timer_lines(vcpu, devices);
-                    emulate_mmio(vcpu, devices, gpa, access)?;
+                    emulate_mmio(vcpu, devices, &*space, gpa, access)?;
                     service_devices(vcpu, devices, console, stats);
                 } else {
                     map_fault(space, stats, found, gpa, vcpu.pc(), limits.ram_blocks)?;
@@ -500,30 +527,38 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
     }
 }
 
-/// Decodes the trapped access, performs it on the bus and completes it.
+/// Decodes the trapped access, performs it on the bus and completes it,
+/// and any further access of the same instruction.
 fn emulate_mmio<V: Vcpu>(
     vcpu: &mut V,
     devices: &mut Devices,
+    mem: &dyn GuestMemory,
     gpa: GuestPhysAddr,
     access: Access,
 ) -> Result<(), VmError> {
     let decoded = vcpu
-        .decode_mmio(gpa, access)
+        .decode_mmio(gpa, access, mem)
         .map_err(|what| VmError::Unemulated {
             gpa,
             what,
             pc: vcpu.pc(),
         })?;
-    let value = devices
-        .bus
-        .access(&decoded)
-        .map_err(|error| VmError::DeviceFault {
-            access: decoded,
-            error,
-            pc: vcpu.pc(),
-        })?;
-    vcpu.finish_mmio(value);
-    Ok(())
+    let mut access = decoded;
+    loop {
+        let value = devices
+            .bus
+            .access(&access)
+            .map_err(|error| VmError::DeviceFault {
+                access,
+                error,
+                pc: vcpu.pc(),
+            })?;
+        vcpu.finish_mmio(value);
+        match vcpu.next_mmio() {
+            Some(next) => access = next,
+            None => return Ok(()),
+        }
+    }
 }
 
 /// Moves host console input into the devices, as far as they take it.
@@ -578,8 +613,12 @@ fn sync_timer_line<V: Vcpu, C: Console>(
     service_devices(vcpu, devices, console, stats);
 }
 
-/// Prints what the devices transmitted and brings the vCPU's external
-/// interrupt line to the interrupt controller's level.
+/// Prints what the devices transmitted and brings the interrupt state to
+/// the vCPU: level-triggered interrupts it ended go back to the controller
+/// (before any line is looked at, so that one still asserted comes again),
+/// the port devices' lines go to the controller, its messages to the vCPU
+/// (each one accepted counts as an external injection), and the vCPU's
+/// external interrupt line follows the controller's output.
 fn service_devices<V: Vcpu, C: Console>(
     vcpu: &mut V,
     devices: &mut Devices,
@@ -592,6 +631,17 @@ fn service_devices<V: Vcpu, C: Console>(
     devices
         .ports
         .drain_console_output(|bytes| console.write(bytes));
+    while let Some(vector) = vcpu.take_level_eoi() {
+        devices.bus.end_of_interrupt(vector);
+    }
+    for (source, level) in devices.ports.wired_lines() {
+        devices.bus.set_irq_line(source, level);
+    }
+    while let Some(message) = devices.bus.take_message() {
+        if vcpu.deliver_message(message) {
+            stats.count_external_injection();
+        }
+    }
     let level = devices.bus.external_irq(devices.irq_context);
     if level != devices.line {
         if level {
@@ -721,6 +771,20 @@ mod tests {
         ipis: usize,
         /// Fences run for the guest.
         fences: Vec<Fence>,
+        /// Interrupt messages delivered.
+        messages: Vec<InterruptMessage>,
+        /// Level-triggered vectors delivered and not yet ended; an
+        /// `Exit::SysReg` stands for the guest's EOI of all of them.
+        in_service: Vec<u8>,
+        /// Level-triggered vectors ended, for `take_level_eoi`.
+        ended: VecDeque<u8>,
+        /// A read-modify-write in progress: after the read completes, the
+        /// write of the read value with these bits set.
+        modify_or: Option<u64>,
+        /// That write, for `next_mmio`.
+        follow_up: Option<MmioAccess>,
+        /// The address of the last access decoded.
+        last_gpa: Option<GuestPhysAddr>,
     }
 
     impl Scripted {
@@ -736,9 +800,14 @@ mod tests {
     impl Vcpu for Scripted {
         fn run(&mut self) -> Exit {
             self.pc += 4;
-            self.exits
+            let exit = self
+                .exits
                 .pop_front()
-                .expect("the script ran out: the loop did not stop")
+                .expect("the script ran out: the loop did not stop");
+            if exit == Exit::SysReg {
+                self.ended.extend(self.in_service.drain(..));
+            }
+            exit
         }
         fn pc(&self) -> GuestVirtAddr {
             self.pc
@@ -752,20 +821,43 @@ mod tests {
         fn deliver_timer(&mut self) {
             self.delivered += 1;
         }
-        fn decode_mmio(&mut self, _: GuestPhysAddr, _: Access) -> Result<MmioAccess, Unemulated> {
-            self.mmio.pop_front().ok_or(Unemulated {
+        fn decode_mmio(
+            &mut self,
+            _: GuestPhysAddr,
+            _: Access,
+            _: &dyn GuestMemory,
+        ) -> Result<MmioAccess, Unemulated> {
+            let a = self.mmio.pop_front().ok_or(Unemulated {
                 insn: 0x1000_202f,
                 why: "an atomic memory operation",
-            })
+            })?;
+            self.last_gpa = Some(a.addr);
+            Ok(a)
         }
         fn finish_mmio(&mut self, value: u64) {
             self.loads.push(value);
+            if let (Some(bits), Some(gpa)) = (self.modify_or.take(), self.last_gpa) {
+                self.follow_up = Some(MmioAccess::write(gpa, Width::Word, value | bits));
+            }
+        }
+        fn next_mmio(&mut self) -> Option<MmioAccess> {
+            self.follow_up.take()
         }
         fn finish_pio(&mut self, value: u64) {
             self.loads.push(value);
         }
         fn set_external_irq(&mut self, level: bool) {
             self.lines.push(level);
+        }
+        fn deliver_message(&mut self, message: InterruptMessage) -> bool {
+            self.messages.push(message);
+            if message.level {
+                self.in_service.push(message.vector);
+            }
+            true
+        }
+        fn take_level_eoi(&mut self) -> Option<u8> {
+            self.ended.pop_front()
         }
         fn timer_irq_levels(&mut self) -> [Option<bool>; GUEST_TIMERS] {
             [self.timer_levels.pop_front(), None]
@@ -1039,6 +1131,173 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    /// The PC's interrupt path: COM1 on the port bus, its IRQ 4 wired to
+    /// pin 4 of the I/O APIC on the MMIO bus, whose messages go to the
+    /// vCPU's local APIC.
+    fn pc() -> (
+        Vm,
+        crate::stage2::AddressSpace<crate::stage2::Npt, ArenaHost>,
+    ) {
+        use crate::devices::ioapic::{IOAPIC_BASE, IOAPIC_SIZE, IoApic};
+        let mut bus = Bus::new();
+        let chip = bus
+            .add(gpa(IOAPIC_BASE), IOAPIC_SIZE, Box::new(IoApic::new()), None)
+            .unwrap();
+        bus.set_irq_chip(chip).unwrap();
+        let mut devices = Devices::new(bus, 0);
+        devices
+            .ports
+            .add(gpa(0x3f8), 8, Box::new(Uart16550::new()), Some(4))
+            .unwrap();
+        let vm = Vm {
+            space: AddressSpace::new(ArenaHost::new(4)).unwrap(),
+            devices,
+            console: Captured::default(),
+            stats: Stats::default(),
+        };
+        (vm, AddressSpace::new(ArenaHost::new(4)).unwrap())
+    }
+
+    fn go_pc(
+        vm: &mut Vm,
+        space: &mut crate::stage2::AddressSpace<crate::stage2::Npt, ArenaHost>,
+        cpu: &mut Scripted,
+    ) -> Result<(), VmError> {
+        let layout = crate::layout::machines::X86_64_Q35;
+        let limits = Limits::default();
+        run(
+            cpu,
+            space,
+            &layout,
+            &mut vm.devices,
+            &mut vm.console,
+            &mut vm.stats,
+            &limits,
+        )
+    }
+
+    fn port(port: u16, write: Option<u64>) -> Exit {
+        Exit::PortIo(PortIo {
+            port,
+            width: Width::Byte,
+            write,
+        })
+    }
+
+    /// The guest's writes of redirection entry 4 (low dword `low`).
+    fn program_pin4(cpu: &mut Scripted, low: u64) -> [Exit; 2] {
+        cpu.mmio
+            .push_back(MmioAccess::write(gpa(0xfec0_0000), Width::Word, 0x18));
+        cpu.mmio
+            .push_back(MmioAccess::write(gpa(0xfec0_0010), Width::Word, low));
+        [
+            npf(0xfec0_0000, Access::Write),
+            npf(0xfec0_0010, Access::Write),
+        ]
+    }
+
+    #[test]
+    fn com1_input_reaches_the_vcpu_as_io_apic_messages() {
+        let (mut vm, mut space) = pc();
+        vm.console.input = b"hi".to_vec();
+        let mut cpu = Scripted::new(&[]);
+        let mut exits = program_pin4(&mut cpu, 0x24).to_vec();
+        exits.extend([
+            // IER: received data available.
+            port(0x3f9, Some(1)),
+            Exit::HostTick,
+            port(0x3f8, None),
+            // No FIFO: `i` comes on the next tick, a new edge.
+            Exit::HostTick,
+            port(0x3f8, None),
+            SHUTDOWN,
+        ]);
+        cpu.exits = exits.into();
+        assert_eq!(go_pc(&mut vm, &mut space, &mut cpu), Ok(()));
+        let edge = InterruptMessage {
+            vector: 0x24,
+            delivery: crate::devices::DeliveryMode::Fixed,
+            logical: false,
+            destination: 0,
+            level: false,
+        };
+        assert_eq!(cpu.messages, [edge, edge]);
+        assert_eq!(&cpu.loads[3..], [u64::from(b'h'), u64::from(b'i')]);
+        assert_eq!(vm.stats.injections(), (0, 2));
+        assert!(cpu.lines.is_empty(), "no external line on this machine");
+    }
+
+    #[test]
+    fn a_level_triggered_com1_comes_again_until_it_is_serviced() {
+        let (mut vm, mut space) = pc();
+        vm.console.input = b"h".to_vec();
+        let mut cpu = Scripted::new(&[]);
+        let mut exits = program_pin4(&mut cpu, 0x24 | 1 << 15).to_vec();
+        exits.extend([
+            port(0x3f9, Some(1)),
+            Exit::HostTick,
+            // The guest ends the interrupt without reading the byte: the
+            // line is still up, so it comes again.
+            Exit::SysReg,
+            port(0x3f8, None),
+            // Read, then ended: quiet.
+            Exit::SysReg,
+            SHUTDOWN,
+        ]);
+        cpu.exits = exits.into();
+        assert_eq!(go_pc(&mut vm, &mut space, &mut cpu), Ok(()));
+        assert_eq!(
+            cpu.messages
+                .iter()
+                .map(|m| (m.vector, m.level))
+                .collect::<Vec<_>>(),
+            [(0x24, true), (0x24, true)]
+        );
+        assert_eq!(vm.stats.injections(), (0, 2));
+    }
+
+    #[test]
+    fn a_read_modify_write_makes_both_accesses_in_one_exit() {
+        let (mut vm, mut space) = pc();
+        let mut cpu = Scripted::new(&[]);
+        // Pin 4 programmed unmasked, in a run of its own.
+        let program = program_pin4(&mut cpu, 0x24);
+        cpu.exits = program.into_iter().chain([SHUTDOWN]).collect();
+        assert_eq!(go_pc(&mut vm, &mut space, &mut cpu), Ok(()));
+        // Then masked with one `orl $0x10000` to IOWIN (a read, then a
+        // write of the result) and read back.
+        cpu.exits = [
+            npf(0xfec0_0010, Access::Write),
+            npf(0xfec0_0010, Access::Read),
+            SHUTDOWN,
+        ]
+        .into();
+        let iowin = MmioAccess::read(gpa(0xfec0_0010), Width::Word);
+        cpu.mmio.extend([iowin, iowin]);
+        cpu.loads.clear();
+        cpu.modify_or = Some(1 << 16);
+        assert_eq!(go_pc(&mut vm, &mut space, &mut cpu), Ok(()));
+        assert_eq!(cpu.loads, [0x24, 0, 0x1_0024], "read, write, read back");
+        assert_eq!(vm.stats.exits(ExitKind::Mmio), 2 + 2);
+        assert_eq!(
+            vm.devices.bus.access_counts().collect::<Vec<_>>(),
+            [("ioapic", 2 + 3)]
+        );
+    }
+
+    #[test]
+    fn a_masked_pin_keeps_com1_quiet() {
+        let (mut vm, mut space) = pc();
+        vm.console.input = b"h".to_vec();
+        let mut cpu = Scripted::new(&[]);
+        let mut exits = program_pin4(&mut cpu, 0x24 | 1 << 16).to_vec();
+        exits.extend([port(0x3f9, Some(1)), Exit::HostTick, SHUTDOWN]);
+        cpu.exits = exits.into();
+        assert_eq!(go_pc(&mut vm, &mut space, &mut cpu), Ok(()));
+        assert!(cpu.messages.is_empty());
+        assert_eq!(vm.stats.injections(), (0, 0));
     }
 
     #[test]

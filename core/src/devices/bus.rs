@@ -6,7 +6,9 @@
 //! interrupt wiring is level-based and polled: after every access and every
 //! console input the bus copies each device's [`Device::irq_level`] into the
 //! controller's [`Device::set_irq_source`], so a model only has to say what
-//! its line is, never when it changed.
+//! its line is, never when it changed (a controller that acts on edges
+//! finds them itself). A bus without a controller can hand its lines to
+//! another bus's ([`Bus::wired_lines`]).
 
 extern crate alloc;
 
@@ -14,7 +16,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::{Device, DeviceError, Direction, MmioAccess, Width};
+use super::{Device, DeviceError, Direction, InterruptMessage, MmioAccess, Width};
 use crate::addr::GuestPhysAddr;
 
 /// A handle to a device added to a [`Bus`].
@@ -279,6 +281,33 @@ impl Bus {
         }
     }
 
+    /// The level of every wired device's interrupt line with the controller
+    /// input it is wired to, the controller's own excluded: how a second bus
+    /// without a controller (the x86 port bus) feeds its lines to another
+    /// bus's controller ([`Bus::set_irq_line`]).
+    pub fn wired_lines(&self) -> impl Iterator<Item = (u32, bool)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| Some(i) != self.irq_chip)
+            .filter_map(|(_, s)| s.irq.map(|source| (source, s.device.irq_level())))
+    }
+
+    /// The controller's next interrupt message (see
+    /// [`Device::take_message`]), if it has a controller and one is waiting.
+    pub fn take_message(&mut self) -> Option<InterruptMessage> {
+        let chip = self.irq_chip?;
+        self.slots[chip].device.take_message()
+    }
+
+    /// Tells the controller a CPU ended level-triggered `vector` (see
+    /// [`Device::end_of_interrupt`]); nothing happens without one.
+    pub fn end_of_interrupt(&mut self, vector: u8) {
+        if let Some(chip) = self.irq_chip {
+            self.slots[chip].device.end_of_interrupt(vector);
+        }
+    }
+
     /// Whether the interrupt controller's output to `context` is asserted
     /// (false without a controller).
     pub fn external_irq(&self, context: usize) -> bool {
@@ -505,6 +534,47 @@ mod tests {
         bus.access(&MmioAccess::write(gpa(0x1000), Width::Byte, 0))
             .unwrap();
         assert!(!bus.external_irq(0));
+    }
+
+    #[test]
+    fn a_bus_without_a_chip_feeds_its_lines_to_another_buses_chip() {
+        use crate::devices::ioapic::{IOAPIC_BASE, IOAPIC_SIZE, IoApic};
+        // The port bus: a device on input 4 and an unwired one.
+        let mut ports = Bus::new();
+        ports.add(gpa(0x3f8), 16, Regs::boxed(), Some(4)).unwrap();
+        ports.add(gpa(0x2f8), 16, Regs::boxed(), None).unwrap();
+        // The MMIO bus: the I/O APIC as its controller.
+        let mut mmio = Bus::new();
+        assert_eq!(mmio.take_message(), None, "no controller yet");
+        mmio.end_of_interrupt(0x24);
+        let chip = mmio
+            .add(gpa(IOAPIC_BASE), IOAPIC_SIZE, Box::new(IoApic::new()), None)
+            .unwrap();
+        mmio.set_irq_chip(chip).unwrap();
+        let io = |bus: &mut Bus, offset: u64, v: u64| {
+            bus.access(&MmioAccess::write(
+                gpa(IOAPIC_BASE + offset),
+                Width::Word,
+                v,
+            ))
+            .unwrap()
+        };
+        // Pin 4: vector 0x24, level-triggered, unmasked.
+        io(&mut mmio, 0x00, 0x18);
+        io(&mut mmio, 0x10, 0x24 | 1 << 15);
+        assert_eq!(ports.wired_lines().collect::<Vec<_>>(), [(4, false)]);
+        ports
+            .access(&MmioAccess::write(gpa(0x3f8), Width::Byte, 1))
+            .unwrap();
+        for (source, level) in ports.wired_lines() {
+            mmio.set_irq_line(source, level);
+        }
+        let m = mmio.take_message().expect("pin 4 went up");
+        assert_eq!((m.vector, m.level), (0x24, true));
+        assert_eq!(mmio.take_message(), None);
+        // Still up after the EOI: level-triggered, so it comes again.
+        mmio.end_of_interrupt(0x24);
+        assert_eq!(mmio.take_message().map(|m| m.vector), Some(0x24));
     }
 
     #[test]

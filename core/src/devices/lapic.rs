@@ -34,8 +34,9 @@
 //!
 //! # Interrupt state
 //!
-//! IRR, ISR and TMR are 256-bit sets. [`Lapic::raise`] (the path of the
-//! I/O APIC and COM1), a self-IPI and an unmasked LVT entry accept a vector
+//! IRR, ISR and TMR are 256-bit sets. An I/O APIC message
+//! ([`Lapic::accept_message`], the path of COM1's interrupt), a self-IPI
+//! and an unmasked LVT entry accept a vector
 //! into IRR (10.8.4 "Interrupt Acceptance for Fixed Interrupts"); vectors
 //! 0-15 are illegal and set the ESR instead. PPR follows 10.8.3.1 "Task and
 //! Processor Priorities": TPR if its class (bits 7:4) is at least that of
@@ -125,7 +126,7 @@
 //! masked: a masked expiry changes nothing anyone can see before the next
 //! access, which catches up on it.
 
-use super::{Device, DeviceError, Width};
+use super::{DeliveryMode, Device, DeviceError, InterruptMessage, Width};
 
 /// Guest-physical base of the xAPIC register page (IA32_APIC_BASE's reset
 /// address).
@@ -371,7 +372,7 @@ impl LvtEntry {
     }
 }
 
-/// What the model did with an IPI.
+/// What the model did with an IPI or an interrupt message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IpiOutcome {
     /// Accepted into this CPU's IRR.
@@ -956,29 +957,63 @@ impl Lapic {
     fn is_destination(&self, icr: u64) -> bool {
         let logical = icr & icr::LOGICAL != 0;
         match self.mode {
-            ApicMode::X2Apic => {
-                let dest = (icr >> 32) as u32;
-                let ldr = self.read32(Reg::Ldr);
-                dest == u32::MAX
-                    || if logical {
-                        dest >> 16 == ldr >> 16 && dest & ldr & 0xffff != 0
-                    } else {
-                        dest == APIC_ID
-                    }
-            }
-            ApicMode::XApic => {
-                let dest = (icr >> 56) as u32;
-                let id = self.ldr >> 24;
-                dest == 0xff
-                    || if !logical {
-                        dest == APIC_ID
-                    } else if self.dfr >> 28 == 0xf {
-                        dest & id != 0
-                    } else {
-                        dest >> 4 == id >> 4 && dest & id & 0xf != 0
-                    }
-            }
+            ApicMode::X2Apic => self.x2apic_destination((icr >> 32) as u32, logical, u32::MAX),
+            ApicMode::XApic => self.xapic_destination((icr >> 56) as u8, logical),
             ApicMode::Disabled => false,
+        }
+    }
+
+    /// Whether x2APIC destination `dest` (physical or logical) names this
+    /// CPU, `broadcast` addressing every CPU.
+    fn x2apic_destination(&self, dest: u32, logical: bool, broadcast: u32) -> bool {
+        let ldr = self.read32(Reg::Ldr);
+        dest == broadcast
+            || if logical {
+                dest >> 16 == ldr >> 16 && dest & ldr & 0xffff != 0
+            } else {
+                dest == APIC_ID
+            }
+    }
+
+    /// Whether xAPIC destination `dest` names this CPU: its ID (physical),
+    /// its LDR in the flat or cluster model of the DFR (logical), or 0xFF.
+    fn xapic_destination(&self, dest: u8, logical: bool) -> bool {
+        let (dest, id) = (u32::from(dest), self.ldr >> 24);
+        dest == 0xff
+            || if !logical {
+                dest == APIC_ID
+            } else if self.dfr >> 28 == 0xf {
+                dest & id != 0
+            } else {
+                dest >> 4 == id >> 4 && dest & id & 0xf != 0
+            }
+    }
+
+    /// An interrupt message from the I/O APIC arrives. It is for this CPU
+    /// if its destination names it as an IPI's would (in x2APIC mode the
+    /// 8-bit destination is compared with the x2APIC ID, or the logical
+    /// ID's cluster 0, and 0xFF is the broadcast); fixed and
+    /// lowest-priority messages (with one CPU, the lowest-priority CPU is
+    /// this one) are accepted like [`Self::raise`] or [`Self::raise_level`]
+    /// as the trigger mode says. SMI, NMI, INIT and ExtINT messages are
+    /// refused: the model does not deliver them.
+    pub fn accept_message(&mut self, m: &InterruptMessage) -> IpiOutcome {
+        let dest = u32::from(m.destination);
+        let to_self = match self.mode {
+            ApicMode::X2Apic => self.x2apic_destination(dest, m.logical, 0xff),
+            ApicMode::XApic => self.xapic_destination(m.destination, m.logical),
+            ApicMode::Disabled => false,
+        };
+        match m.delivery {
+            _ if !to_self => IpiOutcome::NoTarget,
+            DeliveryMode::Fixed | DeliveryMode::LowestPriority => {
+                if self.accept(m.vector, m.level) {
+                    IpiOutcome::Delivered
+                } else {
+                    IpiOutcome::Refused
+                }
+            }
+            _ => IpiOutcome::Refused,
         }
     }
 
@@ -1592,5 +1627,86 @@ mod tests {
         assert_eq!(a.read_x2apic(msr(reg::TIMER_CCR), 10), Ok(100));
         a.tick(500);
         assert_eq!(a.next_deadline(), Some(1_100));
+    }
+
+    #[test]
+    fn io_apic_messages_are_accepted_when_addressed_here() {
+        let msg = |vector, delivery, logical, destination, level| InterruptMessage {
+            vector,
+            delivery,
+            logical,
+            destination,
+            level,
+        };
+        let fixed = DeliveryMode::Fixed;
+        let mut a = x2apic();
+        // Physical APIC 0 (what ArceOS leaves in the entry), broadcast,
+        // and lowest priority: all this CPU.
+        for (m, v) in [
+            (msg(0x24, fixed, false, 0, false), 0x24),
+            (msg(0x25, fixed, false, 0xff, false), 0x25),
+            (
+                msg(0x26, DeliveryMode::LowestPriority, false, 0, false),
+                0x26,
+            ),
+            // x2APIC logical ID of APIC 0: cluster 0, bit 0.
+            (msg(0x27, fixed, true, 0x01, false), 0x27),
+        ] {
+            assert_eq!(a.accept_message(&m), IpiOutcome::Delivered, "{m:?}");
+            assert_eq!(take(&mut a), Some(v));
+            eoi(&mut a);
+        }
+        // Another CPU, physically or logically.
+        assert_eq!(
+            a.accept_message(&msg(0x28, fixed, false, 1, false)),
+            IpiOutcome::NoTarget
+        );
+        assert_eq!(
+            a.accept_message(&msg(0x28, fixed, true, 0x02, false)),
+            IpiOutcome::NoTarget
+        );
+        // Modes the model does not deliver, and an illegal vector.
+        for mode in [DeliveryMode::Nmi, DeliveryMode::ExtInt, DeliveryMode::Init] {
+            assert_eq!(
+                a.accept_message(&msg(0x29, mode, false, 0, false)),
+                IpiOutcome::Refused
+            );
+        }
+        assert_eq!(
+            a.accept_message(&msg(0x05, fixed, false, 0, false)),
+            IpiOutcome::Refused
+        );
+        assert_eq!(a.pending_vector(), None);
+        // A level-triggered one reports its EOI for the I/O APIC.
+        assert_eq!(
+            a.accept_message(&msg(0x30, fixed, false, 0, true)),
+            IpiOutcome::Delivered
+        );
+        assert_eq!(take(&mut a), Some(0x30));
+        eoi(&mut a);
+        assert_eq!(a.take_level_eoi(), Some(0x30));
+        // xAPIC mode: physical ID 0, or the flat logical ID in the LDR.
+        let mut x = Lapic::default();
+        x.write(reg::SVR, Width::Word, u64::from(svr::ENABLE | SPURIOUS))
+            .unwrap();
+        x.write(reg::LDR, Width::Word, 0x0400_0000).unwrap();
+        assert_eq!(
+            x.accept_message(&msg(0x31, fixed, true, 0x04, false)),
+            IpiOutcome::Delivered
+        );
+        assert_eq!(
+            x.accept_message(&msg(0x32, fixed, true, 0x08, false)),
+            IpiOutcome::NoTarget
+        );
+        assert_eq!(
+            x.accept_message(&msg(0x33, fixed, false, 0, false)),
+            IpiOutcome::Delivered
+        );
+        // Hardware-disabled: nobody is there.
+        x.set_mode(ApicMode::Disabled, 0);
+        assert_eq!(
+            x.accept_message(&msg(0x34, fixed, false, 0, false)),
+            IpiOutcome::NoTarget
+        );
     }
 }

@@ -8,15 +8,17 @@
 //! with the offset inside that range. The arch then writes a load's value
 //! back into the guest register. Interrupt lines go from devices to the one
 //! interrupt-controller model on the bus ([`Device::set_irq_source`]) and
-//! from there to the vCPU ([`Device::irq_output`]).
+//! from there to the vCPU: as a line ([`Device::irq_output`]), or, for the
+//! x86 I/O APIC, as interrupt messages for the local APIC
+//! ([`Device::take_message`], [`irq_message`]).
 //!
 //! Models: [`uart16550`] (the console of QEMU `virt` and the PC COM1),
 //! [`pl011`] (the Arm PrimeCell UART, the console of QEMU's aarch64 `virt`),
 //! [`plic`] (the RISC-V platform-level interrupt controller of QEMU `virt`),
 //! [`gicv2`] (the Arm GICv2 distributor and CPU interface of QEMU `virt`),
 //! [`pic8259`] (the PC's legacy interrupt controllers, accepted and kept
-//! masked) and [`lapic`] (the x86 local APIC, x2APIC and xAPIC, with its
-//! timer).
+//! masked), [`lapic`] (the x86 local APIC, x2APIC and xAPIC, with its
+//! timer) and [`ioapic`] (the x86 I/O APIC).
 
 use core::fmt;
 
@@ -25,6 +27,8 @@ use crate::addr::GuestPhysAddr;
 #[cfg(feature = "alloc")]
 pub mod bus;
 pub mod gicv2;
+pub mod ioapic;
+pub mod irq_message;
 pub mod lapic;
 pub mod pic8259;
 #[cfg(feature = "alloc")]
@@ -36,6 +40,7 @@ pub mod uart16550;
 
 #[cfg(feature = "alloc")]
 pub use bus::{Bus, BusError, DeviceId};
+pub use irq_message::{DeliveryMode, InterruptMessage};
 
 /// The size of one MMIO access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -211,6 +216,17 @@ pub trait Device {
     fn irq_output(&self, _context: usize) -> bool {
         false
     }
+
+    /// Interrupt controllers that send messages instead of driving a line
+    /// (the x86 I/O APIC): the next message for the local APICs, once.
+    fn take_message(&mut self) -> Option<InterruptMessage> {
+        None
+    }
+
+    /// Interrupt controllers that send messages: a CPU ended a
+    /// level-triggered interrupt with `vector` (the local APIC's EOI
+    /// broadcast).
+    fn end_of_interrupt(&mut self, _vector: u8) {}
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! x86_64 (QEMU q35 as the hypervisor declares it, entered by Multiboot):
 //! the emulated pflash page, the local APIC timer's interrupt through
 //! ArceOS's own IRQ path (this kernel is built with ArceOS's `irq` feature
-//! on x86_64), COM1 polled through port I/O, the SMCCC vendor calls over
-//! VMMCALL, and power-off through the ACPI port ArceOS itself uses.
+//! on x86_64), COM1 input through its interrupt and the I/O APIC, the
+//! SMCCC vendor calls over VMMCALL, and power-off through the ACPI port
+//! ArceOS itself uses.
 
 pub mod uart;
 
@@ -11,8 +12,8 @@ use guestaspace_core::arch::smccc;
 
 /// The emulated pflash page.
 pub const PFLASH: usize = 0xffc0_0000;
-/// The I/O APIC on the real machine; not part of the guest's layout.
-pub const UNDECLARED: usize = 0xfec0_0000;
+/// The HPET on the real machine; not part of the guest's layout.
+pub const UNDECLARED: usize = 0xfed0_0000;
 /// A guest-physical address outside guest RAM (and every other region).
 pub const OUTSIDE_RAM: usize = 0x3000_0000;
 

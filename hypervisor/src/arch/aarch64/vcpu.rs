@@ -22,6 +22,7 @@ use guestaspace_core::arch::smccc;
 use guestaspace_core::devices::MmioAccess;
 use guestaspace_core::exit::Access;
 use guestaspace_core::exit::{Exit, Reply, Unexpected};
+use guestaspace_core::guest_memory::GuestMemory;
 use guestaspace_core::runloop::{GUEST_TIMERS, Unemulated, Vcpu};
 
 /// VMID of our one guest.
@@ -364,7 +365,12 @@ impl Vcpu for ArmVcpu {
     /// names the register, the width and the direction. Without a syndrome
     /// (a load/store with writeback, say), the instruction is fetched at
     /// the guest's PC and decoded.
-    fn decode_mmio(&mut self, gpa: GuestPhysAddr, _: Access) -> Result<MmioAccess, Unemulated> {
+    fn decode_mmio(
+        &mut self,
+        gpa: GuestPhysAddr,
+        _: Access,
+        _: &dyn GuestMemory,
+    ) -> Result<MmioAccess, Unemulated> {
         let (insn, writeback) = match dabt::decode(self.esr) {
             Ok(insn) => (insn, None),
             Err(DataAbortError::NoSyndrome { .. }) => {

@@ -14,6 +14,7 @@ use guestaspace_core::arch::riscv64::trap::{Trap, decode};
 use guestaspace_core::devices::MmioAccess;
 use guestaspace_core::exit::Fence;
 use guestaspace_core::exit::{Access, Exit, Reply};
+use guestaspace_core::guest_memory::GuestMemory;
 use guestaspace_core::runloop::{Unemulated, Vcpu};
 use riscv::register::{scause, sstatus, stval};
 use riscv_h::register::{hgatp, hstatus, htval, hvip};
@@ -184,6 +185,7 @@ impl Vcpu for RiscvVcpu {
         &mut self,
         gpa: GuestPhysAddr,
         access: Access,
+        _: &dyn GuestMemory,
     ) -> Result<MmioAccess, Unemulated> {
         let insn = mmio::decode(self.htinst, self.state.guest_pc)?;
         let access = match (insn.op, access) {

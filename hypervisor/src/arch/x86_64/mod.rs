@@ -15,11 +15,15 @@ use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
 use guestaspace_core::arch::setup::HwSetupError;
 use guestaspace_core::arch::x86_64::{boot, multiboot};
 use guestaspace_core::devices::Bus;
+use guestaspace_core::devices::ioapic::{IOAPIC_BASE, IOAPIC_SIZE, IoApic};
 use guestaspace_core::devices::pic8259::{MASTER_BASE, PIC_PORTS, Pic8259, SLAVE_BASE};
 use guestaspace_core::devices::uart16550::{UART16550_SIZE, Uart16550};
 
 /// COM1's first port.
 const COM1: u16 = 0x3f8;
+/// COM1's ISA interrupt, which is I/O APIC pin 4 (ISA IRQs map one to one
+/// onto the first 16 pins when no ACPI override says otherwise).
+const COM1_IRQ: u32 = 4;
 use crate::boot_inputs::BootInputs;
 use crate::error::HvError;
 use guestaspace_core::image::ImageError;
@@ -117,14 +121,32 @@ impl Arch for X86_64 {
         FLUSH_GUEST_TLB.store(true, Ordering::Relaxed);
     }
 
-    /// The PC's COM1 (a 16550 at ports 0x3F8..0x3FF) and the two legacy
-    /// PICs (kept masked) on the port bus; no MMIO device yet.
+    /// The I/O APIC on the MMIO bus, the interrupt controller; on the port
+    /// bus the PC's COM1 (a 16550 at ports 0x3F8..0x3FF, its line on I/O
+    /// APIC pin 4) and the two legacy PICs (kept masked: nothing is wired
+    /// to them; the guests here mask them and use the I/O APIC).
     fn devices() -> Devices {
-        let mut devices = Devices::new(Bus::new(), 0);
+        let mut bus = Bus::new();
+        let ioapic = bus
+            .add(
+                GuestPhysAddr::new(IOAPIC_BASE),
+                IOAPIC_SIZE,
+                Box::new(IoApic::new()),
+                None,
+            )
+            .expect("the I/O APIC fits on an empty bus");
+        bus.set_irq_chip(ioapic)
+            .expect("the I/O APIC was just added");
+        let mut devices = Devices::new(bus, 0);
         let port = |p: u16| GuestPhysAddr::new(u64::from(p));
         let ports = &mut devices.ports;
         ports
-            .add(port(COM1), UART16550_SIZE, Box::new(Uart16550::new()), None)
+            .add(
+                port(COM1),
+                UART16550_SIZE,
+                Box::new(Uart16550::new()),
+                Some(COM1_IRQ),
+            )
             .expect("COM1 fits on an empty port bus");
         for (base, name) in [(MASTER_BASE, "pic-master"), (SLAVE_BASE, "pic-slave")] {
             ports

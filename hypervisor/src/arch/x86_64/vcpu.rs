@@ -1,5 +1,8 @@
 //! The SVM vCPU: a VMCB set up to start the guest in long mode on the
-//! boot structures of `boot`, the intercepts, and the exit decoding.
+//! boot structures of `boot`, the intercepts, and the exit decoding; its
+//! device accesses are in `mmio`.
+
+mod mmio;
 
 use super::FLUSH_GUEST_TLB;
 use super::{host_timer, svm};
@@ -16,9 +19,11 @@ use guestaspace_core::arch::x86_64::vmcb::{
     self, CallRegs, InterceptMisc1, InterceptMisc2, Segment, Vmcb, int_control,
 };
 use guestaspace_core::arch::x86_64::{boot, multiboot};
-use guestaspace_core::devices::lapic::Lapic;
-use guestaspace_core::exit::{Exit, Reply};
-use guestaspace_core::runloop::Vcpu;
+use guestaspace_core::devices::lapic::{IpiOutcome, Lapic};
+use guestaspace_core::devices::{InterruptMessage, MmioAccess};
+use guestaspace_core::exit::{Access, Exit, Reply};
+use guestaspace_core::guest_memory::GuestMemory;
+use guestaspace_core::runloop::{Unemulated, Vcpu};
 
 /// ASID of our one guest (0 is the host's).
 const ASID: u32 = 1;
@@ -103,6 +108,10 @@ pub struct SvmVcpu {
     /// The host timer's deadline now, and the next host tick (ns).
     armed: u64,
     next_tick: u64,
+    /// The device access decoded and not yet completed.
+    mmio: Option<mmio::Pending>,
+    /// A read-modify-write's write, for the run loop to make next.
+    mmio_write: Option<MmioAccess>,
 }
 
 fn pages(n: usize) -> (*mut u8, HostPhysAddr) {
@@ -221,6 +230,8 @@ impl SvmVcpu {
             offered: None,
             armed: 0,
             next_tick: monotonic_time_nanos() + host_timer::HOST_TICK_NS,
+            mmio: None,
+            mmio_write: None,
         }
     }
 
@@ -415,6 +426,33 @@ impl Vcpu for SvmVcpu {
     }
 
     fn deliver_timer(&mut self) {}
+
+    fn decode_mmio(
+        &mut self,
+        gpa: GuestPhysAddr,
+        access: Access,
+        mem: &dyn GuestMemory,
+    ) -> Result<MmioAccess, Unemulated> {
+        self.decode_device_access(gpa, access, mem)
+    }
+
+    fn finish_mmio(&mut self, value: u64) {
+        self.finish_device_access(value);
+    }
+
+    fn next_mmio(&mut self) -> Option<MmioAccess> {
+        self.next_device_access()
+    }
+
+    /// An I/O APIC message goes to the local APIC, which accepts it if it
+    /// is addressed here; its vector is offered on the next entry.
+    fn deliver_message(&mut self, message: InterruptMessage) -> bool {
+        self.lapic.accept_message(&message) == IpiOutcome::Delivered
+    }
+
+    fn take_level_eoi(&mut self) -> Option<u8> {
+        self.lapic.take_level_eoi()
+    }
 
     /// An IN's value goes to AL/AX/EAX as wide as the access (EAX
     /// zero-extends into RAX); the guest resumes at the next instruction,
