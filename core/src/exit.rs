@@ -57,6 +57,11 @@ pub enum Exit {
     /// on aarch64) and the vCPU emulated the access itself; the guest's
     /// timer interrupt line may have changed.
     SysReg,
+    /// A trapped system-register access the policy refuses, answered as
+    /// the hardware would refuse it: the vCPU injected a fault into the
+    /// guest (x86: `#GP(0)` for an MSR the guest may not touch). Counted
+    /// as a sysreg exit and as an injected exception.
+    SysRegFault,
     /// Anything else: the VM stops with this diagnostic.
     Unexpected(Unexpected),
 }
@@ -366,7 +371,7 @@ impl Exit {
             Exit::Hypercall(_) => ExitKind::Hypercall,
             Exit::TimerExpired => ExitKind::Timer,
             Exit::HostTick => ExitKind::HostTick,
-            Exit::SysReg => ExitKind::SysReg,
+            Exit::SysReg | Exit::SysRegFault => ExitKind::SysReg,
             Exit::PortIo(_) => ExitKind::PortIo,
             Exit::Reflected => ExitKind::Reflected,
             Exit::Unexpected(_) => ExitKind::Unexpected,

@@ -484,6 +484,10 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
                 stats.count_exit(ExitKind::SysReg);
                 sync_timer_line(vcpu, devices, console, stats);
             }
+            Exit::SysRegFault => {
+                stats.count_exit(ExitKind::SysReg);
+                stats.count_exception_injection();
+            }
             Exit::Reflected => stats.count_exit(ExitKind::Reflected),
             Exit::PortIo(io) => {
                 stats.count_exit(ExitKind::PortIo);

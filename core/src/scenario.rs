@@ -43,6 +43,10 @@ pub enum Scenario {
     /// the hypervisor offers SMCCC over HVC only, so it stops the VM
     /// naming the SMC.
     Smc = 9,
+    /// Read an MSR the hypervisor's policy does not know (x86_64): the
+    /// guest gets `#GP(0)` as from a CPU without it, and ArceOS panics on
+    /// the unhandled exception.
+    UnknownMsr = 10,
 }
 
 /// Byte offset of the bench's hypercall count (u32 LE) in the pflash image.
@@ -58,7 +62,7 @@ pub const BENCH_PAGES: u32 = 1000;
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::Normal,
         Scenario::WildAccess,
         Scenario::NeverShutdown,
@@ -69,6 +73,7 @@ impl Scenario {
         Scenario::Echo,
         Scenario::DlabWildAccess,
         Scenario::Smc,
+        Scenario::UnknownMsr,
     ];
 
     /// The scenario for a code; unknown codes (an erased flash reads
@@ -98,6 +103,7 @@ impl Scenario {
             Scenario::Echo => "echo",
             Scenario::DlabWildAccess => "dlab-wild-access",
             Scenario::Smc => "smc",
+            Scenario::UnknownMsr => "unknown-msr",
         }
     }
 }

@@ -14,6 +14,9 @@ pub struct Stats {
     exits: [u64; ExitKind::ALL.len()],
     /// Interrupts injected into the guest: timer, external.
     injected: [u64; 2],
+    /// Exceptions injected into the guest for accesses the hypervisor
+    /// refused as the hardware would (x86 `#GP` for an unknown MSR).
+    exceptions: u64,
     /// 4 KiB pages mapped per region, in the layout's region order.
     pages: [u64; MAX_REGIONS],
     /// 2 MiB blocks mapped per region, in the same order.
@@ -21,6 +24,16 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Records an exception injected into the guest.
+    pub fn count_exception_injection(&mut self) {
+        self.exceptions += 1;
+    }
+
+    /// Exceptions injected into the guest so far.
+    pub fn exceptions_injected(&self) -> u64 {
+        self.exceptions
+    }
+
     /// Records a timer interrupt injected into the guest.
     pub fn count_timer_injection(&mut self) {
         self.injected[0] += 1;
@@ -121,8 +134,8 @@ impl core::fmt::Display for Report<'_> {
         }
         write!(
             f,
-            "\nInterrupts injected: timer {}, external {}",
-            s.injected[0], s.injected[1]
+            "\nInterrupts injected: timer {}, external {}; exceptions injected: {}",
+            s.injected[0], s.injected[1], s.exceptions
         )?;
         let (blocks, pages) = (s.total_blocks(), s.total_pages());
         f.write_str("\nGuest memory mapped: ")?;
@@ -176,7 +189,7 @@ mod tests {
         assert_eq!(
             text,
             "VM exits: 4 total, nested page fault 3, hypercall 1, timer 0, mmio 0, host tick 0, sysreg 0, pio 0, reflected 0, unexpected 0\n\
-             Interrupts injected: timer 0, external 0\n\
+             Interrupts injected: timer 0, external 0; exceptions injected: 0\n\
              Guest memory mapped: 0 blocks of 2 MiB + 4 pages of 4 KiB (16 KiB), plic 0 pages, uart 1 page, pflash 1 page, ram 0 blocks + 2 pages (8 KiB of 128 MiB)"
         );
     }

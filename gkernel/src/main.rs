@@ -91,6 +91,7 @@ fn main() {
         Scenario::DlabWildAccess => arch::dlab_wild_access(),
         Scenario::Crash => panic!("scenario crash: the guest kernel panics on purpose"),
         Scenario::Smc => arch::smc_scenario(),
+        Scenario::UnknownMsr => arch::unknown_msr_scenario(),
         Scenario::NeverShutdown => {
             println!("Scenario never-shutdown: spinning forever");
             loop {

@@ -68,10 +68,14 @@ pub fn parse_exits(text: &str) -> Result<ExitCounts> {
     })
 }
 
-/// The `Interrupts injected: timer T, external E` line: (T, E).
+/// The `Interrupts injected: timer T, external E; exceptions injected: X`
+/// line: (T, E).
 pub fn parse_injections(text: &str) -> Result<(u64, u64)> {
     let rest = line_after(text, "Interrupts injected: ")?;
-    match rest.split(", ").collect::<Vec<_>>().as_slice() {
+    let (interrupts, _) = rest
+        .split_once("; exceptions injected: ")
+        .with_context(|| format!("no exception count in `{rest}`"))?;
+    match interrupts.split(", ").collect::<Vec<_>>().as_slice() {
         [timer, external] => Ok((
             number(timer.strip_prefix("timer ").context("no timer count")?)?,
             number(
@@ -82,6 +86,15 @@ pub fn parse_injections(text: &str) -> Result<(u64, u64)> {
         )),
         _ => bail!("bad `Interrupts injected:` line `{rest}`"),
     }
+}
+
+/// The `exceptions injected: X` part of the `Interrupts injected:` line.
+pub fn parse_exceptions(text: &str) -> Result<u64> {
+    let rest = line_after(text, "Interrupts injected: ")?;
+    let (_, count) = rest
+        .split_once("; exceptions injected: ")
+        .with_context(|| format!("no exception count in `{rest}`"))?;
+    number(count)
 }
 
 /// The prefix of the memory line.
@@ -418,9 +431,13 @@ mod tests {
 
     #[test]
     fn injections_are_read() {
-        let text = "Interrupts injected: timer 39, external 2\r\n";
+        let text = "Interrupts injected: timer 39, external 2; exceptions injected: 1\r\n";
         assert_eq!(parse_injections(text).unwrap(), (39, 2));
-        assert!(parse_injections("Interrupts injected: timer x, external 2").is_err());
+        assert_eq!(parse_exceptions(text).unwrap(), 1);
+        let bad = "Interrupts injected: timer x, external 2; exceptions injected: 0";
+        assert!(parse_injections(bad).is_err());
+        let old = "Interrupts injected: timer 1, external 2";
+        assert!(parse_injections(old).is_err() && parse_exceptions(old).is_err());
     }
 
     #[test]

@@ -11,7 +11,9 @@ use crate::disk::{DiskFiles, write_fat_disk, write_non_fat_disk};
 use crate::guests::tutorial::{self, TutorialApp};
 use crate::prepare::{BootFiles, GuestSource, PrepareOptions, guest_disk, prepare};
 use crate::vm::{Input, InputStep, RunOutput, VmEnd};
-use crate::vm_report::{check_in_order, parse_exits, parse_injections, parse_mapped};
+use crate::vm_report::{
+    check_in_order, parse_exceptions, parse_exits, parse_injections, parse_mapped,
+};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use guestaspace_core::PAGE_SIZE;
 use guestaspace_core::scenario::Scenario;
@@ -75,6 +77,10 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
             Case {
                 name: "watchdog",
                 run: watchdog,
+            },
+            Case {
+                name: "unknown-msr",
+                run: unknown_msr,
             },
             Case {
                 name: "com1-input",
@@ -219,6 +225,34 @@ fn smc(ctx: &Ctx) -> Result<()> {
         &out,
         "error: VM stopped: unexpected VM exit: SMC (the guest must use HVC)",
     )
+}
+
+/// An `RDMSR` of a register the MSR policy does not know gets `#GP(0)`
+/// injected, as on a CPU without that register, instead of stopping the
+/// VM: ArceOS's own handler reports the unhandled `#GP` and the guest
+/// powers off as failed; the report counts the injected exception.
+fn unknown_msr(ctx: &Ctx) -> Result<()> {
+    let out = ctx.boot_scenario(Scenario::UnknownMsr)?;
+    expect_vm_failure(&out)?;
+    check_in_order(
+        &out.text,
+        &[
+            "Scenario unknown-msr: RDMSR 0x40000042",
+            "#GP",
+            "the guest asked to power off because it failed",
+        ],
+    )
+    .map_err(|e| with_output(&out, e))?;
+    ensure!(
+        !out.text.contains("instead of faulting"),
+        "the RDMSR did not fault"
+    );
+    let injected = parse_exceptions(&out.text).map_err(|e| with_output(&out, e))?;
+    ensure!(
+        injected == 1,
+        "expected 1 injected exception, the report says {injected}"
+    );
+    Ok(())
 }
 
 /// A line typed on QEMU's serial input reaches the guest through the

@@ -108,6 +108,10 @@ pub fn dlab_wild_access() {
     panic!("scenario dlab-wild-access is a 16550 (riscv64) scenario");
 }
 
+pub fn unknown_msr_scenario() {
+    panic!("scenario unknown-msr is an x86_64 scenario");
+}
+
 /// PSCI `SYSTEM_OFF` made with SMC: the hypervisor offers SMCCC over HVC
 /// only and must stop the VM naming the SMC.
 pub fn smc_scenario() {

@@ -65,6 +65,10 @@ pub fn dlab_wild_access() {
 }
 
 /// An aarch64 scenario: this guest cannot play it and fails the run.
+pub fn unknown_msr_scenario() {
+    panic!("scenario unknown-msr is an x86_64 scenario");
+}
+
 pub fn smc_scenario() {
     panic!("scenario smc is an aarch64 scenario");
 }

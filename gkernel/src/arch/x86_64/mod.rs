@@ -121,6 +121,24 @@ pub fn smc_scenario() {
     panic!("scenario smc is an aarch64 scenario");
 }
 
+/// An MSR no x86 CPU defines (in the range Intel and AMD leave to software,
+/// 0x4000_0000..0x4000_00FF, which this hypervisor does not implement).
+const UNKNOWN_MSR: u32 = 0x4000_0042;
+
+/// `RDMSR` of [`UNKNOWN_MSR`]: the hypervisor must answer `#GP(0)` as a CPU
+/// without that register would, not stop the VM; ArceOS then panics on the
+/// unhandled exception, naming it.
+pub fn unknown_msr_scenario() {
+    println!("Scenario unknown-msr: RDMSR {UNKNOWN_MSR:#x}");
+    let (lo, hi): (u32, u32);
+    // SAFETY: RDMSR of a register that does not exist raises #GP, which
+    // is the point; nothing is changed.
+    unsafe {
+        core::arch::asm!("rdmsr", in("ecx") UNKNOWN_MSR, out("eax") lo, out("edx") hi, options(nostack))
+    };
+    println!("RDMSR {UNKNOWN_MSR:#x} returned {hi:#x}:{lo:#x} instead of faulting");
+}
+
 /// Power-off: SLP_EN to the ACPI PM1a control port (what ArceOS's own
 /// platform does); `clean == false` uses the vendor failure call instead.
 pub fn power_off(clean: bool) -> ! {

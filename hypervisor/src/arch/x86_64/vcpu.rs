@@ -359,10 +359,15 @@ impl SvmVcpu {
             })
         };
         match result {
-            Ok(()) => self.step_past(MSR_INSN_LEN),
-            Err(InjectGp) => self.inject_exception(VECTOR_GP, Some(0)),
+            Ok(()) => {
+                self.step_past(MSR_INSN_LEN);
+                Exit::SysReg
+            }
+            Err(InjectGp) => {
+                self.inject_exception(VECTOR_GP, Some(0));
+                Exit::SysRegFault
+            }
         }
-        Exit::SysReg
     }
 }
 
