@@ -57,11 +57,15 @@ pub enum Exit {
     /// on aarch64) and the vCPU emulated the access itself; the guest's
     /// timer interrupt line may have changed.
     SysReg,
-    /// A trapped system-register access the policy refuses, answered as
-    /// the hardware would refuse it: the vCPU injected a fault into the
-    /// guest (x86: `#GP(0)` for an MSR the guest may not touch). Counted
-    /// as a sysreg exit and as an injected exception.
-    SysRegFault,
+    /// An access or instruction the vCPU refused as the hardware it
+    /// presents would, by injecting a fault into the guest (x86: `#GP(0)`
+    /// for an MSR the policy does not know, `#UD` for an SVM instruction,
+    /// since the guest's CPU shows no SVM). Counted in `class` and as an
+    /// injected exception.
+    InjectedFault {
+        /// The exit class it is counted in (`SysReg` for an MSR).
+        class: ExitKind,
+    },
     /// Anything else: the VM stops with this diagnostic.
     Unexpected(Unexpected),
 }
@@ -371,7 +375,8 @@ impl Exit {
             Exit::Hypercall(_) => ExitKind::Hypercall,
             Exit::TimerExpired => ExitKind::Timer,
             Exit::HostTick => ExitKind::HostTick,
-            Exit::SysReg | Exit::SysRegFault => ExitKind::SysReg,
+            Exit::SysReg => ExitKind::SysReg,
+            Exit::InjectedFault { class } => *class,
             Exit::PortIo(_) => ExitKind::PortIo,
             Exit::Reflected => ExitKind::Reflected,
             Exit::Unexpected(_) => ExitKind::Unexpected,

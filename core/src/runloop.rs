@@ -484,8 +484,8 @@ pub fn run<V: Vcpu, F: Format, H: Host, C: Console>(
                 stats.count_exit(ExitKind::SysReg);
                 sync_timer_line(vcpu, devices, console, stats);
             }
-            Exit::SysRegFault => {
-                stats.count_exit(ExitKind::SysReg);
+            Exit::InjectedFault { class } => {
+                stats.count_exit(class);
                 stats.count_exception_injection();
             }
             Exit::Reflected => stats.count_exit(ExitKind::Reflected),

@@ -47,6 +47,9 @@ pub enum Scenario {
     /// guest gets `#GP(0)` as from a CPU without it, and ArceOS panics on
     /// the unhandled exception.
     UnknownMsr = 10,
+    /// Execute `INVLPGA` (x86_64): the guest's CPU shows no SVM, so it
+    /// gets `#UD`, and ArceOS panics on the unhandled exception.
+    SvmInstruction = 11,
 }
 
 /// Byte offset of the bench's hypercall count (u32 LE) in the pflash image.
@@ -62,7 +65,7 @@ pub const BENCH_PAGES: u32 = 1000;
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 12] = [
         Scenario::Normal,
         Scenario::WildAccess,
         Scenario::NeverShutdown,
@@ -74,6 +77,7 @@ impl Scenario {
         Scenario::DlabWildAccess,
         Scenario::Smc,
         Scenario::UnknownMsr,
+        Scenario::SvmInstruction,
     ];
 
     /// The scenario for a code; unknown codes (an erased flash reads
@@ -104,6 +108,7 @@ impl Scenario {
             Scenario::DlabWildAccess => "dlab-wild-access",
             Scenario::Smc => "smc",
             Scenario::UnknownMsr => "unknown-msr",
+            Scenario::SvmInstruction => "svm-instruction",
         }
     }
 }

@@ -92,6 +92,7 @@ fn main() {
         Scenario::Crash => panic!("scenario crash: the guest kernel panics on purpose"),
         Scenario::Smc => arch::smc_scenario(),
         Scenario::UnknownMsr => arch::unknown_msr_scenario(),
+        Scenario::SvmInstruction => arch::svm_instruction_scenario(),
         Scenario::NeverShutdown => {
             println!("Scenario never-shutdown: spinning forever");
             loop {

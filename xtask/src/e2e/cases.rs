@@ -83,6 +83,10 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
                 run: unknown_msr,
             },
             Case {
+                name: "svm-instruction",
+                run: svm_instruction,
+            },
+            Case {
                 name: "com1-input",
                 run: com1_input,
             },
@@ -251,6 +255,35 @@ fn unknown_msr(ctx: &Ctx) -> Result<()> {
     ensure!(
         injected == 1,
         "expected 1 injected exception, the report says {injected}"
+    );
+    Ok(())
+}
+
+/// `INVLPGA` in the guest gets `#UD`, as on a CPU that shows no SVM:
+/// intercepted (it could flush other address spaces' TLB entries), not
+/// executed, and not a VM stop either.
+fn svm_instruction(ctx: &Ctx) -> Result<()> {
+    let out = ctx.boot_scenario(Scenario::SvmInstruction)?;
+    expect_vm_failure(&out)?;
+    check_in_order(
+        &out.text,
+        &[
+            "Scenario svm-instruction: INVLPGA",
+            "#UD",
+            "the guest asked to power off because it failed",
+        ],
+    )
+    .map_err(|e| with_output(&out, e))?;
+    ensure!(
+        !out.text.contains("instead of faulting"),
+        "INVLPGA did not fault"
+    );
+    let exits = parse_exits(&out.text).map_err(|e| with_output(&out, e))?;
+    let injected = parse_exceptions(&out.text).map_err(|e| with_output(&out, e))?;
+    ensure!(
+        injected == 1 && exits.get("reflected")? == 1,
+        "expected 1 injected exception and 1 reflected exit, the report says {injected} and {}",
+        exits.get("reflected")?
     );
     Ok(())
 }

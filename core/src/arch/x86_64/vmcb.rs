@@ -369,10 +369,36 @@ pub mod exit_code {
     pub const VMRUN: u64 = 0x80;
     /// VMEXIT_VMMCALL: the guest's hypercall.
     pub const VMMCALL: u64 = 0x81;
+    /// VMEXIT_INVLPGA.
+    pub const INVLPGA: u64 = 0x7a;
+    /// VMEXIT_VMLOAD.
+    pub const VMLOAD: u64 = 0x82;
+    /// VMEXIT_VMSAVE.
+    pub const VMSAVE: u64 = 0x83;
+    /// VMEXIT_STGI.
+    pub const STGI: u64 = 0x84;
+    /// VMEXIT_CLGI.
+    pub const CLGI: u64 = 0x85;
+    /// VMEXIT_SKINIT.
+    pub const SKINIT: u64 = 0x86;
     /// VMEXIT_NPF: a nested page fault.
     pub const NPF: u64 = 0x400;
     /// VMEXIT_INVALID (-1): VMRUN refused the VMCB's guest state.
     pub const INVALID: u64 = u64::MAX;
+}
+
+/// Whether `code` is the exit of an SVM instruction (VMRUN, VMLOAD,
+/// VMSAVE, STGI, CLGI, SKINIT, INVLPGA). The guest's CPU shows no SVM
+/// (CPUID hides it, EFER.SVME reads 0), and on such a CPU each of them
+/// raises #UD (AMD APM vol. 3, the instructions' exception tables: "#UD if
+/// EFER.SVME = 0"), so that is what the guest gets. VMMCALL is not one of
+/// them: it is the hypercall.
+pub const fn is_svm_instruction(code: u64) -> bool {
+    use exit_code::*;
+    matches!(
+        code,
+        VMRUN | VMLOAD | VMSAVE | STGI | CLGI | SKINIT | INVLPGA
+    )
 }
 
 /// A readable name for an exit code.
@@ -391,6 +417,8 @@ pub fn exit_name(code: u64) -> &'static str {
         MSR => "MSR access",
         SHUTDOWN => "shutdown (triple fault in the guest)",
         VMRUN => "VMRUN in the guest",
+        INVLPGA => "INVLPGA in the guest",
+        VMLOAD | VMSAVE | STGI | CLGI | SKINIT => "SVM instruction in the guest",
         VMMCALL => "VMMCALL",
         NPF => "nested page fault",
         INVALID => "VMEXIT_INVALID (the VMCB state was refused)",
@@ -508,6 +536,18 @@ mod tests {
     use super::*;
     use crate::exit::{Request, ShutdownReason};
     use core::mem::offset_of;
+
+    #[test]
+    fn svm_instructions_are_told_from_the_hypercall() {
+        for code in [0x7a, 0x80, 0x82, 0x83, 0x84, 0x85, 0x86] {
+            assert!(is_svm_instruction(code), "{code:#x}");
+        }
+        for code in [exit_code::VMMCALL, exit_code::CPUID, exit_code::NPF, 0x87] {
+            assert!(!is_svm_instruction(code), "{code:#x}");
+        }
+        assert_eq!(exit_name(0x7a), "INVLPGA in the guest");
+        assert_eq!(exit_name(0x85), "SVM instruction in the guest");
+    }
 
     #[test]
     fn control_area_offsets_match_apm_table_b1() {

@@ -112,6 +112,10 @@ pub fn unknown_msr_scenario() {
     panic!("scenario unknown-msr is an x86_64 scenario");
 }
 
+pub fn svm_instruction_scenario() {
+    panic!("scenario svm-instruction is an x86_64 scenario");
+}
+
 /// PSCI `SYSTEM_OFF` made with SMC: the hypervisor offers SMCCC over HVC
 /// only and must stop the VM naming the SMC.
 pub fn smc_scenario() {

@@ -69,6 +69,10 @@ pub fn unknown_msr_scenario() {
     panic!("scenario unknown-msr is an x86_64 scenario");
 }
 
+pub fn svm_instruction_scenario() {
+    panic!("scenario svm-instruction is an x86_64 scenario");
+}
+
 pub fn smc_scenario() {
     panic!("scenario smc is an aarch64 scenario");
 }

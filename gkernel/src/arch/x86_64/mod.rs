@@ -139,6 +139,20 @@ pub fn unknown_msr_scenario() {
     println!("RDMSR {UNKNOWN_MSR:#x} returned {hi:#x}:{lo:#x} instead of faulting");
 }
 
+/// `INVLPGA` (flush the TLB entry of RAX's address for the ASID in ECX):
+/// an SVM instruction, which a CPU without SVM enabled answers with #UD.
+/// The hypervisor intercepts it (it would flush other address spaces'
+/// entries, the host's included) and must give the guest that #UD.
+pub fn svm_instruction_scenario() {
+    println!("Scenario svm-instruction: INVLPGA");
+    // SAFETY: INVLPGA only drops TLB entries; here it must fault instead.
+    // Its encoding, 0F 01 DF, is written out: the operands are implicit.
+    unsafe {
+        core::arch::asm!(".byte 0x0f, 0x01, 0xdf", in("rax") 0u64, in("ecx") 0u32, options(nostack))
+    };
+    println!("INVLPGA ran instead of faulting");
+}
+
 /// Power-off: SLP_EN to the ACPI PM1a control port (what ArceOS's own
 /// platform does); `clean == false` uses the vendor failure call instead.
 pub fn power_off(clean: bool) -> ! {

@@ -21,7 +21,7 @@ use guestaspace_core::arch::x86_64::vmcb::{
 use guestaspace_core::arch::x86_64::{boot, multiboot};
 use guestaspace_core::devices::lapic::{IpiOutcome, Lapic};
 use guestaspace_core::devices::{InterruptMessage, MmioAccess};
-use guestaspace_core::exit::{Access, Exit, Reply};
+use guestaspace_core::exit::{Access, Exit, ExitKind, Reply};
 use guestaspace_core::guest_memory::GuestMemory;
 use guestaspace_core::runloop::{Unemulated, Vcpu};
 
@@ -35,6 +35,9 @@ const CPUID_LEN: u64 = 2;
 const MSR_INSN_LEN: u64 = 2;
 /// Exception vector of #GP.
 const VECTOR_GP: u32 = 13;
+/// #UD, invalid opcode: what an SVM instruction raises on a CPU without
+/// SVM enabled, as the guest's appears.
+const VECTOR_UD: u32 = 6;
 /// The I/O permission map is 12 KiB, the MSR permission map 8 KiB; all
 /// bits set intercepts every port and MSR.
 const IOPM_PAGES: usize = 3;
@@ -365,7 +368,9 @@ impl SvmVcpu {
             }
             Err(InjectGp) => {
                 self.inject_exception(VECTOR_GP, Some(0));
-                Exit::SysRegFault
+                Exit::InjectedFault {
+                    class: ExitKind::SysReg,
+                }
             }
         }
     }
@@ -401,6 +406,12 @@ impl Vcpu for SvmVcpu {
             }
             code if code == vmcb::exit_code::EXCEPTION_BASE + u64::from(VECTOR_AC) => {
                 return self.reflect(VECTOR_AC, Some(0));
+            }
+            code if vmcb::is_svm_instruction(code) => {
+                self.inject_exception(VECTOR_UD, None);
+                return Exit::InjectedFault {
+                    class: ExitKind::Reflected,
+                };
             }
             vmcb::exit_code::CPUID => return self.emulate_cpuid(),
             vmcb::exit_code::MSR => return self.emulate_msr(self.vmcb.control.exit_info1 == 1),
