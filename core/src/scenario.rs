@@ -50,6 +50,10 @@ pub enum Scenario {
     /// Execute `INVLPGA` (x86_64): the guest's CPU shows no SVM, so it
     /// gets `#UD`, and ArceOS panics on the unhandled exception.
     SvmInstruction = 11,
+    /// Make a `VMMCALL` (PSCI `SYSTEM_OFF`) from CPL 3 (x86_64): the
+    /// hypervisor refuses it (RAX = -1) and the VM goes on; the user
+    /// code's `UD2` brings the kernel back, which prints RAX.
+    UserVmmcall = 12,
 }
 
 /// Byte offset of the bench's hypercall count (u32 LE) in the pflash image.
@@ -65,7 +69,7 @@ pub const BENCH_PAGES: u32 = 1000;
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 12] = [
+    pub const ALL: [Scenario; 13] = [
         Scenario::Normal,
         Scenario::WildAccess,
         Scenario::NeverShutdown,
@@ -78,6 +82,7 @@ impl Scenario {
         Scenario::Smc,
         Scenario::UnknownMsr,
         Scenario::SvmInstruction,
+        Scenario::UserVmmcall,
     ];
 
     /// The scenario for a code; unknown codes (an erased flash reads
@@ -109,6 +114,7 @@ impl Scenario {
             Scenario::Smc => "smc",
             Scenario::UnknownMsr => "unknown-msr",
             Scenario::SvmInstruction => "svm-instruction",
+            Scenario::UserVmmcall => "user-vmmcall",
         }
     }
 }

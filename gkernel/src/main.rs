@@ -93,6 +93,7 @@ fn main() {
         Scenario::Smc => arch::smc_scenario(),
         Scenario::UnknownMsr => arch::unknown_msr_scenario(),
         Scenario::SvmInstruction => arch::svm_instruction_scenario(),
+        Scenario::UserVmmcall => arch::user_vmmcall_scenario(),
         Scenario::NeverShutdown => {
             println!("Scenario never-shutdown: spinning forever");
             loop {

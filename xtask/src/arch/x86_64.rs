@@ -55,7 +55,7 @@ pub const SPEC: ArchSpec = ArchSpec {
     console_device: Some("uart16550"),
     bad_console_reply: "Console write from 0x30000000 answered -9",
     icount_exits: &[
-        ("nested page fault", 85),
+        ("nested page fault", 86),
         ("hypercall", 1),
         ("timer", 1),
         ("mmio", 0),

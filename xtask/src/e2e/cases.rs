@@ -87,6 +87,10 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
                 run: svm_instruction,
             },
             Case {
+                name: "user-vmmcall",
+                run: user_vmmcall,
+            },
+            Case {
                 name: "com1-input",
                 run: com1_input,
             },
@@ -284,6 +288,35 @@ fn svm_instruction(ctx: &Ctx) -> Result<()> {
         injected == 1 && exits.get("reflected")? == 1,
         "expected 1 injected exception and 1 reflected exit, the report says {injected} and {}",
         exits.get("reflected")?
+    );
+    Ok(())
+}
+
+/// A `VMMCALL` asking PSCI `SYSTEM_OFF` from guest user mode (CPL 3) is
+/// refused, as KVM refuses it: RAX comes back NOT_SUPPORTED (-1) and the
+/// VM goes on. The user code's `UD2` then traps back to the guest kernel,
+/// which prints the trap (vector 6, CS 0x23) and RAX, and powers off
+/// through its own path later, with status 0.
+fn user_vmmcall(ctx: &Ctx) -> Result<()> {
+    let out = ctx.boot_scenario(Scenario::UserVmmcall)?;
+    out.check().map_err(|e| with_output(&out, e))?;
+    check_in_order(
+        &out.text,
+        &[
+            "Scenario user-vmmcall: PSCI SYSTEM_OFF by VMMCALL from CPL 3",
+            "CPL 3 trap: vector 6 at ",
+            "Shutdown vm normally!",
+        ],
+    )
+    .map_err(|e| with_output(&out, e))?;
+    let trap = out
+        .text
+        .lines()
+        .find(|l| l.contains("CPL 3 trap: vector 6 at "))
+        .unwrap_or_default();
+    ensure!(
+        trap.contains("(CS 0x23), RAX = 0xffffffffffffffff after the VMMCALL"),
+        "the CPL 3 VMMCALL was not refused with -1: `{trap}`"
     );
     Ok(())
 }

@@ -116,6 +116,10 @@ pub fn svm_instruction_scenario() {
     panic!("scenario svm-instruction is an x86_64 scenario");
 }
 
+pub fn user_vmmcall_scenario() {
+    panic!("scenario user-vmmcall is an x86_64 scenario");
+}
+
 /// PSCI `SYSTEM_OFF` made with SMC: the hypervisor offers SMCCC over HVC
 /// only and must stop the VM naming the SMC.
 pub fn smc_scenario() {

@@ -73,6 +73,10 @@ pub fn svm_instruction_scenario() {
     panic!("scenario svm-instruction is an x86_64 scenario");
 }
 
+pub fn user_vmmcall_scenario() {
+    panic!("scenario user-vmmcall is an x86_64 scenario");
+}
+
 pub fn smc_scenario() {
     panic!("scenario smc is an aarch64 scenario");
 }

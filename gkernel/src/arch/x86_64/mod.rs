@@ -2,10 +2,14 @@
 //! the emulated pflash page, the local APIC timer's interrupt through
 //! ArceOS's own IRQ path (this kernel is built with ArceOS's `irq` feature
 //! on x86_64), COM1 input through its interrupt and the I/O APIC, the
-//! SMCCC vendor calls over VMMCALL, and power-off through the ACPI port
-//! ArceOS itself uses.
+//! SMCCC vendor calls over VMMCALL, power-off through the ACPI port ArceOS
+//! itself uses, and the scenarios that probe the x86 policies (an unknown
+//! MSR, an SVM instruction, a VMMCALL from user mode).
 
 pub mod uart;
+mod user_mode;
+
+pub use user_mode::user_vmmcall_scenario;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use guestaspace_core::arch::smccc;
