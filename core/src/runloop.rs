@@ -606,15 +606,18 @@ fn update_timer_lines<V: Vcpu>(vcpu: &mut V, devices: &mut Devices) {
 }
 
 /// [`update_timer_lines`], then brings the vCPU's line to the controller's
-/// output.
+/// output; nothing where no timer is wired to the controller (the vCPU
+/// delivers its timer itself, and nothing else changed on this exit).
 fn sync_timer_line<V: Vcpu, C: Console>(
     vcpu: &mut V,
     devices: &mut Devices,
     console: &mut C,
     stats: &mut Stats,
 ) {
-    update_timer_lines(vcpu, devices);
-    service_devices(vcpu, devices, console, stats);
+    if devices.timer_irqs.iter().any(Option::is_some) {
+        update_timer_lines(vcpu, devices);
+        service_devices(vcpu, devices, console, stats);
+    }
 }
 
 /// Prints what the devices transmitted and brings the interrupt state to
