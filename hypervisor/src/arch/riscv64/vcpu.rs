@@ -61,6 +61,11 @@ pub struct RiscvVcpu {
     htinst: u64,
     /// The device access being emulated, between decode and finish.
     mmio: Option<MmioInsn>,
+    /// The guest's privilege when it last left: VS (true) or VU (false),
+    /// from sstatus.SPP at the exit. The next entry returns it there: a
+    /// guest interrupted in user mode (a host tick while Linux runs
+    /// `/init`, say) must resume in user mode.
+    guest_supervisor: bool,
 }
 
 impl RiscvVcpu {
@@ -100,6 +105,8 @@ impl RiscvVcpu {
             timers: Timers::new(),
             htinst: 0,
             mmio: None,
+            // The guest kernel starts in VS-mode.
+            guest_supervisor: true,
         }
     }
 
@@ -122,18 +129,26 @@ impl Vcpu for RiscvVcpu {
     fn run(&mut self) -> Exit {
         self.timers.arm();
         // How `sret` enters the guest, set on every entry: V=1 (SPV) and
-        // VS-mode (SPP). A trap the host took since the last exit (it runs
-        // with interrupts off, but a page fault in its own code would do)
-        // may have changed sstatus.SPP.
+        // the guest's own privilege when it left (SPP: VS-mode or VU-mode).
+        // The trap out of the guest recorded that privilege in SPP; a trap
+        // the host took since (it runs with interrupts off, but a page
+        // fault in its own code would do) may have changed it, so it is
+        // kept in `guest_supervisor` and written back here.
         let mut hs = hstatus::read();
         hs.set_spv(true);
+        let spp = if self.guest_supervisor {
+            sstatus::SPP::Supervisor
+        } else {
+            sstatus::SPP::User
+        };
         // SAFETY: SPV and SPP only take effect on the sret below; hgatp was
         // set up in `new`, and the state holds the guest's registers.
         unsafe {
             hs.write();
-            sstatus::set_spp(sstatus::SPP::Supervisor);
+            sstatus::set_spp(spp);
             _guestaspace_vm_enter(&mut self.state);
         }
+        self.guest_supervisor = sstatus::read().spp() == sstatus::SPP::Supervisor;
         self.htinst = mmio::read_htinst();
         let trap = self.trap();
         // A trap from the guest leaves SPV = 1. SPV = 0 means the host
