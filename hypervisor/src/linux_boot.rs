@@ -1,6 +1,8 @@
-//! The part of booting a Linux `Image` that arm64 and riscv64 share: given
-//! where the architecture's rules put the kernel, build the device tree
-//! with the initrd's address in `/chosen`, and hand both to the loader.
+//! The part of booting a guest with a device tree that arm64 and riscv64
+//! share: a Linux `Image` (its header parsed) is placed by the
+//! architecture's rules, with the device tree naming the initrd's address
+//! in `/chosen`; any other image is placed whole at the layout's entry with
+//! the tree at the top of RAM, and may not come with an initrd.
 //!
 //! The tree's length does not depend on the initrd's address (its
 //! `linux,initrd-start/end` are fixed-size), so it is built once with any
@@ -15,14 +17,54 @@ use alloc::vec::Vec;
 use alloc::{format, vec};
 use guestaspace_core::addr::GuestPhysAddr;
 use guestaspace_core::boot_layout::LinuxBootPlan;
-use guestaspace_core::layout::Region;
+use guestaspace_core::layout::{GuestLayout, Region};
+
+/// The boot plan of `image` on `layout`: with `header` (the image is a
+/// Linux `Image` of kind `kind`, "arm64" or "RISC-V"), as [`plan`] makes
+/// it, `place` putting the kernel, tree and initrd in RAM; without, the
+/// whole image at the layout's entry and the tree at the top of RAM, an
+/// initrd being refused. `tree` builds the device tree naming an initrd's
+/// address and length.
+pub fn boot_plan<H, P, T>(
+    kind: &str,
+    image: &[u8],
+    layout: &GuestLayout,
+    initrd: Option<Vec<u8>>,
+    header: Option<H>,
+    place: P,
+    tree: T,
+) -> Result<BootPlan<GuestPhysAddr>, HvError>
+where
+    P: FnOnce(&H, &Region, Option<u64>, u64) -> Result<LinuxBootPlan, String>,
+    T: Fn(Option<(GuestPhysAddr, u64)>) -> Result<Vec<u8>, HvError>,
+{
+    let Some(header) = header else {
+        if initrd.is_some() {
+            return Err(HvError::Boot(format!(
+                "an initrd is given, but the kernel is not a Linux {kind} Image"
+            )));
+        }
+        return crate::arch::whole_image_with_tree(image, layout, tree(None)?);
+    };
+    let ram = layout
+        .ram()
+        .ok_or_else(|| HvError::Boot("the layout has no RAM".into()))?;
+    plan(
+        kind,
+        image,
+        ram,
+        initrd,
+        |initrd_len, dtb_len| place(&header, ram, initrd_len, dtb_len),
+        tree,
+    )
+}
 
 /// The boot plan of a Linux kernel `image` named `kind` ("arm64",
 /// "RISC-V"), with `initrd` if there is one: `plan` places the kernel,
 /// the tree and the initrd from their lengths (`initrd_len`, `dtb_len`),
 /// `tree` builds the device tree naming the initrd's address and length.
 /// The vCPU starts at the kernel's first byte with the tree's address.
-pub fn plan<P, T>(
+fn plan<P, T>(
     kind: &str,
     image: &[u8],
     ram: &Region,

@@ -36,35 +36,22 @@ pub struct BootPlan<S> {
     pub start: S,
 }
 
-/// The plan of an S-mode or EL1 kernel: the whole image at the layout's
-/// entry point, started at its first byte.
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))] // x86_64 plans its own
-fn whole_image_at_entry(image: &[u8], layout: &GuestLayout) -> BootPlan<()> {
-    BootPlan {
-        load: layout.entry,
-        bytes: 0..image.len(),
-        entry: layout.entry,
-        extra: Vec::new(),
-        start: (),
-    }
-}
-
-/// The plan of a kernel that is not a Linux `Image` but reads a device
-/// tree: the whole image at the layout's entry, the tree `blob` at the
-/// top of RAM, its address the vCPU's start value (`a1`, `x0`).
+/// The plan of an S-mode or EL1 kernel that is not a Linux `Image` but
+/// reads a device tree: the whole image at the layout's entry, started at
+/// its first byte, the tree `blob` at the top of RAM, its address the
+/// vCPU's start value (`a1`, `x0`).
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))] // no device tree there
-fn whole_image_with_tree(
+pub(crate) fn whole_image_with_tree(
     image: &[u8],
     layout: &GuestLayout,
     blob: Vec<u8>,
 ) -> Result<BootPlan<GuestPhysAddr>, HvError> {
     let at = guestaspace_core::dtb::dtb_address(layout, blob.len() as u64)
         .map_err(|e| HvError::DeviceTree(alloc::format!("{e}")))?;
-    let whole = whole_image_at_entry(image, layout);
     Ok(BootPlan {
-        load: whole.load,
-        bytes: whole.bytes,
-        entry: whole.entry,
+        load: layout.entry,
+        bytes: 0..image.len(),
+        entry: layout.entry,
         extra: alloc::vec![(at, blob)],
         start: at,
     })

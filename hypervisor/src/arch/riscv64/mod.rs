@@ -8,7 +8,7 @@ mod power;
 mod timer;
 mod vcpu;
 
-use super::{Arch, BootPlan, Outcome, host_device, whole_image_with_tree};
+use super::{Arch, BootPlan, Outcome, host_device};
 use crate::boot_inputs::BootInputs;
 use crate::error::HvError;
 use alloc::boxed::Box;
@@ -68,23 +68,13 @@ impl Arch for Riscv64 {
             dtb::riscv64_dtb(layout, &config)
                 .map_err(|e| HvError::DeviceTree(alloc::format!("{e}")))
         };
-        let Ok(header) = linux_image::ImageHeader::parse(image) else {
-            if inputs.initrd.is_some() {
-                return Err(HvError::Boot(
-                    "an initrd is given, but the kernel is not a Linux RISC-V Image".into(),
-                ));
-            }
-            return whole_image_with_tree(image, layout, tree(None)?);
-        };
-        let ram = layout
-            .ram()
-            .ok_or_else(|| HvError::Boot("the layout has no RAM".into()))?;
-        crate::linux_boot::plan(
+        crate::linux_boot::boot_plan(
             "RISC-V",
             image,
-            ram,
+            layout,
             inputs.initrd,
-            |initrd_len, dtb_len| {
+            linux_image::ImageHeader::parse(image).ok(),
+            |header, ram, initrd_len, dtb_len| {
                 header
                     .plan_boot(ram, layout.entry, image.len() as u64, initrd_len, dtb_len)
                     .map_err(|e| alloc::format!("{e}"))
