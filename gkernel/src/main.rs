@@ -16,6 +16,7 @@ extern crate alloc;
 
 mod arch;
 mod bench;
+mod rx_ring;
 
 use axhal::mem::{PhysAddr, phys_to_virt};
 use guestaspace_core::scenario::{

@@ -4,8 +4,8 @@
 //! IRQ path (`axhal::irq::register`). Under the hypervisor the PL011 and
 //! the GIC are emulated, and the interrupt arrives as HCR_EL2.VI.
 
+use crate::rx_ring::RX;
 use axhal::mem::{PhysAddr, phys_to_virt};
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// QEMU virt's PL011 and its interrupt.
 const UART: usize = 0x0900_0000;
@@ -18,15 +18,6 @@ const IMSC: usize = 0x038;
 const FR_RXFE: u32 = 1 << 4;
 /// IMSC.RXIM and IMSC.RTIM: receive and receive-timeout interrupts.
 const IMSC_RX: u32 = 1 << 4 | 1 << 6;
-
-/// Bytes the interrupt handler took from the UART, for `read_line`.
-static RING: [AtomicU8; 64] = [const { AtomicU8::new(0) }; 64];
-/// Bytes written into / read from `RING` (single producer, the handler;
-/// single consumer, `read_line`).
-static WRITTEN: AtomicUsize = AtomicUsize::new(0);
-static READ: AtomicUsize = AtomicUsize::new(0);
-/// Receive interrupts taken.
-static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
 
 fn reg(offset: usize) -> *mut u32 {
     phys_to_virt(PhysAddr::from(UART + offset))
@@ -42,17 +33,12 @@ pub fn line_status() -> u8 {
     unsafe { reg(FR).read_volatile() as u8 }
 }
 
-/// The PL011's interrupt handler: drains the receive FIFO into `RING`.
+/// The PL011's interrupt handler: drains the receive FIFO into the ring.
 fn on_receive() {
-    INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+    RX.count_interrupt();
     // SAFETY: as in `line_status`; reading DR pops the receive FIFO.
     while unsafe { reg(FR).read_volatile() } & FR_RXFE == 0 {
-        let byte = unsafe { reg(DR).read_volatile() } as u8;
-        let at = WRITTEN.load(Ordering::Relaxed);
-        if at - READ.load(Ordering::Acquire) < RING.len() {
-            RING[at % RING.len()].store(byte, Ordering::Relaxed);
-            WRITTEN.store(at + 1, Ordering::Release);
-        }
+        RX.push(unsafe { reg(DR).read_volatile() } as u8);
     }
 }
 
@@ -62,29 +48,12 @@ pub const COUNTED: &str = "receive interrupts";
 /// Reads bytes until a line end, sleeping between receive interrupts;
 /// returns the line's length in `buf` and how many interrupts it took.
 pub fn read_line(buf: &mut [u8]) -> (usize, usize) {
-    let first = INTERRUPTS.load(Ordering::Relaxed);
+    let first = RX.interrupts();
     assert!(axhal::irq::register(UART_INTID, on_receive));
     // SAFETY: as in `line_status`.
     unsafe { reg(IMSC).write_volatile(IMSC_RX) };
-    let mut len = 0;
-    'line: loop {
-        while READ.load(Ordering::Relaxed) == WRITTEN.load(Ordering::Acquire) {
-            axhal::asm::wait_for_irqs();
-        }
-        while READ.load(Ordering::Relaxed) != WRITTEN.load(Ordering::Acquire) {
-            let at = READ.load(Ordering::Relaxed);
-            let byte = RING[at % RING.len()].load(Ordering::Relaxed);
-            READ.store(at + 1, Ordering::Release);
-            if byte == b'\n' || byte == b'\r' {
-                break 'line;
-            }
-            if len < buf.len() {
-                buf[len] = byte;
-                len += 1;
-            }
-        }
-    }
+    let len = RX.read_line(buf);
     // SAFETY: as above: receive interrupts off again.
     unsafe { reg(IMSC).write_volatile(0) };
-    (len, INTERRUPTS.load(Ordering::Relaxed) - first)
+    (len, RX.interrupts() - first)
 }

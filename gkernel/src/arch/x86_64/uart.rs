@@ -15,8 +15,8 @@
 //! register 0x58, which does not exist and ignores it), and unmasks pin 4
 //! with `axhal::irq::set_enable(4, true)`.
 
+use crate::rx_ring::RX;
 use axhal::mem::{PhysAddr, phys_to_virt};
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use x2apic::ioapic::{IoApic, IrqFlags, IrqMode, RedirectionTableEntry};
 
 /// COM1's data (RBR/THR), interrupt enable, line control and line status
@@ -34,15 +34,6 @@ const IER_RX: u8 = 1 << 0;
 const IO_APIC: usize = 0xfec0_0000;
 const COM1_PIN: u8 = 4;
 const COM1_VECTOR: u8 = 0x24;
-
-/// Bytes the interrupt handler took from COM1, for `read_line`.
-static RING: [AtomicU8; 64] = [const { AtomicU8::new(0) }; 64];
-/// Bytes written into / read from `RING` (single producer, the handler;
-/// single consumer, `read_line`).
-static WRITTEN: AtomicUsize = AtomicUsize::new(0);
-static READ: AtomicUsize = AtomicUsize::new(0);
-/// Receive interrupts taken.
-static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
 
 fn inb(port: u16) -> u8 {
     let v: u8;
@@ -64,20 +55,15 @@ pub fn line_status() -> u8 {
 
 /// COM1's interrupt handler: counts the interrupt and drains.
 fn on_receive() {
-    INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+    RX.count_interrupt();
     drain();
 }
 
-/// Moves every byte COM1 holds into `RING` (the pin is edge-triggered: a
-/// byte left behind would raise no new edge), with interrupts off.
+/// Moves every byte COM1 holds into the ring (the pin is edge-triggered:
+/// a byte left behind would raise no new edge), with interrupts off.
 fn drain() {
     while inb(LSR) & LSR_DATA_READY != 0 {
-        let byte = inb(DATA);
-        let at = WRITTEN.load(Ordering::Relaxed);
-        if at - READ.load(Ordering::Acquire) < RING.len() {
-            RING[at % RING.len()].store(byte, Ordering::Relaxed);
-            WRITTEN.store(at + 1, Ordering::Release);
-        }
+        RX.push(inb(DATA));
     }
 }
 
@@ -102,7 +88,7 @@ pub const COUNTED: &str = "receive interrupts";
 /// Reads bytes until a line end, sleeping between receive interrupts;
 /// returns the line's length in `buf` and how many interrupts it took.
 pub fn read_line(buf: &mut [u8]) -> (usize, usize) {
-    let first = INTERRUPTS.load(Ordering::Relaxed);
+    let first = RX.interrupts();
     route_com1();
     assert!(axhal::irq::register(usize::from(COM1_VECTOR), on_receive));
     outb(IER, IER_RX);
@@ -113,26 +99,9 @@ pub fn read_line(buf: &mut [u8]) -> (usize, usize) {
     axhal::asm::disable_irqs();
     drain();
     axhal::asm::enable_irqs();
-    let mut len = 0;
-    'line: loop {
-        while READ.load(Ordering::Relaxed) == WRITTEN.load(Ordering::Acquire) {
-            axhal::asm::wait_for_irqs();
-        }
-        while READ.load(Ordering::Relaxed) != WRITTEN.load(Ordering::Acquire) {
-            let at = READ.load(Ordering::Relaxed);
-            let byte = RING[at % RING.len()].load(Ordering::Relaxed);
-            READ.store(at + 1, Ordering::Release);
-            if byte == b'\n' || byte == b'\r' {
-                break 'line;
-            }
-            if len < buf.len() {
-                buf[len] = byte;
-                len += 1;
-            }
-        }
-    }
+    let len = RX.read_line(buf);
     axhal::irq::set_enable(usize::from(COM1_PIN), false);
-    (len, INTERRUPTS.load(Ordering::Relaxed) - first)
+    (len, RX.interrupts() - first)
 }
 
 /// Sets the divisor-latch access bit (LCR bit 7): this kernel's console
