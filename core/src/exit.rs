@@ -41,33 +41,72 @@ pub enum Exit {
     /// The guest asked the hypervisor for a service (SBI ecall, HVC,
     /// VMMCALL), already decoded by the architecture's calling convention.
     Hypercall(Request),
-    /// The timer the guest armed through a hypercall has expired.
-    TimerExpired,
     /// The hypervisor's own periodic timer fired while the guest ran: a
     /// chance to feed console input and check the watchdog.
     HostTick,
-    /// A guest exception the vCPU intercepted only to deliver it back to
-    /// the guest itself (x86 #AC and #DB, whose delivery could otherwise
-    /// loop inside the CPU without the host ever running again).
-    Reflected,
-    /// A port-I/O instruction (x86 `IN`/`OUT`), decoded: the run loop
-    /// performs it on the port bus and the vCPU completes it.
+    /// A port-I/O instruction (x86 `IN`/`OUT`), decoded: the vCPU completes
+    /// it against the VM's port bus ([`crate::vcpu::Vcpu::emulate_io`]).
     PortIo(PortIo),
-    /// The guest read or wrote a system register that traps (its timer's,
-    /// on aarch64) and the vCPU emulated the access itself; the guest's
-    /// timer interrupt line may have changed.
-    SysReg,
-    /// An access or instruction the vCPU refused as the hardware it
-    /// presents would, by injecting a fault into the guest (x86: `#GP(0)`
-    /// for an MSR the policy does not know, `#UD` for an SVM instruction,
-    /// since the guest's CPU shows no SVM). Counted in `class` and as an
-    /// injected exception.
-    InjectedFault {
-        /// The exit class it is counted in (`SysReg` for an MSR).
-        class: ExitKind,
-    },
+    /// An exit the vCPU dealt with itself (its timer expired, a trapped
+    /// system register, a hart-local hypercall, a fault injected back into
+    /// the guest): the run loop only counts it, and brings the vCPU's
+    /// interrupt lines to the controller if it says they may have changed.
+    Handled(Handled),
     /// Anything else: the VM stops with this diagnostic.
     Unexpected(Unexpected),
+}
+
+/// What the vCPU did about an exit it handled itself ([`Exit::Handled`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handled {
+    /// The class it is counted in.
+    pub kind: ExitKind,
+    /// What it injected into the guest, if anything.
+    pub injected: Option<Injected>,
+    /// Whether the vCPU's interrupt lines into the VM's controller (its
+    /// timers wired there) may have changed: the loop then syncs them.
+    pub resync: bool,
+}
+
+impl Handled {
+    /// The guest's own timer expired and its interrupt was delivered
+    /// (`resync` where it goes through the interrupt controller).
+    pub const fn timer(resync: bool) -> Self {
+        Handled {
+            kind: ExitKind::Timer,
+            injected: Some(Injected::Timer),
+            resync,
+        }
+    }
+
+    /// An exit of class `kind` with nothing injected.
+    pub const fn quiet(kind: ExitKind, resync: bool) -> Self {
+        Handled {
+            kind,
+            injected: None,
+            resync,
+        }
+    }
+
+    /// An access or instruction refused as the hardware the guest sees
+    /// would, by injecting an exception (x86: `#GP(0)` for an MSR the
+    /// policy does not know, `#UD` for an SVM instruction).
+    pub const fn fault(kind: ExitKind) -> Self {
+        Handled {
+            kind,
+            injected: Some(Injected::Exception),
+            resync: false,
+        }
+    }
+}
+
+/// What a vCPU injected into its guest while handling an exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Injected {
+    /// The guest's timer interrupt.
+    Timer,
+    /// An exception.
+    Exception,
 }
 
 /// One port-I/O access: x86's separate 64 KiB I/O address space.
@@ -373,12 +412,9 @@ impl Exit {
         match self {
             Exit::NestedPageFault { .. } => ExitKind::NestedPageFault,
             Exit::Hypercall(_) => ExitKind::Hypercall,
-            Exit::TimerExpired => ExitKind::Timer,
             Exit::HostTick => ExitKind::HostTick,
-            Exit::SysReg => ExitKind::SysReg,
-            Exit::InjectedFault { class } => *class,
+            Exit::Handled(h) => h.kind,
             Exit::PortIo(_) => ExitKind::PortIo,
-            Exit::Reflected => ExitKind::Reflected,
             Exit::Unexpected(_) => ExitKind::Unexpected,
         }
     }

@@ -148,7 +148,11 @@ pub fn check_link_address(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::machines::RISCV64_VIRT;
+    use crate::machine::{RISCV64_VIRT, test_layout};
+
+    fn rv() -> crate::layout::GuestLayout<'static> {
+        test_layout(&RISCV64_VIRT)
+    }
 
     const fn gpa(a: u64) -> GuestPhysAddr {
         GuestPhysAddr::new(a)
@@ -156,7 +160,7 @@ mod tests {
 
     #[test]
     fn a_flat_image_that_fits_is_placed_at_the_entry() {
-        let p = check_flat(&[0x97, 0x02, 0, 0], 300_000, &RISCV64_VIRT).unwrap();
+        let p = check_flat(&[0x97, 0x02, 0, 0], 300_000, &rv()).unwrap();
         assert_eq!(
             p,
             Placement {
@@ -170,9 +174,9 @@ mod tests {
     #[test]
     fn the_last_byte_of_ram_is_the_limit() {
         let room = 0x8800_0000 - 0x8020_0000;
-        assert!(check_flat(b"ok", room, &RISCV64_VIRT).is_ok());
+        assert!(check_flat(b"ok", room, &rv()).is_ok());
         assert_eq!(
-            check_flat(b"ok", room + 1, &RISCV64_VIRT),
+            check_flat(b"ok", room + 1, &rv()),
             Err(ImageError::TooLarge {
                 size: room + 1,
                 room,
@@ -184,18 +188,18 @@ mod tests {
 
     #[test]
     fn empty_and_elf_images_are_refused() {
-        assert_eq!(check_flat(&[], 0, &RISCV64_VIRT), Err(ImageError::Empty));
+        assert_eq!(check_flat(&[], 0, &rv()), Err(ImageError::Empty));
         assert_eq!(
-            check_flat(b"\x7fELF\x02\x01", 4096, &RISCV64_VIRT),
+            check_flat(b"\x7fELF\x02\x01", 4096, &rv()),
             Err(ImageError::Elf)
         );
     }
 
     #[test]
     fn link_address_must_be_the_load_address() {
-        assert_eq!(check_link_address(gpa(0x8020_0000), &RISCV64_VIRT), Ok(()));
+        assert_eq!(check_link_address(gpa(0x8020_0000), &rv()), Ok(()));
         assert_eq!(
-            check_link_address(gpa(0xffff_ffff_8000_0000), &RISCV64_VIRT),
+            check_link_address(gpa(0xffff_ffff_8000_0000), &rv()),
             Err(ImageError::LinkedElsewhere {
                 linked: gpa(0xffff_ffff_8000_0000),
                 load: gpa(0x8020_0000)

@@ -283,42 +283,16 @@ pub struct GuestLayout<'a> {
     pub entry: GuestPhysAddr,
 }
 
-impl GuestLayout<'_> {
+impl<'a> GuestLayout<'a> {
     /// The region containing `gpa`, if the guest owns that address.
-    pub fn region_of(&self, gpa: GuestPhysAddr) -> Option<&Region> {
+    pub fn region_of(&self, gpa: GuestPhysAddr) -> Option<&'a Region> {
         self.regions.iter().find(|r| r.contains(gpa))
     }
 
     /// The RAM region the image is loaded into.
-    pub fn ram(&self) -> Option<&Region> {
+    pub fn ram(&self) -> Option<&'a Region> {
         self.region_of(self.entry)
             .filter(|r| r.kind == RegionKind::Ram)
-    }
-
-    /// The same layout with its RAM region (the one holding the entry
-    /// point) resized to `size` bytes, still mapped on first touch. Call
-    /// [`GuestLayout::validate`] on the result: a larger RAM may now
-    /// overlap the next region.
-    #[cfg(feature = "alloc")]
-    pub fn with_ram_size(&self, size: u64) -> Result<alloc::vec::Vec<Region>, LayoutError> {
-        if size == 0 || !size.is_multiple_of(PAGE_SIZE) {
-            return Err(LayoutError::BadRamSize { size });
-        }
-        let ram = self
-            .ram()
-            .ok_or(LayoutError::EntryNotInRam { entry: self.entry })?
-            .gpa;
-        Ok(self
-            .regions
-            .iter()
-            .map(|r| {
-                if r.gpa == ram {
-                    Region { size, ..*r }
-                } else {
-                    *r
-                }
-            })
-            .collect())
     }
 
     /// Checks that the RAM region fits in `free` bytes of host memory, so
@@ -381,132 +355,50 @@ impl GuestLayout<'_> {
     }
 }
 
-/// The layouts of the machines this project boots, as SPEC.md gives them.
-pub mod machines {
-    use super::*;
+/// A guest-physical address map that owns its regions: what a
+/// [`crate::machine::Board`] derives for one VM (its RAM at the VM's
+/// size). [`Layout::as_ref`] lends it as a [`GuestLayout`].
+#[cfg(feature = "alloc")]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    regions: alloc::vec::Vec<Region>,
+    entry: GuestPhysAddr,
+}
 
-    /// Guest RAM unless `/etc/vm.conf` says otherwise: 128 MiB, what the
-    /// ArceOS platform configurations of all three machines declare.
-    pub const DEFAULT_RAM_SIZE: u64 = 128 << 20;
+#[cfg(feature = "alloc")]
+impl Layout {
+    /// `regions`, with the image placed and started at `entry`.
+    pub fn new(regions: alloc::vec::Vec<Region>, entry: GuestPhysAddr) -> Self {
+        Layout { regions, entry }
+    }
 
-    /// QEMU `virt` (riscv64): 128 MiB of RAM at 0x8000_0000 with the image
-    /// at 0x8020_0000 (where OpenSBI would put an S-mode kernel), the
-    /// 16550 UART and pflash1 passed through from the real machine.
-    pub const RISCV64_VIRT: GuestLayout<'static> = GuestLayout {
-        regions: &[
-            Region {
-                name: "plic",
-                gpa: GuestPhysAddr::new(0x0c00_0000),
-                size: 0x60_0000,
-                perms: Perms::RW,
-                kind: RegionKind::Device,
-            },
-            Region {
-                name: "uart",
-                gpa: GuestPhysAddr::new(0x1000_0000),
-                size: 0x1000,
-                perms: Perms::RW,
-                kind: RegionKind::Device,
-            },
-            Region {
-                name: "pflash",
-                gpa: GuestPhysAddr::new(0x2200_0000),
-                size: 0x200_0000,
-                perms: Perms::READ,
-                kind: RegionKind::Passthrough {
-                    hpa: HostPhysAddr::new(0x2200_0000),
-                },
-            },
-            Region {
-                name: "ram",
-                gpa: GuestPhysAddr::new(0x8000_0000),
-                size: DEFAULT_RAM_SIZE,
-                perms: Perms::RWX,
-                kind: RegionKind::Ram,
-            },
-        ],
-        entry: GuestPhysAddr::new(0x8020_0000),
-    };
+    /// Every region, in address order.
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
 
-    /// QEMU `virt` (aarch64, EL2): 128 MiB of RAM at IPA 0x4000_0000 with
-    /// the image at 0x4020_0000, an emulated GICv2 (distributor and CPU
-    /// interface) and PL011 where `virt` has them, and pflash1 passed
-    /// through at 0x0400_0000.
-    pub const AARCH64_VIRT: GuestLayout<'static> = GuestLayout {
-        regions: &[
-            Region {
-                name: "pflash",
-                gpa: GuestPhysAddr::new(0x0400_0000),
-                size: 0x400_0000,
-                perms: Perms::READ,
-                kind: RegionKind::Passthrough {
-                    hpa: HostPhysAddr::new(0x0400_0000),
-                },
-            },
-            Region {
-                name: "gic",
-                gpa: GuestPhysAddr::new(0x0800_0000),
-                size: 0x2_0000,
-                perms: Perms::RW,
-                kind: RegionKind::Device,
-            },
-            Region {
-                name: "uart",
-                gpa: GuestPhysAddr::new(0x0900_0000),
-                size: 0x1000,
-                perms: Perms::RW,
-                kind: RegionKind::Device,
-            },
-            Region {
-                name: "ram",
-                gpa: GuestPhysAddr::new(0x4000_0000),
-                size: DEFAULT_RAM_SIZE,
-                perms: Perms::RWX,
-                kind: RegionKind::Ram,
-            },
-        ],
-        entry: GuestPhysAddr::new(0x4020_0000),
-    };
-
-    /// QEMU q35 (x86_64, SVM): 128 MiB of RAM from GPA 0, the boot
-    /// structures of `x86_boot` below 1 MiB, the image at 1 MiB, the
-    /// emulated I/O APIC at 0xFEC0_0000 and an emulated pflash page holding
-    /// `pfld` at 0xFFC0_0000. COM1, the PICs and the local APIC are reached
-    /// through ports and MSRs; no device is passed through.
-    pub const X86_64_Q35: GuestLayout<'static> = GuestLayout {
-        regions: &[
-            Region {
-                name: "ram",
-                gpa: GuestPhysAddr::new(0),
-                size: DEFAULT_RAM_SIZE,
-                perms: Perms::RWX,
-                kind: RegionKind::Ram,
-            },
-            Region {
-                name: "ioapic",
-                gpa: GuestPhysAddr::new(crate::devices::ioapic::IOAPIC_BASE),
-                size: crate::devices::ioapic::IOAPIC_SIZE,
-                perms: Perms::RW,
-                kind: RegionKind::Device,
-            },
-            Region {
-                name: "pflash",
-                gpa: GuestPhysAddr::new(0xffc0_0000),
-                size: 0x1000,
-                perms: Perms::READ,
-                kind: RegionKind::Emulated {
-                    content: &crate::scenario::PFLASH_MAGIC,
-                },
-            },
-        ],
-        entry: GuestPhysAddr::new(crate::arch::x86_64::boot::IMAGE),
-    };
+    /// The borrowed view every user of a layout takes.
+    pub fn as_ref(&self) -> GuestLayout<'_> {
+        GuestLayout {
+            regions: &self.regions,
+            entry: self.entry,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::machines::RISCV64_VIRT;
     use super::*;
+    use crate::machine::{self, AARCH64_VIRT, Board, DEFAULT_RAM_SIZE, RISCV64_VIRT, X86_Q35};
+
+    /// `board`'s layout with `size` bytes of RAM.
+    fn sized(board: &Board, size: u64) -> Layout {
+        board.layout(size).unwrap()
+    }
+
+    fn riscv() -> Layout {
+        sized(&RISCV64_VIRT, DEFAULT_RAM_SIZE)
+    }
 
     const HOST_RAM: &[(HostPhysAddr, u64)] = &[(hpa(0x8000_0000), 0x800_0000)];
     const HOST: HostResources<'static> = HostResources {
@@ -528,25 +420,24 @@ mod tests {
 
     #[test]
     fn riscv64_layout_is_valid_and_matches_spec() {
-        assert_eq!(RISCV64_VIRT.validate(&HOST), Ok(()));
-        assert_eq!(RISCV64_VIRT.entry, gpa(0x8020_0000));
-        assert_eq!(
-            RISCV64_VIRT.region_of(gpa(0x2200_0000)).unwrap().name,
-            "pflash"
-        );
-        assert_eq!(RISCV64_VIRT.ram().unwrap().size, 128 << 20);
+        let l = riscv();
+        let l = l.as_ref();
+        assert_eq!(l.validate(&HOST), Ok(()));
+        assert_eq!(l.entry, gpa(0x8020_0000));
+        assert_eq!(l.region_of(gpa(0x2200_0000)).unwrap().name, "pflash");
+        assert_eq!(l.ram().unwrap().size, 128 << 20);
     }
 
     #[test]
     fn aarch64_layout_is_valid_and_matches_spec() {
-        use super::machines::AARCH64_VIRT;
+        let layout = sized(&AARCH64_VIRT, DEFAULT_RAM_SIZE);
+        let arm = layout.as_ref();
         assert_eq!(
-            AARCH64_VIRT.validate(&ram_only(&[(hpa(0x4000_0000), 0x800_0000)])),
+            arm.validate(&ram_only(&[(hpa(0x4000_0000), 0x800_0000)])),
             Ok(())
         );
         assert_eq!(
-            AARCH64_VIRT
-                .region_of(gpa(0x0400_0000))
+            arm.region_of(gpa(0x0400_0000))
                 .unwrap()
                 .backing_for(gpa(0x0400_0010)),
             Backing::Device {
@@ -554,48 +445,47 @@ mod tests {
             }
         );
         assert_eq!(
-            AARCH64_VIRT.region_of(gpa(0x0900_0000)).unwrap().kind,
+            arm.region_of(gpa(0x0900_0000)).unwrap().kind,
             RegionKind::Device,
             "the PL011 is emulated"
         );
         assert!(
-            AARCH64_VIRT.region_of(gpa(0x0a00_0000)).is_none(),
+            arm.region_of(gpa(0x0a00_0000)).is_none(),
             "virtio-mmio is not the guest's"
         );
         assert!(
-            AARCH64_VIRT.region_of(gpa(0x4800_0000)).is_none(),
+            arm.region_of(gpa(0x4800_0000)).is_none(),
             "host RAM beyond the guest's"
         );
     }
 
     #[test]
     fn x86_64_layout_is_valid_and_matches_spec() {
-        use super::machines::X86_64_Q35;
-        assert_eq!(
-            X86_64_Q35.validate(&ram_only(&[(hpa(0), 0x800_0000)])),
-            Ok(())
-        );
-        let pflash = X86_64_Q35.region_of(gpa(0xffc0_0000)).unwrap();
+        let layout = sized(&X86_Q35, DEFAULT_RAM_SIZE);
+        let pc = layout.as_ref();
+        assert_eq!(pc.validate(&ram_only(&[(hpa(0), 0x800_0000)])), Ok(()));
+        let pflash = pc.region_of(gpa(0xffc0_0000)).unwrap();
         assert_eq!(
             pflash.backing_for(gpa(0xffc0_0000)),
             Backing::Content(b"pfld")
         );
-        let ioapic = X86_64_Q35.region_of(gpa(0xfec0_0010)).unwrap();
+        let ioapic = pc.region_of(gpa(0xfec0_0010)).unwrap();
         assert_eq!(
             (ioapic.name, ioapic.gpa, ioapic.size, ioapic.kind),
             ("ioapic", gpa(0xfec0_0000), 0x1000, RegionKind::Device),
             "the I/O APIC is emulated, never the host's"
         );
         assert!(
-            X86_64_Q35.region_of(gpa(0xfed0_0000)).is_none(),
+            pc.region_of(gpa(0xfed0_0000)).is_none(),
             "the HPET is not the guest's"
         );
-        assert_eq!(X86_64_Q35.ram().unwrap().gpa, gpa(0));
+        assert_eq!(pc.ram().unwrap().gpa, gpa(0));
     }
 
     #[test]
     fn faults_resolve_to_their_region_or_nothing() {
-        let l = RISCV64_VIRT;
+        let l = riscv();
+        let l = l.as_ref();
         assert_eq!(l.region_of(gpa(0x8000_0000)).unwrap().name, "ram");
         assert_eq!(l.region_of(gpa(0x87ff_ffff)).unwrap().name, "ram");
         assert!(
@@ -613,7 +503,8 @@ mod tests {
 
     #[test]
     fn passthrough_backing_keeps_the_page_offset() {
-        let pflash = RISCV64_VIRT.region_of(gpa(0x2200_0000)).unwrap();
+        let l = riscv();
+        let pflash = l.as_ref().region_of(gpa(0x2200_0000)).unwrap();
         assert_eq!(
             pflash.backing_for(gpa(0x2200_0000)),
             Backing::Device {
@@ -626,7 +517,7 @@ mod tests {
                 hpa: hpa(0x2200_1000)
             }
         );
-        let ram = RISCV64_VIRT.ram().unwrap();
+        let ram = l.as_ref().ram().unwrap();
         assert_eq!(ram.backing_for(gpa(0x8012_3456)), Backing::FreshRam);
     }
 
@@ -808,46 +699,39 @@ mod tests {
             "guest region `uart` would pass the hypervisor's own console UART at 0x10000000 through to the guest"
         );
         // The shipped layouts emulate the devices the host drives.
-        assert_eq!(RISCV64_VIRT.validate(&host), Ok(()));
+        assert_eq!(riscv().as_ref().validate(&host), Ok(()));
     }
 
     #[test]
     fn ram_is_resized_and_checked_against_the_host() {
-        let regions = RISCV64_VIRT.with_ram_size(64 << 20).unwrap();
-        let small = GuestLayout {
-            regions: &regions,
-            ..RISCV64_VIRT
-        };
+        let small = sized(&RISCV64_VIRT, 64 << 20);
+        let small = small.as_ref();
         assert_eq!(small.validate(&HOST), Ok(()));
         assert_eq!(small.ram().unwrap().size, 64 << 20);
         assert!(small.region_of(gpa(0x8400_0000)).is_none());
-        assert_eq!(small.regions.len(), RISCV64_VIRT.regions.len());
+        assert_eq!(small.regions.len(), riscv().regions().len());
         assert_eq!(small.check_ram_backable(64 << 20), Ok(()));
         assert_eq!(
             small.check_ram_backable(63 << 20).unwrap_err().to_string(),
             "guest RAM of 64 MiB is more than the 63 MiB of host memory free to back it"
         );
         assert_eq!(
-            RISCV64_VIRT.with_ram_size(0x1234).unwrap_err(),
+            RISCV64_VIRT.layout(0x1234).unwrap_err(),
             LayoutError::BadRamSize { size: 0x1234 }
         );
         assert_eq!(
-            RISCV64_VIRT.with_ram_size(0),
+            RISCV64_VIRT.layout(0),
             Err(LayoutError::BadRamSize { size: 0 })
         );
         // x86_64: RAM from 0 grown into the I/O APIC page is an overlap.
-        use super::machines::X86_64_Q35;
-        let huge = X86_64_Q35.with_ram_size(0x1_0000_0000).unwrap();
-        let huge = GuestLayout {
-            regions: &huge,
-            ..X86_64_Q35
-        };
+        let huge = sized(&X86_Q35, 0x1_0000_0000);
         assert_eq!(
-            huge.validate(&HostResources::default()),
+            huge.as_ref().validate(&HostResources::default()),
             Err(LayoutError::Overlap {
                 first: "ram",
                 second: "ioapic"
             })
         );
+        let _ = machine::DEFAULT_RAM_SIZE;
     }
 }

@@ -29,10 +29,16 @@ pub mod guest_memory;
 pub mod image;
 pub mod layout;
 #[cfg(feature = "alloc")]
+pub mod machine;
+#[cfg(feature = "alloc")]
 pub mod runloop;
 pub mod scenario;
 pub mod stage2;
 pub mod stats;
+#[cfg(feature = "alloc")]
+pub mod vcpu;
+#[cfg(feature = "alloc")]
+pub mod vm;
 pub mod vmconfig;
 
 /// Size of the pages the hypervisor maps for the guest.

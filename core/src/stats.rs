@@ -24,6 +24,19 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Adds every counter of `other` to this one's (a VM's total from its
+    /// vCPUs' counters and its memory's).
+    pub fn absorb(&mut self, other: &Stats) {
+        let pairs = self.exits.iter_mut().zip(other.exits);
+        let pairs = pairs.chain(self.injected.iter_mut().zip(other.injected));
+        let pairs = pairs.chain(self.pages.iter_mut().zip(other.pages));
+        let pairs = pairs.chain(self.blocks.iter_mut().zip(other.blocks));
+        for (mine, theirs) in pairs {
+            *mine += theirs;
+        }
+        self.exceptions += other.exceptions;
+    }
+
     /// Records an exception injected into the guest.
     pub fn count_exception_injection(&mut self) {
         self.exceptions += 1;
@@ -43,6 +56,11 @@ impl Stats {
     /// from low to high).
     pub fn count_external_injection(&mut self) {
         self.injected[1] += 1;
+    }
+
+    /// Records `n` external interrupts raised for the guest.
+    pub fn count_external_injections(&mut self, n: u64) {
+        self.injected[1] += n;
     }
 
     /// Timer and external interrupts injected so far.
@@ -164,15 +182,18 @@ impl core::fmt::Display for Report<'_> {
     }
 }
 
-/// Checks at compile time that every shipped layout fits the counters.
-const _: () = assert!(crate::layout::machines::RISCV64_VIRT.regions.len() <= MAX_REGIONS);
-const _: () = assert!(crate::layout::machines::X86_64_Q35.regions.len() <= MAX_REGIONS);
-const _: () = assert!(crate::layout::machines::AARCH64_VIRT.regions.len() <= MAX_REGIONS);
+/// The most regions a layout may have for per-region counts (the boards
+/// are checked against it in [`crate::machine`]).
+pub const MAX_LAYOUT_REGIONS: usize = MAX_REGIONS;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::machines::RISCV64_VIRT;
+    use crate::machine::{DEFAULT_RAM_SIZE, RISCV64_VIRT};
+
+    fn riscv() -> crate::layout::Layout {
+        RISCV64_VIRT.layout(DEFAULT_RAM_SIZE).unwrap()
+    }
 
     #[test]
     fn report_lists_every_reason_and_region() {
@@ -185,7 +206,7 @@ mod tests {
         s.count_page(2);
         s.count_page(3);
         s.count_page(3);
-        let text = s.report(&RISCV64_VIRT).to_string();
+        let text = s.report(&riscv().as_ref()).to_string();
         assert_eq!(
             text,
             "VM exits: 4 total, nested page fault 3, hypercall 1, timer 0, mmio 0, host tick 0, sysreg 0, pio 0, reflected 0, unexpected 0\n\
@@ -206,7 +227,7 @@ mod tests {
         s.count_page(2);
         assert_eq!((s.total_blocks(), s.total_pages()), (12, 346));
         assert_eq!(s.mapped_bytes(3), 12 * (2 << 20) + 345 * 4096);
-        let text = s.report(&RISCV64_VIRT).to_string();
+        let text = s.report(&riscv().as_ref()).to_string();
         let line = text.lines().last().unwrap();
         assert_eq!(
             line,
@@ -214,17 +235,21 @@ mod tests {
         );
         let mut one = Stats::default();
         one.count_block(3);
-        let text = one.report(&RISCV64_VIRT).to_string();
+        let text = one.report(&riscv().as_ref()).to_string();
         assert!(
             text.ends_with(
                 "Guest memory mapped: 1 block of 2 MiB + 0 pages of 4 KiB (2048 KiB), plic 0 pages, uart 0 pages, pflash 0 pages, ram 1 block + 0 pages (2048 KiB of 128 MiB)"
             ),
             "{text}"
         );
+        let mut both = one.clone();
+        both.absorb(&s);
+        assert_eq!(both.total_blocks(), 13, "absorb adds every counter");
+        assert_eq!(both.pages(2), 1);
         // A block outside RAM (no policy maps one) would still show.
         one.count_block(2);
         assert!(
-            one.report(&RISCV64_VIRT)
+            one.report(&riscv().as_ref())
                 .to_string()
                 .contains(", pflash 1 block + 0 pages, ")
         );

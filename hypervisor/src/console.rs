@@ -2,7 +2,7 @@
 //! console: output goes to it, and what the user types there is read for
 //! the guest.
 
-use guestaspace_core::runloop::Console;
+use guestaspace_core::vm::Console;
 
 pub struct HostConsole;
 

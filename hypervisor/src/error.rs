@@ -6,8 +6,8 @@ use core::fmt;
 use guestaspace_core::arch::setup::HwSetupError;
 use guestaspace_core::image::ImageError;
 use guestaspace_core::layout::LayoutError;
-use guestaspace_core::runloop::VmError;
 use guestaspace_core::stage2::MapError;
+use guestaspace_core::vm::VmError;
 
 pub enum HvError {
     /// The CPU lacks (or refuses) the virtualization feature.

@@ -6,8 +6,8 @@ use guestaspace_core::PAGE_SIZE;
 use guestaspace_core::addr::GuestPhysAddr;
 use guestaspace_core::image::check_flat;
 use guestaspace_core::layout::{Backing, GuestLayout};
-use guestaspace_core::stage2::{AddressSpace, Format, Host};
-use guestaspace_core::stats::Stats;
+use guestaspace_core::stage2::{Format, Host};
+use guestaspace_core::vm::Memory;
 
 /// Reads `path` after checking, from its size alone, that it will fit.
 pub fn read(path: &'static str, layout: &GuestLayout) -> Result<Vec<u8>, HvError> {
@@ -27,27 +27,27 @@ pub fn read(path: &'static str, layout: &GuestLayout) -> Result<Vec<u8>, HvError
 /// (the image, or a boot structure); the pages are counted like
 /// faulted-in ones.
 pub fn place<F: Format, H: Host>(
-    space: &mut AddressSpace<F, H>,
-    layout: &GuestLayout,
+    memory: &mut Memory<F, H>,
     gpa: GuestPhysAddr,
     data: &[u8],
-    stats: &mut Stats,
 ) -> Result<(), HvError> {
-    let ram_index = layout
+    let ram_index = memory
+        .layout()
         .regions
         .iter()
         .position(|r| r.contains(gpa))
         .expect("validated layout");
-    let ram = &layout.regions[ram_index];
+    let perms = memory.layout().regions[ram_index].perms;
     let mut page = gpa;
     while page < gpa + data.len() as u64 {
-        space
-            .map_backed(page, Backing::FreshRam, ram.perms)
+        memory
+            .space
+            .map_backed(page, Backing::FreshRam, perms)
             .map_err(HvError::Map)?;
-        stats.count_page(ram_index);
+        memory.stats.count_page(ram_index);
         page += PAGE_SIZE;
     }
-    let written = space.write(gpa, data);
+    let written = memory.space.write(gpa, data);
     assert_eq!(written, data.len(), "every page was just mapped");
     Ok(())
 }

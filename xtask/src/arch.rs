@@ -11,10 +11,12 @@ pub(crate) mod x86_64;
 
 use anyhow::Result;
 use clap::ValueEnum;
-use guestaspace_core::layout::GuestLayout;
+use guestaspace_core::layout::{GuestLayout, Layout};
+use guestaspace_core::machine::{Board, DEFAULT_RAM_SIZE};
 use std::ffi::OsString;
 use std::fmt;
 use std::path::Path;
+use std::sync::OnceLock;
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
@@ -101,13 +103,30 @@ pub struct QemuSpec {
     pub without_virtualization: &'static [&'static str],
 }
 
+/// Each architecture's guest layout at the default RAM size, made once.
+static LAYOUTS: [OnceLock<Layout>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+
+impl ArchSpec {
+    /// The guest-physical map the hypervisor gives the guest at the
+    /// default RAM size: the board's.
+    pub fn layout(&self) -> GuestLayout<'static> {
+        LAYOUTS[self.arch as usize]
+            .get_or_init(|| {
+                self.board
+                    .layout(DEFAULT_RAM_SIZE)
+                    .expect("the default RAM size fits every board")
+            })
+            .as_ref()
+    }
+}
+
 pub struct ArchSpec {
     pub arch: Arch,
     pub triple: &'static str,
     pub guest: App,
     pub hypervisor: App,
-    /// The guest-physical map the hypervisor gives the guest.
-    pub layout: &'static GuestLayout<'static>,
+    /// The machine the hypervisor gives the guest.
+    pub board: &'static Board,
     pub kernel: KernelImage,
     /// Size of the pflash image QEMU gets, or 0 where the guest's pflash
     /// is emulated by the hypervisor and QEMU gets none.

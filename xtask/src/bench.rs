@@ -138,7 +138,7 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
     // 4. Guest memory, from the normal run.
     let mapped = parse_mapped(&normal_run.text)?;
     let ram_mapped_bytes = mapped.region("ram")?.bytes();
-    let ram_bytes = spec.layout.ram().map_or(0, |r| r.size);
+    let ram_bytes = spec.layout().ram().map_or(0, |r| r.size);
 
     // 5. Devices and guest boot, where the guest has emulated devices.
     let clock_us = parse_clock(&normal_run.text)?;

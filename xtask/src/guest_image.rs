@@ -44,7 +44,7 @@ fn guest_flat_from_bytes(data: &[u8], spec: &ArchSpec) -> Result<Vec<u8>> {
         return Ok(bytes);
     }
     let load = spec.physical(flat.load_addr);
-    check_link_address(GuestPhysAddr::new(load), spec.layout).map_err(|e| {
+    check_link_address(GuestPhysAddr::new(load), &spec.layout()).map_err(|e| {
         if load == flat.load_addr {
             anyhow!("{e}")
         } else {

@@ -75,23 +75,16 @@ pub fn run(options: &RunOptions) -> Result<()> {
 /// function, from the same layout, as in the hypervisor.
 pub fn write_dtb(arch: Arch, mem: Option<u64>, path: &std::path::Path) -> Result<()> {
     use guestaspace_core::arch::riscv64::dtb;
-    use guestaspace_core::layout::GuestLayout;
+    use guestaspace_core::machine::DEFAULT_RAM_SIZE;
     anyhow::ensure!(
         arch == Arch::Riscv64,
         "only the riscv64 guest gets a device tree so far"
     );
-    let base = arch.spec()?.layout;
-    let regions = match mem {
-        Some(size) => base
-            .with_ram_size(size)
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => base.regions.to_vec(),
-    };
-    let layout = GuestLayout {
-        regions: &regions,
-        ..*base
-    };
-    let blob = dtb::riscv64_dtb(&layout, &dtb::DtbConfig::QEMU_VIRT)
+    let board = arch.spec()?.board;
+    let layout = board
+        .layout(mem.unwrap_or(DEFAULT_RAM_SIZE))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let blob = dtb::riscv64_dtb(board, &layout.as_ref(), &dtb::DtbConfig::QEMU_VIRT)
         .map_err(|e| anyhow::anyhow!("the device tree: {e}"))?;
     std::fs::write(path, &blob)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;

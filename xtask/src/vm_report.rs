@@ -411,7 +411,7 @@ mod tests {
 
     #[test]
     fn the_line_the_hypervisor_prints_reads_back() {
-        use guestaspace_core::layout::machines::RISCV64_VIRT;
+        use guestaspace_core::machine::{DEFAULT_RAM_SIZE, RISCV64_VIRT};
         use guestaspace_core::stats::Stats;
         let mut stats = Stats::default();
         stats.count_page(2);
@@ -419,7 +419,8 @@ mod tests {
         for _ in 0..40 {
             stats.count_page(3);
         }
-        let text = stats.report(&RISCV64_VIRT).to_string();
+        let layout = RISCV64_VIRT.layout(DEFAULT_RAM_SIZE).unwrap();
+        let text = stats.report(&layout.as_ref()).to_string();
         let mapped = parse_mapped(&text).unwrap();
         assert_eq!((mapped.blocks, mapped.pages), (1, 41));
         let names: Vec<&str> = mapped.regions.iter().map(|r| r.name.as_str()).collect();

@@ -41,6 +41,7 @@ pub(crate) mod reader;
 use crate::addr::GuestPhysAddr;
 use crate::boot_layout::{GpaRange, dtb_slot};
 use crate::layout::{GuestLayout, Region};
+use crate::machine::{Board, DeviceKind};
 
 /// The flash `bank-width`: QEMU `virt`'s pflash is 32-bit-wide banks, on
 /// riscv64 and aarch64 alike.
@@ -49,9 +50,9 @@ pub const FLASH_BANK_WIDTH: u32 = 4;
 /// Why no tree can be written, for a reason every architecture shares.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TreeError {
-    /// The layout has no region of this name.
+    /// The machine has no such device (or no RAM).
     MissingRegion {
-        /// The region's name (`"ram"`, `"uart"`...).
+        /// What is missing (`"ram"`, `"uart"`...).
         name: &'static str,
     },
     /// A region is smaller than the registers of the device it holds.
@@ -91,10 +92,7 @@ impl core::fmt::Display for TreeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             TreeError::MissingRegion { name } => {
-                write!(
-                    f,
-                    "the guest layout has no `{name}` region for the device tree"
-                )
+                write!(f, "the machine has no {name} for the device tree")
             }
             TreeError::RegionTooSmall { name, size, need } => write!(
                 f,
@@ -113,33 +111,47 @@ impl core::fmt::Display for TreeError {
     }
 }
 
-/// The layout's region called `name`.
-pub fn region<'l>(
-    layout: &'l GuestLayout<'_>,
-    name: &'static str,
-) -> Result<&'l Region, TreeError> {
-    layout
-        .regions
-        .iter()
-        .find(|r| r.name == name)
-        .ok_or(TreeError::MissingRegion { name })
+/// The board's device that `is` picks, with exactly the range the board
+/// states for it, if the VM's `layout` declares it (its region there says
+/// how the guest may access it); `what` names it in the error.
+pub fn device(
+    board: &Board,
+    layout: &GuestLayout<'_>,
+    what: &'static str,
+    is: fn(&DeviceKind) -> bool,
+) -> Result<Region, TreeError> {
+    let missing = || TreeError::MissingRegion { name: what };
+    let spec = board.find(is).ok_or_else(missing)?;
+    let declared = layout.region_of(spec.gpa()).ok_or_else(missing)?;
+    Ok(Region {
+        gpa: spec.gpa(),
+        size: spec.size.min(declared.end() - spec.gpa()),
+        ..*declared
+    })
 }
 
-/// The layout's region called `name`, if it holds at least `need` bytes.
-pub fn region_of_size<'l>(
-    layout: &'l GuestLayout<'_>,
-    name: &'static str,
+/// [`device`], if its range holds at least `need` bytes.
+pub fn device_of_size(
+    board: &Board,
+    layout: &GuestLayout<'_>,
+    what: &'static str,
+    is: fn(&DeviceKind) -> bool,
     need: u64,
-) -> Result<&'l Region, TreeError> {
-    let r = region(layout, name)?;
+) -> Result<Region, TreeError> {
+    let r = device(board, layout, what, is)?;
     if r.size < need {
         return Err(TreeError::RegionTooSmall {
-            name,
+            name: what,
             size: r.size,
             need,
         });
     }
     Ok(r)
+}
+
+/// The layout's RAM.
+pub fn ram<'l>(layout: &GuestLayout<'l>) -> Result<&'l Region, TreeError> {
+    layout.ram().ok_or(TreeError::MissingRegion { name: "ram" })
 }
 
 /// Checks that an initrd of `size` bytes at `start` lies inside `ram` (an
@@ -163,7 +175,7 @@ pub fn check_initrd(ram: &Region, initrd: Option<(GuestPhysAddr, u64)>) -> Resul
 /// The caller checks it does not overlap the image; to place an initrd as
 /// well, use [`crate::boot_layout::place_initrd_and_dtb`].
 pub fn dtb_address(layout: &GuestLayout<'_>, blob_len: u64) -> Result<GuestPhysAddr, TreeError> {
-    let ram = region(layout, "ram")?;
+    let ram = ram(layout)?;
     dtb_slot(GpaRange::of(ram), blob_len).ok_or(TreeError::TooLarge {
         len: blob_len,
         ram: ram.size,

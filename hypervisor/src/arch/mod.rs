@@ -16,9 +16,10 @@ use alloc::vec::Vec;
 use core::ops::Range;
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
 use guestaspace_core::arch::setup::HwSetupError;
-use guestaspace_core::layout::{GuestLayout, HostDevice};
-use guestaspace_core::runloop::{Devices, Vcpu};
+use guestaspace_core::layout::GuestLayout;
+use guestaspace_core::machine::{Board, CpuWiring};
 use guestaspace_core::stage2::Format;
+use guestaspace_core::vcpu::Vcpu;
 
 /// Where the guest image goes and how the vCPU starts it.
 pub struct BootPlan<S> {
@@ -71,11 +72,9 @@ pub trait Arch {
     type Vcpu: Vcpu;
     /// One line printed at start: architecture and virtualization mode.
     const DESCRIPTION: &'static str;
-    /// The guest's physical address map (its RAM at the default size).
-    const LAYOUT: GuestLayout<'static>;
-    /// The devices the hypervisor drives itself: no pass-through region
-    /// may reach them.
-    const HOST_DEVICES: &'static [HostDevice];
+    /// The machine the guest is given: its RAM, devices and interrupt
+    /// wiring, and the host devices the hypervisor keeps.
+    const BOARD: Board;
 
     /// Checks the virtualization extension is there and configures the
     /// hypervisor-level registers that do not depend on the VM.
@@ -90,8 +89,13 @@ pub trait Arch {
         layout: &GuestLayout,
         inputs: BootInputs,
     ) -> Result<BootPlan<Self::Start>, HvError>;
-    /// A vCPU that starts as `plan` says, with stage-2 root `stage2_root`.
-    fn new_vcpu(plan: &BootPlan<Self::Start>, stage2_root: HostPhysAddr) -> Self::Vcpu;
+    /// A vCPU that starts as `plan` says, with stage-2 root `stage2_root`,
+    /// wired to the interrupt controller as `wiring` says.
+    fn new_vcpu(
+        plan: &BootPlan<Self::Start>,
+        stage2_root: HostPhysAddr,
+        wiring: CpuWiring,
+    ) -> Self::Vcpu;
     /// Drops cached stage-2 translations of the guest page at `gpa`.
     fn invalidate_guest_page(gpa: GuestPhysAddr);
     /// Makes the host's writes to the guest frame at kernel address `frame`
@@ -100,21 +104,9 @@ pub trait Arch {
     fn publish_guest_frame(_frame: *const u8) {}
     /// Powers the machine off with an exit status that carries `outcome`.
     fn power_off(outcome: Outcome) -> !;
-    /// The guest's emulated devices on their bus, wired to the vCPU's
-    /// external interrupt line (empty where nothing is emulated yet).
-    fn devices() -> Devices;
     /// Period of the hypervisor's own tick (its `HostTick` exits), in
     /// nanoseconds; 0 if this architecture has none yet.
     const HOST_TICK_NS: u64;
-}
-
-/// A [`HostDevice`] entry for an `Arch::HOST_DEVICES` table.
-const fn host_device(name: &'static str, hpa: u64, size: u64) -> HostDevice {
-    HostDevice {
-        name,
-        hpa: HostPhysAddr::new(hpa),
-        size,
-    }
 }
 
 /// The replacement for ArceOS's platform power-off (see "Exit status").

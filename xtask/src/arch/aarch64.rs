@@ -9,7 +9,7 @@ use super::{
     App, Arch, ArchSpec, HOST_RAM, KernelImage, QEMU_MIN_VERSION, QemuSpec, VmFiles,
     hypervisor_app, pflash1_args, qemu_words, virtio_disk_args,
 };
-use guestaspace_core::layout::machines::AARCH64_VIRT;
+use guestaspace_core::machine::AARCH64_VIRT;
 use std::ffi::OsString;
 
 pub const SPEC: ArchSpec = ArchSpec {
@@ -21,7 +21,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         config: Some("aarch64-guest.toml"),
     },
     hypervisor: hypervisor_app("aarch64-hypervisor.toml"),
-    layout: &AARCH64_VIRT,
+    board: &AARCH64_VIRT,
     kernel: KernelImage::Flat {
         load_addr: 0x4020_0000,
     },

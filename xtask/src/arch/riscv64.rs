@@ -5,7 +5,7 @@ use super::{
     App, Arch, ArchSpec, HOST_RAM, KernelImage, QEMU_MIN_VERSION, QemuSpec, VmFiles,
     hypervisor_app, pflash1_args, qemu_words, virtio_disk_args,
 };
-use guestaspace_core::layout::machines::RISCV64_VIRT;
+use guestaspace_core::machine::RISCV64_VIRT;
 use std::ffi::OsString;
 
 pub const SPEC: ArchSpec = ArchSpec {
@@ -17,7 +17,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         config: Some("riscv64-guest.toml"),
     },
     hypervisor: hypervisor_app("riscv64-hypervisor.toml"),
-    layout: &RISCV64_VIRT,
+    board: &RISCV64_VIRT,
     kernel: KernelImage::Flat {
         load_addr: 0x8020_0000,
     },

@@ -10,7 +10,7 @@ use super::{
     App, Arch, ArchSpec, HOST_RAM, KernelImage, QEMU_MIN_VERSION, QemuSpec, VmFiles,
     hypervisor_app, qemu_words, virtio_disk_args,
 };
-use guestaspace_core::layout::machines::X86_64_Q35;
+use guestaspace_core::machine::X86_Q35;
 use std::ffi::OsString;
 
 pub const SPEC: ArchSpec = ArchSpec {
@@ -22,7 +22,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         config: Some("x86_64-guest.toml"),
     },
     hypervisor: hypervisor_app("x86_64-hypervisor.toml"),
-    layout: &X86_64_Q35,
+    board: &X86_Q35,
     kernel: KernelImage::Elf,
     pflash_size: 0,
     phys_virt_offset: 0xffff_8000_0000_0000,
@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn the_guest_is_linked_below_the_higher_half() {
-        let entry = SPEC.layout.entry.as_u64();
+        let entry = SPEC.layout().entry.as_u64();
         assert!(SPEC.physical(entry) == entry);
         assert_eq!(SPEC.physical(0xffff_8000_0020_0000), 0x20_0000);
     }

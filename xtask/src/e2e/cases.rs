@@ -205,7 +205,7 @@ fn pflash_write(ctx: &Ctx) -> Result<()> {
     expect_vm_failure(&out)?;
     let pflash = ctx
         .spec
-        .layout
+        .layout()
         .regions
         .iter()
         .find(|r| r.name == "pflash")
@@ -811,7 +811,7 @@ fn check_counters(text: &str, ctx: &Ctx) -> Result<()> {
     let ram = mapped.region("ram")?;
     ensure!(ram.bytes() > 0, "no RAM mapped");
     let size_mib = ram.size_mib.context("the RAM figure has no region size")?;
-    let declared = ctx.spec.layout.ram().map_or(0, |r| r.size);
+    let declared = ctx.spec.layout().ram().map_or(0, |r| r.size);
     ensure!(
         size_mib == declared >> 20,
         "guest RAM has {size_mib} MiB, but the layout declares {}",
@@ -851,7 +851,7 @@ fn linked_at_entry(ctx: &Ctx) -> Result<()> {
             "the Multiboot header enters at {:#x}, the ELF at {start:#x}",
             plan.entry
         );
-        let ram = ctx.spec.layout.ram().context("the layout has no RAM")?;
+        let ram = ctx.spec.layout().ram().context("the layout has no RAM")?;
         ensure!(
             ram.contains(plan.load) && plan.end() <= ram.end(),
             "the Multiboot load range {:#x}..{:#x} is not guest RAM",
@@ -860,7 +860,7 @@ fn linked_at_entry(ctx: &Ctx) -> Result<()> {
         );
         return Ok(());
     }
-    let entry = ctx.spec.layout.entry.as_u64();
+    let entry = ctx.spec.layout().entry.as_u64();
     let load = ctx
         .spec
         .physical(crate::flatten::flatten_elf(&elf)?.load_addr);
@@ -955,7 +955,7 @@ fn oversized_gkernel(ctx: &Ctx) -> Result<()> {
         mem: Some(4 << 20),
         ..VmConfig::DEFAULT
     };
-    let layout = ctx.spec.layout;
+    let layout = ctx.spec.layout();
     let ram = layout.ram().context("the layout has no RAM")?;
     let room = ram.gpa.as_u64() + (4 << 20) - layout.entry.as_u64();
     let disk = ctx.paths.e2e.join("oversized-gkernel.img");

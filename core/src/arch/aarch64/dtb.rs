@@ -72,8 +72,9 @@ use vm_fdt::FdtWriter;
 
 use crate::addr::GuestPhysAddr;
 use crate::devices::{gicv2, pl011};
-use crate::dtb::{TreeError, check_initrd, nodes, region, region_of_size};
+use crate::dtb::{TreeError, check_initrd, device, device_of_size, nodes, ram};
 use crate::layout::GuestLayout;
+use crate::machine::{Board, DeviceKind};
 
 /// Why no tree can be written: only the reasons every tree shares.
 pub type DtbError = TreeError;
@@ -128,11 +129,26 @@ pub struct DtbConfig<'a> {
 /// The device tree of an aarch64 guest with `layout`'s regions: RAM from
 /// `ram`, the GIC from `gic`, the PL011 from `uart` (all three required),
 /// and a flash node if the layout has `pflash`.
-pub fn aarch64_dtb(layout: &GuestLayout<'_>, config: &DtbConfig<'_>) -> Result<Vec<u8>, DtbError> {
-    let ram = region(layout, "ram")?;
-    let gic = region_of_size(layout, "gic", gicv2::GICC_OFFSET + gicv2::GICC_SIZE)?;
-    let uart = region_of_size(layout, "uart", pl011::PL011_SIZE)?;
-    let pflash = region(layout, "pflash").ok();
+pub fn aarch64_dtb(
+    board: &Board,
+    layout: &GuestLayout<'_>,
+    config: &DtbConfig<'_>,
+) -> Result<Vec<u8>, DtbError> {
+    let ram = ram(layout)?;
+    let gic_size = gicv2::GICC_OFFSET + gicv2::GICC_SIZE;
+    let gic = &device_of_size(board, layout, "gic", |k| *k == DeviceKind::Gicv2, gic_size)?;
+    let uart_size = pl011::PL011_SIZE;
+    let uart = &device_of_size(
+        board,
+        layout,
+        "uart",
+        |k| *k == DeviceKind::Pl011,
+        uart_size,
+    )?;
+    let pflash = device(board, layout, "pflash", |k| {
+        matches!(k, DeviceKind::PassthroughFlash { .. })
+    })
+    .ok();
     check_initrd(ram, config.initrd)?;
 
     let mut fdt = FdtWriter::new()?;
@@ -213,7 +229,7 @@ pub fn aarch64_dtb(layout: &GuestLayout<'_>, config: &DtbConfig<'_>) -> Result<V
     fdt.end_node(node)?;
 
     if let Some(flash) = pflash {
-        nodes::flash(&mut fdt, flash)?;
+        nodes::flash(&mut fdt, &flash)?;
     }
 
     nodes::aliases_and_chosen(
@@ -234,7 +250,13 @@ mod tests {
         self, Tree, expect_console_and_no_bootargs, expect_names, is_empty, string, strs, u32s,
         u64s,
     };
-    use crate::layout::machines::AARCH64_VIRT;
+    use crate::machine::{self, test_layout};
+
+    /// The board; `AARCH64_VIRT` in the tests is its default layout.
+    const BOARD: Board = machine::AARCH64_VIRT;
+    #[allow(non_upper_case_globals)]
+    static AARCH64_VIRT: std::sync::LazyLock<GuestLayout<'static>> =
+        std::sync::LazyLock::new(|| test_layout(&BOARD));
     use crate::layout::{Perms, Region};
     use alloc::string::ToString;
 
@@ -251,7 +273,7 @@ mod tests {
     }
 
     fn default_tree() -> Vec<u8> {
-        aarch64_dtb(&AARCH64_VIRT, &DtbConfig::default()).unwrap()
+        aarch64_dtb(&BOARD, &AARCH64_VIRT, &DtbConfig::default()).unwrap()
     }
 
     #[test]
@@ -422,7 +444,7 @@ mod tests {
             bootargs: Some("console=ttyAMA0 earlycon rdinit=/init"),
             initrd: Some((gpa(0x47a0_0000), 0x40_1234)),
         };
-        let blob = aarch64_dtb(&AARCH64_VIRT, &config).unwrap();
+        let blob = aarch64_dtb(&BOARD, &AARCH64_VIRT, &config).unwrap();
         let tree = Tree::parse(&blob);
         let chosen = tree.node("/chosen");
         expect_names(
@@ -448,7 +470,9 @@ mod tests {
             ..config
         };
         assert_eq!(
-            aarch64_dtb(&AARCH64_VIRT, &elsewhere).unwrap().len(),
+            aarch64_dtb(&BOARD, &AARCH64_VIRT, &elsewhere)
+                .unwrap()
+                .len(),
             blob.len()
         );
     }
@@ -456,8 +480,8 @@ mod tests {
     #[test]
     fn the_memory_node_follows_mem() {
         for size in [64 << 20, 1 << 30] {
-            let regions = AARCH64_VIRT.with_ram_size(size).unwrap();
-            let blob = aarch64_dtb(&layout(&regions), &DtbConfig::default()).unwrap();
+            let regions = BOARD.layout(size).unwrap().regions().to_vec();
+            let blob = aarch64_dtb(&BOARD, &layout(&regions), &DtbConfig::default()).unwrap();
             let tree = Tree::parse(&blob);
             assert_eq!(
                 u64s(tree.node("/memory@40000000"), "reg"),
@@ -467,19 +491,32 @@ mod tests {
     }
 
     #[test]
-    fn addresses_come_from_the_layout() {
-        let regions: Vec<Region> = AARCH64_VIRT
-            .regions
+    fn addresses_come_from_the_board() {
+        let devices: Vec<_> = BOARD
+            .devices
+            .iter()
+            .map(|d| match d.kind {
+                DeviceKind::Gicv2 => machine::DeviceSpec {
+                    base: 0x2f00_0000,
+                    ..*d
+                },
+                DeviceKind::Pl011 => machine::DeviceSpec {
+                    base: 0x1c09_0000,
+                    ..*d
+                },
+                _ => *d,
+            })
+            .collect();
+        let board = Board {
+            devices: devices.leak(),
+            ..BOARD
+        };
+        let moved = board.layout(machine::DEFAULT_RAM_SIZE).unwrap();
+        // A writable bank is a real CFI chip the guest may program.
+        let regions: Vec<Region> = moved
+            .regions()
             .iter()
             .map(|r| match r.name {
-                "gic" => Region {
-                    gpa: gpa(0x2f00_0000),
-                    ..*r
-                },
-                "uart" => Region {
-                    gpa: gpa(0x1c09_0000),
-                    ..*r
-                },
                 "pflash" => Region {
                     perms: Perms::RW,
                     ..*r
@@ -487,7 +524,7 @@ mod tests {
                 _ => *r,
             })
             .collect();
-        let blob = aarch64_dtb(&layout(&regions), &DtbConfig::default()).unwrap();
+        let blob = aarch64_dtb(&board, &layout(&regions), &DtbConfig::default()).unwrap();
         let tree = Tree::parse(&blob);
         assert_eq!(
             u64s(tree.node("/intc@2f000000"), "reg"),
@@ -508,7 +545,7 @@ mod tests {
         );
 
         let regions = regions_without("pflash");
-        let blob = aarch64_dtb(&layout(&regions), &DtbConfig::default()).unwrap();
+        let blob = aarch64_dtb(&BOARD, &layout(&regions), &DtbConfig::default()).unwrap();
         assert!(
             !Tree::parse(&blob)
                 .paths()
@@ -522,7 +559,7 @@ mod tests {
         for name in ["ram", "gic", "uart"] {
             let regions = regions_without(name);
             assert_eq!(
-                aarch64_dtb(&layout(&regions), &DtbConfig::default()),
+                aarch64_dtb(&BOARD, &layout(&regions), &DtbConfig::default()),
                 Err(TreeError::MissingRegion { name })
             );
         }
@@ -538,7 +575,7 @@ mod tests {
                 _ => *r,
             })
             .collect();
-        let err = aarch64_dtb(&layout(&regions), &DtbConfig::default()).unwrap_err();
+        let err = aarch64_dtb(&BOARD, &layout(&regions), &DtbConfig::default()).unwrap_err();
         assert_eq!(
             err,
             TreeError::RegionTooSmall {
@@ -561,7 +598,7 @@ mod tests {
                 ..DtbConfig::default()
             };
             assert_eq!(
-                aarch64_dtb(&AARCH64_VIRT, &config),
+                aarch64_dtb(&BOARD, &AARCH64_VIRT, &config),
                 Err(TreeError::InitrdNotInRam { start, size })
             );
         }
@@ -570,7 +607,7 @@ mod tests {
             ..DtbConfig::default()
         };
         assert_eq!(
-            aarch64_dtb(&AARCH64_VIRT, &nul),
+            aarch64_dtb(&BOARD, &AARCH64_VIRT, &nul),
             Err(TreeError::Writer(vm_fdt::Error::InvalidString))
         );
     }

@@ -398,7 +398,11 @@ impl ImageHeader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::machines::AARCH64_VIRT;
+    use crate::machine::{AARCH64_VIRT, test_layout};
+
+    fn arm() -> crate::layout::GuestLayout<'static> {
+        test_layout(&AARCH64_VIRT)
+    }
 
     const MIB: u64 = 1 << 20;
 
@@ -470,7 +474,7 @@ mod tests {
 
         // In the default 128 MiB at 0x4000_0000: 2 MiB above RAM's start,
         // DTB at the top 2 MiB boundary, a 4 MiB initrd just below.
-        let ram = *AARCH64_VIRT.ram().unwrap();
+        let ram = *arm().ram().unwrap();
         let plan = h
             .plan_boot(&ram, DEBIAN_FILE_LEN, Some(4 * MIB), 0x1000)
             .unwrap();

@@ -45,8 +45,9 @@ use vm_fdt::FdtWriter;
 
 use crate::addr::GuestPhysAddr;
 use crate::devices::plic;
-use crate::dtb::{TreeError, check_initrd, nodes, region};
+use crate::dtb::{TreeError, check_initrd, device, nodes, ram};
 use crate::layout::GuestLayout;
+use crate::machine::{Board, DeviceKind};
 
 /// Timebase of QEMU `virt`: its `time` CSR counts at 10 MHz.
 pub const QEMU_VIRT_TIMEBASE_HZ: u64 = 10_000_000;
@@ -76,10 +77,6 @@ pub const UART_PLIC_SOURCE: u32 = 10;
 /// The UART's input clock: QEMU `virt`'s 3.6864 MHz, so guest drivers
 /// compute the same divisors as on bare QEMU.
 pub const UART_CLOCK_HZ: u32 = 3_686_400;
-
-/// The size of the UART's `reg` range: QEMU `virt`'s 0x100 (its eight
-/// registers at shift 0, then nothing).
-pub const UART_REG_SIZE: u64 = 0x100;
 
 /// The phandles the tree defines.
 pub mod phandle {
@@ -279,11 +276,18 @@ pub fn guest_isa(host_isa: &str) -> Result<String, DtbError> {
 /// The device tree of a riscv64 guest with `layout`'s regions: RAM from
 /// `ram`, the PLIC from `plic`, the UART from `uart` (all three required),
 /// and a flash node if the layout has `pflash`.
-pub fn riscv64_dtb(layout: &GuestLayout<'_>, config: &DtbConfig<'_>) -> Result<Vec<u8>, DtbError> {
-    let ram = region(layout, "ram")?;
-    let plic = region(layout, "plic")?;
-    let uart = region(layout, "uart")?;
-    let pflash = region(layout, "pflash").ok();
+pub fn riscv64_dtb(
+    board: &Board,
+    layout: &GuestLayout<'_>,
+    config: &DtbConfig<'_>,
+) -> Result<Vec<u8>, DtbError> {
+    let ram = ram(layout)?;
+    let plic = &device(board, layout, "plic", |k| *k == DeviceKind::Plic)?;
+    let uart = &device(board, layout, "uart", |k| *k == DeviceKind::Uart16550)?;
+    let pflash = device(board, layout, "pflash", |k| {
+        matches!(k, DeviceKind::PassthroughFlash { .. })
+    })
+    .ok();
 
     let isa = Isa::parse(config.isa)?;
     let timebase = u32::try_from(config.timebase_hz)
@@ -322,7 +326,7 @@ pub fn riscv64_dtb(layout: &GuestLayout<'_>, config: &DtbConfig<'_>) -> Result<V
 
     nodes::memory(&mut fdt, ram)?;
     if let Some(flash) = pflash {
-        nodes::flash(&mut fdt, flash)?;
+        nodes::flash(&mut fdt, &flash)?;
     }
 
     // The devices, on a bus that maps its addresses one to one.
@@ -362,7 +366,7 @@ pub fn riscv64_dtb(layout: &GuestLayout<'_>, config: &DtbConfig<'_>) -> Result<V
 
     let node = fdt.begin_node(&serial)?;
     fdt.property_string("compatible", "ns16550a")?;
-    nodes::reg(&mut fdt, uart.gpa, UART_REG_SIZE.min(uart.size))?;
+    nodes::reg(&mut fdt, uart.gpa, uart.size)?;
     fdt.property_u32("clock-frequency", UART_CLOCK_HZ)?;
     fdt.property_u32("interrupts", UART_PLIC_SOURCE)?;
     fdt.property_u32("interrupt-parent", phandle::PLIC)?;
@@ -396,7 +400,13 @@ mod tests {
         self, Tree, expect_console_and_no_bootargs, expect_names, is_empty, string, strs, u32s,
         u64s,
     };
-    use crate::layout::machines::RISCV64_VIRT;
+    use crate::machine::{self, test_layout};
+
+    /// The board; `RISCV64_VIRT` in the tests is its default layout.
+    const BOARD: Board = machine::RISCV64_VIRT;
+    #[allow(non_upper_case_globals)]
+    static RISCV64_VIRT: std::sync::LazyLock<GuestLayout<'static>> =
+        std::sync::LazyLock::new(|| test_layout(&BOARD));
     use crate::layout::{Perms, Region, RegionKind};
     use alloc::string::ToString;
 
@@ -406,7 +416,7 @@ mod tests {
 
     /// `RISCV64_VIRT` with RAM resized, or with a region taken out.
     fn regions_with_ram(size: u64) -> Vec<Region> {
-        RISCV64_VIRT.with_ram_size(size).unwrap()
+        BOARD.layout(size).unwrap().regions().to_vec()
     }
 
     fn regions_without(name: &str) -> Vec<Region> {
@@ -419,7 +429,7 @@ mod tests {
 
     #[test]
     fn the_qemu_virt_tree_describes_every_device() {
-        let blob = riscv64_dtb(&RISCV64_VIRT, &DtbConfig::QEMU_VIRT).unwrap();
+        let blob = riscv64_dtb(&BOARD, &RISCV64_VIRT, &DtbConfig::QEMU_VIRT).unwrap();
         assert!(blob.len() < 4096, "a small blob: {} bytes", blob.len());
         let tree = Tree::parse(&blob);
         assert_eq!(tree.fdt.version(), 17);
@@ -628,10 +638,10 @@ mod tests {
 
     #[test]
     fn a_resized_ram_changes_the_memory_node_only() {
-        let base = riscv64_dtb(&RISCV64_VIRT, &DtbConfig::QEMU_VIRT).unwrap();
+        let base = riscv64_dtb(&BOARD, &RISCV64_VIRT, &DtbConfig::QEMU_VIRT).unwrap();
         for size in [64 << 20, 1 << 30] {
             let regions = regions_with_ram(size);
-            let blob = riscv64_dtb(&layout(&regions), &DtbConfig::QEMU_VIRT).unwrap();
+            let blob = riscv64_dtb(&BOARD, &layout(&regions), &DtbConfig::QEMU_VIRT).unwrap();
             let tree = Tree::parse(&blob);
             assert_eq!(
                 u64s(tree.node("/memory@80000000"), "reg"),
@@ -651,7 +661,7 @@ mod tests {
             initrd: Some((gpa(0x8400_0000), 0x12_3456)),
             ..DtbConfig::QEMU_VIRT
         };
-        let blob = riscv64_dtb(&RISCV64_VIRT, &config).unwrap();
+        let blob = riscv64_dtb(&BOARD, &RISCV64_VIRT, &config).unwrap();
         let tree = Tree::parse(&blob);
         let chosen = tree.node("/chosen");
         expect_names(
@@ -683,14 +693,14 @@ mod tests {
             bootargs: Some("quiet"),
             ..DtbConfig::QEMU_VIRT
         };
-        let blob = riscv64_dtb(&RISCV64_VIRT, &only_args).unwrap();
+        let blob = riscv64_dtb(&BOARD, &RISCV64_VIRT, &only_args).unwrap();
         let tree = Tree::parse(&blob);
         expect_names(tree.node("/chosen"), &["stdout-path", "bootargs"]);
         let only_initrd = DtbConfig {
             initrd: Some((gpa(0x8700_0000), 0x10_0000)),
             ..DtbConfig::QEMU_VIRT
         };
-        let blob = riscv64_dtb(&RISCV64_VIRT, &only_initrd).unwrap();
+        let blob = riscv64_dtb(&BOARD, &RISCV64_VIRT, &only_initrd).unwrap();
         let tree = Tree::parse(&blob);
         let chosen = tree.node("/chosen");
         expect_names(
@@ -704,22 +714,22 @@ mod tests {
     fn a_layout_missing_a_required_region_is_refused() {
         for name in ["uart", "plic", "ram"] {
             let regions = regions_without(name);
-            let err = riscv64_dtb(&layout(&regions), &DtbConfig::QEMU_VIRT).unwrap_err();
+            let err = riscv64_dtb(&BOARD, &layout(&regions), &DtbConfig::QEMU_VIRT).unwrap_err();
             assert_eq!(err, DtbError::Tree(TreeError::MissingRegion { name }));
         }
         let regions = regions_without("uart");
         assert_eq!(
-            riscv64_dtb(&layout(&regions), &DtbConfig::QEMU_VIRT)
+            riscv64_dtb(&BOARD, &layout(&regions), &DtbConfig::QEMU_VIRT)
                 .unwrap_err()
                 .to_string(),
-            "the guest layout has no `uart` region for the device tree"
+            "the machine has no uart for the device tree"
         );
     }
 
     #[test]
     fn the_flash_node_follows_the_pflash_region() {
         let regions = regions_without("pflash");
-        let blob = riscv64_dtb(&layout(&regions), &DtbConfig::QEMU_VIRT).unwrap();
+        let blob = riscv64_dtb(&BOARD, &layout(&regions), &DtbConfig::QEMU_VIRT).unwrap();
         let tree = Tree::parse(&blob);
         assert!(!tree.paths().iter().any(|p| p.starts_with("/flash")));
 
@@ -738,7 +748,7 @@ mod tests {
                 }
             })
             .collect();
-        let blob = riscv64_dtb(&layout(&regions), &DtbConfig::QEMU_VIRT).unwrap();
+        let blob = riscv64_dtb(&BOARD, &layout(&regions), &DtbConfig::QEMU_VIRT).unwrap();
         let tree = Tree::parse(&blob);
         let flash = tree.node("/flash@22000000");
         assert_eq!(string(flash, "compatible"), "cfi-flash");
@@ -746,29 +756,26 @@ mod tests {
     }
 
     #[test]
-    fn addresses_come_from_the_layout() {
-        let regions: Vec<Region> = RISCV64_VIRT
-            .regions
+    fn addresses_come_from_the_board_and_ram_from_the_layout() {
+        let devices: Vec<_> = BOARD
+            .devices
             .iter()
-            .map(|r| match r.name {
-                "uart" => Region {
-                    gpa: gpa(0x1000_2000),
-                    ..*r
+            .map(|d| match d.kind {
+                DeviceKind::Uart16550 => machine::DeviceSpec {
+                    base: 0x1000_2000,
+                    ..*d
                 },
-                "ram" => Region {
-                    gpa: gpa(0x9000_0000),
-                    size: 0x400_0000,
-                    kind: RegionKind::Ram,
-                    ..*r
-                },
-                _ => *r,
+                _ => *d,
             })
             .collect();
-        let moved = GuestLayout {
-            regions: &regions,
+        let board = Board {
+            devices: devices.leak(),
+            ram_base: gpa(0x9000_0000),
             entry: gpa(0x9020_0000),
+            ..BOARD
         };
-        let blob = riscv64_dtb(&moved, &DtbConfig::QEMU_VIRT).unwrap();
+        let moved = board.layout(0x400_0000).unwrap();
+        let blob = riscv64_dtb(&board, &moved.as_ref(), &DtbConfig::QEMU_VIRT).unwrap();
         let tree = Tree::parse(&blob);
         assert_eq!(
             u64s(tree.node("/memory@90000000"), "reg"),
@@ -821,7 +828,7 @@ mod tests {
             };
             assert!(
                 matches!(
-                    riscv64_dtb(&RISCV64_VIRT, &config),
+                    riscv64_dtb(&BOARD, &RISCV64_VIRT, &config),
                     Err(DtbError::BadIsa { .. })
                 ),
                 "{isa} is refused"
@@ -834,7 +841,7 @@ mod tests {
                 ..DtbConfig::QEMU_VIRT
             };
             assert_eq!(
-                riscv64_dtb(&RISCV64_VIRT, &config),
+                riscv64_dtb(&BOARD, &RISCV64_VIRT, &config),
                 Err(DtbError::BadTimebase { hz })
             );
         }
@@ -848,7 +855,7 @@ mod tests {
                 ..DtbConfig::QEMU_VIRT
             };
             assert_eq!(
-                riscv64_dtb(&RISCV64_VIRT, &config),
+                riscv64_dtb(&BOARD, &RISCV64_VIRT, &config),
                 Err(DtbError::Tree(TreeError::InitrdNotInRam { start, size }))
             );
         }
@@ -857,7 +864,7 @@ mod tests {
             ..DtbConfig::QEMU_VIRT
         };
         assert_eq!(
-            riscv64_dtb(&RISCV64_VIRT, &nul),
+            riscv64_dtb(&BOARD, &RISCV64_VIRT, &nul),
             Err(DtbError::Tree(TreeError::Writer(
                 vm_fdt::Error::InvalidString
             )))
@@ -867,12 +874,12 @@ mod tests {
             initrd: Some((gpa(0x8000_0000), 128 << 20)),
             ..DtbConfig::QEMU_VIRT
         };
-        assert!(riscv64_dtb(&RISCV64_VIRT, &full).is_ok());
+        assert!(riscv64_dtb(&BOARD, &RISCV64_VIRT, &full).is_ok());
     }
 
     #[test]
     fn the_blob_goes_to_the_top_of_ram_at_a_2_mib_boundary() {
-        let len = riscv64_dtb(&RISCV64_VIRT, &DtbConfig::QEMU_VIRT)
+        let len = riscv64_dtb(&BOARD, &RISCV64_VIRT, &DtbConfig::QEMU_VIRT)
             .unwrap()
             .len() as u64;
         assert_eq!(dtb_address(&RISCV64_VIRT, len), Ok(gpa(0x87e0_0000)));

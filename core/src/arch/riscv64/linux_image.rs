@@ -309,7 +309,7 @@ impl ImageHeader {
 mod tests {
     use super::*;
     use crate::boot_layout::GpaRange;
-    use crate::layout::machines::RISCV64_VIRT;
+    use crate::machine::RISCV64_VIRT;
 
     const MIB: u64 = 1 << 20;
 

@@ -2,6 +2,7 @@
 //! tree and the Linux `Image` header.
 
 pub mod dtb;
+pub mod hart;
 pub mod insn;
 pub mod linux_image;
 pub mod sbi;

@@ -83,11 +83,14 @@ pub const fn guest_fault_address(htval: u64, stval: u64) -> GuestPhysAddr {
 }
 
 /// Decodes a trap; `a` holds the guest's `a0..a7` (needed for SBI calls).
+/// The hart's supervisor timer interrupt comes back as [`Exit::HostTick`]:
+/// the one S-mode timer carries both the host's tick and the guest's
+/// deadline, and only the vCPU knows which was due.
 pub fn decode(trap: &Trap, a: &[u64; 8]) -> Exit {
     let code = trap.scause & !cause::INTERRUPT;
     if trap.scause & cause::INTERRUPT != 0 {
         return if code == cause::SUPERVISOR_TIMER_INTERRUPT {
-            Exit::TimerExpired
+            Exit::HostTick
         } else {
             unexpected(trap)
         };
@@ -217,7 +220,7 @@ mod tests {
         let a = [0; 8];
         assert_eq!(
             decode(&trap(cause::INTERRUPT | 5, 0, 0), &a),
-            Exit::TimerExpired
+            Exit::HostTick
         );
         let Exit::Unexpected(u) = decode(&trap(22, 0x1234_5678, 0), &a) else {
             panic!("virtual instruction")

@@ -137,7 +137,11 @@ pub fn start_for(image: &[u8], ram: &Region) -> Result<Start, ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::machines::X86_64_Q35;
+    use crate::machine::{X86_Q35, test_layout};
+
+    fn pc() -> crate::layout::GuestLayout<'static> {
+        test_layout(&X86_Q35)
+    }
 
     /// Walks the boot page tables like the MMU (2 MiB pages).
     fn translate(va: u64) -> Option<u64> {
@@ -161,14 +165,14 @@ mod tests {
 
     #[test]
     fn boot_structures_sit_in_guest_ram_below_the_image() {
-        let ram = X86_64_Q35.ram().unwrap();
+        let ram = pc().ram().unwrap();
         for (gpa, _) in pages() {
             assert!(
                 ram.contains(gpa) && gpa.as_u64() + 0x1000 <= IMAGE,
                 "{gpa:#x}"
             );
         }
-        assert_eq!(X86_64_Q35.entry.as_u64(), IMAGE);
+        assert_eq!(pc().entry.as_u64(), IMAGE);
         const { assert!(STACK_TOP <= IMAGE && STACK_TOP > PD + PD_COUNT * 0x1000) };
         assert_eq!(pages().count(), 7);
     }
@@ -212,7 +216,7 @@ mod tests {
 
     #[test]
     fn a_multiboot_header_decides_where_the_image_goes() {
-        let ram = crate::layout::machines::X86_64_Q35.ram().unwrap();
+        let ram = pc().ram().unwrap();
         let image = multiboot_image(0x20_0000, 0x20_000c, 0x3000);
         let Ok(Start::Multiboot(plan)) = start_for(&image, ram) else {
             panic!("not a multiboot start")

@@ -8,25 +8,19 @@ mod registers;
 mod timer;
 mod vcpu;
 
-use super::{Arch, BootPlan, Outcome, host_device};
+use super::{Arch, BootPlan, Outcome};
 use crate::boot_inputs::BootInputs;
 use crate::error::HvError;
-use alloc::boxed::Box;
 use alloc::format;
-use guestaspace_core::arch::aarch64::vtimer::{EL1_PHYS_TIMER_INTID, EL1_VIRT_TIMER_INTID};
 use guestaspace_core::arch::aarch64::{dtb, linux_image};
-use guestaspace_core::devices::{Bus, gicv2, pl011};
-
-/// The PL011's interrupt on QEMU `virt`: SPI 1.
-const PL011_INTID: u32 = gicv2::SPI_BASE + 1;
-use guestaspace_core::runloop::Devices;
 
 // The platform crate is only reached through ArceOS's interfaces; this
 // links it in.
 extern crate axplat_aarch64_qemu_virt_el2;
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
 use guestaspace_core::arch::setup::HwSetupError;
-use guestaspace_core::layout::{GuestLayout, HostDevice, machines};
+use guestaspace_core::layout::GuestLayout;
+use guestaspace_core::machine::{self, Board, CpuWiring};
 use guestaspace_core::stage2::ArmStage2;
 
 pub struct Aarch64;
@@ -36,11 +30,7 @@ impl Arch for Aarch64 {
     type Vcpu = vcpu::ArmVcpu;
     const DESCRIPTION: &'static str =
         "aarch64 EL2 (VHE), guest at EL1 behind a VTTBR_EL2 stage-2 table";
-    const LAYOUT: GuestLayout<'static> = machines::AARCH64_VIRT;
-    const HOST_DEVICES: &'static [HostDevice] = &[
-        host_device("interrupt controller (GICv2)", 0x0800_0000, 0x2_0000),
-        host_device("console UART (PL011)", 0x0900_0000, 0x1000),
-    ];
+    const BOARD: Board = machine::AARCH64_VIRT;
 
     fn init_hardware() -> Result<(), HwSetupError> {
         registers::init()?;
@@ -67,7 +57,7 @@ impl Arch for Aarch64 {
                 bootargs: inputs.cmdline.as_deref(),
                 initrd,
             };
-            dtb::aarch64_dtb(layout, &config).map_err(tree_error)
+            dtb::aarch64_dtb(&Self::BOARD, layout, &config).map_err(tree_error)
         };
         crate::linux_boot::boot_plan(
             "arm64",
@@ -84,8 +74,12 @@ impl Arch for Aarch64 {
         )
     }
 
-    fn new_vcpu(plan: &BootPlan<GuestPhysAddr>, stage2_root: HostPhysAddr) -> vcpu::ArmVcpu {
-        vcpu::ArmVcpu::new(plan.entry, plan.start.as_u64(), stage2_root)
+    fn new_vcpu(
+        plan: &BootPlan<GuestPhysAddr>,
+        stage2_root: HostPhysAddr,
+        wiring: CpuWiring,
+    ) -> vcpu::ArmVcpu {
+        vcpu::ArmVcpu::new(plan.entry, plan.start.as_u64(), stage2_root, wiring)
     }
 
     fn invalidate_guest_page(gpa: GuestPhysAddr) {
@@ -94,32 +88,6 @@ impl Arch for Aarch64 {
 
     fn publish_guest_frame(frame: *const u8) {
         registers::clean_to_poc(frame);
-    }
-
-    /// QEMU `virt`'s GICv2 (distributor and CPU interface, both emulated)
-    /// and PL011 (SPI 1, INTID 33), at their addresses; the guest's EL1
-    /// physical timer is wired to PPI 30, its virtual timer to PPI 27.
-    fn devices() -> Devices {
-        let mut bus = Bus::new();
-        let gic = bus
-            .add(
-                GuestPhysAddr::new(gicv2::VIRT_BASE),
-                gicv2::GIC_SIZE,
-                Box::new(gicv2::Gicv2::new()),
-                None,
-            )
-            .expect("the GIC fits on an empty bus");
-        bus.set_irq_chip(gic).expect("the GIC was just added");
-        bus.add(
-            GuestPhysAddr::new(pl011::QEMU_VIRT_BASE),
-            pl011::PL011_SIZE,
-            Box::new(pl011::Pl011::new()),
-            Some(PL011_INTID),
-        )
-        .expect("the PL011 does not overlap the GIC");
-        let mut devices = Devices::new(bus, gicv2::IRQ_CONTEXT);
-        devices.timer_irqs = [Some(EL1_PHYS_TIMER_INTID), Some(EL1_VIRT_TIMER_INTID)];
-        devices
     }
 
     const HOST_TICK_NS: u64 = timer::HOST_TICK_NS;

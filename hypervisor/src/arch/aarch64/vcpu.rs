@@ -19,11 +19,11 @@ use guestaspace_core::arch::aarch64::esr::{Trap, decode};
 use guestaspace_core::arch::aarch64::sysreg;
 use guestaspace_core::arch::aarch64::vtimer::asserts_interrupt;
 use guestaspace_core::arch::smccc;
-use guestaspace_core::devices::MmioAccess;
-use guestaspace_core::exit::Access;
-use guestaspace_core::exit::{Exit, Reply, Unexpected};
+use guestaspace_core::exit::{Exit, ExitKind, Handled, Reply, Unexpected};
 use guestaspace_core::guest_memory::GuestMemory;
-use guestaspace_core::runloop::{GUEST_TIMERS, Unemulated, Vcpu};
+use guestaspace_core::machine::CpuWiring;
+use guestaspace_core::vcpu::{Io, IoError, Unemulated, Vcpu, access_bus};
+use guestaspace_core::vm::Devices;
 
 /// VMID of our one guest.
 const VMID: u64 = 1;
@@ -104,10 +104,9 @@ pub struct ArmVcpu {
     vttbr: u64,
     /// ESR_EL2 of the last exit, for decoding a device access.
     esr: u64,
-    /// The device access being emulated, between `decode_mmio` and
-    /// `finish_mmio`, with the base-register update of a decoded
-    /// pre-/post-indexed instruction.
-    mmio: Option<(DataAbortInsn, Option<Writeback>)>,
+    /// How this CPU is wired to the emulated GIC: its CPU interface, and
+    /// the PPIs of its EL1 physical and virtual timers.
+    wiring: CpuWiring,
     /// The guest's virtual IRQ line (HCR_EL2.VI), driven by the emulated
     /// GIC's CPU interface.
     virq: bool,
@@ -125,7 +124,12 @@ pub struct ArmVcpu {
 impl ArmVcpu {
     /// A vCPU that starts at `entry` with `x0` = `x0` (the device tree's
     /// address, as the Linux arm64 boot protocol has it; `x1..x3` = 0).
-    pub fn new(entry: GuestPhysAddr, x0: u64, stage2_root: HostPhysAddr) -> Self {
+    pub fn new(
+        entry: GuestPhysAddr,
+        x0: u64,
+        stage2_root: HostPhysAddr,
+        wiring: CpuWiring,
+    ) -> Self {
         // The host's vectors never change; `el2_unexpected` puts them back.
         let vbar: u64;
         // SAFETY: reading VBAR_EL2 has no side effects.
@@ -157,7 +161,7 @@ impl ArmVcpu {
             pstate: SPSR_EL1H_MASKED,
             vttbr: VMID << 48 | stage2_root.as_u64(),
             esr: 0,
-            mmio: None,
+            wiring,
             virq: false,
             timers: Timers::new(),
             vtimer_held: false,
@@ -234,7 +238,8 @@ impl ArmVcpu {
             Ok(()) => {
                 // ELR_EL2 points at the MSR/MRS itself.
                 self.pc += 4;
-                Exit::SysReg
+                // A timer register may have moved the timer's line.
+                Exit::Handled(Handled::quiet(ExitKind::SysReg, true))
             }
             Err(_) => Exit::Unexpected(Unexpected {
                 what: "trapped system register access",
@@ -318,14 +323,16 @@ impl Vcpu for ArmVcpu {
                 decode(&trap, &x)
             }
             1 => match take_irq() {
+                // The guest's timers reach it through the emulated GIC:
+                // their lines go there on the loop's sync.
                 Some(HYP_TIMER_INTID) => match self.timers.fired() {
-                    Due::Guest => Exit::TimerExpired,
+                    Due::Guest => Exit::Handled(Handled::timer(true)),
                     Due::HostTick => Exit::HostTick,
                 },
                 Some(VIRT_TIMER_INTID) => {
                     set_ppi_enabled(VIRT_TIMER_INTID, false);
                     self.vtimer_held = true;
-                    Exit::TimerExpired
+                    Exit::Handled(Handled::timer(true))
                 }
                 // Spurious: whatever it was is gone; the guest resumes.
                 None => Exit::HostTick,
@@ -352,25 +359,21 @@ impl Vcpu for ArmVcpu {
         self.state.guest[0] = smccc::encode(reply);
     }
 
-    fn set_timer(&mut self, _deadline: u64) {
-        // SMCCC has no timer call: the guest programs its (emulated) EL1
-        // physical timer.
-    }
-
-    /// The timer interrupt goes through the emulated GIC instead
-    /// ([`Vcpu::timer_irq_levels`]).
-    fn deliver_timer(&mut self) {}
-
     /// The access comes from the data abort's syndrome (ESR_EL2.ISS), which
     /// names the register, the width and the direction. Without a syndrome
     /// (a load/store with writeback, say), the instruction is fetched at
-    /// the guest's PC and decoded.
-    fn decode_mmio(
+    /// the guest's PC and decoded. The timers' lines are brought to the GIC
+    /// first: one that dropped since the last exit (the guest re-armed its
+    /// virtual timer, which does not trap) must be low before an
+    /// end-of-interrupt write, or the EOI would re-pend it.
+    fn emulate_io(
         &mut self,
-        gpa: GuestPhysAddr,
-        _: Access,
+        io: Io,
+        devices: &mut Devices,
         _: &dyn GuestMemory,
-    ) -> Result<MmioAccess, Unemulated> {
+    ) -> Result<(), IoError> {
+        let (gpa, _) = io.mmio()?;
+        self.drive_timer_lines(devices);
         let (insn, writeback) = match dabt::decode(self.esr) {
             Ok(insn) => (insn, None),
             Err(DataAbortError::NoSyndrome { .. }) => {
@@ -385,20 +388,43 @@ impl Vcpu for ArmVcpu {
                 (a.insn, a.writeback)
             }
             Err(e) => {
-                return Err(Unemulated {
+                return Err(IoError::Unemulated(Unemulated {
                     insn: e.esr(),
                     why: e.why(),
-                });
+                }));
             }
         };
-        self.mmio = Some((insn, writeback));
-        Ok(insn.access(gpa, &self.state.guest))
+        let value = access_bus(&mut devices.bus, insn.access(gpa, &self.state.guest))?;
+        self.complete(insn, writeback, value);
+        Ok(())
     }
 
-    fn finish_mmio(&mut self, value: u64) {
-        let Some((insn, writeback)) = self.mmio.take() else {
-            return;
-        };
+    /// The timers' lines to the GIC, then the GIC's CPU interface output to
+    /// the guest's virtual IRQ line.
+    fn sync_interrupts(&mut self, devices: &mut Devices) -> u64 {
+        self.drive_timer_lines(devices);
+        let level = devices.external_irq(self.wiring.irq_context);
+        if level == self.virq {
+            return 0;
+        }
+        self.virq = level;
+        u64::from(level)
+    }
+}
+
+impl ArmVcpu {
+    /// The emulated EL1 physical timer's and the virtual timer's levels on
+    /// the PPIs they are wired to.
+    fn drive_timer_lines(&mut self, devices: &mut Devices) {
+        let levels = [self.timers.guest_level(), self.vtimer_held];
+        for (&ppi, level) in self.wiring.timer_irqs.iter().zip(levels) {
+            devices.set_irq_line(ppi, level);
+        }
+    }
+
+    /// Finishes a device access: a load's `value` into its register, the
+    /// base register's writeback, the PC past the instruction.
+    fn complete(&mut self, insn: DataAbortInsn, writeback: Option<Writeback>, value: u64) {
         if let Some(reg) = insn.dest() {
             self.state.guest[reg as usize] = insn.load_value(value);
         }
@@ -407,15 +433,5 @@ impl Vcpu for ArmVcpu {
             *base = base.wrapping_add_signed(offset);
         }
         self.pc += u64::from(insn.len);
-    }
-
-    fn set_external_irq(&mut self, level: bool) {
-        self.virq = level;
-    }
-
-    /// The emulated EL1 physical timer, then the virtual timer (as
-    /// `Aarch64::devices` wires them).
-    fn timer_irq_levels(&mut self) -> [Option<bool>; GUEST_TIMERS] {
-        [Some(self.timers.guest_level()), Some(self.vtimer_held)]
     }
 }

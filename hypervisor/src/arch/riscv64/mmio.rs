@@ -12,7 +12,7 @@ use core::arch::asm;
 use guestaspace_core::arch::riscv64::insn::{
     DecodeError, MmioInsn, decode_raw, decode_transformed,
 };
-use guestaspace_core::runloop::Unemulated;
+use guestaspace_core::vcpu::Unemulated;
 
 /// `htinst` after a guest-page fault (Privileged spec, H extension, "Hypervisor
 /// Trap Instruction Register").

@@ -1,6 +1,6 @@
 //! The riscv64 vCPU: guest registers, entry through the world switch in
-//! `switch.S`, the guest's timer and external interrupt lines, and the
-//! completion of emulated device accesses.
+//! `switch.S`, the guest's timer, software and external interrupts, the
+//! SBI calls a hart serves itself, and its emulated device accesses.
 
 use super::hardware;
 use super::hardware::{HGATP_MODE_SV39X4, hfence_gvma_all};
@@ -8,14 +8,16 @@ use super::mmio;
 use super::timer::{Due, Timers};
 use core::mem::offset_of;
 use guestaspace_core::addr::{GuestPhysAddr, GuestVirtAddr, HostPhysAddr};
-use guestaspace_core::arch::riscv64::insn::{MmioInsn, MmioOp};
+use guestaspace_core::arch::riscv64::hart::{self, HartControls};
+use guestaspace_core::arch::riscv64::insn::MmioOp;
 use guestaspace_core::arch::riscv64::sbi;
 use guestaspace_core::arch::riscv64::trap::{Trap, decode};
 use guestaspace_core::devices::MmioAccess;
-use guestaspace_core::exit::Fence;
-use guestaspace_core::exit::{Access, Exit, Reply};
+use guestaspace_core::exit::{Access, Exit, ExitKind, Fence, Handled, Reply};
 use guestaspace_core::guest_memory::GuestMemory;
-use guestaspace_core::runloop::{Unemulated, Vcpu};
+use guestaspace_core::machine::CpuWiring;
+use guestaspace_core::vcpu::{Io, IoError, Unemulated, Vcpu, access_bus};
+use guestaspace_core::vm::Devices;
 use riscv::register::{scause, sstatus, stval};
 use riscv_h::register::{hgatp, hstatus, htval, hvip};
 
@@ -59,8 +61,10 @@ pub struct RiscvVcpu {
     timers: Timers,
     /// `htinst` of the last exit.
     htinst: u64,
-    /// The device access being emulated, between decode and finish.
-    mmio: Option<MmioInsn>,
+    /// The PLIC context that is this hart's external interrupt line.
+    irq_context: usize,
+    /// That line's level as last given to the guest (`hvip.VSEIP`).
+    external: bool,
     /// The guest's privilege when it last left: VS (true) or VU (false),
     /// from sstatus.SPP at the exit. The next entry returns it there: a
     /// guest interrupted in user mode (a host tick while Linux runs
@@ -69,7 +73,12 @@ pub struct RiscvVcpu {
 }
 
 impl RiscvVcpu {
-    pub fn new(entry: GuestPhysAddr, dtb: GuestPhysAddr, stage2_root: HostPhysAddr) -> Self {
+    pub fn new(
+        entry: GuestPhysAddr,
+        dtb: GuestPhysAddr,
+        stage2_root: HostPhysAddr,
+        wiring: CpuWiring,
+    ) -> Self {
         let mut state = VcpuState {
             // The guest starts with its MMU off: the entry GPA is its PC.
             guest_pc: entry.as_u64(),
@@ -104,7 +113,8 @@ impl RiscvVcpu {
             state,
             timers: Timers::new(),
             htinst: 0,
-            mmio: None,
+            irq_context: wiring.irq_context,
+            external: false,
             // The guest kernel starts in VS-mode.
             guest_supervisor: true,
         }
@@ -162,9 +172,23 @@ impl Vcpu for RiscvVcpu {
             );
         }
         match decode(&trap, &self.args()) {
-            Exit::TimerExpired => match self.timers.fired() {
-                Due::Guest => Exit::TimerExpired,
+            // The one S-mode timer: the guest's deadline or the host tick.
+            Exit::HostTick => match self.timers.fired() {
+                Due::Guest => {
+                    // SAFETY: raising VSTIP hands the interrupt to the
+                    // guest; it stays pending until the guest sets a new
+                    // deadline.
+                    unsafe { hvip::set_vstip() };
+                    Exit::Handled(Handled::timer(false))
+                }
                 Due::HostTick => Exit::HostTick,
+            },
+            Exit::Hypercall(req) => match hart::serve(&req, self) {
+                Some(reply) => {
+                    self.finish_hypercall(reply);
+                    Exit::Handled(Handled::quiet(ExitKind::Hypercall, false))
+                }
+                None => Exit::Hypercall(req),
             },
             exit => exit,
         }
@@ -183,27 +207,18 @@ impl Vcpu for RiscvVcpu {
         self.state.guest_pc += 4; // `ecall` has no compressed form
     }
 
-    fn set_timer(&mut self, deadline: u64) {
-        // SAFETY: withdrawing the guest's pending timer interrupt, as the
-        // SBI TIME call requires; the new deadline is armed on entry.
-        unsafe { hvip::clear_vstip() };
-        self.timers.set_guest(deadline);
-    }
-
-    fn deliver_timer(&mut self) {
-        // SAFETY: raising VSTIP hands the interrupt to the guest; it stays
-        // pending until the guest sets a new deadline.
-        unsafe { hvip::set_vstip() };
-    }
-
-    fn decode_mmio(
+    /// The access is decoded from `htinst` (or the instruction read at
+    /// the guest PC), performed on the bus, and a load's value written to
+    /// its register; the guest steps past the instruction.
+    fn emulate_io(
         &mut self,
-        gpa: GuestPhysAddr,
-        access: Access,
+        io: Io,
+        devices: &mut Devices,
         _: &dyn GuestMemory,
-    ) -> Result<MmioAccess, Unemulated> {
+    ) -> Result<(), IoError> {
+        let (gpa, access) = io.mmio()?;
         let insn = mmio::decode(self.htinst, self.state.guest_pc)?;
-        let access = match (insn.op, access) {
+        let bus_access = match (insn.op, access) {
             (MmioOp::Load { .. }, Access::Read) => MmioAccess::read(gpa, insn.width),
             (MmioOp::Store { rs2 }, Access::Write) => {
                 let value = if rs2 == 0 {
@@ -214,25 +229,48 @@ impl Vcpu for RiscvVcpu {
                 MmioAccess::write(gpa, insn.width, value & insn.width.mask())
             }
             _ => {
-                return Err(Unemulated {
+                return Err(IoError::Unemulated(Unemulated {
                     insn: self.htinst,
                     why: "the instruction does not match the fault (a load that faulted as a store?)",
-                });
+                }));
             }
         };
-        self.mmio = Some(insn);
-        Ok(access)
-    }
-
-    fn finish_mmio(&mut self, value: u64) {
-        let insn = self
-            .mmio
-            .take()
-            .expect("finish_mmio follows a decoded access");
+        let value = access_bus(&mut devices.bus, bus_access)?;
         if let Some(rd) = insn.dest() {
             self.state.guest[usize::from(rd)] = insn.load_value(value);
         }
         self.state.guest_pc += u64::from(insn.len);
+        Ok(())
+    }
+
+    /// The PLIC's output for this hart's S-mode context is its
+    /// `hvip.VSEIP`.
+    fn sync_interrupts(&mut self, devices: &mut Devices) -> u64 {
+        let level = devices.external_irq(self.irq_context);
+        if level == self.external {
+            return 0;
+        }
+        self.external = level;
+        // SAFETY: VSEIP is the guest's external interrupt line; it only
+        // affects VS-mode.
+        unsafe {
+            if level {
+                hvip::set_vseip();
+            } else {
+                hvip::clear_vseip();
+            }
+        }
+        u64::from(level)
+    }
+}
+
+/// The SBI calls the hart serves for itself, on its own CSRs.
+impl HartControls for RiscvVcpu {
+    fn set_timer(&mut self, deadline: u64) {
+        // SAFETY: withdrawing the guest's pending timer interrupt, as the
+        // SBI TIME call requires; the new deadline is armed on entry.
+        unsafe { hvip::clear_vstip() };
+        self.timers.set_guest(deadline);
     }
 
     fn raise_software_interrupt(&mut self) {
@@ -248,10 +286,9 @@ impl Vcpu for RiscvVcpu {
         was
     }
 
-    /// SBI remote fences for the guest's only hart, run here before it
-    /// re-enters: `fence.i`, or `hfence.vvma` under the guest's VMID (in
-    /// hgatp) page by page or whole.
-    fn local_fence(&mut self, fence: Fence) {
+    /// `fence.i`, or `hfence.vvma` under the guest's VMID (in hgatp) page
+    /// by page or whole, run here before the guest re-enters.
+    fn fence(&mut self, fence: Fence) {
         match fence {
             Fence::Instruction => {
                 // SAFETY: an instruction-fetch fence has no other effect.
@@ -265,18 +302,6 @@ impl Vcpu for RiscvVcpu {
                 }
                 None => hardware::hfence_vvma(None, asid),
             },
-        }
-    }
-
-    fn set_external_irq(&mut self, level: bool) {
-        // SAFETY: VSEIP is the guest's external interrupt line; it only
-        // affects VS-mode.
-        unsafe {
-            if level {
-                hvip::set_vseip();
-            } else {
-                hvip::clear_vseip();
-            }
         }
     }
 }

@@ -7,28 +7,17 @@ mod power;
 mod svm;
 mod vcpu;
 
-use super::{Arch, BootPlan, Outcome, host_device};
-use alloc::boxed::Box;
+use super::{Arch, BootPlan, Outcome};
+use crate::boot_inputs::BootInputs;
+use crate::error::HvError;
 use alloc::vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use guestaspace_core::addr::{GuestPhysAddr, HostPhysAddr};
 use guestaspace_core::arch::setup::HwSetupError;
 use guestaspace_core::arch::x86_64::{boot, multiboot};
-use guestaspace_core::devices::Bus;
-use guestaspace_core::devices::ioapic::{IOAPIC_BASE, IOAPIC_SIZE, IoApic};
-use guestaspace_core::devices::pic8259::{MASTER_BASE, PIC_PORTS, Pic8259, SLAVE_BASE};
-use guestaspace_core::devices::uart16550::{UART16550_SIZE, Uart16550};
-
-/// COM1's first port.
-const COM1: u16 = 0x3f8;
-/// COM1's ISA interrupt, which is I/O APIC pin 4 (ISA IRQs map one to one
-/// onto the first 16 pins when no ACPI override says otherwise).
-const COM1_IRQ: u32 = 4;
-use crate::boot_inputs::BootInputs;
-use crate::error::HvError;
 use guestaspace_core::image::ImageError;
-use guestaspace_core::layout::{GuestLayout, HostDevice, machines};
-use guestaspace_core::runloop::Devices;
+use guestaspace_core::layout::GuestLayout;
+use guestaspace_core::machine::{self, Board, CpuWiring};
 use guestaspace_core::stage2::Npt;
 
 pub struct X86_64;
@@ -42,11 +31,7 @@ impl Arch for X86_64 {
     type Vcpu = vcpu::SvmVcpu;
     const DESCRIPTION: &'static str =
         "x86_64 AMD SVM, guest in long mode behind nested page tables";
-    const LAYOUT: GuestLayout<'static> = machines::X86_64_Q35;
-    const HOST_DEVICES: &'static [HostDevice] = &[
-        host_device("I/O APIC", 0xfec0_0000, 0x1000),
-        host_device("local APIC", 0xfee0_0000, 0x1000),
-    ];
+    const BOARD: Board = machine::X86_Q35;
 
     fn init_hardware() -> Result<(), HwSetupError> {
         svm::enable()?;
@@ -111,7 +96,11 @@ impl Arch for X86_64 {
         })
     }
 
-    fn new_vcpu(plan: &BootPlan<boot::Start>, stage2_root: HostPhysAddr) -> vcpu::SvmVcpu {
+    fn new_vcpu(
+        plan: &BootPlan<boot::Start>,
+        stage2_root: HostPhysAddr,
+        _wiring: CpuWiring,
+    ) -> vcpu::SvmVcpu {
         vcpu::SvmVcpu::new(plan.entry, plan.start, stage2_root)
     }
 
@@ -119,41 +108,6 @@ impl Arch for X86_64 {
         // SVM has no per-page nested-TLB flush without INVLPGB; flushing
         // the guest's ASID on the next VMRUN covers every change.
         FLUSH_GUEST_TLB.store(true, Ordering::Relaxed);
-    }
-
-    /// The I/O APIC on the MMIO bus, the interrupt controller; on the port
-    /// bus the PC's COM1 (a 16550 at ports 0x3F8..0x3FF, its line on I/O
-    /// APIC pin 4) and the two legacy PICs (kept masked: nothing is wired
-    /// to them; the guests here mask them and use the I/O APIC).
-    fn devices() -> Devices {
-        let mut bus = Bus::new();
-        let ioapic = bus
-            .add(
-                GuestPhysAddr::new(IOAPIC_BASE),
-                IOAPIC_SIZE,
-                Box::new(IoApic::new()),
-                None,
-            )
-            .expect("the I/O APIC fits on an empty bus");
-        bus.set_irq_chip(ioapic)
-            .expect("the I/O APIC was just added");
-        let mut devices = Devices::new(bus, 0);
-        let port = |p: u16| GuestPhysAddr::new(u64::from(p));
-        let ports = &mut devices.ports;
-        ports
-            .add(
-                port(COM1),
-                UART16550_SIZE,
-                Box::new(Uart16550::new()),
-                Some(COM1_IRQ),
-            )
-            .expect("COM1 fits on an empty port bus");
-        for (base, name) in [(MASTER_BASE, "pic-master"), (SLAVE_BASE, "pic-slave")] {
-            ports
-                .add(port(base), PIC_PORTS, Box::new(Pic8259::new(name)), None)
-                .expect("the PICs do not overlap COM1");
-        }
-        devices
     }
 
     const HOST_TICK_NS: u64 = host_timer::HOST_TICK_NS;

@@ -19,11 +19,12 @@ use guestaspace_core::arch::x86_64::vmcb::{
     self, CallRegs, InterceptMisc1, InterceptMisc2, Segment, Vmcb, int_control,
 };
 use guestaspace_core::arch::x86_64::{boot, multiboot};
+use guestaspace_core::devices::MmioAccess;
 use guestaspace_core::devices::lapic::{IpiOutcome, Lapic};
-use guestaspace_core::devices::{InterruptMessage, MmioAccess};
-use guestaspace_core::exit::{Access, Exit, ExitKind, Reply};
+use guestaspace_core::exit::{Exit, ExitKind, Handled, Reply};
 use guestaspace_core::guest_memory::GuestMemory;
-use guestaspace_core::runloop::{Unemulated, Vcpu};
+use guestaspace_core::vcpu::{Io, IoError, Vcpu, access_bus};
+use guestaspace_core::vm::Devices;
 
 /// ASID of our one guest (0 is the host's).
 const ASID: u32 = 1;
@@ -111,10 +112,6 @@ pub struct SvmVcpu {
     /// The host timer's deadline now, and the next host tick (ns).
     armed: u64,
     next_tick: u64,
-    /// The device access decoded and not yet completed.
-    mmio: Option<mmio::Pending>,
-    /// A read-modify-write's write, for the run loop to make next.
-    mmio_write: Option<MmioAccess>,
 }
 
 fn pages(n: usize) -> (*mut u8, HostPhysAddr) {
@@ -233,8 +230,6 @@ impl SvmVcpu {
             offered: None,
             armed: 0,
             next_tick: monotonic_time_nanos() + host_timer::HOST_TICK_NS,
-            mmio: None,
-            mmio_write: None,
         }
     }
 
@@ -243,7 +238,7 @@ impl SvmVcpu {
     /// the exception happened.
     fn reflect(&mut self, vector: u32, error_code: Option<u32>) -> Exit {
         self.inject_exception(vector, error_code);
-        Exit::Reflected
+        Exit::Handled(Handled::quiet(ExitKind::Reflected, false))
     }
 
     /// Queues exception `vector` (with `error_code` where it has one) for
@@ -314,7 +309,8 @@ impl SvmVcpu {
         let due = self.lapic.next_deadline().is_some_and(|d| now >= d);
         self.lapic.tick(now);
         if due {
-            return Exit::TimerExpired;
+            // The vector is pending in the local APIC, offered on entry.
+            return Exit::Handled(Handled::timer(false));
         }
         if now >= self.next_tick {
             self.next_tick = now + host_timer::HOST_TICK_NS;
@@ -338,7 +334,7 @@ impl SvmVcpu {
         self.gprs.rcx = u64::from(r.ecx);
         self.gprs.rdx = u64::from(r.edx);
         self.step_past(CPUID_LEN);
-        Exit::SysReg
+        Exit::Handled(Handled::quiet(ExitKind::SysReg, false))
     }
 
     /// RDMSR/WRMSR through the MSR policy (ECX the MSR, EDX:EAX the value);
@@ -364,13 +360,11 @@ impl SvmVcpu {
         match result {
             Ok(()) => {
                 self.step_past(MSR_INSN_LEN);
-                Exit::SysReg
+                Exit::Handled(Handled::quiet(ExitKind::SysReg, false))
             }
             Err(InjectGp) => {
                 self.inject_exception(VECTOR_GP, Some(0));
-                Exit::InjectedFault {
-                    class: ExitKind::SysReg,
-                }
+                Exit::Handled(Handled::fault(ExitKind::SysReg))
             }
         }
     }
@@ -409,9 +403,7 @@ impl Vcpu for SvmVcpu {
             }
             code if vmcb::is_svm_instruction(code) => {
                 self.inject_exception(VECTOR_UD, None);
-                return Exit::InjectedFault {
-                    class: ExitKind::Reflected,
-                };
+                return Exit::Handled(Handled::fault(ExitKind::Reflected));
             }
             vmcb::exit_code::CPUID => return self.emulate_cpuid(),
             vmcb::exit_code::MSR => return self.emulate_msr(self.vmcb.control.exit_info1 == 1),
@@ -437,49 +429,52 @@ impl Vcpu for SvmVcpu {
         self.step_past(VMMCALL_LEN);
     }
 
-    fn set_timer(&mut self, _deadline: u64) {
-        // The SMCCC ABI has no timer call, so the run loop never asks.
-    }
-
-    fn deliver_timer(&mut self) {}
-
-    fn decode_mmio(
+    /// A device access by nested page fault: the instruction is decoded
+    /// and completed in `mmio`; a port access is performed on the port
+    /// bus, an IN's value going to AL/AX/EAX as wide as the access (EAX
+    /// zero-extends into RAX), and the guest resumes at the next
+    /// instruction, which the IOIO exit names (EXITINFO2).
+    fn emulate_io(
         &mut self,
-        gpa: GuestPhysAddr,
-        access: Access,
+        io: Io,
+        devices: &mut Devices,
         mem: &dyn GuestMemory,
-    ) -> Result<MmioAccess, Unemulated> {
-        self.decode_device_access(gpa, access, mem)
-    }
-
-    fn finish_mmio(&mut self, value: u64) {
-        self.finish_device_access(value);
-    }
-
-    fn next_mmio(&mut self) -> Option<MmioAccess> {
-        self.next_device_access()
-    }
-
-    /// An I/O APIC message goes to the local APIC, which accepts it if it
-    /// is addressed here; its vector is offered on the next entry.
-    fn deliver_message(&mut self, message: InterruptMessage) -> bool {
-        self.lapic.accept_message(&message) == IpiOutcome::Delivered
-    }
-
-    fn take_level_eoi(&mut self) -> Option<u8> {
-        self.lapic.take_level_eoi()
-    }
-
-    /// An IN's value goes to AL/AX/EAX as wide as the access (EAX
-    /// zero-extends into RAX); the guest resumes at the next instruction,
-    /// which the IOIO exit names (EXITINFO2).
-    fn finish_pio(&mut self, value: u64) {
-        let c = &self.vmcb.control;
-        if let Ok(access) = PortAccess::decode(c.exit_info1)
-            && access.is_in()
+    ) -> Result<(), IoError> {
+        let port = match io {
+            Io::Mmio { gpa, access } => {
+                return self.emulate_device_access(gpa, access, &mut devices.bus, mem);
+            }
+            Io::Port(port) => port,
+        };
+        let addr = guestaspace_core::addr::GuestPhysAddr::new(u64::from(port.port));
+        let access = match port.write {
+            Some(v) => MmioAccess::write(addr, port.width, v),
+            None => MmioAccess::read(addr, port.width),
+        };
+        let value = access_bus(&mut devices.ports, access)?;
+        if let Ok(decoded) = PortAccess::decode(self.vmcb.control.exit_info1)
+            && decoded.is_in()
         {
-            self.vmcb.save.rax = access.merge_in(self.vmcb.save.rax, value);
+            self.vmcb.save.rax = decoded.merge_in(self.vmcb.save.rax, value);
         }
         self.vmcb.save.rip = self.vmcb.control.exit_info2;
+        Ok(())
+    }
+
+    /// Level-triggered vectors the guest ended go back to the I/O APIC
+    /// (which sends one still asserted again); its messages go to the
+    /// local APIC, which accepts those addressed here. Their vectors are
+    /// offered on the next entry.
+    fn sync_interrupts(&mut self, devices: &mut Devices) -> u64 {
+        while let Some(vector) = self.lapic.take_level_eoi() {
+            devices.end_of_interrupt(vector);
+        }
+        let mut accepted = 0;
+        while let Some(message) = devices.take_message() {
+            if self.lapic.accept_message(&message) == IpiOutcome::Delivered {
+                accepted += 1;
+            }
+        }
+        accepted
     }
 }

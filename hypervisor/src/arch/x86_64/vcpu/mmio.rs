@@ -1,20 +1,20 @@
 //! The x86 guest's accesses to emulated devices (nested page faults in a
-//! device region): the instruction is fetched at the guest's RIP through
-//! its own page tables, or taken from the VMCB where the CPU has decode
-//! assists and copied it there, decoded by `core::arch::x86_64::mmio_insn`,
-//! performed by the run loop on the bus, and completed here: a load's value
-//! goes into its register, a read-modify-write's result goes back to the
-//! device as a second access (and sets the flags), and RIP moves past the
-//! instruction.
+//! device region), in one call: the instruction is fetched at the guest's
+//! RIP through its own page tables, or taken from the VMCB where the CPU
+//! has decode assists and copied it there, decoded by
+//! `core::arch::x86_64::mmio_insn`, performed on the bus, and completed:
+//! a load's value goes into its register, a read-modify-write's result goes
+//! back to the device as a second access (and sets the flags), and RIP
+//! moves past the instruction.
 
 use super::SvmVcpu;
 use guestaspace_core::addr::GuestPhysAddr;
-use guestaspace_core::arch::x86_64::mmio_insn::{self, CodeSize, MmioInsn, MmioOp, logic_flags};
+use guestaspace_core::arch::x86_64::mmio_insn::{self, CodeSize, MmioOp, logic_flags};
 use guestaspace_core::arch::x86_64::paging::{self, MAX_INSN_LEN, PagingRegs};
-use guestaspace_core::devices::MmioAccess;
+use guestaspace_core::devices::{Bus, MmioAccess};
 use guestaspace_core::exit::Access;
 use guestaspace_core::guest_memory::GuestMemory;
-use guestaspace_core::runloop::Unemulated;
+use guestaspace_core::vcpu::{IoError, Unemulated, access_bus};
 
 /// NPF EXITINFO1 bit 33 (APM vol. 2, 15.25.6 "Nested versus Guest Page
 /// Faults, Fault Ordering"): the fault was on the guest's own page-table
@@ -26,14 +26,6 @@ const CS_L: u16 = 1 << 9;
 const CS_D: u16 = 1 << 10;
 /// CR0.PE: protected mode.
 const CR0_PE: u64 = 1 << 0;
-
-/// A device access in progress.
-pub(super) enum Pending {
-    /// Decoded; its access (a read-modify-write's read) is under way.
-    Access(MmioInsn, GuestPhysAddr),
-    /// A read-modify-write's write is under way.
-    Write(MmioInsn),
-}
 
 /// The first (up to) eight instruction bytes in reading order, for a
 /// diagnostic: `89 07` reads as 0x8907.
@@ -121,18 +113,20 @@ impl SvmVcpu {
         Ok((bytes, n))
     }
 
-    /// [`guestaspace_core::runloop::Vcpu::decode_mmio`] for SVM.
-    pub(super) fn decode_device_access(
+    /// The device access at `gpa` (a fault of kind `access`), decoded,
+    /// performed on `bus` and completed.
+    pub(super) fn emulate_device_access(
         &mut self,
         gpa: GuestPhysAddr,
         access: Access,
+        bus: &mut Bus,
         mem: &dyn GuestMemory,
-    ) -> Result<MmioAccess, Unemulated> {
+    ) -> Result<(), IoError> {
         if self.vmcb.control.exit_info1 & NPF_GUEST_TABLE != 0 {
-            return Err(Unemulated {
+            return Err(IoError::Unemulated(Unemulated {
                 insn: self.vmcb.control.exit_info1,
                 why: "the guest's page-table walk reached the device (a page table there?)",
-            });
+            }));
         }
         let code = self.code_size();
         let (bytes, n) = self.instruction_bytes(mem, code)?;
@@ -140,8 +134,7 @@ impl SvmVcpu {
             insn: bytes_for_report(&bytes[..n]),
             why: e.why(),
         })?;
-        let report = bytes_for_report(&bytes[..n]);
-        let decoded = match (insn.op, access) {
+        let first = match (insn.op, access) {
             (MmioOp::Load { .. }, Access::Read) | (MmioOp::Modify { .. }, _) => {
                 MmioAccess::read(gpa, insn.width)
             }
@@ -150,52 +143,31 @@ impl SvmVcpu {
                 MmioAccess::write(gpa, insn.width, value)
             }
             _ => {
-                return Err(Unemulated {
-                    insn: report,
+                return Err(IoError::Unemulated(Unemulated {
+                    insn: bytes_for_report(&bytes[..n]),
                     why: "the instruction's direction does not match the fault's",
-                });
+                }));
             }
         };
-        self.mmio = Some(Pending::Access(insn, gpa));
-        Ok(decoded)
-    }
-
-    /// [`guestaspace_core::runloop::Vcpu::finish_mmio`] for SVM: a load's
-    /// value into its register; a read-modify-write's result and flags,
-    /// with its write for [`Self::next_device_access`]; RIP past the
-    /// instruction once its last access is done (wrapping at 4 GiB outside
-    /// 64-bit code).
-    pub(super) fn finish_device_access(&mut self, value: u64) {
-        let insn = match self.mmio.take() {
-            None => return,
-            Some(Pending::Write(insn)) => insn,
-            Some(Pending::Access(insn, gpa)) => {
-                if let Some(new) = insn.modified(value, &self.gpr_array()) {
-                    let s = &mut self.vmcb.save;
-                    s.rflags = logic_flags(s.rflags, new, insn.width);
-                    self.mmio_write = Some(MmioAccess::write(gpa, insn.width, new));
-                    self.mmio = Some(Pending::Write(insn));
-                    return;
-                }
-                if let MmioOp::Load { dst, .. } = insn.op {
-                    let old = self.gpr_array()[usize::from(dst.gpr())];
-                    if let Some((dst, new)) = insn.load_result(old, value) {
-                        self.set_gpr(dst.gpr(), new);
-                    }
-                }
-                insn
+        let value = access_bus(bus, first)?;
+        if let Some(new) = insn.modified(value, &self.gpr_array()) {
+            // A read-modify-write: the result goes back to the device, and
+            // sets the flags.
+            let s = &mut self.vmcb.save;
+            s.rflags = logic_flags(s.rflags, new, insn.width);
+            access_bus(bus, MmioAccess::write(gpa, insn.width, new))?;
+        } else if let MmioOp::Load { dst, .. } = insn.op {
+            let old = self.gpr_array()[usize::from(dst.gpr())];
+            if let Some((dst, new)) = insn.load_result(old, value) {
+                self.set_gpr(dst.gpr(), new);
             }
-        };
+        }
+        // RIP past the instruction (wrapping at 4 GiB outside 64-bit code).
         let next = self.vmcb.save.rip.wrapping_add(u64::from(insn.len));
-        self.vmcb.save.rip = match self.code_size() {
+        self.vmcb.save.rip = match code {
             CodeSize::Bits64 => next,
             _ => next & 0xffff_ffff,
         };
-    }
-
-    /// [`guestaspace_core::runloop::Vcpu::next_mmio`] for SVM: a
-    /// read-modify-write's write, once.
-    pub(super) fn next_device_access(&mut self) -> Option<MmioAccess> {
-        self.mmio_write.take()
+        Ok(())
     }
 }

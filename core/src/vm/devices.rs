@@ -1,0 +1,188 @@
+//! The VM's emulated devices: the MMIO bus with its interrupt controller,
+//! x86's port bus, and the console input no device has taken yet. Built
+//! from the board description ([`Devices::for_board`]); per VM, shared by
+//! its vCPUs.
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+
+use crate::addr::GuestPhysAddr;
+use crate::devices::gicv2::Gicv2;
+use crate::devices::ioapic::IoApic;
+use crate::devices::pic8259::Pic8259;
+use crate::devices::pl011::Pl011;
+use crate::devices::plic::Plic;
+use crate::devices::uart16550::Uart16550;
+use crate::devices::{Bus, BusError, Device, InterruptMessage};
+use crate::machine::{Board, DeviceKind, Space};
+use crate::vm::Console;
+
+/// The VM's device models and how their interrupts are routed.
+pub struct Devices {
+    /// Device models by guest-physical range, with the interrupt
+    /// controller.
+    pub bus: Bus,
+    /// Device models by x86 I/O port range: a second bus whose addresses
+    /// are port numbers. It has no interrupt controller of its own: the
+    /// lines of its wired devices go to `bus`'s (COM1's IRQ 4 to I/O APIC
+    /// pin 4).
+    pub ports: Bus,
+    /// Console input read from the host that no device has taken yet.
+    pub(crate) pending_input: VecDeque<u8>,
+}
+
+/// A fresh model of `kind`; `None` for a device the guest reaches by a
+/// mapping (flash), not through the bus.
+fn model(kind: DeviceKind) -> Option<Box<dyn Device>> {
+    Some(match kind {
+        DeviceKind::Plic => Box::new(Plic::new()),
+        DeviceKind::Uart16550 => Box::new(Uart16550::new()),
+        DeviceKind::Pl011 => Box::new(Pl011::new()),
+        DeviceKind::Gicv2 => Box::new(Gicv2::new()),
+        DeviceKind::IoApic => Box::new(IoApic::new()),
+        DeviceKind::Pic8259(name) => Box::new(Pic8259::new(name)),
+        DeviceKind::PassthroughFlash { .. } | DeviceKind::EmulatedFlash { .. } => return None,
+    })
+}
+
+impl Devices {
+    /// Empty buses.
+    pub fn new() -> Self {
+        Devices {
+            bus: Bus::new(),
+            ports: Bus::new(),
+            pending_input: VecDeque::new(),
+        }
+    }
+
+    /// Every emulated device of `board` on its bus, at its range, with
+    /// its interrupt line wired to the board's interrupt controller.
+    pub fn for_board(board: &Board) -> Result<Self, BusError> {
+        let mut devices = Devices::new();
+        for spec in board.devices {
+            let Some(device) = model(spec.kind) else {
+                continue;
+            };
+            let bus = match spec.space {
+                Space::Mmio => &mut devices.bus,
+                Space::Port => &mut devices.ports,
+            };
+            let id = bus.add(GuestPhysAddr::new(spec.base), spec.size, device, spec.irq)?;
+            if spec.kind.is_irq_chip() {
+                bus.set_irq_chip(id)?;
+            }
+        }
+        Ok(devices)
+    }
+
+    /// Drives controller input `source` (a timer the vCPU emulates).
+    pub fn set_irq_line(&mut self, source: u32, level: bool) {
+        self.bus.set_irq_line(source, level);
+    }
+
+    /// Whether the controller's output to `context` is asserted.
+    pub fn external_irq(&self, context: usize) -> bool {
+        self.bus.external_irq(context)
+    }
+
+    /// The controller's next interrupt message for the local APICs.
+    pub fn take_message(&mut self) -> Option<InterruptMessage> {
+        self.bus.take_message()
+    }
+
+    /// A CPU ended level-triggered `vector` (the local APIC's EOI).
+    pub fn end_of_interrupt(&mut self, vector: u8) {
+        self.bus.end_of_interrupt(vector);
+    }
+
+    /// After device activity: prints what the devices transmitted and
+    /// brings the port devices' lines to the controller.
+    pub fn service(&mut self, console: &mut dyn Console) {
+        self.bus.drain_console_output(|bytes| console.write(bytes));
+        self.ports
+            .drain_console_output(|bytes| console.write(bytes));
+        for (source, level) in self.ports.wired_lines() {
+            self.bus.set_irq_line(source, level);
+        }
+    }
+
+    /// Moves host console input into the devices, as far as they take it.
+    pub fn feed_input(&mut self, console: &mut dyn Console) {
+        let mut buf = [0u8; 64];
+        if self.pending_input.len() < buf.len() {
+            let n = console.read(&mut buf);
+            self.pending_input.extend(&buf[..n]);
+        }
+        while let Some(&byte) = self.pending_input.front() {
+            if !self.bus.push_console_input(byte) && !self.ports.push_console_input(byte) {
+                break;
+            }
+            self.pending_input.pop_front();
+        }
+    }
+
+    /// Takes console input for an SBI read: first what the devices have
+    /// not taken, then what the host has; returns how many bytes went into
+    /// `buf`. Bytes a device model (a UART) already holds stay with it.
+    pub fn take_input(&mut self, console: &mut dyn Console, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        while n < buf.len() {
+            let Some(byte) = self.pending_input.pop_front() else {
+                break;
+            };
+            buf[n] = byte;
+            n += 1;
+        }
+        n + console.read(&mut buf[n..])
+    }
+
+    /// Gives back input taken with [`Devices::take_input`] that could not
+    /// be delivered, to be taken first next time.
+    pub fn unread_input(&mut self, bytes: &[u8]) {
+        for &byte in bytes.iter().rev() {
+            self.pending_input.push_front(byte);
+        }
+    }
+
+    /// `(name, accesses)` of every device, the memory bus's first.
+    pub fn access_counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.bus.access_counts().chain(self.ports.access_counts())
+    }
+}
+
+impl Default for Devices {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::{AARCH64_VIRT, RISCV64_VIRT, X86_Q35};
+    use std::vec::Vec;
+
+    fn names(bus: &Bus) -> Vec<&'static str> {
+        bus.access_counts().map(|(n, _)| n).collect()
+    }
+
+    #[test]
+    fn each_board_gets_its_models_at_its_ranges() {
+        let rv = Devices::for_board(&RISCV64_VIRT).unwrap();
+        assert_eq!(names(&rv.bus), ["plic", "uart16550"]);
+        assert!(rv.bus.contains(GuestPhysAddr::new(0x1000_00ff)));
+        assert!(
+            !rv.bus.contains(GuestPhysAddr::new(0x1000_0100)),
+            "the UART's range is the 0x100 bytes the board states"
+        );
+        assert!(rv.ports.access_counts().next().is_none());
+        let arm = Devices::for_board(&AARCH64_VIRT).unwrap();
+        assert_eq!(names(&arm.bus), ["gicv2", "pl011"]);
+        let pc = Devices::for_board(&X86_Q35).unwrap();
+        assert_eq!(names(&pc.bus), ["ioapic"]);
+        assert_eq!(names(&pc.ports), ["uart16550", "pic-master", "pic-slave"]);
+        assert!(pc.ports.contains(GuestPhysAddr::new(0x3ff)));
+    }
+}
