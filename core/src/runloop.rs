@@ -9,8 +9,9 @@
 
 use crate::addr::GuestPhysAddr;
 use crate::exit::{
-    Access, Exit, ExitKind, Handled, Injected, Reply, Request, ShutdownReason, immediate_reply,
+    Access, Exit, ExitKind, Injected, Reply, Request, ShutdownReason, immediate_reply,
 };
+use crate::fault;
 use crate::layout::RegionKind;
 use crate::stage2::{Format, Host};
 use crate::stats::Stats;
@@ -63,7 +64,12 @@ pub(crate) fn run<V: Vcpu, F: Format, H: Host, C: Console>(
                 service_devices(vcpu, stats, vm);
             }
             Exit::Handled(handled) => {
-                count_handled(stats, handled);
+                stats.count_exit(handled.kind);
+                match handled.injected {
+                    Some(Injected::Timer) => stats.count_timer_injection(),
+                    Some(Injected::Exception) => stats.count_exception_injection(),
+                    None => {}
+                }
                 if handled.resync {
                     service_devices(vcpu, stats, vm);
                 }
@@ -91,19 +97,28 @@ fn nested_page_fault<V: Vcpu, F: Format, H: Host, C: Console>(
     access: Access,
 ) -> Result<(), VmError> {
     let pc = vcpu.pc();
-    let found = vm.memory.region_at(gpa);
+    let Memory {
+        layout,
+        space,
+        stats: mapped,
+    } = &mut *vm.memory;
+    let found = layout
+        .regions()
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.contains(gpa));
     let device = found.is_some_and(|(_, r)| r.kind == RegionKind::Device);
     stats.count_exit(if device {
         ExitKind::Mmio
     } else {
         ExitKind::NestedPageFault
     });
-    let (index, region) = found.ok_or(VmError::WildAccess { gpa, access, pc })?;
-    if !region.perms.allows(access) {
+    let found = found.ok_or_else(|| VmError::WildAccess { gpa, access, pc })?;
+    if !found.1.perms.allows(access) {
         return Err(VmError::Forbidden {
             gpa,
             access,
-            region: region.name,
+            region: found.1.name,
             pc,
         });
     }
@@ -112,7 +127,8 @@ fn nested_page_fault<V: Vcpu, F: Format, H: Host, C: Console>(
         service_devices(vcpu, stats, vm);
         Ok(())
     } else {
-        vm.memory.map_fault(index, gpa, pc, vm.limits.ram_blocks)
+        fault::map_fault(space, mapped, found, gpa, vm.limits.ram_blocks)
+            .map_err(|error| VmError::MapFailed { gpa, error, pc })
     }
 }
 
@@ -163,16 +179,6 @@ fn hypercall<V: Vcpu, F: Format, H: Host, C: Console>(
         | Request::LocalFence(_) => Reply::NotSupported,
         other => immediate_reply(&other).unwrap_or(Reply::NotSupported),
     }))
-}
-
-/// Counts an exit the vCPU handled itself, with what it injected.
-fn count_handled(stats: &mut Stats, handled: Handled) {
-    stats.count_exit(handled.kind);
-    match handled.injected {
-        Some(Injected::Timer) => stats.count_timer_injection(),
-        Some(Injected::Exception) => stats.count_exception_injection(),
-        None => {}
-    }
 }
 
 /// After device activity: the devices' output goes to the console, their

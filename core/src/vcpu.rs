@@ -66,6 +66,7 @@ pub enum Io {
 impl Io {
     /// The memory access, for a vCPU of a machine without I/O ports: a
     /// port access there is refused as not emulated.
+    #[inline]
     pub fn mmio(self) -> Result<(GuestPhysAddr, Access), IoError> {
         match self {
             Io::Mmio { gpa, access } => Ok((gpa, access)),
@@ -104,6 +105,7 @@ pub enum IoError {
 
 /// Performs `access` on `bus`: the value read (0 for a write), or why the
 /// device refused it, for [`Vcpu::emulate_io`].
+#[inline]
 pub fn access_bus(bus: &mut crate::devices::Bus, access: MmioAccess) -> Result<u64, IoError> {
     bus.access(&access)
         .map_err(|error| IoError::Refused { access, error })

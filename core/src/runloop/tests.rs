@@ -6,7 +6,7 @@ use super::*;
 use crate::addr::GuestVirtAddr;
 use crate::devices::uart16550::Uart16550;
 use crate::devices::{InterruptMessage, MmioAccess, Width};
-use crate::exit::{Fence, PortIo, RebootKind, Unexpected};
+use crate::exit::{Fence, Handled, PortIo, RebootKind, Unexpected};
 use crate::guest_memory::GuestMemory;
 use crate::layout::Perms;
 use crate::machine::{Board, DEFAULT_RAM_SIZE, RISCV64_VIRT, X86_Q35};

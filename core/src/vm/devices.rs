@@ -99,7 +99,7 @@ impl Devices {
 
     /// After device activity: prints what the devices transmitted and
     /// brings the port devices' lines to the controller.
-    pub fn service(&mut self, console: &mut dyn Console) {
+    pub fn service<C: Console + ?Sized>(&mut self, console: &mut C) {
         self.bus.drain_console_output(|bytes| console.write(bytes));
         self.ports
             .drain_console_output(|bytes| console.write(bytes));
@@ -109,7 +109,7 @@ impl Devices {
     }
 
     /// Moves host console input into the devices, as far as they take it.
-    pub fn feed_input(&mut self, console: &mut dyn Console) {
+    pub fn feed_input<C: Console + ?Sized>(&mut self, console: &mut C) {
         let mut buf = [0u8; 64];
         if self.pending_input.len() < buf.len() {
             let n = console.read(&mut buf);
@@ -126,7 +126,7 @@ impl Devices {
     /// Takes console input for an SBI read: first what the devices have
     /// not taken, then what the host has; returns how many bytes went into
     /// `buf`. Bytes a device model (a UART) already holds stay with it.
-    pub fn take_input(&mut self, console: &mut dyn Console, buf: &mut [u8]) -> usize {
+    pub fn take_input<C: Console + ?Sized>(&mut self, console: &mut C, buf: &mut [u8]) -> usize {
         let mut n = 0;
         while n < buf.len() {
             let Some(byte) = self.pending_input.pop_front() else {

@@ -36,16 +36,6 @@ impl<F: Format, H: Host> Memory<F, H> {
         self.layout.as_ref()
     }
 
-    /// The region holding `gpa` and its index in the layout, if the guest
-    /// owns that address.
-    pub(crate) fn region_at(&self, gpa: GuestPhysAddr) -> Option<(usize, &Region)> {
-        self.layout
-            .regions()
-            .iter()
-            .enumerate()
-            .find(|(_, r)| r.contains(gpa))
-    }
-
     /// Serves a fault at `gpa` in region number `index`: maps the block or
     /// page [`fault::map_fault`] chooses (blocks only if `blocks`), and
     /// counts it.

@@ -21,8 +21,18 @@ pub trait HartControls {
     fn fence(&mut self, fence: Fence);
 }
 
-/// Serves `req` on `hart` if it is a hart-local call: the reply for the
-/// guest; `None` for any other request (the run loop's).
+/// Whether `req` is a call the hart serves itself ([`serve`]): the cheap
+/// test a vCPU makes on every hypercall before serving one.
+#[inline]
+pub const fn is_local(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::SetTimer { .. } | Request::SelfIpi | Request::ClearIpi | Request::LocalFence(_)
+    )
+}
+
+/// Serves `req` on `hart` if it is a hart-local call ([`is_local`]): the
+/// reply for the guest; `None` for any other request (the run loop's).
 pub fn serve(req: &Request, hart: &mut impl HartControls) -> Option<Reply> {
     match *req {
         Request::SetTimer { deadline } => hart.set_timer(deadline),
@@ -130,8 +140,10 @@ mod tests {
             Request::ConsolePutByte(b'x'),
             Request::Invalid { id: 1, function: 2 },
         ] {
+            assert!(!is_local(&req));
             assert_eq!(serve(&req, &mut hart), None, "{req:?}");
         }
+        assert!(is_local(&Request::SelfIpi));
         assert!(hart.timers.is_empty() && hart.fences.is_empty());
     }
 }

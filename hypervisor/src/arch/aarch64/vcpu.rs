@@ -117,6 +117,10 @@ pub struct ArmVcpu {
     /// disabled until the guest's timer stops asserting it (else the
     /// level-triggered PPI would end every guest entry at once).
     vtimer_held: bool,
+    /// The levels last driven on the timers' PPIs in the emulated GIC
+    /// (which keeps each line's level: the same level again changes
+    /// nothing there, so it is not sent again).
+    timer_lines: [bool; 2],
     /// The guest's trapped debug and PMU registers.
     debug: DebugRegs,
 }
@@ -165,6 +169,7 @@ impl ArmVcpu {
             virq: false,
             timers: Timers::new(),
             vtimer_held: false,
+            timer_lines: [false; 2],
             debug: DebugRegs::new(),
         }
     }
@@ -417,6 +422,10 @@ impl ArmVcpu {
     /// the PPIs they are wired to.
     fn drive_timer_lines(&mut self, devices: &mut Devices) {
         let levels = [self.timers.guest_level(), self.vtimer_held];
+        if levels == self.timer_lines {
+            return;
+        }
+        self.timer_lines = levels;
         for (&ppi, level) in self.wiring.timer_irqs.iter().zip(levels) {
             devices.set_irq_line(ppi, level);
         }

@@ -114,7 +114,9 @@ impl SvmVcpu {
     }
 
     /// The device access at `gpa` (a fault of kind `access`), decoded,
-    /// performed on `bus` and completed.
+    /// performed on `bus` and completed. Kept out of line: its decoder's
+    /// stack frame would otherwise be paid by every port access.
+    #[inline(never)]
     pub(super) fn emulate_device_access(
         &mut self,
         gpa: GuestPhysAddr,
