@@ -1,11 +1,12 @@
 //! arceos-guestaspace: a hypervisor that is an ArceOS application.
 //!
-//! It declares the guest's physical address map, loads `/sbin/gkernel` from
-//! the FAT32 disk into guest RAM, and runs the guest's vCPU in a loop,
-//! mapping guest memory (2 MiB blocks of RAM where they fit, else 4 KiB
-//! pages) as nested page faults ask for it, until the guest requests
-//! shutdown. Everything here is architecture-neutral; the
-//! architecture lives behind [`arch::Arch`].
+//! It reads the VM's config (`/etc/vm.toml`) from the FAT32 disk, declares
+//! the guest's physical address map, loads the guest kernel the config
+//! names (`/sbin/gkernel` unless it names another) into guest RAM, and
+//! runs the guest's vCPU in a loop, mapping guest memory (2 MiB blocks of
+//! RAM where they fit, else 4 KiB pages) as nested page faults ask for it,
+//! until the guest requests shutdown. Everything here is
+//! architecture-neutral; the architecture lives behind [`arch::Arch`].
 #![no_std]
 #![no_main]
 
@@ -30,9 +31,6 @@ use guestaspace_core::layout::{GuestLayout, HostResources};
 use guestaspace_core::runloop::{self, Limits};
 use guestaspace_core::stage2::{AddressSpace, Format};
 use guestaspace_core::stats::Stats;
-
-/// Where the guest kernel is found on the disk.
-pub const GUEST_PATH: &str = "/sbin/gkernel";
 
 #[unsafe(no_mangle)]
 fn main() {
@@ -70,7 +68,8 @@ fn run() -> Result<(), HvError> {
     println!("arceos-guestaspace: {}", Current::DESCRIPTION);
     Current::init_hardware().map_err(HvError::Hardware)?;
 
-    let config = vm_config::read()?;
+    let vm = vm_config::read()?;
+    let config = &vm.config;
     let layout = guest_layout(config.mem)?;
     let mut space = AddressSpace::<<Current as Arch>::Format, _>::new(host_memory::HostMemory::<
         Current,
@@ -93,14 +92,10 @@ fn run() -> Result<(), HvError> {
     }
 
     let mut stats = Stats::default();
-    let image = guest_image::read(GUEST_PATH, &layout)?;
-    let inputs = boot_inputs::BootInputs::read()?;
-    if let Some(initrd) = &inputs.initrd {
-        println!(
-            "Initrd: {} bytes from {}",
-            initrd.len(),
-            boot_inputs::INITRD_PATH
-        );
+    let image = guest_image::read(vm.kernel, &layout)?;
+    let inputs = boot_inputs::BootInputs::read(&vm)?;
+    if let (Some(initrd), Some(path)) = (&inputs.initrd, vm.initrd) {
+        println!("Initrd: {} bytes from {path}", initrd.len());
     }
     if let Some(cmdline) = &inputs.cmdline {
         println!("Kernel command line: {cmdline}");
@@ -117,8 +112,9 @@ fn run() -> Result<(), HvError> {
         &mut stats,
     )?;
     println!(
-        "Loaded {} bytes from {GUEST_PATH} at GPA {:#x} ({} pages mapped up front with the boot structures)",
+        "Loaded {} bytes from {} at GPA {:#x} ({} pages mapped up front with the boot structures)",
         plan.bytes.len(),
+        vm.kernel,
         plan.load,
         stats.total_pages()
     );
