@@ -7,7 +7,7 @@
 //! loader placed keep their block in pages) and the host has a block to
 //! give; the guest then takes one exit per 2 MiB instead of one per 4 KiB.
 //! Otherwise, and always in pass-through and emulated regions or with
-//! blocks turned off (`blocks = off` in `/etc/vm.conf`), the fault maps the
+//! blocks turned off (`blocks = false` in `/etc/vm.toml`), the fault maps the
 //! 4 KiB page holding it, backed as the region says.
 
 use crate::BLOCK_SIZE;

@@ -9,8 +9,9 @@
 //! guest memory is served ([`fault`]), the device-tree nodes every
 //! architecture's guest tree shares ([`dtb`]), where a Linux boot puts its
 //! DTB and initrd ([`boot_layout`]), reading guest memory from outside
-//! ([`guest_memory`]) and the exit/page counters printed at shutdown
-//! ([`stats`]).
+//! ([`guest_memory`]), the exit/page counters printed at shutdown
+//! ([`stats`]) and the VM's TOML config file (`vmconfig`, feature
+//! `vmconfig`).
 //!
 //! The hypervisor crate supplies the rest per architecture: a [`runloop::Vcpu`]
 //! that enters the guest and returns an [`exit::Exit`], and a
@@ -39,6 +40,7 @@ pub mod stats;
 pub mod vcpu;
 #[cfg(feature = "alloc")]
 pub mod vm;
+#[cfg(feature = "vmconfig")]
 pub mod vmconfig;
 
 /// Size of the pages the hypervisor maps for the guest.

@@ -1,44 +1,39 @@
-//! What a real kernel is given besides its image: the initial RAM disk
-//! (`/boot/initrd`) and the kernel command line (`/boot/cmdline`), both
-//! optional files on the boot disk that `cargo xtask run --initrd FILE
-//! --cmdline TEXT` writes.
+//! What a real kernel is given besides its image: the initial RAM disk and
+//! the kernel command line, as the VM's config names them (`initrd`, a
+//! file on the boot disk, and `cmdline`; `cargo xtask run --initrd FILE
+//! --cmdline TEXT` writes both).
 
 use crate::error::HvError;
+use crate::vm_config::DiskVm;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-/// Where the initial RAM disk is found on the disk.
-pub const INITRD_PATH: &str = "/boot/initrd";
-/// Where the kernel command line is found on the disk.
-pub const CMDLINE_PATH: &str = "/boot/cmdline";
-
-/// The initrd and command line, each absent when its file is.
+/// The initrd and command line, each absent unless the config names it.
 pub struct BootInputs {
-    /// The kernel command line.
+    /// Where the kernel image was read from, for messages.
+    pub kernel: &'static str,
+    /// The kernel command line (one line, no NUL: the config is checked).
     pub cmdline: Option<String>,
     /// The initial RAM disk's bytes.
     pub initrd: Option<Vec<u8>>,
 }
 
 impl BootInputs {
-    /// Reads both files; a command line that is not UTF-8 text, or that
-    /// holds a NUL byte (it ends up in a C string), is refused.
-    pub fn read() -> Result<Self, HvError> {
-        let cmdline = match crate::disk::read_if_present(CMDLINE_PATH)? {
+    /// Reads the initrd the config names.
+    pub fn read(vm: &DiskVm) -> Result<Self, HvError> {
+        let initrd = match vm.initrd {
             None => None,
-            Some(bytes) => {
-                let bad = |reason: &str| HvError::Disk {
-                    path: CMDLINE_PATH,
-                    reason: reason.into(),
-                };
-                let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text"))?;
-                if text.contains('\0') {
-                    return Err(bad("the command line holds a NUL byte"));
-                }
-                Some(text)
+            Some(path) => {
+                let fs = crate::disk::root_fs(path)?;
+                let bytes =
+                    crate::disk::read_whole(fs, path).map_err(|e| crate::disk::error(path, e))?;
+                Some(bytes)
             }
         };
-        let initrd = crate::disk::read_if_present(INITRD_PATH)?;
-        Ok(Self { cmdline, initrd })
+        Ok(Self {
+            kernel: vm.kernel,
+            cmdline: vm.config.cmdline.clone(),
+            initrd,
+        })
     }
 }

@@ -33,6 +33,15 @@ pub fn read_if_present(path: &'static str) -> Result<Option<Vec<u8>>, HvError> {
     }
 }
 
+/// Whether the disk has `path`. Any error but its absence is an error.
+pub fn exists(path: &'static str) -> Result<bool, HvError> {
+    match root_fs(path)?.metadata(path) {
+        Ok(_) => Ok(true),
+        Err(AxError::NotFound) => Ok(false),
+        Err(e) => Err(error(path, e)),
+    }
+}
+
 /// Reads all of `path` with one read into a buffer of the file's size.
 ///
 /// Not `FsContext::read`: that grows its buffer as it goes (copying what

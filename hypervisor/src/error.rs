@@ -14,7 +14,8 @@ pub enum HvError {
     Hardware(HwSetupError),
     Layout(LayoutError),
     Map(MapError),
-    /// `/sbin/gkernel` could not be read: path and the file system's word.
+    /// A file (the guest kernel, its initrd, the VM config) could not be
+    /// read: path and the file system's word.
     Disk {
         path: &'static str,
         reason: String,
@@ -24,7 +25,7 @@ pub enum HvError {
         error: ImageError,
     },
     Vm(VmError),
-    /// `/etc/vm.conf` is not usable: what is wrong, with its line.
+    /// `/etc/vm.toml` is not usable: the file, the line and what is wrong.
     Config(String),
     /// The guest's device tree could not be built or placed.
     #[cfg_attr(not(target_arch = "riscv64"), allow(dead_code))]
@@ -46,7 +47,7 @@ impl fmt::Display for HvError {
             }
             HvError::Image { path, error } => write!(f, "{path}: {error}"),
             HvError::Vm(e) => write!(f, "VM stopped: {e}"),
-            HvError::Config(e) => write!(f, "VM settings: {e}"),
+            HvError::Config(e) => write!(f, "VM config {e}"),
             HvError::DeviceTree(e) => write!(f, "guest device tree: {e}"),
             HvError::Boot(e) => write!(f, "guest boot: {e}"),
         }

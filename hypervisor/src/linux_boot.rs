@@ -19,14 +19,16 @@ use guestaspace_core::addr::GuestPhysAddr;
 use guestaspace_core::boot_layout::LinuxBootPlan;
 use guestaspace_core::layout::{GuestLayout, Region};
 
-/// The boot plan of `image` on `layout`: with `header` (the image is a
-/// Linux `Image` of kind `kind`, "arm64" or "RISC-V"), as [`plan`] makes
-/// it, `place` putting the kernel, tree and initrd in RAM; without, the
-/// whole image at the layout's entry and the tree at the top of RAM, an
-/// initrd being refused. `tree` builds the device tree naming an initrd's
-/// address and length.
+/// The boot plan of `image` (read from `path` on the disk) on `layout`:
+/// with `header` (the image is a Linux `Image` of kind `kind`, "arm64" or
+/// "RISC-V"), as [`plan`] makes it, `place` putting the kernel, tree and
+/// initrd in RAM; without, the whole image at the layout's entry and the
+/// tree at the top of RAM, an initrd being refused. `tree` builds the
+/// device tree naming an initrd's address and length.
+#[allow(clippy::too_many_arguments)]
 pub fn boot_plan<H, P, T>(
     kind: &str,
+    path: &str,
     image: &[u8],
     layout: &GuestLayout,
     initrd: Option<Vec<u8>>,
@@ -51,6 +53,7 @@ where
         .ok_or_else(|| HvError::Boot("the layout has no RAM".into()))?;
     plan(
         kind,
+        path,
         image,
         ram,
         initrd,
@@ -59,13 +62,14 @@ where
     )
 }
 
-/// The boot plan of a Linux kernel `image` named `kind` ("arm64",
-/// "RISC-V"), with `initrd` if there is one: `plan` places the kernel,
+/// The boot plan of a Linux kernel `image` (from `path`) named `kind`
+/// ("arm64", "RISC-V"), with `initrd` if there is one: `plan` places the kernel,
 /// the tree and the initrd from their lengths (`initrd_len`, `dtb_len`),
 /// `tree` builds the device tree naming the initrd's address and length.
 /// The vCPU starts at the kernel's first byte with the tree's address.
 fn plan<P, T>(
     kind: &str,
+    path: &str,
     image: &[u8],
     ram: &Region,
     initrd: Option<Vec<u8>>,
@@ -78,8 +82,7 @@ where
 {
     let initrd_len = initrd.as_ref().map(|i| i.len() as u64);
     let measured = tree(initrd_len.map(|len| (ram.gpa, len)))?.len() as u64;
-    let placed = plan(initrd_len, measured)
-        .map_err(|e| HvError::Boot(format!("{} ({e})", crate::GUEST_PATH)))?;
+    let placed = plan(initrd_len, measured).map_err(|e| HvError::Boot(format!("{path} ({e})")))?;
     let initrd_at = placed.blobs.initrd.map(|r| r.start);
     let blob = tree(initrd_at.zip(initrd_len))?;
     let dtb_at = placed.blobs.dtb.start;

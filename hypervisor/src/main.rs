@@ -1,8 +1,8 @@
 //! arceos-guestaspace: a hypervisor that is an ArceOS application.
 //!
 //! It builds the guest's VM from this architecture's board and the VM's
-//! config on the FAT32 disk ([`vm_setup`]: address map, `/sbin/gkernel`
-//! loaded into guest RAM, devices, vCPU), runs its vCPU in the run loop of
+//! config on the FAT32 disk, `/etc/vm.toml` ([`vm_setup`]: address map,
+//! the kernel the config names loaded into guest RAM, devices, vCPU), runs its vCPU in the run loop of
 //! `guestaspace_core`, mapping guest memory (2 MiB blocks of RAM where they
 //! fit, else 4 KiB pages) as nested page faults ask for it, until the
 //! guest requests shutdown, and reports ([`report`]). Everything here is
@@ -28,9 +28,6 @@ mod vm_setup;
 
 use arch::{Arch, Current, Outcome};
 use error::HvError;
-
-/// Where the guest kernel is found on the disk.
-pub const GUEST_PATH: &str = "/sbin/gkernel";
 
 #[unsafe(no_mangle)]
 fn main() {

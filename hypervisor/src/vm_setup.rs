@@ -4,7 +4,7 @@
 //! boot structures placed in RAM, the emulated devices, and vCPU 0.
 
 use crate::arch::{Arch, Current};
-use crate::boot_inputs::{self, BootInputs};
+use crate::boot_inputs::BootInputs;
 use crate::console::HostConsole;
 use crate::error::HvError;
 use crate::guest_image;
@@ -43,7 +43,8 @@ fn guest_layout(mem: Option<u64>) -> Result<Layout, HvError> {
 
 /// The VM, ready to run: everything the disk describes, loaded.
 pub fn build() -> Result<GuestVm, HvError> {
-    let config = vm_config::read()?;
+    let disk_vm = vm_config::read()?;
+    let config = &disk_vm.config;
     let layout = guest_layout(config.mem)?;
     let space = AddressSpace::<<Current as Arch>::Format, _>::new(HostMemory::<Current>::new())
         .map_err(HvError::Map)?;
@@ -64,14 +65,10 @@ pub fn build() -> Result<GuestVm, HvError> {
     }
     let mut memory = Memory::new(layout, space);
 
-    let image = guest_image::read(crate::GUEST_PATH, &memory.layout())?;
-    let inputs = BootInputs::read()?;
-    if let Some(initrd) = &inputs.initrd {
-        println!(
-            "Initrd: {} bytes from {}",
-            initrd.len(),
-            boot_inputs::INITRD_PATH
-        );
+    let image = guest_image::read(disk_vm.kernel, &memory.layout())?;
+    let inputs = BootInputs::read(&disk_vm)?;
+    if let (Some(initrd), Some(path)) = (&inputs.initrd, disk_vm.initrd) {
+        println!("Initrd: {} bytes from {path}", initrd.len());
     }
     if let Some(cmdline) = &inputs.cmdline {
         println!("Kernel command line: {cmdline}");
@@ -84,7 +81,7 @@ pub fn build() -> Result<GuestVm, HvError> {
     println!(
         "Loaded {} bytes from {} at GPA {:#x} ({} pages mapped up front with the boot structures)",
         plan.bytes.len(),
-        crate::GUEST_PATH,
+        disk_vm.kernel,
         plan.load,
         memory.stats.total_pages()
     );
@@ -104,7 +101,8 @@ pub fn build() -> Result<GuestVm, HvError> {
         .map_err(|e| HvError::Boot(alloc::format!("the board's devices: {e}")))?;
     let vcpu = Current::new_vcpu(&plan, memory.space.root(), Current::BOARD.cpu);
     println!("Guest entry point {:#x}", plan.entry);
-    let mut vm = Vm::new(String::from("guest"), limits, memory, devices, HostConsole);
+    let name = config.name.clone().unwrap_or_else(|| String::from("guest"));
+    let mut vm = Vm::new(name, limits, memory, devices, HostConsole);
     vm.add_vcpu(vcpu);
     Ok(vm)
 }

@@ -31,7 +31,7 @@ use crate::build::{CargoOutput, build_app, cargo_binary};
 use crate::fsio::write_if_different;
 use crate::guest_image::hypervisor_flat;
 use crate::paths::ArchPaths;
-use crate::prepare::{BootFiles, GuestSource, PrepareOptions, build_guest, guest_disk, prepare};
+use crate::prepare::{GuestSource, PrepareOptions, build_guest, guest_disk, prepare};
 use crate::qemu::check_qemu;
 use crate::vm::{RunOutput, RunSpec, run_vm};
 use crate::vm_report::{
@@ -84,7 +84,7 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
         scenario: Scenario::Normal,
         cargo: CargoOutput::Captured,
         vm: VmConfig::DEFAULT,
-        boot: BootFiles::default(),
+        initrd: None,
     };
     prepare(spec, &paths, &normal)?;
     let files = VmFiles {
@@ -290,7 +290,7 @@ fn bench_disk(spec: &'static ArchSpec, paths: &ArchPaths) -> Result<PathBuf> {
         blocks: false,
         ..VmConfig::DEFAULT
     };
-    crate::disk::write_fat_disk(&disk, &guest_disk(&guest, &vm))?;
+    crate::disk::write_fat_disk(&disk, &guest_disk(&guest, &vm, None))?;
     Ok(disk)
 }
 

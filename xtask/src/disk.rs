@@ -1,6 +1,6 @@
 //! Disk images, built in Rust with `fatfs`: the FAT32 disk the hypervisor
-//! reads `/sbin/gkernel` (and a Linux guest's `/boot/initrd` and
-//! `/boot/cmdline`) from, and a disk with no file system at all for the
+//! reads the VM's config `/etc/vm.toml`, `/sbin/gkernel` (and a Linux
+//! guest's `/boot/initrd`) from, and a disk with no file system at all for the
 //! tests. Files that do not fit are refused before anything is written,
 //! naming their sizes.
 //!

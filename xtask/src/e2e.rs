@@ -9,9 +9,7 @@ use crate::build::CargoOutput;
 use crate::disk::write_fat_disk;
 use crate::paths::ArchPaths;
 use crate::pflash::write_pflash;
-use crate::prepare::{
-    BootFiles, GuestSource, PrepareOptions, Prepared, build_guest, guest_disk, prepare,
-};
+use crate::prepare::{GuestSource, PrepareOptions, Prepared, build_guest, guest_disk, prepare};
 use crate::qemu::check_qemu;
 use crate::vm::{Input, RunOutput, RunSpec, run_vm};
 use anyhow::{Result, bail};
@@ -146,15 +144,21 @@ impl Ctx {
             .paths
             .e2e
             .join(format!("disk-{}-settings.img", scenario.name()));
-        write_fat_disk(&disk, &guest_disk(&guest, vm))?;
+        write_fat_disk(&disk, &guest_disk(&guest, vm, None))?;
         Ok((disk, pflash_scenario))
     }
 
-    /// Boots the flat guest image `guest` from a disk of its own, named
-    /// after `name`, with a normal pflash.
-    pub fn boot_image(&self, name: &str, guest: &[u8], timeout: Duration) -> Result<RunOutput> {
+    /// Boots the flat guest image `guest` with settings `vm` from a disk
+    /// of its own, named after `name`, with a normal pflash.
+    pub fn boot_image(
+        &self,
+        name: &str,
+        guest: &[u8],
+        vm: &VmConfig,
+        timeout: Duration,
+    ) -> Result<RunOutput> {
         let disk = self.paths.e2e.join(format!("disk-{name}.img"));
-        write_fat_disk(&disk, &guest_disk(guest, &VmConfig::DEFAULT))?;
+        write_fat_disk(&disk, &guest_disk(guest, vm, None))?;
         self.boot(&disk, Scenario::Normal, timeout)
     }
 }
@@ -227,7 +231,7 @@ fn setup(spec: &'static ArchSpec, verbose: bool) -> Result<Ctx> {
         scenario: Scenario::Normal,
         cargo: CargoOutput::Live,
         vm: VmConfig::DEFAULT,
-        boot: BootFiles::default(),
+        initrd: None,
     };
     let prepared = prepare(spec, &paths, &options)?;
     Ok(Ctx {

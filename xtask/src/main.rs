@@ -23,6 +23,7 @@ mod qemu;
 mod readme_transcript;
 mod run;
 mod vm;
+mod vm_file;
 mod vm_report;
 
 use clap::Parser;

@@ -1,7 +1,7 @@
 //! The build step shared by `build`, `run` and `test`: build the guest and
 //! the hypervisor (one after the other), flatten them, and write the disk
-//! (the guest, its settings, and a Linux guest's initramfs and command
-//! line) and pflash images. Nothing is rewritten when nothing changed.
+//! (the guest, a Linux guest's initramfs, and the VM's config naming them)
+//! and pflash images. Nothing is rewritten when nothing changed.
 
 use crate::arch::{ArchSpec, KernelImage};
 use crate::build::{CargoOutput, build_app};
@@ -15,25 +15,13 @@ use crate::pflash::write_pflash;
 use anyhow::{Result, ensure};
 use guestaspace_core::scenario::Scenario;
 use guestaspace_core::vmconfig::{self, VmConfig};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// Where the guest kernel is on the disk.
-pub const GUEST_DISK_PATH: &str = "/sbin/gkernel";
-/// Where a Linux guest's initramfs is on the disk, if it has one.
+/// Where xtask puts the guest kernel on the disk (the hypervisor's default
+/// too).
+pub const GUEST_DISK_PATH: &str = vmconfig::DEFAULT_KERNEL;
+/// Where xtask puts a guest's initramfs on the disk, if it has one.
 pub const INITRD_DISK_PATH: &str = "/boot/initrd";
-/// Where a Linux guest's kernel command line is on the disk (UTF-8, no
-/// trailing newline), if it has one.
-pub const CMDLINE_DISK_PATH: &str = "/boot/cmdline";
-
-/// What the disk holds for a Linux guest beside its kernel; each file is
-/// absent when there is none.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BootFiles {
-    /// The initramfs, as a file to copy.
-    pub initrd: Option<PathBuf>,
-    /// The kernel command line (an empty one writes no file).
-    pub cmdline: Option<String>,
-}
 
 /// Which guest goes on the disk.
 #[derive(Clone, Debug)]
@@ -52,11 +40,11 @@ pub struct PrepareOptions {
     pub guest: GuestSource,
     pub scenario: Scenario,
     pub cargo: CargoOutput,
-    /// The VM's settings, written to the disk as `/etc/vm.conf` unless
-    /// they are all defaults.
+    /// The VM's settings, written to the disk as `/etc/vm.toml` (with
+    /// the disk's paths of the kernel and initrd).
     pub vm: VmConfig,
-    /// A Linux guest's initramfs and command line.
-    pub boot: BootFiles,
+    /// The guest's initramfs, a host file to put on the disk.
+    pub initrd: Option<PathBuf>,
 }
 
 /// What the build step produced.
@@ -90,9 +78,8 @@ pub fn prepare(spec: &ArchSpec, paths: &ArchPaths, options: &PrepareOptions) -> 
         let hv = hypervisor_flat(&paths.hv_elf, spec, load_addr)?;
         write_if_different(&paths.hv_flat, &hv)?;
     }
-    let mut files = guest_disk(&guest, &options.vm);
-    add_boot_files(&mut files, &options.boot)?;
-    write_fat_disk(&paths.disk, &files)?;
+    let initrd = options.initrd.as_deref().map(read_initrd).transpose()?;
+    write_fat_disk(&paths.disk, &guest_disk(&guest, &options.vm, initrd))?;
     if spec.pflash_size > 0 {
         write_pflash(&paths.pflash, options.scenario, spec.pflash_size)?;
     }
@@ -132,27 +119,30 @@ pub fn build_guest(
 /// machine's pflash cannot carry it (x86_64).
 pub const SCENARIO_VARIABLE: &str = "GKERNEL_SCENARIO";
 
-/// The files of a disk whose `/sbin/gkernel` is `guest`, with
-/// `/etc/vm.conf` holding `vm` unless every setting is the default.
-pub fn guest_disk(guest: &[u8], vm: &VmConfig) -> DiskFiles {
-    let mut files = DiskFiles::from([(GUEST_DISK_PATH.to_string(), guest.to_vec())]);
-    if *vm != VmConfig::DEFAULT {
-        files.insert(vmconfig::PATH.to_string(), vm.to_string().into_bytes());
+/// The files of a VM's disk: the kernel `guest` at `/sbin/gkernel`, the
+/// `initrd` (if any) at `/boot/initrd`, and `/etc/vm.toml`: `vm` naming
+/// those two (whatever host paths `vm` had for them).
+pub fn guest_disk(guest: &[u8], vm: &VmConfig, initrd: Option<Vec<u8>>) -> DiskFiles {
+    let config = VmConfig {
+        kernel: Some(GUEST_DISK_PATH.to_string()),
+        initrd: initrd.as_ref().map(|_| INITRD_DISK_PATH.to_string()),
+        ..vm.clone()
+    };
+    let mut files = DiskFiles::from([
+        (GUEST_DISK_PATH.to_string(), guest.to_vec()),
+        (vmconfig::PATH.to_string(), config.to_string().into_bytes()),
+    ]);
+    if let Some(initrd) = initrd {
+        files.insert(INITRD_DISK_PATH.to_string(), initrd);
     }
     files
 }
 
-/// Adds `boot`'s initramfs and command line to the disk's `files`.
-pub fn add_boot_files(files: &mut DiskFiles, boot: &BootFiles) -> Result<()> {
-    if let Some(path) = &boot.initrd {
-        let initrd = crate::fsio::read(path)?;
-        ensure!(!initrd.is_empty(), "the initrd {} is empty", path.display());
-        files.insert(INITRD_DISK_PATH.to_string(), initrd);
-    }
-    if let Some(cmdline) = boot.cmdline.as_deref().filter(|c| !c.is_empty()) {
-        files.insert(CMDLINE_DISK_PATH.to_string(), cmdline.as_bytes().to_vec());
-    }
-    Ok(())
+/// The initramfs at `path`, which must not be empty.
+pub fn read_initrd(path: &Path) -> Result<Vec<u8>> {
+    let initrd = crate::fsio::read(path)?;
+    ensure!(!initrd.is_empty(), "the initrd {} is empty", path.display());
+    Ok(initrd)
 }
 
 #[cfg(test)]
@@ -160,34 +150,65 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_initrd_and_command_line_go_under_boot_only_when_given() {
-        let dir = crate::fsio::testdir::fresh("boot-files");
+    fn the_disk_holds_the_kernel_the_initrd_and_the_config_naming_them() {
+        let files = guest_disk(b"kernel", &VmConfig::DEFAULT, None);
+        assert_eq!(
+            files.keys().collect::<Vec<_>>(),
+            ["/etc/vm.toml", "/sbin/gkernel"]
+        );
+        assert_eq!(files["/sbin/gkernel"], b"kernel");
+        let config = vmconfig::parse(std::str::from_utf8(&files["/etc/vm.toml"]).unwrap());
+        assert_eq!(
+            config,
+            Ok(VmConfig {
+                kernel: Some("/sbin/gkernel".into()),
+                ..VmConfig::DEFAULT
+            })
+        );
+
+        // Host paths in the settings become the disk's.
+        let vm = VmConfig {
+            name: Some("linux".into()),
+            kernel: Some("../linux/Image".into()),
+            initrd: Some("initrd.cpio".into()),
+            cmdline: Some("console=ttyAMA0 panic=-1".into()),
+            mem: Some(256 << 20),
+            watchdog_secs: Some(20),
+            blocks: false,
+            ..VmConfig::DEFAULT
+        };
+        let files = guest_disk(b"Image", &vm, Some(b"070701...".to_vec()));
+        assert_eq!(files["/boot/initrd"], b"070701...");
+        let text = std::str::from_utf8(&files["/etc/vm.toml"]).unwrap();
+        assert_eq!(
+            text,
+            "# The VM's config, written by cargo xtask\n\
+             name = \"linux\"\n\
+             kernel = \"/sbin/gkernel\"\n\
+             initrd = \"/boot/initrd\"\n\
+             cmdline = \"console=ttyAMA0 panic=-1\"\n\
+             mem = \"256M\"\n\
+             watchdog = 20\n\
+             blocks = false\n"
+        );
+        assert_eq!(
+            vmconfig::parse(text),
+            Ok(VmConfig {
+                kernel: Some("/sbin/gkernel".into()),
+                initrd: Some("/boot/initrd".into()),
+                ..vm
+            })
+        );
+    }
+
+    #[test]
+    fn an_empty_initrd_is_refused() {
+        let dir = crate::fsio::testdir::fresh("initrd-files");
         let initrd = dir.join("initrd.cpio");
         std::fs::write(&initrd, b"070701...").unwrap();
-        let mut files = guest_disk(b"kernel", &VmConfig::DEFAULT);
-        add_boot_files(&mut files, &BootFiles::default()).unwrap();
-        assert_eq!(files.keys().collect::<Vec<_>>(), ["/sbin/gkernel"]);
-        let boot = BootFiles {
-            initrd: Some(initrd.clone()),
-            cmdline: Some("console=ttyAMA0 panic=-1".into()),
-        };
-        add_boot_files(&mut files, &boot).unwrap();
-        assert_eq!(files["/boot/initrd"], b"070701...");
-        assert_eq!(files["/boot/cmdline"], b"console=ttyAMA0 panic=-1");
-
-        let mut files = DiskFiles::new();
-        let empty_cmdline = BootFiles {
-            cmdline: Some(String::new()),
-            ..BootFiles::default()
-        };
-        add_boot_files(&mut files, &empty_cmdline).unwrap();
-        assert!(files.is_empty(), "an empty command line writes no file");
+        assert_eq!(read_initrd(&initrd).unwrap(), b"070701...");
         std::fs::write(&initrd, b"").unwrap();
-        let empty_initrd = BootFiles {
-            initrd: Some(initrd),
-            ..BootFiles::default()
-        };
-        let err = add_boot_files(&mut files, &empty_initrd).unwrap_err();
+        let err = read_initrd(&initrd).unwrap_err();
         assert!(err.to_string().contains("is empty"), "{err}");
     }
 }

@@ -4,7 +4,7 @@
 use crate::arch::{Arch, VmFiles};
 use crate::build::CargoOutput;
 use crate::paths::ArchPaths;
-use crate::prepare::{BootFiles, GuestSource, PrepareOptions, prepare};
+use crate::prepare::{GuestSource, PrepareOptions, prepare};
 use crate::qemu::check_qemu;
 use crate::vm::{RunSpec, run_vm};
 use anyhow::Result;
@@ -18,10 +18,11 @@ pub struct RunOptions {
     pub scenario: Scenario,
     pub timeout: Duration,
     pub verbose: bool,
-    /// Settings for `/etc/vm.conf`.
+    /// The VM's settings for `/etc/vm.toml` (its kernel and initrd are
+    /// `guest` and `initrd`).
     pub vm: VmConfig,
-    /// A Linux guest's initramfs and command line for the disk.
-    pub boot: BootFiles,
+    /// The guest's initramfs, a host file for the disk.
+    pub initrd: Option<std::path::PathBuf>,
 }
 
 /// `cargo xtask build`: everything `run` needs, without running it.
@@ -33,7 +34,7 @@ pub fn build_only(arch: Arch) -> Result<()> {
         scenario: Scenario::Normal,
         cargo: CargoOutput::Live,
         vm: VmConfig::DEFAULT,
-        boot: BootFiles::default(),
+        initrd: None,
     };
     prepare(spec, &paths, &options)?;
     Ok(())
@@ -48,8 +49,8 @@ pub fn run(options: &RunOptions) -> Result<()> {
         guest: options.guest.clone(),
         scenario: options.scenario,
         cargo: CargoOutput::Live,
-        vm: options.vm,
-        boot: options.boot.clone(),
+        vm: options.vm.clone(),
+        initrd: options.initrd.clone(),
     };
     prepare(spec, &paths, &prepare_options)?;
     let run = RunSpec {

@@ -890,7 +890,7 @@ fn console_read_fills_guest_ram() {
 #[test]
 fn ram_faults_map_blocks_unless_the_limits_turn_them_off() {
     let blocks_on = Limits::default();
-    assert!(blocks_on.ram_blocks, "on by default, as in /etc/vm.conf");
+    assert!(blocks_on.ram_blocks, "on by default, as in a VM config");
     let blocks_off = Limits {
         ram_blocks: false,
         ..blocks_on

@@ -41,7 +41,7 @@ pub fn measure(
     let kernel_path = paths.e2e.join(format!("{}.bin", app.dir_name()));
     crate::fsio::write_if_different(&kernel_path, &flat)?;
     let disk = paths.e2e.join(format!("disk-{}.img", app.dir_name()));
-    crate::disk::write_fat_disk(&disk, &guest_disk(&flat, &VmConfig::DEFAULT))?;
+    crate::disk::write_fat_disk(&disk, &guest_disk(&flat, &VmConfig::DEFAULT, None))?;
 
     // Bare: QEMU loads the flat kernel where the hypervisor loads its
     // guest too, on the same machine without the virtualization extension

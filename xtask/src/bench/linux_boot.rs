@@ -9,8 +9,8 @@
 //!     -bios default -kernel Image -initrd initrd -append console=ttyS0
 //! ```
 //!
-//! and as the hypervisor's guest (256 MiB of guest RAM, the same command
-//! line from `/boot/cmdline`). Each run is timed from QEMU's start until
+//! and as the hypervisor's guest (the RAM of `configs/vms/linux-ARCH.toml`,
+//! 256 MiB, and the same command line, from `/etc/vm.toml`). Each run is timed from QEMU's start until
 //! `/init` has printed its userspace line, and must end cleanly; the last
 //! hosted run also gives the stage-2 faults and the blocks and pages of
 //! RAM mapped during the boot, and the hypervisor's clock (its own boot,
@@ -31,7 +31,7 @@ use crate::guest_image::guest_flat;
 use crate::guests::initramfs::USERSPACE_LINE;
 use crate::guests::linux;
 use crate::paths::ArchPaths;
-use crate::prepare::{BootFiles, add_boot_files, guest_disk};
+use crate::prepare::{guest_disk, read_initrd};
 use crate::vm::{Input, RunOutput, Watch, run_command};
 use crate::vm_report::{parse_clock, parse_exits, parse_mapped};
 use anyhow::{Context, Result};
@@ -97,8 +97,12 @@ pub fn measure(
     runs: usize,
 ) -> Result<LinuxBoot> {
     let guest = linux::prepare(spec.arch)?;
+    let mem = linux::shipped_config(spec.arch)?
+        .config
+        .mem
+        .context("the shipped Linux config gives no mem")?;
     let time_bare = |cpu| {
-        let args = bare_args(spec.arch, cpu, &guest.kernel, &guest.initrd);
+        let args = bare_args(spec.arch, cpu, mem, &guest.kernel, &guest.initrd);
         time_command(runs, || {
             let watch = Watch {
                 timeout: super::RUN_TIMEOUT,
@@ -118,15 +122,15 @@ pub fn measure(
     let bare_max = cpus.get(1).map(|&(cpu, _)| time_bare(cpu)).transpose()?;
 
     let vm = VmConfig {
-        mem: Some(linux::DEFAULT_MEM),
+        mem: Some(mem),
+        cmdline: Some(cmdline(spec.arch).to_string()),
         ..VmConfig::DEFAULT
     };
-    let mut disk_files = guest_disk(&guest_flat(&guest.kernel, spec)?, &vm);
-    let boot = BootFiles {
-        initrd: Some(guest.initrd.clone()),
-        cmdline: Some(cmdline(spec.arch).to_string()),
-    };
-    add_boot_files(&mut disk_files, &boot)?;
+    let disk_files = guest_disk(
+        &guest_flat(&guest.kernel, spec)?,
+        &vm,
+        Some(read_initrd(&guest.initrd)?),
+    );
     let disk = paths.e2e.join("disk-bench-linux.img");
     crate::disk::write_fat_disk(&disk, &disk_files)?;
     let hosted_files = VmFiles {
@@ -158,9 +162,15 @@ pub fn measure(
 }
 
 /// QEMU's arguments for `arch`'s `kernel` and `initrd` booted directly,
-/// on `cpu` (QEMU's default if `None`).
-fn bare_args(arch: Arch, cpu: Option<&str>, kernel: &Path, initrd: &Path) -> Vec<OsString> {
-    let mem = format!("{}M", linux::DEFAULT_MEM >> 20);
+/// on `cpu` (QEMU's default if `None`), with `mem` bytes of RAM.
+fn bare_args(
+    arch: Arch,
+    cpu: Option<&str>,
+    mem: u64,
+    kernel: &Path,
+    initrd: &Path,
+) -> Vec<OsString> {
+    let mem = format!("{}M", mem >> 20);
     let mut args: Vec<OsString> = vec!["-machine".into(), "virt".into()];
     if let Some(cpu) = cpu {
         args.extend(["-cpu", cpu].map(OsString::from));
@@ -196,14 +206,14 @@ mod tests {
     #[test]
     fn the_bare_command_line_is_what_a_user_types() {
         let (kernel, initrd) = (Path::new("/k/Image"), Path::new("/k/initrd"));
-        let args = bare_args(Arch::Aarch64, Some("cortex-a72"), kernel, initrd);
+        let args = bare_args(Arch::Aarch64, Some("cortex-a72"), 256 << 20, kernel, initrd);
         let line = crate::vm::shell_line("qemu-system-aarch64", &args);
         assert_eq!(
             line,
             "qemu-system-aarch64 -machine virt -cpu cortex-a72 -m 256M -nographic -no-reboot \
              -kernel /k/Image -initrd /k/initrd -append console=ttyAMA0"
         );
-        let args = bare_args(Arch::Riscv64, None, kernel, initrd);
+        let args = bare_args(Arch::Riscv64, None, 256 << 20, kernel, initrd);
         let line = crate::vm::shell_line("qemu-system-riscv64", &args);
         assert_eq!(
             line,

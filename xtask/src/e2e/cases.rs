@@ -9,7 +9,7 @@ use crate::arch::Arch;
 use crate::build::CargoOutput;
 use crate::disk::{DiskFiles, write_fat_disk, write_non_fat_disk};
 use crate::guests::tutorial::{self, TutorialApp};
-use crate::prepare::{BootFiles, GuestSource, PrepareOptions, guest_disk, prepare};
+use crate::prepare::{GuestSource, PrepareOptions, guest_disk, prepare};
 use crate::vm::{Input, InputStep, RunOutput, VmEnd};
 use crate::vm_report::{
     check_in_order, parse_exceptions, parse_exits, parse_injections, parse_mapped,
@@ -17,7 +17,7 @@ use crate::vm_report::{
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use guestaspace_core::PAGE_SIZE;
 use guestaspace_core::scenario::Scenario;
-use guestaspace_core::vmconfig::VmConfig;
+use guestaspace_core::vmconfig::{self, VmConfig};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,6 +29,10 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
             Case {
                 name: "readme-transcript",
                 run: readme_transcript,
+            },
+            Case {
+                name: "bad-vm-file",
+                run: bad_vm_file,
             },
             Case {
                 name: "dlab-wild-access",
@@ -173,8 +177,16 @@ fn common_cases() -> Vec<Case> {
             run: bad_disk,
         },
         Case {
-            name: "bad-vm-conf",
-            run: bad_vm_conf,
+            name: "bad-vm-config",
+            run: bad_vm_config,
+        },
+        Case {
+            name: "vm-config-missing-kernel",
+            run: vm_config_missing_kernel,
+        },
+        Case {
+            name: "vm-file",
+            run: vm_file,
         },
         Case {
             name: "bad-console-pointer",
@@ -425,7 +437,7 @@ fn uboot(ctx: &Ctx) -> Result<()> {
         ..VmConfig::DEFAULT
     };
     let disk = ctx.paths.e2e.join("disk-uboot.img");
-    write_fat_disk(&disk, &guest_disk(&guest, &vm))?;
+    write_fat_disk(&disk, &guest_disk(&guest, &vm, None))?;
     let steps = [
         InputStep {
             after: "Hit any key to stop autoboot",
@@ -483,25 +495,23 @@ fn dlab_wild_access(ctx: &Ctx) -> Result<()> {
     )
 }
 
-/// The bundled guest on a disk that also holds `/etc/vm.conf` = `conf`.
-fn disk_with_conf(ctx: &Ctx, name: &str, conf: &str) -> Result<std::path::PathBuf> {
+/// The bundled guest at `/sbin/gkernel` on a disk whose `/etc/vm.toml`
+/// is `config`.
+fn disk_with_config(ctx: &Ctx, name: &str, config: &str) -> Result<std::path::PathBuf> {
     let disk = ctx.paths.e2e.join(format!("{name}.img"));
     let files = DiskFiles::from([
         (
             crate::prepare::GUEST_DISK_PATH.to_string(),
             ctx.prepared.guest.clone(),
         ),
-        (
-            guestaspace_core::vmconfig::PATH.to_string(),
-            conf.as_bytes().to_vec(),
-        ),
+        (vmconfig::PATH.to_string(), config.as_bytes().to_vec()),
     ]);
     write_fat_disk(&disk, &files)?;
     Ok(disk)
 }
 
 /// A guest that never powers off is stopped by the hypervisor's own
-/// watchdog (`watchdog = 1` in `/etc/vm.conf`), long before QEMU's timeout.
+/// watchdog (`watchdog = 1` in `/etc/vm.toml`), long before QEMU's timeout.
 fn watchdog(ctx: &Ctx) -> Result<()> {
     let vm = VmConfig {
         watchdog_secs: Some(1),
@@ -515,19 +525,163 @@ fn watchdog(ctx: &Ctx) -> Result<()> {
     )
 }
 
-/// A settings file with a mistake stops the hypervisor before the guest
-/// runs, naming the file, the line and the key.
-fn bad_vm_conf(ctx: &Ctx) -> Result<()> {
-    let disk = disk_with_conf(ctx, "bad-vm-conf", "# settings\nmemory = 1M\n")?;
+/// A VM config with a mistake stops the hypervisor before the guest runs,
+/// naming the file, the line and the key.
+fn bad_vm_config(ctx: &Ctx) -> Result<()> {
+    let disk = disk_with_config(ctx, "bad-vm-config", "# settings\nmemory = \"1M\"\n")?;
     let out = ctx.boot(&disk, Scenario::Normal, DEFAULT_TIMEOUT)?;
     expect_vm_failure(&out)?;
     expect_line_starting(
         &out,
-        "error: VM settings: /etc/vm.conf line 2: unknown setting `memory`",
+        "error: VM config /etc/vm.toml line 2: unknown key `memory`",
     )?;
     ensure!(
         !out.text.contains("Entering VM run loop"),
-        with_output(&out, "the guest ran despite the bad settings")
+        with_output(&out, "the guest ran despite the bad config")
+    );
+    Ok(())
+}
+
+/// A VM config naming a kernel that is not on the disk is refused before
+/// the guest runs, naming the key and the path (the disk does have
+/// `/sbin/gkernel`: the config's kernel is the one used, not the default).
+fn vm_config_missing_kernel(ctx: &Ctx) -> Result<()> {
+    let config = "name = \"gone\"\nkernel = \"/sbin/elsewhere\"\n";
+    let disk = disk_with_config(ctx, "vm-config-missing-kernel", config)?;
+    let out = ctx.boot(&disk, Scenario::Normal, DEFAULT_TIMEOUT)?;
+    expect_vm_failure(&out)?;
+    expect_line_starting(
+        &out,
+        "error: VM config /etc/vm.toml line 2: kernel `/sbin/elsewhere` is not on the disk",
+    )?;
+    ensure!(
+        !out.text.contains("Entering VM run loop"),
+        with_output(&out, "the guest ran without the config's kernel")
+    );
+    Ok(())
+}
+
+/// `cargo xtask run --vm configs/vms/gkernel.toml`: the command line is
+/// parsed and turned into the run's options as `run` does, the build step
+/// writes the disk (one of its own, not the one the other cases boot),
+/// and the VM boots with the file's settings: its `/etc/vm.toml` names
+/// the VM and the kernel, and the guest runs in the file's 64 MiB under
+/// its 30 s watchdog.
+fn vm_file(ctx: &Ctx) -> Result<()> {
+    let file = crate::vm_file::shipped_path("gkernel");
+    let args = [
+        "run",
+        "--arch",
+        ctx.spec.arch.name(),
+        "--vm",
+        file.to_str().context("a UTF-8 path")?,
+    ];
+    let options = crate::cli::run_options_for(&args)?;
+    ensure!(
+        matches!(options.guest, GuestSource::Bundled),
+        "gkernel.toml names no kernel, yet the guest is {:?}",
+        options.guest
+    );
+    let mut paths = ctx.paths.clone();
+    paths.disk = ctx.paths.e2e.join("disk-vm-file.img");
+    let prepare_options = PrepareOptions {
+        guest: options.guest,
+        scenario: options.scenario,
+        cargo: CargoOutput::Captured,
+        vm: options.vm,
+        initrd: options.initrd,
+    };
+    prepare(ctx.spec, &paths, &prepare_options)?;
+    let on_disk = crate::disk::read_fat_files(&paths.disk)?;
+    let config = on_disk
+        .get(vmconfig::PATH)
+        .context("the disk has no /etc/vm.toml")?;
+    let config = vmconfig::parse(std::str::from_utf8(config)?)
+        .map_err(|e| anyhow!("the disk's config: {e}"))?;
+    ensure!(
+        config
+            == VmConfig {
+                name: Some("gkernel".into()),
+                kernel: Some("/sbin/gkernel".into()),
+                mem: Some(64 << 20),
+                watchdog_secs: Some(30),
+                ..VmConfig::DEFAULT
+            },
+        "the disk's config is {config:?}"
+    );
+    let out = ctx.boot(&paths.disk, Scenario::Normal, DEFAULT_TIMEOUT)?;
+    out.check().map_err(|e| with_output(&out, e))?;
+    check_in_order(
+        &out.text,
+        &[
+            "Loaded ",
+            "Watchdog: the guest is stopped after 30 s",
+            "Entering VM run loop...",
+            "Got pflash magic: pfld",
+            "Shutdown vm normally!",
+            "of 64 MiB)",
+            "Hypervisor ok!",
+        ],
+    )
+    .map_err(|e| with_output(&out, e))?;
+    ensure!(
+        out.text
+            .lines()
+            .any(|l| l.starts_with("Loaded ") && l.contains(" bytes from /sbin/gkernel at GPA ")),
+        with_output(&out, "no `Loaded ... bytes from /sbin/gkernel` line")
+    );
+    Ok(())
+}
+
+/// `cargo xtask run --vm FILE` with an unknown key in FILE: xtask itself
+/// refuses it before building anything or starting QEMU, naming the
+/// file, the line and the key, and exits with a failure status.
+fn bad_vm_file(ctx: &Ctx) -> Result<()> {
+    let file = ctx.paths.e2e.join("bad-vm-file.toml");
+    crate::fsio::write_if_different(
+        &file,
+        b"# a VM config with a typo\nname = \"typo\"\n\nmemory = \"64M\"\n",
+    )?;
+    let xtask = std::env::current_exe().context("cannot find the running xtask")?;
+    let args = [
+        "run",
+        "--arch",
+        ctx.spec.arch.name(),
+        "--timeout",
+        "5",
+        "--vm",
+    ]
+    .map(std::ffi::OsString::from)
+    .into_iter()
+    .chain([file.clone().into_os_string()])
+    .collect::<Vec<_>>();
+    let watch = crate::vm::Watch {
+        timeout: Duration::from_secs(60),
+        echo: ctx.verbose,
+        show_command: ctx.verbose,
+        input: Input::Null,
+    };
+    let out = crate::vm::run_command(xtask.to_str().context("a UTF-8 path")?, &args, &watch)?;
+    ensure!(
+        matches!(out.end, VmEnd::Exited(code) if code != 0),
+        with_output(
+            &out,
+            format!("xtask ended {:?}, not with a failure status", out.end)
+        )
+    );
+    expect_line_starting(
+        &out,
+        &format!(
+            "error: VM config {} line 4: unknown key `memory`",
+            file.display()
+        ),
+    )?;
+    ensure!(
+        !out.text.contains("arceos-guestaspace:") && !out.text.contains("Compiling"),
+        with_output(
+            &out,
+            "xtask built or booted something before refusing the file"
+        )
     );
     Ok(())
 }
@@ -539,16 +693,11 @@ fn bad_vm_conf(ctx: &Ctx) -> Result<()> {
 /// is booted by that protocol and may be given an initrd.)
 fn initrd_without_linux(ctx: &Ctx) -> Result<()> {
     let disk = ctx.paths.e2e.join("initrd-without-linux.img");
-    let files = DiskFiles::from([
-        (
-            crate::prepare::GUEST_DISK_PATH.to_string(),
-            ctx.prepared.guest.clone(),
-        ),
-        (
-            crate::prepare::INITRD_DISK_PATH.to_string(),
-            b"070701 not used".to_vec(),
-        ),
-    ]);
+    let files = guest_disk(
+        &ctx.prepared.guest,
+        &VmConfig::DEFAULT,
+        Some(b"070701 not used".to_vec()),
+    );
     write_fat_disk(&disk, &files)?;
     let out = ctx.boot(&disk, Scenario::Normal, DEFAULT_TIMEOUT)?;
     expect_vm_failure(&out)?;
@@ -633,11 +782,13 @@ fn mem_beyond_host(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Boots an unmodified crates.io tutorial app as the guest.
+/// Boots an unmodified crates.io tutorial app as the guest, with the
+/// settings `--tutorial` gives it (its shipped `configs/vms/NAME.toml`).
 fn boot_tutorial(ctx: &Ctx, app: TutorialApp) -> Result<RunOutput> {
     let elf = tutorial::build(app, ctx.spec)?;
     let guest = crate::guest_image::guest_flat(&elf, ctx.spec)?;
-    let out = ctx.boot_image(app.name, &guest, Duration::from_secs(120))?;
+    let vm = crate::vm_file::shipped(app.short_name())?.config;
+    let out = ctx.boot_image(app.name, &guest, &vm, Duration::from_secs(120))?;
     out.check().map_err(|e| with_output(&out, e))?;
     Ok(out)
 }
@@ -959,7 +1110,7 @@ fn oversized_gkernel(ctx: &Ctx) -> Result<()> {
     let ram = layout.ram().context("the layout has no RAM")?;
     let room = ram.gpa.as_u64() + (4 << 20) - layout.entry.as_u64();
     let disk = ctx.paths.e2e.join("oversized-gkernel.img");
-    let mut files = guest_disk(&vec![0x13u8; (room + PAGE_SIZE) as usize], &vm);
+    let mut files = guest_disk(&vec![0x13u8; (room + PAGE_SIZE) as usize], &vm, None);
     files.insert(
         "/README.txt".to_string(),
         b"gkernel is one page larger than 4 MiB of guest RAM holds.\n".to_vec(),
@@ -1000,7 +1151,7 @@ fn incremental(ctx: &Ctx) -> Result<()> {
         scenario: Scenario::Normal,
         cargo: CargoOutput::Captured,
         vm: VmConfig::DEFAULT,
-        boot: BootFiles::default(),
+        initrd: None,
     };
     let start = Instant::now();
     let prepared = prepare(ctx.spec, p, &options)?;

@@ -6,13 +6,16 @@
 //! `linux-source-6.1` (`guests/linux_riscv64.rs`).
 //!
 //! The hypervisor reads them from the disk: the kernel as every guest's
-//! `/sbin/gkernel`, the initramfs as `/boot/initrd` and the command line
-//! as `/boot/cmdline`. Not on x86_64 yet.
+//! `/sbin/gkernel`, the initramfs as `/boot/initrd`, both named by
+//! `/etc/vm.toml`. The guest's RAM and command line are the shipped VM
+//! configs' (`configs/vms/linux-riscv64.toml`, `linux-aarch64.toml`:
+//! [`shipped_config`]). Not on x86_64 yet.
 
 use super::debian::{self, Unpacked};
 use super::initramfs;
 use crate::arch::Arch;
 use crate::paths::target_base;
+use crate::vm_file::{self, HostVm};
 use anyhow::{Context, Result, bail, ensure};
 use std::path::PathBuf;
 
@@ -23,14 +26,6 @@ pub const BUSYBOX_PACKAGE: &str = "busybox-static:arm64";
 /// Where busybox is in its package.
 const BUSYBOX_FILE: &str = "bin/busybox";
 
-/// The arm64 kernel command line unless one is given: the console on the
-/// PL011 (from the first message on, through `earlycon`), and a panic
-/// reboots at once (`panic=-1`), which ends the run with a failure,
-/// instead of hanging until the timeout.
-pub const ARM64_CMDLINE: &str = "console=ttyAMA0 earlycon=pl011,0x9000000 panic=-1";
-/// Guest RAM unless `--mem` says otherwise: room for the kernel, its
-/// unpacked initramfs and its page tables.
-pub const DEFAULT_MEM: u64 = 256 << 20;
 /// The run's timeout unless `--timeout` says otherwise: Debian's arm64
 /// kernel boots in about 10 s under TCG.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
@@ -46,8 +41,6 @@ pub struct LinuxGuest {
     pub kernel_name: String,
     /// One line naming what is booted, with the versions.
     pub description: String,
-    /// The kernel command line unless one is given.
-    pub cmdline: &'static str,
 }
 
 impl LinuxGuest {
@@ -62,19 +55,36 @@ pub fn supports(arch: Arch) -> bool {
     matches!(arch, Arch::Aarch64 | Arch::Riscv64)
 }
 
+/// Fails on an arch without Linux guests (x86_64), naming what is
+/// missing.
+pub fn check_supported(arch: Arch) -> Result<()> {
+    if !supports(arch) {
+        bail!(
+            "Linux guests run on aarch64 and riscv64 only so far: the x86_64 hypervisor has no \
+             Linux boot protocol yet (bzImage setup header, boot_params with the initrd and \
+             command line, an e820 map) and no I/O APIC for COM1's interrupt"
+        );
+    }
+    Ok(())
+}
+
+/// The settings `--linux` boots `arch`'s Linux guest with: the shipped
+/// `configs/vms/linux-ARCH.toml` (its RAM and command line).
+pub fn shipped_config(arch: Arch) -> Result<HostVm> {
+    check_supported(arch)?;
+    vm_file::shipped(&format!("linux-{}", arch.name()))
+}
+
 /// The Linux guest of `arch`: fetches Debian's arm64 kernel and busybox
 /// and writes the initramfs (aarch64), or builds the kernel and initramfs
 /// (riscv64); both are cached after the first time. Fails on x86_64,
 /// naming what is missing.
 pub fn prepare(arch: Arch) -> Result<LinuxGuest> {
+    check_supported(arch)?;
     match arch {
         Arch::Aarch64 => debian_arm64(),
         Arch::Riscv64 => super::linux_riscv64::prepare(),
-        Arch::X86_64 => bail!(
-            "Linux guests run on aarch64 and riscv64 only so far: the x86_64 hypervisor has no \
-             Linux boot protocol yet (bzImage setup header, boot_params with the initrd and \
-             command line, an e820 map) and no I/O APIC for COM1's interrupt"
-        ),
+        Arch::X86_64 => unreachable!("checked above"),
     }
 }
 
@@ -107,7 +117,6 @@ fn debian_arm64() -> Result<LinuxGuest> {
             busybox_package.version,
         ),
         kernel_name: format!("{} {}", kernel_package.package, kernel_package.version),
-        cmdline: ARM64_CMDLINE,
         kernel,
         initrd,
     })

@@ -60,12 +60,6 @@ const TOOLCHAIN: Toolchain = Toolchain {
     jobs: 2,
 };
 
-/// The kernel command line unless one is given: the console on the
-/// 16550 (`ttyS0`), messages through the SBI console until its driver is
-/// up (`earlycon=sbi`), and a panic reboots at once (`panic=-1`): SBI
-/// SRST, which ends the run with a failure instead of a hang.
-pub const DEFAULT_CMDLINE: &str = "console=ttyS0 earlycon=sbi panic=-1";
-
 /// The files of one cache entry.
 const KERNEL_FILE: &str = "Image";
 const INITRD_FILE: &str = "initramfs.cpio";
@@ -106,7 +100,6 @@ pub fn prepare() -> Result<LinuxGuest> {
             "Linux guest: Image built from {built_from} (tinyconfig + xtask/linux/riscv64.config), \
              initramfs with a nolibc /init; {how}"
         ),
-        cmdline: DEFAULT_CMDLINE,
     })
 }
 

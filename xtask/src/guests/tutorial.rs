@@ -28,6 +28,14 @@ pub struct TutorialApp {
     pub features: &'static [&'static str],
 }
 
+impl TutorialApp {
+    /// The name without `arceos-` (`--tutorial NAME`, and its shipped VM
+    /// config `configs/vms/NAME.toml`).
+    pub fn short_name(&self) -> &'static str {
+        self.name.strip_prefix("arceos-").unwrap_or(self.name)
+    }
+}
+
 /// `arceos-helloworld`: prints a line and powers off.
 pub const HELLOWORLD: TutorialApp = TutorialApp {
     name: "arceos-helloworld",

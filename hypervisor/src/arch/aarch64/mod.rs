@@ -61,6 +61,7 @@ impl Arch for Aarch64 {
         };
         crate::linux_boot::boot_plan(
             "arm64",
+            inputs.kernel,
             image,
             layout,
             inputs.initrd,

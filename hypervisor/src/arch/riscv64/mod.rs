@@ -58,6 +58,7 @@ impl Arch for Riscv64 {
         };
         crate::linux_boot::boot_plan(
             "RISC-V",
+            inputs.kernel,
             image,
             layout,
             inputs.initrd,

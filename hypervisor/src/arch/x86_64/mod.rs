@@ -55,7 +55,7 @@ impl Arch for X86_64 {
             ));
         }
         let image_error = |error| HvError::Image {
-            path: crate::GUEST_PATH,
+            path: inputs.kernel,
             error,
         };
         let ram = layout.ram().ok_or(image_error(ImageError::NoRam {

@@ -13,33 +13,30 @@ use crate::disk::write_fat_disk;
 use crate::guest_image::guest_flat;
 use crate::guests::initramfs::{INIT_FAILS_LINE, INIT_FAILS_WORD, USERSPACE_LINE};
 use crate::guests::linux;
-use crate::prepare::{BootFiles, add_boot_files, guest_disk};
+use crate::prepare::{guest_disk, read_initrd};
 use crate::vm::RunOutput;
 use crate::vm_report::check_in_order;
 use anyhow::{Result, ensure};
 use guestaspace_core::scenario::Scenario;
-use guestaspace_core::vmconfig::VmConfig;
 use std::time::Duration;
 
 /// Generous: the kernel boots in a few seconds under TCG, more as a guest.
 const LINUX_TIMEOUT: Duration = Duration::from_secs(linux::DEFAULT_TIMEOUT_SECS);
 
-/// Boots the architecture's Linux guest with its initramfs and its
-/// default command line plus `extra` words, in the RAM `cargo xtask run
-/// --linux` gives it, from a disk named after `name`.
+/// Boots the architecture's Linux guest with its initramfs, with the
+/// settings `cargo xtask run --linux` gives it (the shipped
+/// `configs/vms/linux-ARCH.toml`) and `extra` words after its command
+/// line, from a disk named after `name`.
 fn boot_linux(ctx: &Ctx, name: &str, extra: &str) -> Result<RunOutput> {
     let guest = linux::prepare(ctx.spec.arch)?;
-    let cmdline = format!("{} {extra}", guest.cmdline);
-    let vm = VmConfig {
-        mem: Some(linux::DEFAULT_MEM),
-        ..VmConfig::DEFAULT
-    };
-    let mut files = guest_disk(&guest_flat(&guest.kernel, ctx.spec)?, &vm);
-    let boot = BootFiles {
-        initrd: Some(guest.initrd),
-        cmdline: Some(cmdline.trim_end().to_string()),
-    };
-    add_boot_files(&mut files, &boot)?;
+    let mut vm = linux::shipped_config(ctx.spec.arch)?.config;
+    let cmdline = format!("{} {extra}", vm.cmdline.unwrap_or_default());
+    vm.cmdline = Some(cmdline.trim().to_string()).filter(|c| !c.is_empty());
+    let files = guest_disk(
+        &guest_flat(&guest.kernel, ctx.spec)?,
+        &vm,
+        Some(read_initrd(&guest.initrd)?),
+    );
     let disk = ctx.paths.e2e.join(format!("disk-{name}.img"));
     write_fat_disk(&disk, &files)?;
     ctx.boot(&disk, Scenario::Normal, LINUX_TIMEOUT)
