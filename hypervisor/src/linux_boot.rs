@@ -19,20 +19,35 @@ use guestaspace_core::addr::GuestPhysAddr;
 use guestaspace_core::boot_layout::LinuxBootPlan;
 use guestaspace_core::layout::{GuestLayout, Region};
 
-/// The boot plan of `image` (read from `path` on the disk) on `layout`:
-/// with `header` (the image is a Linux `Image` of kind `kind`, "arm64" or
-/// "RISC-V"), as [`plan`] makes it, `place` putting the kernel, tree and
-/// initrd in RAM; without, the whole image at the layout's entry and the
-/// tree at the top of RAM, an initrd being refused. `tree` builds the
-/// device tree naming an initrd's address and length.
-#[allow(clippy::too_many_arguments)]
+/// A kernel image as read: its bytes, where it was read from, and the kind
+/// of Linux `Image` it would be ("arm64", "RISC-V").
+#[derive(Clone, Copy)]
+pub struct KernelFile<'a> {
+    /// "arm64" or "RISC-V", for messages.
+    pub kind: &'static str,
+    /// Its path on the disk, for messages.
+    pub path: &'a str,
+    /// The image.
+    pub image: &'a [u8],
+}
+
+/// A kernel to boot: the file and its Linux `Image` header, if it has one.
+pub struct Kernel<'a, H> {
+    /// The image.
+    pub file: KernelFile<'a>,
+    /// Its Linux `Image` header, if it is one.
+    pub header: Option<H>,
+}
+
+/// The boot plan of `kernel` on `layout`: a Linux `Image` (it has a
+/// header) as [`plan`] makes it, `place` putting the kernel, tree and
+/// initrd in RAM; any other image whole at the layout's entry and the tree
+/// at the top of RAM, an initrd being refused. `tree` builds the device
+/// tree naming an initrd's address and length.
 pub fn boot_plan<H, P, T>(
-    kind: &str,
-    path: &str,
-    image: &[u8],
+    kernel: Kernel<'_, H>,
     layout: &GuestLayout,
     initrd: Option<Vec<u8>>,
-    header: Option<H>,
     place: P,
     tree: T,
 ) -> Result<BootPlan<GuestPhysAddr>, HvError>
@@ -40,21 +55,21 @@ where
     P: FnOnce(&H, &Region, Option<u64>, u64) -> Result<LinuxBootPlan, String>,
     T: Fn(Option<(GuestPhysAddr, u64)>) -> Result<Vec<u8>, HvError>,
 {
+    let Kernel { file, header } = kernel;
     let Some(header) = header else {
         if initrd.is_some() {
             return Err(HvError::Boot(format!(
-                "an initrd is given, but the kernel is not a Linux {kind} Image"
+                "an initrd is given, but the kernel is not a Linux {} Image",
+                file.kind
             )));
         }
-        return crate::arch::whole_image_with_tree(image, layout, tree(None)?);
+        return crate::arch::whole_image_with_tree(file.image, layout, tree(None)?);
     };
     let ram = layout
         .ram()
         .ok_or_else(|| HvError::Boot("the layout has no RAM".into()))?;
     plan(
-        kind,
-        path,
-        image,
+        file,
         ram,
         initrd,
         |initrd_len, dtb_len| place(&header, ram, initrd_len, dtb_len),
@@ -62,15 +77,13 @@ where
     )
 }
 
-/// The boot plan of a Linux kernel `image` (from `path`) named `kind`
-/// ("arm64", "RISC-V"), with `initrd` if there is one: `plan` places the kernel,
+/// The boot plan of the Linux kernel `kernel` (its header already read),
+/// with `initrd` if there is one: `plan` places the kernel,
 /// the tree and the initrd from their lengths (`initrd_len`, `dtb_len`),
 /// `tree` builds the device tree naming the initrd's address and length.
 /// The vCPU starts at the kernel's first byte with the tree's address.
 fn plan<P, T>(
-    kind: &str,
-    path: &str,
-    image: &[u8],
+    file: KernelFile<'_>,
     ram: &Region,
     initrd: Option<Vec<u8>>,
     plan: P,
@@ -80,6 +93,7 @@ where
     P: FnOnce(Option<u64>, u64) -> Result<LinuxBootPlan, String>,
     T: Fn(Option<(GuestPhysAddr, u64)>) -> Result<Vec<u8>, HvError>,
 {
+    let KernelFile { kind, path, image } = file;
     let initrd_len = initrd.as_ref().map(|i| i.len() as u64);
     let measured = tree(initrd_len.map(|len| (ram.gpa, len)))?.len() as u64;
     let placed = plan(initrd_len, measured).map_err(|e| HvError::Boot(format!("{path} ({e})")))?;

@@ -59,13 +59,18 @@ impl Arch for Aarch64 {
             };
             dtb::aarch64_dtb(&Self::BOARD, layout, &config).map_err(tree_error)
         };
+        let kernel = crate::linux_boot::Kernel {
+            file: crate::linux_boot::KernelFile {
+                kind: "arm64",
+                path: inputs.kernel,
+                image,
+            },
+            header: linux_image::ImageHeader::parse(image).ok(),
+        };
         crate::linux_boot::boot_plan(
-            "arm64",
-            inputs.kernel,
-            image,
+            kernel,
             layout,
             inputs.initrd,
-            linux_image::ImageHeader::parse(image).ok(),
             |header, ram, initrd_len, dtb_len| {
                 header
                     .plan_boot(ram, image.len() as u64, initrd_len, dtb_len)

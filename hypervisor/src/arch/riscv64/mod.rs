@@ -56,13 +56,18 @@ impl Arch for Riscv64 {
             dtb::riscv64_dtb(&Self::BOARD, layout, &config)
                 .map_err(|e| HvError::DeviceTree(alloc::format!("{e}")))
         };
+        let kernel = crate::linux_boot::Kernel {
+            file: crate::linux_boot::KernelFile {
+                kind: "RISC-V",
+                path: inputs.kernel,
+                image,
+            },
+            header: linux_image::ImageHeader::parse(image).ok(),
+        };
         crate::linux_boot::boot_plan(
-            "RISC-V",
-            inputs.kernel,
-            image,
+            kernel,
             layout,
             inputs.initrd,
-            linux_image::ImageHeader::parse(image).ok(),
             |header, ram, initrd_len, dtb_len| {
                 header
                     .plan_boot(ram, layout.entry, image.len() as u64, initrd_len, dtb_len)
