@@ -19,6 +19,7 @@ mod lint;
 mod paths;
 mod pflash;
 mod prepare;
+mod progress;
 mod qemu;
 mod readme_transcript;
 mod run;

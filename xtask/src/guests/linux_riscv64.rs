@@ -19,6 +19,7 @@
 use super::initramfs;
 use super::kbuild::{self, Toolchain, Tree};
 use super::linux::LinuxGuest;
+use crate::progress::Task;
 use anyhow::{Context, Result, bail, ensure};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -91,7 +92,9 @@ pub fn prepare() -> Result<LinuxGuest> {
             entry.display()
         );
         let start = Instant::now();
-        build_entry(&entry, &built_from)?;
+        let progress = Task::start("riscv64 kernel");
+        build_entry(&entry, &built_from, &progress)?;
+        progress.clear();
         format!(
             "built in {:.0} s, cached in {}",
             start.elapsed().as_secs_f64(),
@@ -218,13 +221,13 @@ fn cache_root() -> Result<PathBuf> {
 
 /// Builds the kernel and initramfs into a scratch directory beside
 /// `entry` and renames it to `entry` once complete.
-fn build_entry(entry: &Path, built_from: &str) -> Result<()> {
+fn build_entry(entry: &Path, built_from: &str, progress: &Task) -> Result<()> {
     let scratch = entry.with_extension(format!("building-{}", std::process::id()));
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch)
             .with_context(|| format!("cannot remove {}", scratch.display()))?;
     }
-    let result = build_into(&scratch, built_from).and_then(|()| {
+    let result = build_into(&scratch, built_from, progress).and_then(|()| {
         // Another run may have finished the same entry first; either is
         // the same build.
         if entry.join(STAMP_FILE).is_file() {
@@ -246,13 +249,14 @@ fn build_entry(entry: &Path, built_from: &str) -> Result<()> {
 
 /// Unpacks the source into `scratch`, builds, and leaves the cache entry's
 /// files in `scratch/entry`.
-fn build_into(scratch: &Path, built_from: &str) -> Result<()> {
-    let source = kbuild::unpack(Path::new(SOURCE_TARBALL), &scratch.join("src"))?;
+fn build_into(scratch: &Path, built_from: &str, progress: &Task) -> Result<()> {
+    let source = kbuild::unpack(Path::new(SOURCE_TARBALL), &scratch.join("src"), progress)?;
     let tree = Tree {
         toolchain: &TOOLCHAIN,
         source,
         build: scratch.join("build"),
         logs: scratch.join("logs"),
+        progress,
     };
     let inputs = scratch.join("inputs");
     std::fs::create_dir_all(&inputs)
