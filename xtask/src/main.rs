@@ -23,6 +23,7 @@ mod progress;
 mod qemu;
 mod readme_transcript;
 mod run;
+mod setup;
 mod vm;
 mod vm_report;
 

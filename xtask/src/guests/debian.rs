@@ -8,9 +8,9 @@
 //! no URL here) into `target/debian/<package>/`, unpacked with `dpkg-deb
 //! -x`, and cached: once unpacked, its version is recorded beside it and a
 //! second run fetches nothing. A package of another architecture
-//! (`name:arm64`) needs that architecture added to the machine's dpkg.
-//! A download shows its bytes on a spinner on a terminal, and ends with
-//! one line naming what it fetched.
+//! (`name:arm64`) needs that architecture added to the machine's dpkg
+//! (`cargo xtask setup` does it). A download shows its bytes on a
+//! spinner on a terminal, and ends with one line naming what it fetched.
 
 use crate::paths::target_base;
 use crate::progress::{self, Task};
@@ -193,7 +193,8 @@ fn download(package: &str, dir: &Path) -> Result<PathBuf> {
     if !status.success() {
         task.clear();
         bail!(
-            "apt-get download {package} failed (is apt configured, and `apt-get update` done?):\n{output}"
+            "apt-get download {package} failed (is apt configured, and `apt-get update` done? \
+             `cargo xtask setup` does both):\n{output}"
         );
     }
     let deb = debs()?
@@ -278,7 +279,8 @@ fn check_architecture(package: &str) -> Result<()> {
     ensure!(
         knows_architecture(&native, &foreign, arch),
         "{package} is a package of the {arch} architecture, which this machine's dpkg does not \
-         have: run `dpkg --add-architecture {arch} && apt-get update` (as root), then try again"
+         have: run `dpkg --add-architecture {arch} && apt-get update` (as root; `cargo xtask \
+         setup` does it), then try again"
     );
     Ok(())
 }
@@ -286,7 +288,7 @@ fn check_architecture(package: &str) -> Result<()> {
 /// Whether `arch` is the native architecture or one of the foreign ones,
 /// as `dpkg --print-architecture` and `--print-foreign-architectures`
 /// print them.
-fn knows_architecture(native: &str, foreign: &str, arch: &str) -> bool {
+pub(crate) fn knows_architecture(native: &str, foreign: &str, arch: &str) -> bool {
     native.trim() == arch || foreign.lines().any(|line| line.trim() == arch)
 }
 
