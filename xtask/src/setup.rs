@@ -689,7 +689,8 @@ fn probe(needs: &Needs) -> Machine {
     if needs.uboot {
         listed.push(UBOOT_LISTED);
     }
-    let unlisted = listed.into_iter().filter(|p| !apt_lists(p)).collect();
+    let have = apt_lists(&listed);
+    let unlisted = listed.into_iter().filter(|p| !have.contains(p)).collect();
     Machine {
         apt,
         root: is_root(),
@@ -778,15 +779,53 @@ fn dpkg_knows(arch: &str) -> bool {
     }
 }
 
-/// Whether apt's package lists have `package`.
-fn apt_lists(package: &str) -> bool {
-    Process::new("apt-cache")
-        .args(["show", "--no-all-versions", package])
+/// Which of `packages` (`name` or `name:arch`) apt's package lists have:
+/// one `apt-cache show` (each run reads all the lists, over a second on
+/// a machine without apt's binary cache).
+fn apt_lists(packages: &[&'static str]) -> Vec<&'static str> {
+    if packages.is_empty() {
+        return Vec::new();
+    }
+    let out = Process::new("apt-cache")
+        .args(["show", "--no-all-versions"])
+        .args(packages)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+        .output();
+    let text = out.map_or_else(
+        |_| String::new(),
+        |o| String::from_utf8_lossy(&o.stdout).into_owned(),
+    );
+    let found = parse_shown(&text);
+    packages
+        .iter()
+        .copied()
+        .filter(|wanted| {
+            let (name, arch) = match wanted.split_once(':') {
+                Some((name, arch)) => (name, Some(arch)),
+                None => (*wanted, None),
+            };
+            found
+                .iter()
+                .any(|(n, a)| n == name && arch.is_none_or(|arch| a == arch))
+        })
+        .collect()
+}
+
+/// The (package, architecture) of each record of `apt-cache show` output.
+pub fn parse_shown(text: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut package = None;
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("Package:") {
+            package = Some(name.trim().to_string());
+        } else if let Some(arch) = line.strip_prefix("Architecture:")
+            && let Some(name) = package.take()
+        {
+            found.push((name, arch.trim().to_string()));
+        }
+    }
+    found
 }
 
 /// Whether `program` is on `PATH`.
@@ -1118,6 +1157,20 @@ mod tests {
         let text = "bc\tii \nflex\tun \nlibssl-dev\tii \nmake\trc \n";
         assert_eq!(parse_installed(text), ["bc", "libssl-dev"]);
         assert!(parse_installed("").is_empty());
+    }
+
+    #[test]
+    fn listed_packages_are_the_records_apt_cache_shows() {
+        let text = "Package: u-boot-qemu\nVersion: 2023.01\nArchitecture: all\nSize: 1\n\n\
+                    Package: busybox-static\nSource: busybox\nArchitecture: arm64\n\n";
+        assert_eq!(
+            parse_shown(text),
+            [
+                ("u-boot-qemu".to_string(), "all".to_string()),
+                ("busybox-static".to_string(), "arm64".to_string()),
+            ]
+        );
+        assert!(parse_shown("").is_empty());
     }
 
     #[test]
