@@ -564,7 +564,7 @@ fn ensure(needs: &Needs, no_install: bool, dry_run: bool) -> Result<(Machine, bo
         run_plain(&["sudo", "-v"])?;
     }
     for step in &plan.steps {
-        run_step(step, machine.root)?;
+        run_step(step, machine.root, &mut run_line)?;
     }
     let after = probe(needs);
     let left = self::plan(needs, &after, min).problems;
@@ -597,28 +597,31 @@ fn run_plain(argv: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Runs the command lines of `step`, each printed first; falls back to
-/// the default release where a backports install fails.
-fn run_step(step: &Step, root: bool) -> Result<()> {
+/// Runs the command lines of `step` with `run`; falls back to the
+/// default release where an install from another one fails.
+fn run_step(
+    step: &Step,
+    root: bool,
+    run: &mut dyn FnMut(&CommandLine) -> Result<()>,
+) -> Result<()> {
     for line in command_lines(step, root) {
-        match run_line(&line) {
-            Ok(()) => {}
-            Err(e) => match step {
-                Step::Install {
-                    packages,
-                    release: Some(release),
-                } => {
-                    eprintln!(
-                        "{e:#}\nsetup: installing from {release} failed; falling back to the default release"
-                    );
-                    let fallback = Step::Install {
-                        packages: packages.clone(),
-                        release: None,
-                    };
-                    return run_step(&fallback, root);
-                }
-                _ => return Err(e),
-            },
+        if let Err(e) = run(&line) {
+            let Step::Install {
+                packages,
+                release: Some(release),
+            } = step
+            else {
+                return Err(e);
+            };
+            eprintln!(
+                "{e:#}\nsetup: installing from {release} failed; falling back to the default \
+                 release"
+            );
+            let fallback = Step::Install {
+                packages: packages.clone(),
+                release: None,
+            };
+            return run_step(&fallback, root, run);
         }
     }
     Ok(())
@@ -1115,6 +1118,42 @@ mod tests {
             "{plan:?}"
         );
         assert_eq!(plan.steps, [Step::Update]);
+    }
+
+    #[test]
+    fn a_failed_backports_install_falls_back_to_the_default_release() {
+        let step = Step::Install {
+            packages: vec!["qemu-system-misc"],
+            release: Some("bookworm-backports"),
+        };
+        let mut ran = Vec::new();
+        run_step(&step, true, &mut |line| {
+            ran.push(line.shown());
+            if line.argv.iter().any(|a| a == "-t") {
+                bail!("no such release");
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            ran,
+            [
+                "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -t \
+                 bookworm-backports qemu-system-misc",
+                "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+                 qemu-system-misc",
+            ]
+        );
+        // Any other step's failure is the setup's failure.
+        let err = run_step(&Step::Update, true, &mut |_| bail!("offline")).unwrap_err();
+        assert_eq!(err.to_string(), "offline");
+        let mut calls = 0;
+        let err = run_step(&step, true, &mut |_| {
+            calls += 1;
+            bail!("broken")
+        })
+        .unwrap_err();
+        assert_eq!((err.to_string().as_str(), calls), ("broken", 2));
     }
 
     #[test]
