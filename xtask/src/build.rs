@@ -1,9 +1,13 @@
 //! Builds the ArceOS applications with cargo: each in its own target
 //! directory with its own `AX_CONFIG_PATH`, so the guest's and the
 //! hypervisor's configurations never invalidate each other's builds.
+//! Cargo's output is either the user's to watch (its own progress) or
+//! captured, and then a spinner on a terminal names what is built, for
+//! how long, and the crate cargo is at.
 
 use crate::arch::{App, ArchSpec};
 use crate::paths::ArchPaths;
+use crate::progress::{self, Task};
 use anyhow::{Context, Result, bail};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -46,13 +50,13 @@ pub fn build_app(
         .stdin(Stdio::null());
     let (status, log) = match output {
         CargoOutput::Live => (cmd.status(), String::new()),
-        CargoOutput::Captured => match cmd.output() {
-            Ok(out) => (
-                Ok(out.status),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            ),
-            Err(e) => (Err(e), String::new()),
-        },
+        CargoOutput::Captured => {
+            let task = Task::start(&format!("building {} for {}", app.package, spec.arch));
+            match progress::run_captured(cmd, &task) {
+                Ok((status, log)) => (Ok(status), log),
+                Err(e) => (Err(e), String::new()),
+            }
+        }
     };
     let status = status.context("cannot run cargo")?;
     if !status.success() {

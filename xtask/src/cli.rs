@@ -21,6 +21,10 @@ pub struct Cli {
     /// Print the exact QEMU command line before running it.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Install nothing: where QEMU or a package is missing, print the
+    /// commands that install it and fail.
+    #[arg(long, global = true)]
+    pub no_install: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -37,6 +41,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Check formatting and run clippy (-D warnings) on every crate and target.
     Lint,
+    /// Install what run, test and bench need (QEMU >= 10, the riscv64 Linux
+    /// guest's build packages, Debian's arm64 packages) with apt-get.
+    Setup(crate::setup::SetupArgs),
 }
 
 #[derive(Args, Debug)]
@@ -184,6 +191,7 @@ fn tutorial_parser() -> impl clap::builder::TypedValueParser<Value = TutorialApp
 
 /// Runs the command `cli` asks for.
 pub fn dispatch(cli: Cli) -> Result<()> {
+    crate::setup::ensure_for(&cli.command, cli.no_install)?;
     match cli.command {
         Command::Build(a) => crate::run::build_only(a.arch),
         Command::Run(a) => {
@@ -196,6 +204,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Test(a) => crate::e2e::run_all(a.arch, cli.verbose),
         Command::Lint => crate::lint::lint(),
+        Command::Setup(a) => crate::setup::setup(&a, cli.no_install),
         Command::Bench(a) => crate::bench::bench(&crate::bench::BenchOptions {
             arches: a.arch.map_or_else(Arch::implemented, |arch| vec![arch]),
             runs: a.runs as usize,

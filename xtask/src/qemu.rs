@@ -1,5 +1,7 @@
 //! Finding QEMU: the system emulator of an architecture must be installed
 //! and recent enough, or the user is told which Debian package to install.
+//! (`setup.rs` installs it before `run`, `test` and `bench`; this check
+//! stays as the last word before QEMU is started.)
 
 use crate::arch::QemuSpec;
 use anyhow::{Result, bail};
@@ -29,7 +31,8 @@ fn install_hint(qemu: &QemuSpec) -> String {
     let (major, minor) = qemu.min_version;
     format!(
         "Install it with: sudo apt-get install -t bookworm-backports {} \
-         (Debian 12, with bookworm-backports in the apt sources; `bash .ci/run` adds it), \
+         (Debian 12, with bookworm-backports in the apt sources; `cargo xtask setup` adds it \
+         and installs QEMU), \
          or your distribution's QEMU >= {major}.{minor}",
         qemu.debian_package
     )

@@ -8,12 +8,17 @@
 //! no URL here) into `target/debian/<package>/`, unpacked with `dpkg-deb
 //! -x`, and cached: once unpacked, its version is recorded beside it and a
 //! second run fetches nothing. A package of another architecture
-//! (`name:arm64`) needs that architecture added to the machine's dpkg.
+//! (`name:arm64`) needs that architecture added to the machine's dpkg
+//! (`cargo xtask setup` does it). A download shows its bytes on a
+//! spinner on a terminal, and ends with one line naming what it fetched.
 
 use crate::paths::target_base;
+use crate::progress::{self, Task};
 use anyhow::{Context, Result, bail, ensure};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// One file of one Debian package.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,22 +164,80 @@ fn download(package: &str, dir: &Path) -> Result<PathBuf> {
         std::fs::remove_file(&stale)
             .with_context(|| format!("cannot remove {}", stale.display()))?;
     }
-    let out = Command::new("apt-get")
-        .current_dir(dir)
+    let mut cmd = Command::new("apt-get");
+    cmd.current_dir(dir)
         .args(["download", package])
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run apt-get (Debian's package tool) to fetch the guest")?;
-    if !out.status.success() {
+        .stdin(Stdio::null());
+    let task = Task::start(&format!("apt-get download {package}"));
+    let size = download_size(package);
+    if let Some(size) = size {
+        task.set_total_bytes(size);
+    }
+    // apt-get writes the .deb where it will stay: its size so far is how
+    // far the download is.
+    let done = AtomicBool::new(false);
+    let (status, output) = std::thread::scope(|scope| {
+        if task.is_live() {
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    task.set_bytes(bytes_of(debs().unwrap_or_default()));
+                    std::thread::sleep(Duration::from_millis(150));
+                }
+            });
+        }
+        let result = progress::run_captured(cmd, &task);
+        done.store(true, Ordering::Relaxed);
+        result
+    })
+    .context("cannot run apt-get (Debian's package tool) to fetch the guest")?;
+    if !status.success() {
+        task.clear();
         bail!(
-            "apt-get download {package} failed (is apt configured, and `apt-get update` done?):\n{}",
-            String::from_utf8_lossy(&out.stderr)
+            "apt-get download {package} failed (is apt configured, and `apt-get update` done? \
+             `cargo xtask setup` does both):\n{output}"
         );
     }
-    debs()?
+    let deb = debs()?
         .into_iter()
         .next()
-        .with_context(|| format!("apt-get left no {name} .deb in {}", dir.display()))
+        .with_context(|| format!("apt-get left no {name} .deb in {}", dir.display()))?;
+    let took = task.elapsed().as_secs_f64();
+    let bytes = bytes_of(vec![deb.clone()]);
+    task.finish(&format!(
+        "fetched {} ({:.1} MB) with apt-get download in {took:.1} s",
+        deb.file_name().unwrap_or_default().to_string_lossy(),
+        bytes as f64 / 1e6
+    ));
+    Ok(deb)
+}
+
+/// The total size of `files`.
+fn bytes_of(files: Vec<PathBuf>) -> u64 {
+    files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// The size of the `.deb` apt would download for `package`, if its
+/// lists say.
+fn download_size(package: &str) -> Option<u64> {
+    let out = Command::new("apt-cache")
+        .args(["show", "--no-all-versions", package])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status.success().then_some(())?;
+    control_size(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The first `Size:` field of `apt-cache show` output.
+fn control_size(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("Size:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// One field of a `.deb`'s control file.
@@ -216,7 +279,8 @@ fn check_architecture(package: &str) -> Result<()> {
     ensure!(
         knows_architecture(&native, &foreign, arch),
         "{package} is a package of the {arch} architecture, which this machine's dpkg does not \
-         have: run `dpkg --add-architecture {arch} && apt-get update` (as root), then try again"
+         have: run `dpkg --add-architecture {arch} && apt-get update` (as root; `cargo xtask \
+         setup` does it), then try again"
     );
     Ok(())
 }
@@ -224,7 +288,7 @@ fn check_architecture(package: &str) -> Result<()> {
 /// Whether `arch` is the native architecture or one of the foreign ones,
 /// as `dpkg --print-architecture` and `--print-foreign-architectures`
 /// print them.
-fn knows_architecture(native: &str, foreign: &str, arch: &str) -> bool {
+pub(crate) fn knows_architecture(native: &str, foreign: &str, arch: &str) -> bool {
     native.trim() == arch || foreign.lines().any(|line| line.trim() == arch)
 }
 
@@ -242,6 +306,14 @@ mod tests {
         let text = "meta\n |Depends: <virtual>\n  Depends: <virtual>\n  Depends: real\n";
         assert_eq!(first_dependency(text).as_deref(), Some("real"));
         assert_eq!(first_dependency("meta\n  Recommends: other\n"), None);
+    }
+
+    #[test]
+    fn the_download_size_is_the_size_field() {
+        let text = "Package: u-boot-qemu\nVersion: 2023.01+dfsg-2+deb12u1\nInstalled-Size: 6174\n\
+                    Size: 1234567\nSHA256: 00\n";
+        assert_eq!(control_size(text), Some(1_234_567));
+        assert_eq!(control_size("Package: x\n"), None);
     }
 
     #[test]

@@ -13,11 +13,15 @@
 //! (`KBUILD_BUILD_USER`, `_HOST`, `_TIMESTAMP`, `_VERSION`, the locale),
 //! so the same source, fragment and compiler give the same `Image`.
 //! Each step's output goes to a log file; a failing step's error quotes
-//! the end of its log.
+//! the end of its log. While a step runs, its progress (the step, the
+//! objects compiled so far and the last line of its log) is shown on the
+//! build's spinner (`progress.rs`; on a terminal only).
 
+use crate::progress::{self, Task};
 use anyhow::{Context, Result, bail, ensure};
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -46,31 +50,48 @@ pub const PINNED_ENV: [(&str, &str); 5] = [
     ("LC_ALL", "C"),
 ];
 
-/// A kernel tree being built: its source, its build directory and where
-/// the logs go.
+/// A kernel tree being built: its source, its build directory, where
+/// the logs go, and the spinner that shows how far it is.
 pub struct Tree<'a> {
     pub toolchain: &'a Toolchain,
     pub source: PathBuf,
     pub build: PathBuf,
     pub logs: PathBuf,
+    pub progress: &'a Task,
 }
 
-/// Unpacks `tarball` (`.tar.xz`) into `dir`; returns the one directory it
-/// holds.
-pub fn unpack(tarball: &Path, dir: &Path) -> Result<PathBuf> {
+/// Unpacks `tarball` (`.tar.xz`) into `dir`, counting its files on
+/// `progress`; returns the one directory it holds.
+pub fn unpack(tarball: &Path, dir: &Path, progress: &Task) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let status = Command::new("tar")
-        .arg("-C")
+    let mut tar = Command::new("tar");
+    tar.arg("-C")
         .arg(dir)
-        .arg("-xf")
+        .arg("-xvf")
         .arg(tarball)
-        .stdin(Stdio::null())
-        .status()
-        .context("cannot run tar to unpack the kernel source")?;
+        .stdin(Stdio::null());
+    let (mut files, mut errors) = (0u64, String::new());
+    let status = progress::run_lines(tar, |line| {
+        // `tar -v` names each file it writes; anything else is a message.
+        if line.starts_with("tar: ") {
+            errors.push_str(line);
+        } else {
+            files += 1;
+            if files % 256 == 0 {
+                progress.set_detail(format!("unpacking the source: {files} files"));
+            }
+        }
+    })
+    .context("cannot run tar to unpack the kernel source")?;
     ensure!(
         status.success(),
-        "tar -xf {} failed ({status})",
-        tarball.display()
+        "tar -xf {} failed ({status}){}",
+        tarball.display(),
+        if errors.is_empty() {
+            String::new()
+        } else {
+            format!(":\n{}", errors.trim_end())
+        }
     );
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
@@ -113,20 +134,33 @@ impl Tree<'_> {
             .stdin(Stdio::null());
     }
 
-    /// Runs `cmd` with its output in the log `name`; fails quoting the
-    /// log's end.
-    fn run(&self, name: &str, mut cmd: Command) -> Result<()> {
+    /// Runs `cmd` with its output in the log `name`, showing how far it
+    /// is on the spinner; fails quoting the log's end.
+    fn run(&self, name: &str, cmd: Command) -> Result<()> {
         std::fs::create_dir_all(&self.logs)
             .with_context(|| format!("cannot create {}", self.logs.display()))?;
         let log = self.logs.join(format!("{name}.log"));
-        let out = File::create(&log).with_context(|| format!("cannot write {}", log.display()))?;
-        let err = out.try_clone()?;
+        let mut out =
+            File::create(&log).with_context(|| format!("cannot write {}", log.display()))?;
         let program = cmd.get_program().to_string_lossy().into_owned();
-        let status = cmd
-            .stdout(out)
-            .stderr(err)
-            .status()
-            .with_context(|| format!("cannot run {program} ({name})"))?;
+        self.progress.set_detail(format!("{name}: started"));
+        let mut counter = StepCounter::default();
+        let mut write_error = None;
+        let status = progress::run_lines(cmd, |line| {
+            if write_error.is_none()
+                && let Err(e) = out.write_all(line.as_bytes())
+            {
+                write_error = Some(e);
+            }
+            if let Some(detail) = counter.line(name, line) {
+                self.progress.set_detail(detail);
+            }
+        })
+        .with_context(|| format!("cannot run {program} ({name})"))?;
+        if let Some(e) = write_error {
+            return Err(e).with_context(|| format!("cannot write {}", log.display()));
+        }
+        drop(out);
         if !status.success() {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             bail!(
@@ -299,8 +333,35 @@ fn config_symbol(line: &str) -> Option<&str> {
 
 /// The last `lines` lines of `text`.
 fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    progress::tail(text, lines)
+}
+
+/// What a step has done so far, from its output: kbuild prints one
+/// `  CC      path/file.o` (or `AS`, `LD`, `AR`, ...) line per file it
+/// makes.
+#[derive(Default)]
+struct StepCounter {
+    /// Files compiled or assembled (`CC`, `AS`, `HOSTCC`).
+    compiled: u64,
+}
+
+impl StepCounter {
+    /// Counts `line` of step `name`; returns what the spinner says now.
+    fn line(&mut self, name: &str, line: &str) -> Option<String> {
+        let shown = progress::one_line(line);
+        if shown.is_empty() {
+            return None;
+        }
+        let word = shown.split_whitespace().next().unwrap_or("");
+        if matches!(word, "CC" | "AS" | "HOSTCC") {
+            self.compiled += 1;
+        }
+        Some(if self.compiled > 0 {
+            format!("{name}: {} files compiled; {shown}", self.compiled)
+        } else {
+            format!("{name}: {shown}")
+        })
+    }
 }
 
 #[cfg(test)]
@@ -384,6 +445,70 @@ mod tests {
             .position(|f| f == "-I/b/nolibc/sysroot/include");
         let uapi = flags.iter().position(|f| f == "-I/b/usr/include");
         assert!(nolibc.unwrap() < uapi.unwrap(), "nolibc's headers first");
+    }
+
+    #[test]
+    fn the_spinner_counts_the_files_kbuild_compiles() {
+        let mut counter = StepCounter::default();
+        assert_eq!(
+            counter
+                .line("image", "make[1]: Entering directory '/b'\n")
+                .as_deref(),
+            Some("image: make[1]: Entering directory '/b'")
+        );
+        assert_eq!(counter.line("image", "\n"), None);
+        assert_eq!(
+            counter
+                .line("image", "  HOSTCC  scripts/basic/fixdep\n")
+                .as_deref(),
+            Some("image: 1 files compiled; HOSTCC  scripts/basic/fixdep")
+        );
+        counter.line("image", "  CC      init/main.o\n");
+        counter.line("image", "  AS      arch/riscv/kernel/head.o\n");
+        assert_eq!(
+            counter.line("image", "  LD      vmlinux\n").as_deref(),
+            Some("image: 3 files compiled; LD      vmlinux")
+        );
+    }
+
+    #[test]
+    fn a_step_s_output_goes_to_its_log_and_a_failure_quotes_it() {
+        let dir = std::env::temp_dir().join(format!("kbuild-test-{}", std::process::id()));
+        let task = Task::start("test");
+        let tree = Tree {
+            toolchain: &Toolchain {
+                arch: "riscv",
+                cross_compile: "riscv64-linux-gnu-",
+                image_target: "Image",
+                image_path: "arch/riscv/boot/Image",
+                jobs: 1,
+            },
+            source: dir.clone(),
+            build: dir.clone(),
+            logs: dir.join("logs"),
+            progress: &task,
+        };
+        let mut good = Command::new("sh");
+        good.args(["-c", "echo '  CC      a.o'; echo warning >&2"]);
+        tree.run("good", good).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("logs/good.log")).unwrap(),
+            "  CC      a.o\nwarning\n"
+        );
+        let mut bad = Command::new("sh");
+        bad.args(["-c", "for n in $(seq 1 40); do echo line $n; done; exit 2"]);
+        let err = tree.run("bad", bad).unwrap_err().to_string();
+        assert!(
+            err.starts_with("the kernel build's step `bad` failed (exit status: 2); the end of "),
+            "{err}"
+        );
+        assert!(err.contains(":\nline 11\n"), "{err}");
+        assert!(
+            !err.contains("line 10\n") && err.ends_with("line 40"),
+            "{err}"
+        );
+        task.clear();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! and an initramfs holding only `/init`, built from `xtask/linux/init.c`
 //! against the kernel's nolibc (`guests/kbuild.rs` does the building).
 //!
-//! Nothing is installed here: the packages must be there (`.ci/run`
-//! installs them), and a missing one is named with the command that
-//! installs it. The result is cached outside the clone, in
+//! Nothing is installed here: the packages must be there (`cargo xtask
+//! setup`, `setup.rs`, installs them before `run --linux`, `test` and
+//! `bench`), and a missing one is named with the command that installs
+//! it. The result is cached outside the clone, in
 //! `$XDG_CACHE_HOME/arceos-guestaspace/linux-riscv64/<key>/` (or under
 //! `~/.cache`), where `<key>` hashes everything the build depends on: the
 //! fragment, the `/init` source, the versions of `linux-source-6.1` and of
@@ -19,6 +20,7 @@
 use super::initramfs;
 use super::kbuild::{self, Toolchain, Tree};
 use super::linux::LinuxGuest;
+use crate::progress::Task;
 use anyhow::{Context, Result, bail, ensure};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -35,7 +37,7 @@ const SOURCE_TARBALL: &str = "/usr/src/linux-source-6.1.tar.xz";
 /// The cross compiler's package.
 pub const COMPILER_PACKAGE: &str = "gcc-riscv64-linux-gnu";
 
-/// Every package the build needs (`.ci/run` installs the same list).
+/// Every package the build needs (`setup.rs` installs this list).
 pub const PACKAGES: [&str; 8] = [
     SOURCE_PACKAGE,
     COMPILER_PACKAGE,
@@ -85,7 +87,9 @@ pub fn prepare() -> Result<LinuxGuest> {
             entry.display()
         );
         let start = Instant::now();
-        build_entry(&entry, &built_from)?;
+        let progress = Task::start("riscv64 kernel");
+        build_entry(&entry, &built_from, &progress)?;
+        progress.clear();
         format!(
             "built in {:.0} s, cached in {}",
             start.elapsed().as_secs_f64(),
@@ -129,7 +133,7 @@ fn check_packages() -> Result<Versions> {
     ensure!(
         missing.is_empty(),
         "building the riscv64 Linux guest needs {} (not installed); install {} with \
-         `apt-get install {}` (as root; .ci/run does it)",
+         `apt-get install {}` (as root; `cargo xtask setup` does it)",
         missing.join(", "),
         if missing.len() == 1 { "it" } else { "them" },
         PACKAGES.join(" ")
@@ -211,13 +215,13 @@ fn cache_root() -> Result<PathBuf> {
 
 /// Builds the kernel and initramfs into a scratch directory beside
 /// `entry` and renames it to `entry` once complete.
-fn build_entry(entry: &Path, built_from: &str) -> Result<()> {
+fn build_entry(entry: &Path, built_from: &str, progress: &Task) -> Result<()> {
     let scratch = entry.with_extension(format!("building-{}", std::process::id()));
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch)
             .with_context(|| format!("cannot remove {}", scratch.display()))?;
     }
-    let result = build_into(&scratch, built_from).and_then(|()| {
+    let result = build_into(&scratch, built_from, progress).and_then(|()| {
         // Another run may have finished the same entry first; either is
         // the same build.
         if entry.join(STAMP_FILE).is_file() {
@@ -239,13 +243,14 @@ fn build_entry(entry: &Path, built_from: &str) -> Result<()> {
 
 /// Unpacks the source into `scratch`, builds, and leaves the cache entry's
 /// files in `scratch/entry`.
-fn build_into(scratch: &Path, built_from: &str) -> Result<()> {
-    let source = kbuild::unpack(Path::new(SOURCE_TARBALL), &scratch.join("src"))?;
+fn build_into(scratch: &Path, built_from: &str, progress: &Task) -> Result<()> {
+    let source = kbuild::unpack(Path::new(SOURCE_TARBALL), &scratch.join("src"), progress)?;
     let tree = Tree {
         toolchain: &TOOLCHAIN,
         source,
         build: scratch.join("build"),
         logs: scratch.join("logs"),
+        progress,
     };
     let inputs = scratch.join("inputs");
     std::fs::create_dir_all(&inputs)
@@ -313,13 +318,5 @@ mod tests {
             root.ends_with("arceos-guestaspace/linux-riscv64"),
             "{root:?}"
         );
-    }
-
-    #[test]
-    fn the_package_list_of_ci_is_the_one_checked_here() {
-        let ci = include_str!("../../../.ci/run");
-        for package in PACKAGES {
-            assert!(ci.contains(package), ".ci/run does not install {package}");
-        }
     }
 }

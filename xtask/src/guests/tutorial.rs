@@ -13,6 +13,7 @@
 
 use crate::arch::ArchSpec;
 use crate::paths::target_base;
+use crate::progress::{self, Task};
 use anyhow::{Context, Result, bail, ensure};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -86,8 +87,7 @@ pub fn build(app: TutorialApp, spec: &ArchSpec) -> Result<PathBuf> {
     if !app.features.is_empty() {
         cmd.arg("--features").arg(app.features.join(","));
     }
-    let status = cmd
-        .current_dir(&copy)
+    cmd.current_dir(&copy)
         .arg("--target-dir")
         .arg(&target_dir)
         .env("AX_CONFIG_PATH", &config)
@@ -97,17 +97,17 @@ pub fn build(app: TutorialApp, spec: &ArchSpec) -> Result<PathBuf> {
         .env_remove("RUSTC")
         .env_remove("RUSTUP_TOOLCHAIN")
         .env_remove("CARGO_TARGET_DIR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
+        .stdin(Stdio::null());
+    // Its output is kept for a failure; a terminal shows a spinner.
+    let task = Task::start(&format!("building {} for {}", app.dir_name(), spec.arch));
+    let (status, output) = progress::run_captured(cmd, &task)
         .with_context(|| format!("cannot run cargo to build {}", app.dir_name()))?;
-    if !status.status.success() {
+    task.clear();
+    if !status.success() {
         bail!(
-            "building {} for {} failed:\n{}",
+            "building {} for {} failed:\n{output}",
             app.dir_name(),
             spec.arch,
-            String::from_utf8_lossy(&status.stderr)
         );
     }
     let elf = target_dir.join(spec.triple).join("release").join(app.name);
