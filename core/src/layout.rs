@@ -157,6 +157,8 @@ impl Region {
                 hpa: hpa + crate::page_base(gpa - self.gpa),
             },
             RegionKind::Emulated { content } => Backing::Content(content),
+            // Not guest-reachable: the fault path (`fault.rs`, the run loop)
+            // hands device regions to the bus and never asks for a backing.
             RegionKind::Device => unreachable!("device regions are never mapped"),
         }
     }

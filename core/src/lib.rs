@@ -43,6 +43,11 @@ pub mod vm;
 #[cfg(feature = "vmconfig")]
 pub mod vmconfig;
 
+// The property tests cover the device models (`alloc`) and the config
+// file (`vmconfig`, which implies `alloc`).
+#[cfg(all(test, feature = "vmconfig"))]
+mod proptests;
+
 /// Size of the pages the hypervisor maps for the guest.
 pub const PAGE_SIZE: u64 = 4096;
 

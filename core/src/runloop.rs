@@ -113,7 +113,7 @@ fn nested_page_fault<V: Vcpu, F: Format, H: Host, C: Console>(
     } else {
         ExitKind::NestedPageFault
     });
-    let found = found.ok_or_else(|| VmError::WildAccess { gpa, access, pc })?;
+    let found = found.ok_or(VmError::WildAccess { gpa, access, pc })?;
     if !found.1.perms.allows(access) {
         return Err(VmError::Forbidden {
             gpa,

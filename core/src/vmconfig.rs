@@ -361,6 +361,7 @@ pub fn parse_with_lines(text: &str) -> Result<(VmConfig, KeyLines), ConfigError>
             "mem" => config.mem = Some(setting.size()?),
             "cpus" => {
                 let cpus = setting.integer("an integer", check_cpus)?;
+                // Cannot fail: `check_cpus` accepted it, so it is 1.
                 config.cpus = u32::try_from(cpus).expect("checked range");
             }
             "watchdog" => {
@@ -373,6 +374,8 @@ pub fn parse_with_lines(text: &str) -> Result<(VmConfig, KeyLines), ConfigError>
                 setting
                     .string(|_| Err(Problem::NotSupported("virtio-blk is not supported yet")))?;
             }
+            // Not reachable from the file: a key outside KEYS was refused
+            // above as UnknownKey, and every key of KEYS has its arm here.
             _ => unreachable!("every key of KEYS is matched"),
         }
     }

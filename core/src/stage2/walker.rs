@@ -274,6 +274,8 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
         device: bool,
         owned: bool,
     ) -> Result<(), MapError> {
+        // Cannot fail: with `create` set, `slot_at` allocates every missing
+        // table or returns the allocation error through `?`.
         let slot = self.slot_at(gpa, 0, true)?.expect("created");
         // SAFETY: `slot` points into a table frame this address space owns.
         if F::is_valid(unsafe { slot.read_volatile() }) {
@@ -331,6 +333,8 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
         perms: Perms,
     ) -> Result<Option<HostPhysAddr>, MapError> {
         let base = gpa.align_down(BLOCK_SIZE);
+        // Cannot fail: as above, `create` makes the tables or
+        // returns the error.
         let slot = self.slot_at(base, BLOCK_LEVEL, true)?.expect("created");
         // SAFETY: `slot` points into a table frame this address space owns.
         if F::is_valid(unsafe { slot.read_volatile() }) {

@@ -94,6 +94,8 @@ pub(crate) fn read<F: Format, H: Host>(
     if let Err(reply) = ram_range(memory, gpa, len) {
         return Ok(reply);
     }
+    // Cannot fail: `ram_range` just returned Ok, which it does only after
+    // finding the RAM region (a guest without RAM gets InvalidAddress).
     let (index, _) = memory.ram().expect("ram_range found RAM");
     let mut buf = [0u8; 64];
     let want = len.min(buf.len() as u64) as usize;

@@ -207,6 +207,9 @@ fn walk_long(
         }
         table = entry & ADDR_MASK;
     }
+    // Not guest-reachable: `levels` is 4 or 5 (set above from CR4.LA57,
+    // whatever the guest wrote), and the loop returns at level 1 on every
+    // path; no table content can make it run past it.
     unreachable!("the loop returns at level 1")
 }
 
