@@ -273,6 +273,16 @@ pub enum Request {
     },
     /// Power the VM off.
     Shutdown(ShutdownReason),
+    /// Stop the calling CPU (SBI HSM `hart_stop`, PSCI `CPU_OFF`): it runs
+    /// no more until another CPU starts it again.
+    CpuStop,
+    /// Put the machine into an ACPI sleeping state other than soft-off
+    /// (x86 PM1a `SLP_EN` with this `SLP_TYP`, not 0): this hypervisor
+    /// emulates none, so the VM stops with a failure.
+    Sleep {
+        /// The `SLP_TYP` field written (1..=7).
+        sleep_type: u8,
+    },
     /// Make the guest's supervisor software interrupt pending: an
     /// inter-processor interrupt the guest sent to its own hart.
     SelfIpi,

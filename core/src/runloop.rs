@@ -147,6 +147,9 @@ fn hypercall<V: Vcpu, F: Format, H: Host, C: Console>(
         Request::Shutdown(ShutdownReason::Reboot { kind, reason }) => {
             return Err(VmError::RebootRequested { kind, reason, pc });
         }
+        // One vCPU: when it stops, no CPU is left to start it again.
+        Request::CpuStop => return Err(VmError::AllCpusStopped { pc }),
+        Request::Sleep { sleep_type } => return Err(VmError::SleepRequested { sleep_type, pc }),
         Request::ConsolePutByte(b) => {
             vm.console.write(&[b]);
             Reply::Value(0)

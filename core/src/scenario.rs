@@ -54,6 +54,14 @@ pub enum Scenario {
     /// hypervisor refuses it (RAX = -1) and the VM goes on; the user
     /// code's `UD2` brings the kernel back, which prints RAX.
     UserVmmcall = 12,
+    /// Stop the guest's only CPU through its firmware interface (riscv64:
+    /// SBI HSM `hart_stop`; aarch64: PSCI `CPU_OFF`): no CPU is left to run
+    /// it, so the VM stops as failed, not as powered off.
+    CpuStop = 13,
+    /// Write `SLP_EN` with sleep type 1 (S3 on QEMU's q35) to the PM1a
+    /// control port (x86_64): a sleeping state the hypervisor does not
+    /// emulate, so the VM stops as failed, not as powered off.
+    AcpiSleep = 14,
 }
 
 /// Byte offset of the bench's hypercall count (u32 LE) in the pflash image.
@@ -69,7 +77,7 @@ pub const BENCH_PAGES: u32 = 1000;
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 15] = [
         Scenario::Normal,
         Scenario::WildAccess,
         Scenario::NeverShutdown,
@@ -83,6 +91,8 @@ impl Scenario {
         Scenario::UnknownMsr,
         Scenario::SvmInstruction,
         Scenario::UserVmmcall,
+        Scenario::CpuStop,
+        Scenario::AcpiSleep,
     ];
 
     /// The scenario for a code; unknown codes (an erased flash reads
@@ -115,6 +125,8 @@ impl Scenario {
             Scenario::UnknownMsr => "unknown-msr",
             Scenario::SvmInstruction => "svm-instruction",
             Scenario::UserVmmcall => "user-vmmcall",
+            Scenario::CpuStop => "cpu-stop",
+            Scenario::AcpiSleep => "acpi-sleep",
         }
     }
 }

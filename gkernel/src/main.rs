@@ -95,6 +95,8 @@ fn main() {
         Scenario::UnknownMsr => arch::unknown_msr_scenario(),
         Scenario::SvmInstruction => arch::svm_instruction_scenario(),
         Scenario::UserVmmcall => arch::user_vmmcall_scenario(),
+        Scenario::CpuStop => arch::cpu_stop_scenario(),
+        Scenario::AcpiSleep => arch::acpi_sleep_scenario(),
         Scenario::NeverShutdown => {
             println!("Scenario never-shutdown: spinning forever");
             loop {

@@ -155,10 +155,10 @@ pub fn decode(function: u64, args: [u64; 3]) -> Request {
             kind: RebootKind::Cold,
             reason: 0,
         }),
-        PSCI_CPU_OFF => Request::Refused {
-            id: function,
-            function: 0,
-        },
+        // The calling CPU powers down (DEN0022 §5.1.3; on success the call
+        // does not return). With one CPU no other can turn it on again,
+        // which the run loop reports: it is not a power-off.
+        PSCI_CPU_OFF => Request::CpuStop,
         GA_NULL => Request::Null,
         GA_CONSOLE_PUTC => Request::ConsolePutByte(args[0] as u8),
         GA_CONSOLE_WRITE => Request::ConsoleWrite {
@@ -281,13 +281,8 @@ mod tests {
                 reason: 0
             })
         );
-        for f in [
-            PSCI_CPU_OFF,
-            0x8400_0001,
-            0x8400_0012,
-            0x8200_0000,
-            0x1_8400_0008,
-        ] {
+        assert_eq!(decode(PSCI_CPU_OFF, [0; 3]), Request::CpuStop);
+        for f in [0x8400_0001, 0x8400_0012, 0x8200_0000, 0x1_8400_0008] {
             let req = decode(f, [0; 3]);
             assert_eq!(immediate_reply(&req), Some(Reply::NotSupported), "{f:#x}");
             assert!(!matches!(req, Request::Shutdown(_)));

@@ -751,6 +751,32 @@ fn guest_failure_and_unexpected_exits_fail_the_run() {
 }
 
 #[test]
+fn stopping_the_last_cpu_or_sleeping_is_a_failure_not_a_power_off() {
+    let mut vm = vm();
+    let mut cpu = Scripted::new(&[Exit::Hypercall(Request::CpuStop), SHUTDOWN]);
+    let err = go(&mut vm, &mut cpu).unwrap_err();
+    assert_eq!(err, VmError::AllCpusStopped { pc: PC });
+    assert!(
+        err.to_string()
+            .starts_with("the guest stopped its last running CPU without powering off"),
+        "{err}"
+    );
+    assert!(cpu.replies.is_empty(), "the call does not return");
+    let mut vm = pc();
+    let sleep = Exit::Hypercall(Request::Sleep { sleep_type: 1 });
+    let mut cpu = Scripted::new(&[sleep, SHUTDOWN]);
+    let err = go(&mut vm, &mut cpu).unwrap_err();
+    assert_eq!(
+        err,
+        VmError::SleepRequested {
+            sleep_type: 1,
+            pc: PC
+        }
+    );
+    assert!(err.to_string().contains("ACPI sleep type 1"), "{err}");
+}
+
+#[test]
 fn a_reboot_request_ends_the_run_with_its_own_error() {
     let mut vm = vm();
     let mut cpu = Scripted::new(&[Exit::Hypercall(Request::Shutdown(ShutdownReason::Reboot {

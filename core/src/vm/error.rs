@@ -90,6 +90,20 @@ pub enum VmError {
         /// The guest PC.
         pc: GuestVirtAddr,
     },
+    /// The guest stopped its last running CPU (SBI HSM `hart_stop`, PSCI
+    /// `CPU_OFF`) without powering off: nothing can ever run it again.
+    AllCpusStopped {
+        /// The guest PC at the call.
+        pc: GuestVirtAddr,
+    },
+    /// The guest asked for an ACPI sleeping state this hypervisor does not
+    /// emulate (any `SLP_TYP` but soft-off).
+    SleepRequested {
+        /// The `SLP_TYP` written.
+        sleep_type: u8,
+        /// The guest PC at the write.
+        pc: GuestVirtAddr,
+    },
     /// The guest ran longer than the watchdog allows.
     Watchdog {
         /// The limit, in host ticks.
@@ -143,6 +157,14 @@ impl core::fmt::Display for VmError {
                 }
                 error => write!(f, "guest {io}: {error} (guest PC {pc:#x})"),
             },
+            VmError::AllCpusStopped { pc } => write!(
+                f,
+                "the guest stopped its last running CPU without powering off (guest PC {pc:#x}): nothing can run it again"
+            ),
+            VmError::SleepRequested { sleep_type, pc } => write!(
+                f,
+                "the guest asked for ACPI sleep type {sleep_type} (PM1a SLP_TYP) at guest PC {pc:#x}; only SLP_TYP 0, soft-off, ends the VM, and no sleeping state is emulated"
+            ),
             VmError::Watchdog { ticks, pc } => write!(
                 f,
                 "watchdog: the guest ran for {ticks} host ticks without powering off (guest PC {pc:#x})"

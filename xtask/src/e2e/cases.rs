@@ -98,6 +98,10 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
                 name: "com1-input",
                 run: com1_input,
             },
+            Case {
+                name: "acpi-sleep",
+                run: acpi_sleep,
+            },
         ]);
     }
     if matches!(arch, Arch::Riscv64 | Arch::X86_64) {
@@ -108,6 +112,10 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
     }
     if matches!(arch, Arch::Riscv64 | Arch::Aarch64) {
         cases.extend([
+            Case {
+                name: "cpu-stop",
+                run: cpu_stop,
+            },
             Case {
                 name: "pflash-write",
                 run: pflash_write,
@@ -251,6 +259,47 @@ fn smc(ctx: &Ctx) -> Result<()> {
         &out,
         "error: VM stopped: unexpected VM exit: SMC (the guest must use HVC)",
     )
+}
+
+/// Stopping the guest's only CPU through its firmware (SBI HSM
+/// `hart_stop`, PSCI `CPU_OFF`) is not a power-off: the VM stops as failed,
+/// naming why, and the call never returns to the guest.
+fn cpu_stop(ctx: &Ctx) -> Result<()> {
+    let out = ctx.boot_scenario(Scenario::CpuStop)?;
+    expect_vm_failure(&out)?;
+    check_in_order(
+        &out.text,
+        &[
+            "Scenario cpu-stop: ",
+            "error: VM stopped: the guest stopped its last running CPU without powering off",
+        ],
+    )
+    .map_err(|e| with_output(&out, e))?;
+    ensure!(
+        !out.text.contains("hart_stop returned") && !out.text.contains("CPU_OFF returned"),
+        "the CPU stop returned to the guest"
+    );
+    Ok(())
+}
+
+/// `SLP_EN` with a sleep type other than soft-off is not a power-off: the
+/// VM stops as failed, naming the sleep type; the write never returns.
+fn acpi_sleep(ctx: &Ctx) -> Result<()> {
+    let out = ctx.boot_scenario(Scenario::AcpiSleep)?;
+    expect_vm_failure(&out)?;
+    check_in_order(
+        &out.text,
+        &[
+            "Scenario acpi-sleep: SLP_EN with SLP_TYP 1 to port 0x604",
+            "error: VM stopped: the guest asked for ACPI sleep type 1 (PM1a SLP_TYP)",
+        ],
+    )
+    .map_err(|e| with_output(&out, e))?;
+    ensure!(
+        !out.text.contains("The sleep request returned"),
+        "the sleep request returned to the guest"
+    );
+    Ok(())
 }
 
 /// Boots `scenario`, in which the guest prints `announce`, then does one

@@ -245,9 +245,9 @@ pub fn decode(eid: u64, fid: u64, args: [u64; 6]) -> Request {
                 function: fid,
             },
             hsm::HART_START => invalid,
-            // The only hart stops: nothing can ever start it again, so the
-            // VM is over, as after a power-off.
-            hsm::HART_STOP => Request::Shutdown(ShutdownReason::Normal),
+            // The calling hart stops; with one hart nothing can ever start
+            // it again, which the run loop reports: it is not a power-off.
+            hsm::HART_STOP => Request::CpuStop,
             hsm::HART_GET_STATUS if args[0] == HART_ID => {
                 Request::Answer(hsm::hart_state::STARTED as u64)
             }
@@ -675,8 +675,8 @@ mod tests {
         );
         assert_eq!(
             decode(EID_HSM, 1, NO_ARGS),
-            Request::Shutdown(ShutdownReason::Normal),
-            "the only hart stops"
+            Request::CpuStop,
+            "the calling hart stops: not a power-off"
         );
         assert_eq!(call(EID_HSM, 2, &[0]), ret(SUCCESS, 0), "STARTED");
         assert_eq!(call(EID_HSM, 2, &[1]), ret(INVALID_PARAM, 0));

@@ -474,6 +474,11 @@ pub const PM1A_CONTROL_PORT: u16 = 0x604;
 /// enter the sleep state SLP_TYP names; on QEMU, power off.
 pub const PM1A_SLP_EN: u64 = 1 << 13;
 
+/// PM1a_CNT.SLP_TYP, bits 12:10: the sleeping state `SLP_EN` enters.
+pub const fn pm1a_sleep_type(value: u64) -> u8 {
+    ((value >> 10) & 0b111) as u8
+}
+
 /// A port-I/O exit in neutral terms: the ACPI sleep request is the guest's
 /// power-off; string forms (INS/OUTS) are not emulated; anything else is
 /// an [`Exit::PortIo`] for the port bus.
@@ -489,8 +494,17 @@ fn decode_ioio(info1: u64, info2: u64, rax: u64) -> Exit {
         }
     };
     let write = (!access.is_in()).then(|| access.out_value(rax));
-    if access.port == PM1A_CONTROL_PORT && write.is_some_and(|v| v & PM1A_SLP_EN != 0) {
-        return Exit::Hypercall(Request::Shutdown(ShutdownReason::Normal));
+    if access.port == PM1A_CONTROL_PORT
+        && let Some(value) = write
+        && value & PM1A_SLP_EN != 0
+    {
+        // SLP_TYP 0 is soft-off (S5) on QEMU's q35, as its DSDT's `_S5`
+        // says; any other sleeping state is one this hypervisor does not
+        // emulate (QEMU itself suspends for 1).
+        return Exit::Hypercall(match pm1a_sleep_type(value) {
+            0 => Request::Shutdown(ShutdownReason::Normal),
+            sleep_type => Request::Sleep { sleep_type },
+        });
     }
     Exit::PortIo(PortIo {
         port: access.port,
@@ -721,6 +735,15 @@ mod tests {
             decode(exit_code::IOIO, 0x604 << 16 | A64 | SZ16, 0, &regs(0x2000)),
             Exit::Hypercall(Request::Shutdown(ShutdownReason::Normal))
         );
+        // SLP_EN with another SLP_TYP is a sleeping state, not a power-off:
+        // 0x2400 is S3 on QEMU (SLP_TYP 1), 0x3c00 SLP_TYP 7.
+        for (value, sleep_type) in [(0x2400, 1), (0x2800, 2), (0x3c00, 7)] {
+            assert_eq!(
+                decode(exit_code::IOIO, 0x604 << 16 | A64 | SZ16, 0, &regs(value)),
+                Exit::Hypercall(Request::Sleep { sleep_type }),
+                "{value:#x}"
+            );
+        }
         // Without SLP_EN it is an ordinary port write (and no device).
         assert!(matches!(
             decode(exit_code::IOIO, 0x604 << 16 | A64 | SZ16, 0, &regs(0x0400)),

@@ -131,6 +131,18 @@ pub fn smc_scenario() {
     println!("The SMC returned: the hypervisor let it through!");
 }
 
+pub fn acpi_sleep_scenario() {
+    panic!("scenario acpi-sleep is an x86_64 scenario");
+}
+
+/// PSCI `CPU_OFF` of the only CPU: the hypervisor must end the VM as
+/// failed (no CPU is left), not report a clean power-off.
+pub fn cpu_stop_scenario() {
+    println!("Scenario cpu-stop: PSCI CPU_OFF of the only CPU");
+    let ret = hvc(smccc::PSCI_CPU_OFF, 0, 0);
+    println!("CPU_OFF returned {}", ret as i64);
+}
+
 /// PSCI `SYSTEM_OFF`; `clean == false` uses the vendor failure call, since
 /// PSCI carries no reason.
 pub fn power_off(clean: bool) -> ! {

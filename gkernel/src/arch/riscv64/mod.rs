@@ -81,6 +81,23 @@ pub fn smc_scenario() {
     panic!("scenario smc is an aarch64 scenario");
 }
 
+pub fn acpi_sleep_scenario() {
+    panic!("scenario acpi-sleep is an x86_64 scenario");
+}
+
+/// SBI HSM `hart_stop` of the only hart: the hypervisor must end the VM as
+/// failed (no hart is left), not report a clean power-off.
+pub fn cpu_stop_scenario() {
+    println!("Scenario cpu-stop: SBI HSM hart_stop of the only hart");
+    let error: i64;
+    // SAFETY: an SBI call; on success it does not return.
+    unsafe {
+        core::arch::asm!("ecall", in("a7") 0x48_534D_u64, in("a6") 1,
+            lateout("a0") error, lateout("a1") _, options(nostack));
+    }
+    println!("hart_stop returned {error}");
+}
+
 /// SBI DBCN `console_write` of `len` bytes at guest-physical `addr`,
 /// as raw numbers: (error, value).
 fn console_write_raw(addr: u64, len: u64) -> (i64, u64) {

@@ -125,6 +125,19 @@ pub fn smc_scenario() {
     panic!("scenario smc is an aarch64 scenario");
 }
 
+pub fn cpu_stop_scenario() {
+    panic!("scenario cpu-stop is a riscv64 and aarch64 scenario");
+}
+
+/// `SLP_EN` with `SLP_TYP` 1 (S3 on QEMU's q35) to the PM1a control port:
+/// a sleeping state, which the hypervisor must not take for a power-off.
+pub fn acpi_sleep_scenario() {
+    println!("Scenario acpi-sleep: SLP_EN with SLP_TYP 1 to port 0x604");
+    // SAFETY: the hypervisor intercepts the port; nothing else is changed.
+    unsafe { core::arch::asm!("out dx, ax", in("dx") 0x604u16, in("ax") 0x2400u16) };
+    println!("The sleep request returned");
+}
+
 /// An MSR no x86 CPU defines (in the range Intel and AMD leave to software,
 /// 0x4000_0000..0x4000_00FF, which this hypervisor does not implement).
 const UNKNOWN_MSR: u32 = 0x4000_0042;
