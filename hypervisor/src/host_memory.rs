@@ -100,6 +100,13 @@ unsafe impl<A: Arch> Host for HostMemory<A> {
         phys_to_virt(PhysAddr::from(hpa.as_u64() as usize)).as_mut_ptr()
     }
 
+    fn is_ram(&self, hpa: HostPhysAddr) -> bool {
+        let hpa = hpa.as_u64() as usize;
+        axhal::mem::phys_ram_ranges()
+            .iter()
+            .any(|&(start, size)| hpa >= start && hpa - start < size)
+    }
+
     fn invalidate(&mut self, gpa: GuestPhysAddr) {
         A::invalidate_guest_page(gpa);
     }

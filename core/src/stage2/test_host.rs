@@ -90,6 +90,9 @@ unsafe impl Host for ArenaHost {
         );
         self.base_ptr.wrapping_add((hpa - BASE) as usize)
     }
+    fn is_ram(&self, hpa: HostPhysAddr) -> bool {
+        hpa >= BASE && hpa < BASE + (self.arena.len() as u64) * PAGE_SIZE
+    }
     fn invalidate(&mut self, gpa: GuestPhysAddr) {
         self.invalidated.push(gpa);
     }

@@ -78,6 +78,11 @@ pub unsafe trait Host {
     fn free_frames(&mut self, hpa: HostPhysAddr, pages: usize);
     /// The host pointer through which host-physical `hpa` is reached.
     fn frame_ptr(&self, hpa: HostPhysAddr) -> *mut u8;
+    /// Whether `hpa` lies in the host's own RAM, which `frame_ptr` reaches:
+    /// every frame the address space allocated does. A pass-through
+    /// mapping's device memory does not, and the host never reads or
+    /// writes it for the guest (it may not even be mapped for the host).
+    fn is_ram(&self, hpa: HostPhysAddr) -> bool;
     /// Drops cached stage-2 translations for the page or block at `gpa`.
     fn invalidate(&mut self, gpa: GuestPhysAddr);
     /// Makes what the host wrote into the 4 KiB guest frame `hpa` (zeroes,
@@ -415,7 +420,8 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
 
     /// Calls `f(host pointer, offset, length)` for each piece of
     /// `[gpa, gpa + len)` that stays inside one 4 KiB page (of a page
-    /// mapping or of a block), up to the first unmapped page.
+    /// mapping or of a block), up to the first page that is unmapped or not
+    /// host RAM (a pass-through device).
     fn copy(
         &self,
         gpa: GuestPhysAddr,
@@ -428,6 +434,11 @@ impl<F: Format, H: Host> AddressSpace<F, H> {
             let Some((hpa, _)) = self.translate(at) else {
                 break;
             };
+            // A pass-through device page is the guest's to touch, not the
+            // host's: reading it could fault in the host.
+            if !self.host.is_ram(hpa.page_base()) {
+                break;
+            }
             let n = (PAGE_SIZE - at.page_offset()).min((len - done) as u64) as usize;
             f(
                 self.host
@@ -571,6 +582,30 @@ mod tests {
         // An image copied across both pages publishes both again.
         assert_eq!(s.write(gpa(0x8020_0ffe), b"abcd"), 4);
         assert_eq!(s.host.published, vec![a, b, a, b]);
+    }
+
+    #[test]
+    fn the_host_never_reads_or_writes_a_pass_through_device_page() {
+        // Before, a read of guest memory the guest had mapped to device
+        // memory (pflash) went through the host's pointer to that device
+        // page, which the host need not map: a guest could make the host
+        // fault. Now such a page ends a read or write like an unmapped one.
+        let mut s = Space::new(ArenaHost::new(64)).unwrap();
+        s.map_backed(gpa(0x2200_0000), Backing::FreshRam, Perms::RWX)
+            .unwrap();
+        s.map_backed(
+            gpa(0x2200_1000),
+            Backing::Device {
+                hpa: hpa(0x2200_0000),
+            },
+            Perms::READ,
+        )
+        .unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(s.read(gpa(0x2200_1000), &mut buf), 0);
+        assert_eq!(s.read(gpa(0x2200_0ffc), &mut buf), 4, "stops at the device");
+        assert_eq!(s.write(gpa(0x2200_1000), b"x"), 0);
+        assert!(s.translate(gpa(0x2200_1000)).is_some(), "still mapped");
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use super::registers::{hcr_guest, hcr_host};
 use super::timer::{Due, Timers};
-use axhal::mem::{PhysAddr, phys_to_virt};
 use axplat_aarch64_qemu_virt_el2::gic::{
     HYP_TIMER_INTID, VIRT_TIMER_INTID, set_ppi_enabled, take_irq,
 };
@@ -176,41 +175,45 @@ impl ArmVcpu {
 }
 
 impl ArmVcpu {
-    /// The A64 instruction word at the guest's PC, read through the guest's
-    /// own stage-1 and our stage-2 tables (`AT S12E1R`), or `None` if that
-    /// translation fails.
-    fn fetch_insn(&self) -> Option<u32> {
+    /// The A64 instruction word at the guest's PC: its stage-1 translation
+    /// (the guest's own tables, `AT S1E1R`) gives the IPA, which is read
+    /// through our own stage-2 tables (`mem`), so that only guest RAM the
+    /// host owns is ever read: never a host address the guest's tables
+    /// chose, never a pass-through device page. `None` if the translation
+    /// fails or the page is not such RAM. PAR_EL1, which the guest shares
+    /// with the host under VHE, is given back as the guest left it.
+    fn fetch_insn(&self, mem: &dyn GuestMemory) -> Option<u32> {
         let par: u64;
         // SAFETY: interrupts are masked at EL2; for the one translation the
         // guest's HCR_EL2 (stage-2 on, TGE off) is put back, so that the AT
-        // instruction walks the guest's EL1&0 regime and its stage 2, then
-        // the host's is restored. Only PAR_EL1 is written.
+        // instruction walks the guest's EL1&0 stage 1 (its table reads go
+        // through our stage 2), then the host's is restored. Only PAR_EL1
+        // is written, and it is restored to the guest's value.
         unsafe {
             asm!(
+                "mrs {saved}, par_el1",
                 "msr hcr_el2, {guest}",
                 "isb",
-                "at s12e1r, {va}",
+                "at s1e1r, {va}",
                 "isb",
                 "mrs {par}, par_el1",
+                "msr par_el1, {saved}",
                 "msr hcr_el2, {host}",
                 "isb",
                 guest = in(reg) hcr_guest(false),
                 host = in(reg) hcr_host(),
                 va = in(reg) self.pc,
                 par = out(reg) par,
+                saved = out(reg) _,
             )
         };
         // PAR_EL1.F, bit 0: the translation failed (DDI 0487 D23.2 PAR_EL1).
         if par & 1 != 0 {
             return None;
         }
-        // PAR_EL1.PA, bits 51:12, and the page offset from the PC.
-        let pa = (par & 0x000f_ffff_ffff_f000) | (self.pc & 0xfff);
-        let ptr: *const u32 = phys_to_virt(PhysAddr::from(pa as usize)).as_ptr().cast();
-        // SAFETY: the guest's code page is host RAM that the stage-2 table
-        // maps for it; the linear map covers all host RAM; A64 instructions
-        // are 4-byte aligned.
-        Some(unsafe { ptr.read_volatile() })
+        // PAR_EL1.PA, bits 51:12 (here the IPA), and the page offset.
+        let ipa = (par & 0x000f_ffff_ffff_f000) | (self.pc & 0xfff);
+        mem.read_u32(GuestPhysAddr::new(ipa))
     }
 
     /// A trapped MSR/MRS: the guest's EL1 physical timer is emulated
@@ -375,16 +378,16 @@ impl Vcpu for ArmVcpu {
         &mut self,
         io: Io,
         devices: &mut Devices,
-        _: &dyn GuestMemory,
+        mem: &dyn GuestMemory,
     ) -> Result<(), IoError> {
         let (gpa, _) = io.mmio()?;
         self.drive_timer_lines(devices);
         let (insn, writeback) = match dabt::decode(self.esr) {
             Ok(insn) => (insn, None),
             Err(DataAbortError::NoSyndrome { .. }) => {
-                let word = self.fetch_insn().ok_or(Unemulated {
+                let word = self.fetch_insn(mem).ok_or(Unemulated {
                     insn: self.esr,
-                    why: "no valid syndrome, and the instruction at the guest PC cannot be read",
+                    why: "no valid syndrome, and the instruction at the guest PC is not in guest RAM",
                 })?;
                 let a = a64_ldst::decode(word).map_err(|e| Unemulated {
                     insn: u64::from(word),
