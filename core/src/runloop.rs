@@ -11,7 +11,6 @@ use crate::addr::GuestPhysAddr;
 use crate::exit::{
     Access, Exit, ExitKind, Injected, Reply, Request, ShutdownReason, immediate_reply,
 };
-use crate::fault;
 use crate::layout::RegionKind;
 use crate::stage2::{Format, Host};
 use crate::stats::Stats;
@@ -97,12 +96,9 @@ fn nested_page_fault<V: Vcpu, F: Format, H: Host, C: Console>(
     access: Access,
 ) -> Result<(), VmError> {
     let pc = vcpu.pc();
-    let Memory {
-        layout,
-        space,
-        stats: mapped,
-    } = &mut *vm.memory;
-    let found = layout
+    let found = vm
+        .memory
+        .layout
         .regions()
         .iter()
         .enumerate()
@@ -127,8 +123,7 @@ fn nested_page_fault<V: Vcpu, F: Format, H: Host, C: Console>(
         service_devices(vcpu, stats, vm);
         Ok(())
     } else {
-        fault::map_fault(space, mapped, found, gpa, vm.limits.ram_blocks)
-            .map_err(|error| VmError::MapFailed { gpa, error, pc })
+        vm.memory.map_fault(found.0, gpa, pc, vm.limits.ram_blocks)
     }
 }
 

@@ -31,7 +31,7 @@ fn guest_layout(mem: Option<u64>) -> Result<Layout, HvError> {
     let host_ram = host_memory::host_ram_ranges();
     let host = HostResources {
         ram: &host_ram,
-        devices: board.host_devices(),
+        devices: board.host_devices,
     };
     layout.as_ref().validate(&host).map_err(HvError::Layout)?;
     layout

@@ -176,11 +176,6 @@ impl Board {
         Region::ram(self.ram_base, size)
     }
 
-    /// The host devices the hypervisor keeps for itself.
-    pub const fn host_devices(&self) -> &'static [HostDevice] {
-        self.host_devices
-    }
-
     /// The guest's address map with `ram_size` bytes of RAM: every
     /// memory-space device's region and RAM, in address order.
     #[cfg(feature = "alloc")]
@@ -235,7 +230,7 @@ mod tests {
             let layout = test_layout(&board);
             let host = HostResources {
                 ram: &[],
-                devices: board.host_devices(),
+                devices: board.host_devices,
             };
             assert_eq!(layout.validate(&host), Ok(()), "{}", board.name);
             let ram = layout.ram().expect("RAM holds the entry");

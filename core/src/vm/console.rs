@@ -18,13 +18,14 @@ pub trait Console {
     }
 }
 
-/// `[gpa, gpa + len)` if it lies in guest RAM, else the reply refusing it.
+/// The RAM region's index in the layout if `[gpa, gpa + len)` lies in
+/// guest RAM, else the reply refusing the range.
 fn ram_range<F: Format, H: Host>(
     memory: &Memory<F, H>,
     gpa: GuestPhysAddr,
     len: u64,
-) -> Result<(), Reply> {
-    let Some((_, ram)) = memory.ram() else {
+) -> Result<usize, Reply> {
+    let Some((index, ram)) = memory.ram() else {
         return Err(Reply::InvalidAddress);
     };
     let Some(end) = gpa.checked_add(len) else {
@@ -33,7 +34,7 @@ fn ram_range<F: Format, H: Host>(
     if !ram.contains(gpa) || end > ram.end() {
         return Err(Reply::InvalidAddress);
     }
-    Ok(())
+    Ok(index)
 }
 
 /// Prints `len` bytes of guest RAM at `gpa`; answers how many were printed.
@@ -91,12 +92,10 @@ pub(crate) fn read<F: Format, H: Host>(
         pc,
         blocks,
     } = into;
-    if let Err(reply) = ram_range(memory, gpa, len) {
-        return Ok(reply);
-    }
-    // Cannot fail: `ram_range` just returned Ok, which it does only after
-    // finding the RAM region (a guest without RAM gets InvalidAddress).
-    let (index, _) = memory.ram().expect("ram_range found RAM");
+    let index = match ram_range(memory, gpa, len) {
+        Ok(index) => index,
+        Err(reply) => return Ok(reply),
+    };
     let mut buf = [0u8; 64];
     let want = len.min(buf.len() as u64) as usize;
     let got = devices.take_input(console, &mut buf[..want]);

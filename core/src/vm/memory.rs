@@ -46,15 +46,14 @@ impl<F: Format, H: Host> Memory<F, H> {
         pc: GuestVirtAddr,
         blocks: bool,
     ) -> Result<(), VmError> {
-        let region: Region = self.layout.regions()[index];
-        fault::map_fault(
-            &mut self.space,
-            &mut self.stats,
-            (index, &region),
-            gpa,
-            blocks,
-        )
-        .map_err(|error| VmError::MapFailed { gpa, error, pc })
+        let Memory {
+            layout,
+            space,
+            stats,
+        } = self;
+        let region = &layout.regions()[index];
+        fault::map_fault(space, stats, (index, region), gpa, blocks)
+            .map_err(|error| VmError::MapFailed { gpa, error, pc })
     }
 
     /// The RAM region and its index in the layout, if the layout has RAM.
