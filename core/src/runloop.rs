@@ -11,6 +11,7 @@ use crate::addr::GuestPhysAddr;
 use crate::exit::{
     Access, Exit, ExitKind, Injected, Reply, Request, ShutdownReason, immediate_reply,
 };
+use crate::fault;
 use crate::layout::RegionKind;
 use crate::stage2::{Format, Host};
 use crate::stats::Stats;
@@ -96,9 +97,12 @@ fn nested_page_fault<V: Vcpu, F: Format, H: Host, C: Console>(
     access: Access,
 ) -> Result<(), VmError> {
     let pc = vcpu.pc();
-    let found = vm
-        .memory
-        .layout
+    let Memory {
+        layout,
+        space,
+        stats: mapped,
+    } = &mut *vm.memory;
+    let found = layout
         .regions()
         .iter()
         .enumerate()
@@ -123,7 +127,11 @@ fn nested_page_fault<V: Vcpu, F: Format, H: Host, C: Console>(
         service_devices(vcpu, stats, vm);
         Ok(())
     } else {
-        vm.memory.map_fault(found.0, gpa, pc, vm.limits.ram_blocks)
+        // Mapped here from the region just found rather than through
+        // `Memory::map_fault` (which looks it up by index): the call costs
+        // 16-30 instructions per fault (riscv64, aarch64) under -icount.
+        fault::map_fault(space, mapped, found, gpa, vm.limits.ram_blocks)
+            .map_err(|error| VmError::MapFailed { gpa, error, pc })
     }
 }
 
