@@ -276,6 +276,40 @@ pub enum Request {
     /// Stop the calling CPU (SBI HSM `hart_stop`, PSCI `CPU_OFF`): it runs
     /// no more until another CPU starts it again.
     CpuStop,
+    /// Start stopped vCPU `cpu` (SBI HSM `hart_start`, PSCI `CPU_ON`) at
+    /// guest-physical `entry` with `arg` in its first argument register
+    /// (SBI: `a1`, the hart id in `a0`; PSCI: `x0`, the context id).
+    CpuStart {
+        /// The vCPU's index, as decoded from the hart id or MPIDR; an id
+        /// that names no possible vCPU decodes to [`CpuSet::MAX_CPUS`] or
+        /// above, which the run loop refuses as an invalid parameter.
+        cpu: u64,
+        /// Where it starts, its MMU off.
+        entry: GuestPhysAddr,
+        /// Its opaque argument.
+        arg: u64,
+    },
+    /// The power state of vCPU `cpu` (SBI HSM `hart_get_status`, PSCI
+    /// `AFFINITY_INFO` at affinity level 0); answered with
+    /// [`Reply::CpuState`].
+    CpuStatus {
+        /// The vCPU's index, decoded as for [`Request::CpuStart`].
+        cpu: u64,
+    },
+    /// Suspend the calling vCPU until an interrupt is pending for it (SBI
+    /// HSM `hart_suspend`, PSCI `CPU_SUSPEND`).
+    CpuSuspend(Suspend),
+    /// Make the supervisor software interrupt pending on every vCPU of
+    /// the set (SBI IPI extension; the caller may be one of them).
+    SendIpi(CpuSet),
+    /// Run `fence` on every vCPU of the set before the call returns (SBI
+    /// RFENCE naming harts other than, or besides, the caller).
+    RemoteFence {
+        /// Where.
+        cpus: CpuSet,
+        /// What.
+        fence: Fence,
+    },
     /// Put the machine into an ACPI sleeping state other than soft-off
     /// (x86 PM1a `SLP_EN` with this `SLP_TYP`, not 0): this hypervisor
     /// emulates none, so the VM stops with a failure.
@@ -335,6 +369,59 @@ pub enum Request {
     },
 }
 
+/// A set of a VM's vCPUs by index: bit `i` is vCPU `i`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct CpuSet(pub u64);
+
+impl CpuSet {
+    /// The most vCPUs one VM has (and so the most a set names).
+    pub const MAX_CPUS: u64 = 8;
+
+    /// Only vCPU `cpu`.
+    pub const fn one(cpu: usize) -> Self {
+        CpuSet(1 << cpu)
+    }
+
+    /// Whether vCPU `cpu` is in the set.
+    pub const fn contains(self, cpu: usize) -> bool {
+        cpu < 64 && self.0 & (1 << cpu) != 0
+    }
+
+    /// The vCPUs in the set, lowest first.
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        (0..64).filter(move |&i| self.0 & (1u64 << i) != 0)
+    }
+}
+
+/// How a suspended vCPU comes back ([`Request::CpuSuspend`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Suspend {
+    /// Its state is kept: the call returns (success) once it is woken,
+    /// like a wait for interrupt.
+    Retentive,
+    /// Its state is lost: once woken it starts at `entry` with `arg`, as
+    /// a started CPU would ([`Request::CpuStart`]).
+    NonRetentive {
+        /// Where it resumes.
+        entry: GuestPhysAddr,
+        /// Its opaque argument.
+        arg: u64,
+    },
+}
+
+/// A vCPU's power state, as [`Request::CpuStatus`] answers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuPower {
+    /// Running guest code (or waiting for an interrupt).
+    On,
+    /// Stopped: it runs only once started.
+    Off,
+    /// Asked to start, not yet running.
+    OnPending,
+    /// Suspended until an interrupt ([`Request::CpuSuspend`]).
+    Suspended,
+}
+
 /// The reply to a request that needs nothing from the hypervisor's state,
 /// or `None` when the run loop must act on it.
 pub fn immediate_reply(req: &Request) -> Option<Reply> {
@@ -361,6 +448,8 @@ pub enum Reply {
     InvalidAddress,
     /// What the call would bring up is already up.
     AlreadyAvailable,
+    /// A vCPU's power state ([`Request::CpuStatus`]).
+    CpuState(CpuPower),
 }
 
 /// Exit classes counted in the shutdown report.

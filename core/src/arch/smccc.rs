@@ -11,7 +11,7 @@
 //! DEN0022 (PSCI, §5 "PSCI Functions"; return codes in §5.2).
 
 use crate::addr::GuestPhysAddr;
-use crate::exit::{RebootKind, Reply, Request, ShutdownReason};
+use crate::exit::{CpuPower, RebootKind, Reply, Request, ShutdownReason};
 
 /// SMCCC_VERSION (DEN0028 §7): the calling convention's version.
 pub const SMCCC_VERSION: u64 = 0x8000_0000;
@@ -181,6 +181,11 @@ pub fn encode(reply: Reply) -> u64 {
         Reply::InvalidParam => INVALID_PARAMETERS as u64,
         Reply::InvalidAddress => INVALID_ADDRESS as u64,
         Reply::AlreadyAvailable => ALREADY_ON as u64,
+        // AFFINITY_INFO (DEN0022 §5.1.5): ON 0, OFF 1, ON_PENDING 2; a
+        // suspended CPU is on.
+        Reply::CpuState(CpuPower::On | CpuPower::Suspended) => 0,
+        Reply::CpuState(CpuPower::Off) => 1,
+        Reply::CpuState(CpuPower::OnPending) => 2,
     }
 }
 

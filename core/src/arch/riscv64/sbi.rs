@@ -30,7 +30,7 @@
 //! the real firmware.
 
 use crate::addr::{GuestPhysAddr, GuestVirtAddr};
-use crate::exit::{Fence, RebootKind, Reply, Request, ShutdownReason, VirtRange};
+use crate::exit::{CpuPower, Fence, RebootKind, Reply, Request, ShutdownReason, VirtRange};
 use sbi_spec::{base, binary, dbcn, hsm, legacy, rfnc, spi, srst, time};
 
 /// SBI specification version we implement: 2.0 (major in bits 30..24,
@@ -338,6 +338,16 @@ pub fn encode(eid: u64, reply: Reply) -> SbiReturn {
         Reply::InvalidParam => (binary::RET_ERR_INVALID_PARAM as u64, 0),
         Reply::InvalidAddress => (binary::RET_ERR_INVALID_ADDRESS as u64, 0),
         Reply::AlreadyAvailable => (binary::RET_ERR_ALREADY_AVAILABLE as u64, 0),
+        // HSM hart states (SBI v2.0 §9, table "HSM Hart States").
+        Reply::CpuState(state) => (
+            binary::RET_SUCCESS as u64,
+            match state {
+                CpuPower::On => 0,
+                CpuPower::Off => 1,
+                CpuPower::OnPending => 2,
+                CpuPower::Suspended => 4,
+            },
+        ),
     };
     if eid < LEGACY_EID_END {
         SbiReturn {
