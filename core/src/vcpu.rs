@@ -47,6 +47,41 @@ pub trait Vcpu {
     /// controller's output for it (a line, or messages). Answers how many
     /// external interrupts it newly received.
     fn sync_interrupts(&mut self, devices: &mut Devices) -> u64;
+
+    /// Resets the vCPU to the state a CPU started by the firmware
+    /// interface has (SBI HSM `hart_start`, PSCI `CPU_ON`): its MMU off,
+    /// interrupts masked, the PC at `entry` and `arg` in the argument
+    /// register the interface names (riscv64: `a1`, with the hart id in
+    /// `a0`; aarch64: `x0`).
+    fn start(&mut self, entry: GuestPhysAddr, arg: u64);
+
+    /// Carries out work another vCPU posted for this one, on its own host
+    /// CPU: a software interrupt (riscv64's `hvip.VSSIP`), an instruction
+    /// fence, a flush of the guest's cached translations.
+    fn remote_work(&mut self, work: RemoteWork);
+
+    /// Makes vCPU `cpu` (each vCPU runs on its own host CPU) leave the
+    /// guest promptly, or return from [`Vcpu::idle`]: a host IPI.
+    fn kick(cpu: usize)
+    where
+        Self: Sized;
+
+    /// Waits on this host CPU, out of the guest, until kicked (or for a
+    /// while: a spurious return is harmless), for an off vCPU.
+    fn idle()
+    where
+        Self: Sized;
+}
+
+/// What another vCPU asked of a vCPU ([`Vcpu::remote_work`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RemoteWork {
+    /// Make the guest's supervisor software interrupt pending.
+    pub software_interrupt: bool,
+    /// Run `fence.i` (or the architecture's instruction barrier).
+    pub fence_i: bool,
+    /// Drop every cached guest-virtual translation of this guest.
+    pub flush_tlb: bool,
 }
 
 /// The device access an exit reported, for [`Vcpu::emulate_io`].

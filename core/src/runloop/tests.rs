@@ -13,7 +13,8 @@ use crate::machine::{Board, DEFAULT_RAM_SIZE, RISCV64_VIRT, X86_Q35};
 use crate::stage2::test_host::{ArenaHost, gpa, hpa};
 use crate::stage2::{AddressSpace, MapError, Npt, Sv39x4};
 use crate::vcpu::{Unemulated, access_bus};
-use crate::vm::Vm;
+use crate::stats::Stats;
+use crate::vm::{Limits, Vm};
 use std::boxed::Box;
 use std::collections::VecDeque;
 use std::vec::Vec;
@@ -112,6 +113,14 @@ impl Vcpu for Scripted {
         }
         Ok(())
     }
+    fn start(&mut self, entry: GuestPhysAddr, _arg: u64) {
+        self.pc = GuestVirtAddr::new(entry.as_u64());
+    }
+    fn remote_work(&mut self, _work: crate::vcpu::RemoteWork) {}
+    fn kick(_cpu: usize) {}
+    fn idle() {
+        std::thread::yield_now();
+    }
     fn sync_interrupts(&mut self, devices: &mut Devices) -> u64 {
         let mut raised = 0;
         while let Some(vector) = self.ended.pop_front() {
@@ -157,7 +166,7 @@ impl Console for Captured {
 
 /// A VM under test, with the counters of every run so far.
 struct TestVm<F: Format> {
-    vm: Vm<F, ArenaHost, Captured, Scripted>,
+    vm: Vm<F, ArenaHost, Captured>,
     /// The vCPU's exits over every run.
     exits: Stats,
     /// Those and the memory's counters.
@@ -176,6 +185,7 @@ fn vm_of<F: Format>(board: &Board, frames: usize) -> TestVm<F> {
             memory,
             devices,
             Captured::default(),
+            1,
         ),
         exits: Stats::default(),
         stats: Stats::default(),
@@ -190,12 +200,13 @@ fn vm() -> TestVm<Sv39x4> {
 /// Runs `cpu` as the VM's vCPU 0 until the loop ends; `cpu` gets back
 /// what it recorded.
 fn go<F: Format>(t: &mut TestVm<F>, cpu: &mut Scripted) -> Result<(), VmError> {
-    t.vm.add_vcpu(core::mem::take(cpu));
-    let result = t.vm.run_vcpu(0);
-    let slot = t.vm.vcpus.pop().expect("the vCPU just added");
+    // Each run starts with vCPU 0 on and no ending recorded.
+    t.vm.cpus = crate::vm::Cpus::new(1);
+    let mut slot = VcpuSlot::new(0, core::mem::take(cpu));
+    let result = t.vm.run_vcpu(&mut slot);
     *cpu = slot.vcpu;
-    t.exits.absorb(&slot.stats);
-    t.stats = t.vm.memory.stats.clone();
+    t.exits.absorb(&t.vm.cpus.stats(0));
+    t.stats = t.vm.memory.lock().stats.clone();
     t.stats.absorb(&t.exits);
     result
 }
@@ -224,9 +235,9 @@ fn faults_in_declared_regions_are_mapped_and_counted() {
         SHUTDOWN,
     ]);
     assert_eq!(go(&mut vm, &mut cpu), Ok(()));
-    assert!(vm.vm.memory.space.translate(gpa(0x8020_1000)).is_some());
+    assert!(vm.vm.memory.lock().space.translate(gpa(0x8020_1000)).is_some());
     assert_eq!(
-        vm.vm.memory.space.translate(gpa(0x2200_0000)),
+        vm.vm.memory.lock().space.translate(gpa(0x2200_0000)),
         Some((hpa(0x2200_0000), Perms::READ))
     );
     assert_eq!(vm.stats.exits(ExitKind::NestedPageFault), 2);
@@ -254,14 +265,14 @@ fn device_accesses_are_emulated_never_mapped() {
     cpu.mmio
         .push_back(MmioAccess::read(gpa(0x1000_0005), Width::Byte));
     assert_eq!(go(&mut vm, &mut cpu), Ok(()));
-    assert_eq!(vm.vm.console.out, b"A", "THR goes to the host console");
+    assert_eq!(vm.vm.console.lock().out, b"A", "THR goes to the host console");
     assert_eq!(
         cpu.loads,
         [0, 0x60],
         "the write completes, then LSR reads THRE|TEMT"
     );
     assert_eq!(
-        vm.vm.memory.space.translate(gpa(0x1000_0000)),
+        vm.vm.memory.lock().space.translate(gpa(0x1000_0000)),
         None,
         "the UART page is never mapped"
     );
@@ -296,7 +307,7 @@ fn an_access_that_cannot_be_emulated_stops_the_vm() {
 #[test]
 fn typed_input_raises_the_guest_external_interrupt() {
     let mut vm = vm();
-    vm.vm.console.input = b"hi".to_vec();
+    vm.vm.console.lock().input = b"hi".to_vec();
     let mut cpu = Scripted::new(&[
         // The guest enables PLIC source 10 for context 1 and the
         // UART's receive interrupt.
@@ -368,6 +379,7 @@ fn port_io_goes_to_the_port_bus_and_unknown_ports_stop_the_vm() {
     let mut vm = vm();
     vm.vm
         .devices
+        .lock()
         .ports
         .add(gpa(0x3f8), 8, Box::new(Uart16550::new()), None)
         .unwrap();
@@ -389,7 +401,7 @@ fn port_io_goes_to_the_port_bus_and_unknown_ports_stop_the_vm() {
         SHUTDOWN,
     ]);
     assert_eq!(go(&mut vm, &mut cpu), Ok(()));
-    assert_eq!(vm.vm.console.out, b"P!");
+    assert_eq!(vm.vm.console.lock().out, b"P!");
     // LSR: transmitter empty, holding register empty (0x60).
     assert_eq!(cpu.loads, [0, 0x60, 0]);
     assert_eq!(vm.stats.exits(ExitKind::PortIo), 3);
@@ -436,7 +448,7 @@ fn program_pin4(cpu: &mut Scripted, low: u64) -> [Exit; 2] {
 #[test]
 fn com1_input_reaches_the_vcpu_as_io_apic_messages() {
     let mut vm = pc();
-    vm.vm.console.input = b"hi".to_vec();
+    vm.vm.console.lock().input = b"hi".to_vec();
     let mut cpu = Scripted::new(&[]);
     let mut exits = program_pin4(&mut cpu, 0x24).to_vec();
     exits.extend([
@@ -467,7 +479,7 @@ fn com1_input_reaches_the_vcpu_as_io_apic_messages() {
 #[test]
 fn a_level_triggered_com1_comes_again_until_it_is_serviced() {
     let mut vm = pc();
-    vm.vm.console.input = b"h".to_vec();
+    vm.vm.console.lock().input = b"h".to_vec();
     let mut cpu = Scripted::new(&[]);
     let mut exits = program_pin4(&mut cpu, 0x24 | 1 << 15).to_vec();
     exits.extend([
@@ -517,7 +529,7 @@ fn a_read_modify_write_makes_both_accesses_in_one_exit() {
     assert_eq!(cpu.loads, [0x24, 0, 0x1_0024], "read, write, read back");
     assert_eq!(vm.stats.exits(ExitKind::Mmio), 2 + 2);
     assert_eq!(
-        vm.vm.devices.bus.access_counts().collect::<Vec<_>>(),
+        vm.vm.devices.lock().bus.access_counts().collect::<Vec<_>>(),
         [("ioapic", 2 + 3)]
     );
 }
@@ -525,7 +537,7 @@ fn a_read_modify_write_makes_both_accesses_in_one_exit() {
 #[test]
 fn a_masked_pin_keeps_com1_quiet() {
     let mut vm = pc();
-    vm.vm.console.input = b"h".to_vec();
+    vm.vm.console.lock().input = b"h".to_vec();
     let mut cpu = Scripted::new(&[]);
     let mut exits = program_pin4(&mut cpu, 0x24 | 1 << 16).to_vec();
     exits.extend([port(0x3f9, Some(1)), Exit::HostTick, SHUTDOWN]);
@@ -566,7 +578,7 @@ fn a_wild_address_stops_the_vm_with_its_details() {
         "{msg}"
     );
     assert_eq!(
-        vm.vm.memory.space.mapped_pages(),
+        vm.vm.memory.lock().space.mapped_pages(),
         0,
         "nothing was mapped for the wild access"
     );
@@ -659,7 +671,7 @@ fn hypercalls_are_answered() {
             Reply::AlreadyAvailable,
         ]
     );
-    assert_eq!(vm.vm.console.out, b"h");
+    assert_eq!(vm.vm.console.lock().out, b"h");
     assert_eq!(vm.stats.exits(ExitKind::Hypercall), 10);
 }
 
@@ -668,6 +680,7 @@ fn console_write_reads_guest_ram() {
     let mut vm = vm();
     vm.vm
         .memory
+        .lock()
         .space
         .map_backed(
             gpa(0x8020_0000),
@@ -677,6 +690,7 @@ fn console_write_reads_guest_ram() {
         .unwrap();
     vm.vm
         .memory
+        .lock()
         .space
         .write(gpa(0x8020_0ff0), b"hello from the guest");
     let mut cpu = Scripted::new(&[
@@ -710,7 +724,7 @@ fn console_write_reads_guest_ram() {
             Reply::InvalidParam
         ]
     );
-    assert_eq!(vm.vm.console.out, b"hellohello from the g");
+    assert_eq!(vm.vm.console.lock().out, b"hellohello from the g");
 }
 
 #[test]
@@ -850,8 +864,8 @@ fn handled_exits_count_their_class_and_injected_exceptions() {
 #[test]
 fn console_getchar_takes_input_devices_left_then_the_hosts() {
     let mut vm = vm();
-    vm.vm.devices.pending_input.extend(b"ab");
-    vm.vm.console.input = b"c".to_vec();
+    vm.vm.devices.lock().pending_input.extend(b"ab");
+    vm.vm.console.lock().input = b"c".to_vec();
     let get = Exit::Hypercall(Request::ConsoleGetByte);
     let mut cpu = Scripted::new(&[get, get, get, get, SHUTDOWN]);
     assert_eq!(go(&mut vm, &mut cpu), Ok(()));
@@ -869,8 +883,8 @@ fn console_getchar_takes_input_devices_left_then_the_hosts() {
 #[test]
 fn console_read_fills_guest_ram() {
     let mut vm = vm();
-    vm.vm.devices.pending_input.push_back(b'>');
-    vm.vm.console.input = b"typed text".to_vec();
+    vm.vm.devices.lock().pending_input.push_back(b'>');
+    vm.vm.console.lock().input = b"typed text".to_vec();
     let read = |addr, len| {
         Exit::Hypercall(Request::ConsoleRead {
             gpa: gpa(addr),
@@ -900,14 +914,14 @@ fn console_read_fills_guest_ram() {
         ]
     );
     let mut got = [0u8; 4];
-    assert_eq!(vm.vm.memory.space.read(gpa(0x8030_0ffe), &mut got), 4);
+    assert_eq!(vm.vm.memory.lock().space.read(gpa(0x8030_0ffe), &mut got), 4);
     assert_eq!(&got, b">typ");
     let mut got = [0u8; 7];
-    assert_eq!(vm.vm.memory.space.read(gpa(0x8030_2000), &mut got), 7);
+    assert_eq!(vm.vm.memory.lock().space.read(gpa(0x8030_2000), &mut got), 7);
     assert_eq!(&got, b"ed text");
     assert_eq!(vm.stats.pages(3), 3, "three RAM pages mapped for the reads");
     assert_eq!(
-        vm.vm.memory.space.translate(gpa(0x8030_3000)),
+        vm.vm.memory.lock().space.translate(gpa(0x8030_3000)),
         None,
         "no more than the bytes read"
     );
@@ -925,9 +939,9 @@ fn ram_faults_map_blocks_unless_the_limits_turn_them_off() {
     // buffer each take a RAM block or page; pflash always a page.
     for (limits, counts) in [(blocks_on, (2, 0, 1)), (blocks_off, (0, 2, 1))] {
         let mut vm = vm();
-        vm.vm.memory.space =
+        vm.vm.memory.lock().space =
             AddressSpace::new(ArenaHost::new(4 * crate::stage2::BLOCK_PAGES)).unwrap();
-        vm.vm.console.input = b"x".to_vec();
+        vm.vm.console.lock().input = b"x".to_vec();
         let mut cpu = Scripted::new(&[
             npf(0x8040_1008, Access::Write),
             npf(0x2200_0000, Access::Read),
@@ -944,7 +958,7 @@ fn ram_faults_map_blocks_unless_the_limits_turn_them_off() {
         let s = &vm.stats;
         assert_eq!((s.blocks(3), s.pages(3), s.pages(2)), counts, "{limits:?}");
         assert_eq!(
-            vm.vm.memory.space.translate(gpa(0x805f_f000)).is_some(),
+            vm.vm.memory.lock().space.translate(gpa(0x805f_f000)).is_some(),
             limits.ram_blocks,
             "the rest of the faulting block"
         );

@@ -16,6 +16,7 @@ use crate::devices::pl011::Pl011;
 use crate::devices::plic::Plic;
 use crate::devices::uart16550::Uart16550;
 use crate::devices::{Bus, BusError, Device, InterruptMessage};
+use crate::exit::CpuSet;
 use crate::machine::{Board, DeviceKind, Space};
 use crate::vm::Console;
 
@@ -31,6 +32,8 @@ pub struct Devices {
     pub ports: Bus,
     /// Console input read from the host that no device has taken yet.
     pub(crate) pending_input: VecDeque<u8>,
+    /// Each vCPU's controller output, for kicks ([`Devices::lines_changed`]).
+    pub(crate) cpu_lines: CpuLines,
 }
 
 /// A fresh model of `kind`; `None` for a device the guest reaches by a
@@ -54,6 +57,7 @@ impl Devices {
             bus: Bus::new(),
             ports: Bus::new(),
             pending_input: VecDeque::new(),
+            cpu_lines: CpuLines::default(),
         }
     }
 
@@ -75,6 +79,12 @@ impl Devices {
             }
         }
         Ok(devices)
+    }
+
+    /// Makes vCPU `cpu` the one whose accesses, banked interrupt inputs
+    /// and output the next calls concern.
+    pub fn select_cpu(&mut self, cpu: usize) {
+        let _ = cpu;
     }
 
     /// Drives controller input `source` (a timer the vCPU emulates).
@@ -149,6 +159,46 @@ impl Devices {
     /// `(name, accesses)` of every device, the memory bus's first.
     pub fn access_counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         self.bus.access_counts().chain(self.ports.access_counts())
+    }
+}
+
+/// Which controller output is each vCPU's, and the level each was last
+/// known to see: for kicking the vCPUs whose line another vCPU's device
+/// access changed.
+#[derive(Default)]
+pub(crate) struct CpuLines {
+    /// vCPU `i`'s controller context.
+    contexts: alloc::vec::Vec<usize>,
+    /// The level of that context when vCPU `i` (or a kick for it) was last
+    /// told.
+    seen: alloc::vec::Vec<bool>,
+}
+
+impl Devices {
+    /// Names the controller context of each vCPU, vCPU 0 first.
+    pub fn wire_cpus(&mut self, contexts: &[usize]) {
+        self.cpu_lines = CpuLines {
+            contexts: contexts.to_vec(),
+            seen: alloc::vec![false; contexts.len()],
+        };
+    }
+
+    /// After vCPU `me` acted on the devices and synced its own line: the
+    /// other vCPUs whose controller output changed since they were last
+    /// told (to be kicked, so that they sync). With one vCPU, none.
+    pub fn lines_changed(&mut self, me: usize) -> CpuSet {
+        let mut changed = CpuSet::default();
+        let CpuLines { contexts, seen } = &mut self.cpu_lines;
+        for (cpu, (&context, seen)) in contexts.iter().zip(seen.iter_mut()).enumerate() {
+            let level = self.bus.external_irq(context);
+            if *seen != level {
+                *seen = level;
+                if cpu != me {
+                    changed.0 |= 1 << cpu;
+                }
+            }
+        }
+        changed
     }
 }
 
