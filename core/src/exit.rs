@@ -473,16 +473,20 @@ pub enum ExitKind {
     Reflected = 7,
     /// Exits that stop the VM.
     Unexpected = 8,
+    /// Another vCPU (or the hypervisor) kicked this one out of the guest:
+    /// work was posted for it, or the VM ended.
+    Kick = 9,
 }
 
 impl ExitKind {
     /// Every class, in report order.
-    pub const ALL: [ExitKind; 9] = [
+    pub const ALL: [ExitKind; 10] = [
         ExitKind::NestedPageFault,
         ExitKind::Hypercall,
         ExitKind::Timer,
         ExitKind::Mmio,
         ExitKind::HostTick,
+        ExitKind::Kick,
         ExitKind::SysReg,
         ExitKind::PortIo,
         ExitKind::Reflected,
@@ -497,6 +501,7 @@ impl ExitKind {
             ExitKind::Timer => "timer",
             ExitKind::Mmio => "mmio",
             ExitKind::HostTick => "host tick",
+            ExitKind::Kick => "kick",
             ExitKind::SysReg => "sysreg",
             ExitKind::PortIo => "pio",
             ExitKind::Reflected => "reflected",

@@ -62,6 +62,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         ("timer", 3),
         ("mmio", 1928),
         ("host tick", 1),
+        ("kick", 0),
         ("sysreg", 5),
         ("pio", 0),
         ("reflected", 0),

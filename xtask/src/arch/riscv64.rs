@@ -56,6 +56,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         ("timer", 1),
         ("mmio", 1729),
         ("host tick", 0),
+        ("kick", 0),
         ("sysreg", 0),
         ("pio", 0),
         ("reflected", 0),

@@ -60,6 +60,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         ("timer", 1),
         ("mmio", 0),
         ("host tick", 0),
+        ("kick", 0),
         ("sysreg", 44),
         ("pio", 1888),
         ("reflected", 0),
