@@ -99,7 +99,7 @@ pub fn build() -> Result<GuestVm, HvError> {
     }
     let devices = Devices::for_board(&Current::BOARD)
         .map_err(|e| HvError::Boot(alloc::format!("the board's devices: {e}")))?;
-    let vcpu = Current::new_vcpu(&plan, memory.space.root(), Current::BOARD.cpu);
+    let vcpu = Current::new_vcpu(&plan, memory.space.root(), Current::BOARD.cpu_wiring(0));
     println!("Guest entry point {:#x}", plan.entry);
     let name = config.name.clone().unwrap_or_else(|| String::from("guest"));
     let mut vm = Vm::new(name, limits, memory, devices, HostConsole);

@@ -1,6 +1,6 @@
 //! The RISC-V platform-level interrupt controller of QEMU's `virt` machine
 //! (SiFive PLIC, as in the "RISC-V Platform-Level Interrupt Controller
-//! Specification" 1.0.0), for a guest with one hart.
+//! Specification" 1.0.0), for a guest with 1 to [`MAX_HARTS`] harts.
 //!
 //! Layout (offsets from the base, 0x0c00_0000 on `virt`):
 //!
@@ -12,10 +12,21 @@
 //! | `0x20_0000 + 0x1000*ctx` | priority threshold of context `ctx` |
 //! | `0x20_0004 + 0x1000*ctx` | claim (read) / complete (write) of context `ctx` |
 //!
-//! Context 0 is the hart's M-mode and context 1 its S-mode, as QEMU
-//! numbers them. The guest runs in (V)S-mode and drives context 1; context
-//! 0 is kept so firmware-style accesses work, but its output goes nowhere.
-//! Only 4-byte accesses are accepted (QEMU's `min/max_access_size` = 4).
+//! Each hart has two contexts, numbered as QEMU `virt` does (its PLIC
+//! `hart-config` is `MS` per hart): context `2*h` is hart `h`'s M-mode
+//! ([`m_mode_context`]) and `2*h + 1` its S-mode ([`s_mode_context`]). The
+//! guest runs in (V)S-mode and drives the S contexts; the M contexts are
+//! kept so firmware-style accesses work, but their outputs go nowhere.
+//! Every context has its own enable bits, threshold and claim/complete
+//! register; pending and in-service bits are shared, so a claim through
+//! one context takes the source away from all the others.
+//!
+//! The enable words and context registers of contexts beyond the harts
+//! the model was built with ([`Plic::with_harts`]) read as 0 and ignore
+//! writes, as in QEMU, whose PLIC answers an access it does not decode
+//! with 0 (and logs it) rather than a bus error. Every other offset
+//! without a register is refused. Only 4-byte accesses are accepted
+//! (QEMU's `min/max_access_size` = 4).
 //!
 //! Gateway semantics, level-triggered: while a source's line is high and
 //! the source is not claimed-and-not-completed, its pending bit is set; a
@@ -31,10 +42,26 @@ use super::{Device, DeviceError, Width};
 /// Number of interrupt source ids; id 0 is reserved ("no interrupt"),
 /// 1..=95 are usable.
 pub const NUM_SOURCES: u32 = 96;
-/// Number of contexts: M-mode and S-mode of hart 0.
-pub const NUM_CONTEXTS: usize = 2;
-/// The context of the guest's (S-mode) external interrupt.
-pub const S_MODE_CONTEXT: usize = 1;
+/// The most harts one PLIC serves: a VM's most vCPUs.
+pub const MAX_HARTS: usize = crate::exit::CpuSet::MAX_CPUS as usize;
+/// Contexts per hart: its M-mode and its S-mode.
+pub const CONTEXTS_PER_HART: usize = 2;
+/// The most contexts one PLIC has.
+pub const MAX_CONTEXTS: usize = CONTEXTS_PER_HART * MAX_HARTS;
+/// The context of hart 0's (S-mode) external interrupt, the guest's on a
+/// one-hart machine.
+pub const S_MODE_CONTEXT: usize = s_mode_context(0);
+
+/// The context of hart `hart`'s M-mode external interrupt.
+pub const fn m_mode_context(hart: usize) -> usize {
+    CONTEXTS_PER_HART * hart
+}
+
+/// The context of hart `hart`'s S-mode external interrupt, the one the
+/// guest running on that hart drives.
+pub const fn s_mode_context(hart: usize) -> usize {
+    CONTEXTS_PER_HART * hart + 1
+}
 /// Size of the register region.
 pub const PLIC_SIZE: u64 = 0x60_0000;
 /// Highest priority (and threshold) level: priorities are 3 bits.
@@ -88,8 +115,11 @@ pub struct Plic {
     pending: Bits,
     /// Claimed and not yet completed.
     in_service: Bits,
-    enable: [Bits; NUM_CONTEXTS],
-    threshold: [u32; NUM_CONTEXTS],
+    /// How many contexts exist: two per hart. Entries past it in
+    /// `enable` and `threshold` stay 0.
+    contexts: usize,
+    enable: [Bits; MAX_CONTEXTS],
+    threshold: [u32; MAX_CONTEXTS],
 }
 
 impl Default for Plic {
@@ -99,16 +129,35 @@ impl Default for Plic {
 }
 
 impl Plic {
-    /// A PLIC in its reset state: every priority, threshold and enable 0.
+    /// A PLIC for one hart in its reset state: every priority, threshold
+    /// and enable 0.
     pub const fn new() -> Self {
+        Self::with_harts(1)
+    }
+
+    /// A PLIC for `harts` harts (contexts `0..2 * harts`) in its reset
+    /// state.
+    ///
+    /// # Panics
+    ///
+    /// If `harts` is not in `1..=MAX_HARTS` (a VM's vCPU count is checked
+    /// against the same bound when its config is read).
+    pub const fn with_harts(harts: usize) -> Self {
+        assert!(harts >= 1 && harts <= MAX_HARTS, "1 to MAX_HARTS harts");
         Self {
             priority: [0; NUM_SOURCES as usize],
             line: Bits([0; WORDS]),
             pending: Bits([0; WORDS]),
             in_service: Bits([0; WORDS]),
-            enable: [Bits([0; WORDS]); NUM_CONTEXTS],
-            threshold: [0; NUM_CONTEXTS],
+            contexts: CONTEXTS_PER_HART * harts,
+            enable: [Bits([0; WORDS]); MAX_CONTEXTS],
+            threshold: [0; MAX_CONTEXTS],
         }
+    }
+
+    /// How many harts the PLIC serves.
+    pub const fn harts(&self) -> usize {
+        self.contexts / CONTEXTS_PER_HART
     }
 
     /// The source `claim` would return for `ctx` (0 if none): the pending,
@@ -152,15 +201,22 @@ impl Plic {
     }
 
     /// Where in the region `offset` falls: `(register, index)`.
-    fn decode(offset: u64) -> Option<Register> {
+    fn decode(&self, offset: u64) -> Option<Register> {
         let end_priority = reg::PRIORITY + 4 * u64::from(NUM_SOURCES);
         let end_pending = reg::PENDING + 4 * WORDS as u64;
-        let end_enable = reg::ENABLE + reg::ENABLE_STRIDE * NUM_CONTEXTS as u64;
-        let end_context = reg::CONTEXT + reg::CONTEXT_STRIDE * NUM_CONTEXTS as u64;
+        let end_enable = reg::ENABLE + reg::ENABLE_STRIDE * self.contexts as u64;
+        let end_context = reg::CONTEXT + reg::CONTEXT_STRIDE * self.contexts as u64;
         Some(match offset {
             o if o < end_priority => Register::Priority((o / 4) as u32),
             o if (reg::PENDING..end_pending).contains(&o) => {
                 Register::Pending(((o - reg::PENDING) / 4) as usize)
+            }
+            // The enable words and context registers of contexts this PLIC
+            // does not have: the rest of both areas.
+            o if (end_enable..reg::CONTEXT).contains(&o)
+                || (end_context..PLIC_SIZE).contains(&o) =>
+            {
+                Register::Absent
             }
             o if (reg::ENABLE..end_enable).contains(&o) => {
                 let ctx = ((o - reg::ENABLE) / reg::ENABLE_STRIDE) as usize;
@@ -190,6 +246,9 @@ enum Register {
     Enable(usize, usize),
     Threshold(usize),
     Claim(usize),
+    /// A register of a context that does not exist: reads 0, writes are
+    /// ignored.
+    Absent,
 }
 
 impl Device for Plic {
@@ -201,12 +260,16 @@ impl Device for Plic {
         if width != Width::Word || !offset.is_multiple_of(4) {
             return Err(DeviceError::BadWidth { offset, width });
         }
-        let v = match Self::decode(offset).ok_or(DeviceError::BadOffset { offset })? {
+        let v = match self
+            .decode(offset)
+            .ok_or(DeviceError::BadOffset { offset })?
+        {
             Register::Priority(id) => self.priority[id as usize],
             Register::Pending(w) => self.pending.0[w],
             Register::Enable(ctx, w) => self.enable[ctx].0[w],
             Register::Threshold(ctx) => self.threshold[ctx],
             Register::Claim(ctx) => self.claim(ctx),
+            Register::Absent => 0,
         };
         Ok(u64::from(v))
     }
@@ -216,7 +279,10 @@ impl Device for Plic {
             return Err(DeviceError::BadWidth { offset, width });
         }
         let v = value as u32;
-        match Self::decode(offset).ok_or(DeviceError::BadOffset { offset })? {
+        match self
+            .decode(offset)
+            .ok_or(DeviceError::BadOffset { offset })?
+        {
             // Source 0 does not exist: its priority stays 0.
             Register::Priority(0) => {}
             // WARL: only the 3 implemented bits are kept (QEMU: value % 8).
@@ -227,6 +293,7 @@ impl Device for Plic {
             Register::Enable(ctx, w) => self.enable[ctx].0[w] = v,
             Register::Threshold(ctx) => self.threshold[ctx] = v & MAX_PRIORITY,
             Register::Claim(ctx) => self.complete(ctx, v),
+            Register::Absent => {}
         }
         Ok(())
     }
@@ -249,7 +316,7 @@ impl Device for Plic {
     }
 
     fn irq_output(&self, context: usize) -> bool {
-        context < NUM_CONTEXTS && self.best(context) != 0
+        context < self.contexts && self.best(context) != 0
     }
 }
 
@@ -385,12 +452,10 @@ mod tests {
             })
         );
         for off in [
+            reg::PRIORITY + 4 * u64::from(NUM_SOURCES),
             reg::PENDING + 12,
             enable_off(S, 96),
-            enable_off(2, 1),
-            threshold_off(2),
             threshold_off(S) + 8,
-            PLIC_SIZE - 4,
         ] {
             assert_eq!(
                 p.read(off, Width::Word),
@@ -398,6 +463,102 @@ mod tests {
                 "{off:#x}"
             );
         }
+    }
+
+    #[test]
+    fn contexts_beyond_the_harts_read_zero_and_ignore_writes() {
+        for harts in [1, 2, MAX_HARTS] {
+            let mut p = Plic::with_harts(harts);
+            assert_eq!(p.harts(), harts);
+            let first_absent = m_mode_context(harts);
+            for off in [
+                enable_off(first_absent, 1),
+                enable_off(first_absent + 1, 95),
+                // The last enable word before the context area.
+                reg::CONTEXT - 4,
+                threshold_off(first_absent),
+                claim_off(first_absent + 1),
+                threshold_off(first_absent) + 8,
+                PLIC_SIZE - 4,
+            ] {
+                wr(&mut p, off, 0xffff_ffff);
+                assert_eq!(rd(&mut p, off), 0, "{harts} harts, {off:#x}");
+            }
+            // The last existing context's registers are real.
+            let last = s_mode_context(harts - 1);
+            wr(&mut p, threshold_off(last), 3);
+            assert_eq!(rd(&mut p, threshold_off(last)), 3);
+            wr(&mut p, enable_off(last, 1), 1 << 1);
+            assert_eq!(rd(&mut p, enable_off(last, 1)), 1 << 1);
+            assert!(!p.irq_output(first_absent + 1));
+        }
+    }
+
+    #[test]
+    #[should_panic]
+    fn nine_harts_are_refused() {
+        let _ = Plic::with_harts(MAX_HARTS + 1);
+    }
+
+    #[test]
+    fn context_numbers_follow_qemu_virt() {
+        assert_eq!((m_mode_context(0), s_mode_context(0)), (0, 1));
+        assert_eq!((m_mode_context(3), s_mode_context(3)), (6, 7));
+        assert_eq!(S_MODE_CONTEXT, 1);
+        assert_eq!(MAX_CONTEXTS, 16);
+        // Hart 7's S context is the last one the region holds room for in
+        // the enable area as well as the context area.
+        assert!(reg::ENABLE + reg::ENABLE_STRIDE * MAX_CONTEXTS as u64 <= reg::CONTEXT);
+        assert!(reg::CONTEXT + reg::CONTEXT_STRIDE * MAX_CONTEXTS as u64 <= PLIC_SIZE);
+    }
+
+    #[test]
+    fn two_harts_an_interrupt_enabled_for_hart_1_reaches_only_it() {
+        let mut p = Plic::with_harts(2);
+        let s1 = s_mode_context(1);
+        wr(&mut p, 4 * 10, 1);
+        wr(&mut p, enable_off(s1, 10), 1 << 10);
+        p.set_irq_source(10, true);
+        for ctx in 0..MAX_CONTEXTS {
+            assert_eq!(p.irq_output(ctx), ctx == s1, "context {ctx}");
+        }
+        // Hart 0's S context claims nothing: 10 is not enabled there.
+        assert_eq!(rd(&mut p, claim_off(S)), 0);
+        assert_eq!(rd(&mut p, reg::PENDING), 1 << 10);
+        // Hart 1's threshold is its own.
+        wr(&mut p, threshold_off(s1), 1);
+        assert!(!p.irq_output(s1));
+        assert_eq!(rd(&mut p, threshold_off(S)), 0);
+        wr(&mut p, threshold_off(s1), 0);
+        assert_eq!(rd(&mut p, claim_off(s1)), 10);
+        assert!(!p.irq_output(s1));
+        // Completion from hart 0, where 10 is not enabled, is ignored.
+        wr(&mut p, claim_off(S), 10);
+        assert_eq!(rd(&mut p, reg::PENDING), 0);
+        wr(&mut p, claim_off(s1), 10);
+        assert_eq!(rd(&mut p, reg::PENDING), 1 << 10, "still high");
+        assert!(p.irq_output(s1));
+    }
+
+    #[test]
+    fn two_harts_a_claim_on_one_context_removes_it_from_the_other() {
+        let mut p = Plic::with_harts(2);
+        let s1 = s_mode_context(1);
+        wr(&mut p, 4 * 10, 1);
+        for ctx in [S, s1] {
+            wr(&mut p, enable_off(ctx, 10), 1 << 10);
+        }
+        p.set_irq_source(10, true);
+        assert!(p.irq_output(S) && p.irq_output(s1), "both are offered it");
+        assert_eq!(rd(&mut p, claim_off(s1)), 10);
+        assert!(!p.irq_output(S) && !p.irq_output(s1));
+        assert_eq!(rd(&mut p, claim_off(S)), 0, "hart 0 lost the race");
+        // Either context may complete it (it is enabled in both); then both
+        // are offered it again while the line stays high.
+        wr(&mut p, claim_off(S), 10);
+        assert!(p.irq_output(S) && p.irq_output(s1));
+        assert_eq!(rd(&mut p, claim_off(S)), 10);
+        assert!(!p.irq_output(s1));
     }
 
     #[test]

@@ -50,6 +50,13 @@ pub const FLASH_BANK_WIDTH: u32 = 4;
 /// Why no tree can be written, for a reason every architecture shares.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TreeError {
+    /// The tree cannot describe this many CPUs: 1 to
+    /// [`CpuSet::MAX_CPUS`](crate::exit::CpuSet::MAX_CPUS) (the GICv2's
+    /// eight CPU interfaces, the PLIC model's eight harts).
+    BadCpuCount {
+        /// The count asked for.
+        cpus: usize,
+    },
     /// The machine has no such device (or no RAM).
     MissingRegion {
         /// What is missing (`"ram"`, `"uart"`...).
@@ -91,6 +98,11 @@ impl From<vm_fdt::Error> for TreeError {
 impl core::fmt::Display for TreeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
+            TreeError::BadCpuCount { cpus } => write!(
+                f,
+                "a device tree for {cpus} CPUs: 1 to {} are supported",
+                crate::exit::CpuSet::MAX_CPUS
+            ),
             TreeError::MissingRegion { name } => {
                 write!(f, "the machine has no {name} for the device tree")
             }
@@ -147,6 +159,16 @@ pub fn device_of_size(
         });
     }
     Ok(r)
+}
+
+/// Checks that a tree can describe `cpus` CPUs (see
+/// [`TreeError::BadCpuCount`]).
+pub fn check_cpus(cpus: usize) -> Result<(), TreeError> {
+    if (1..=crate::exit::CpuSet::MAX_CPUS as usize).contains(&cpus) {
+        Ok(())
+    } else {
+        Err(TreeError::BadCpuCount { cpus })
+    }
 }
 
 /// The layout's RAM.

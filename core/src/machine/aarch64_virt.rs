@@ -51,6 +51,8 @@ pub const AARCH64_VIRT: Board = Board {
         irq_context: IRQ_CONTEXT,
         timer_irqs: &[EL1_PHYS_TIMER_INTID, EL1_VIRT_TIMER_INTID],
     },
+    // One GIC CPU interface per vCPU, numbered as the vCPUs.
+    cpu_context_stride: 1,
     host_devices: &[
         host_device("interrupt controller (GICv2)", 0x0800_0000, 0x2_0000),
         host_device("console UART (PL011)", 0x0900_0000, 0x1000),

@@ -157,14 +157,31 @@ pub struct Board {
     pub entry: GuestPhysAddr,
     /// Every device, in any order.
     pub devices: &'static [DeviceSpec],
-    /// How vCPU 0 is wired to the interrupt controller.
+    /// How vCPU 0 is wired to the interrupt controller; any vCPU's wiring
+    /// is [`Board::cpu_wiring`].
     pub cpu: CpuWiring,
+    /// How far apart two consecutive vCPUs' `irq_context`s are: vCPU `n`'s
+    /// is vCPU 0's plus `n` times this. 0 where every vCPU shares vCPU 0's
+    /// wiring.
+    pub cpu_context_stride: usize,
     /// The host devices the hypervisor drives itself: no pass-through
     /// range may reach them.
     pub host_devices: &'static [HostDevice],
 }
 
 impl Board {
+    /// How vCPU `cpu` is wired to the interrupt controller: vCPU 0's
+    /// wiring with its `irq_context` moved `cpu` strides on (riscv64: the
+    /// S-mode PLIC context of hart `cpu`, 2*cpu+1; aarch64: GIC CPU
+    /// interface `cpu`; x86: vCPU 0's). The timer inputs are the same for
+    /// every vCPU (aarch64's are PPIs, private to each CPU interface).
+    pub const fn cpu_wiring(&self, cpu: usize) -> CpuWiring {
+        CpuWiring {
+            irq_context: self.cpu.irq_context + self.cpu_context_stride * cpu,
+            timer_irqs: self.cpu.timer_irqs,
+        }
+    }
+
     /// The first device of `kind` (compared by variant), if the board has
     /// one.
     pub fn find(&self, kind: fn(&DeviceKind) -> bool) -> Option<&DeviceSpec> {
@@ -262,6 +279,24 @@ mod tests {
                 .filter(|d| d.kind.is_irq_chip())
                 .count();
             assert_eq!(chips, 1, "{}", board.name);
+        }
+    }
+
+    #[test]
+    fn each_vcpu_has_its_own_interrupt_context() {
+        use crate::devices::plic::s_mode_context;
+        for cpu in 0..crate::exit::CpuSet::MAX_CPUS as usize {
+            let rv = RISCV64_VIRT.cpu_wiring(cpu);
+            assert_eq!(rv.irq_context, 2 * cpu + 1);
+            assert_eq!(rv.irq_context, s_mode_context(cpu));
+            assert!(rv.timer_irqs.is_empty());
+            let arm = AARCH64_VIRT.cpu_wiring(cpu);
+            assert_eq!(arm.irq_context, cpu, "GIC CPU interface {cpu}");
+            assert_eq!(arm.timer_irqs, AARCH64_VIRT.cpu.timer_irqs);
+            assert_eq!(X86_Q35.cpu_wiring(cpu), X86_Q35.cpu);
+        }
+        for board in [RISCV64_VIRT, AARCH64_VIRT, X86_Q35] {
+            assert_eq!(board.cpu_wiring(0), board.cpu, "{}", board.name);
         }
     }
 

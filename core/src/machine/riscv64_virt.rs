@@ -5,7 +5,7 @@
 
 use super::{Board, CpuWiring, DeviceKind, DeviceSpec, Space, host_device};
 use crate::addr::{GuestPhysAddr, HostPhysAddr};
-use crate::devices::plic::{PLIC_SIZE, S_MODE_CONTEXT};
+use crate::devices::plic::{CONTEXTS_PER_HART, PLIC_SIZE, S_MODE_CONTEXT};
 
 /// The UART's PLIC source on QEMU `virt`.
 pub const UART_IRQ: u32 = 10;
@@ -49,6 +49,8 @@ pub const RISCV64_VIRT: Board = Board {
         irq_context: S_MODE_CONTEXT,
         timer_irqs: &[],
     },
+    // Hart n's S-mode context is 2*n + 1: an M and an S context per hart.
+    cpu_context_stride: CONTEXTS_PER_HART,
     host_devices: &[
         host_device("power-off device (sifive,test)", 0x0010_0000, 0x1000),
         host_device("interrupt controller (PLIC)", 0x0c00_0000, 0x60_0000),

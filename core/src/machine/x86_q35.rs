@@ -70,6 +70,8 @@ pub const X86_Q35: Board = Board {
         irq_context: 0,
         timer_irqs: &[],
     },
+    // The I/O APIC reaches the vCPUs by message, not by a per-vCPU output.
+    cpu_context_stride: 0,
     host_devices: &[
         host_device("I/O APIC", 0xfec0_0000, 0x1000),
         host_device("local APIC", 0xfee0_0000, 0x1000),

@@ -136,7 +136,7 @@ impl Vcpu for Scripted {
             }
             raised += 1;
         }
-        let level = devices.external_irq(RISCV64_VIRT.cpu.irq_context);
+        let level = devices.external_irq(RISCV64_VIRT.cpu_wiring(0).irq_context);
         if level != self.line {
             self.line = level;
             self.lines.push(level);

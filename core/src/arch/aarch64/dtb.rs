@@ -1,7 +1,7 @@
 //! The flattened device tree (DTB) an aarch64 guest reads to learn the
-//! machine the hypervisor gives it: one CPU, its RAM, PSCI over HVC, the
-//! generic timer, the GICv2, the PL011 and (where the layout has it) the
-//! pflash bank.
+//! machine the hypervisor gives it: its CPUs ([`DtbConfig::cpus`], 1 to
+//! 8), its RAM, PSCI over HVC, the generic timer, the GICv2, the PL011 and
+//! (where the layout has it) the pflash bank.
 //!
 //! Written for an unmodified arm64 Linux (Debian's 6.1 `Image`, entered at
 //! EL1 with the blob's address in `x0`): the tree has the shape of the one
@@ -24,22 +24,29 @@
 //! - The root's `compatible` is QEMU's `linux,dummy-virt` (the guest sees
 //!   the same devices at the same addresses); `model` names this
 //!   hypervisor ([`MODEL`]).
-//! - `cpu@0` is `arm,armv8`, the binding's name for a generic Armv8 CPU
-//!   (QEMU names the model it emulates, but the guest runs on whatever CPU
-//!   the host has), with `reg` 0: its MPIDR affinity, one cell as
-//!   Aff3 is 0. `enable-method = "psci"` is there even for one CPU:
-//!   `booting.rst` says the blob "must contain an 'enable-method' property
-//!   for each cpu node" (QEMU adds it only with more than one).
+//! - `cpu@<i>`, one per vCPU, is `arm,armv8`, the binding's name for a
+//!   generic Armv8 CPU (QEMU names the model it emulates, but the guest
+//!   runs on whatever CPU the host has), with `reg` `<i>`: its MPIDR
+//!   affinity (Aff0 = i; QEMU `virt` puts eight CPUs in a cluster), one
+//!   cell as Aff3 is 0. `enable-method = "psci"` is there even for one
+//!   CPU: `booting.rst` says the blob "must contain an 'enable-method'
+//!   property for each cpu node" (QEMU adds it only with more than one).
+//!   QEMU's `/cpus/cpu-map` and the `phandle` on each CPU it needs are
+//!   left out: nothing here states a topology.
 //! - `/psci` is `arm,psci-1.0` and `arm,psci-0.2` with `method = "hvc"`:
 //!   the hypervisor answers PSCI_VERSION with 1.1 (see
 //!   [`crate::arch::smccc`]). QEMU's extra `arm,psci` and its PSCI 0.1
-//!   function IDs (`cpu_on`, ...) are left out: a 0.2 kernel uses the
-//!   standard IDs, and with one CPU there is nothing to turn on.
+//!   function IDs (`cpu_on`, ...) are left out: Linux takes the node as
+//!   PSCI 1.0 (its first compatible) and starts the secondary CPUs with
+//!   the standard CPU_ON function ID; the 0.1 IDs only serve a node probed
+//!   as `arm,psci`, which this one cannot be.
 //! - `/timer` is `arm,armv8-timer` with the four PPIs in the binding's
 //!   order (secure physical 13, non-secure physical 14, virtual 11,
 //!   hypervisor 10: INTIDs 29, 30, 27, 26) and `always-on`, as QEMU gives
-//!   them. Each is level-high (type 4) with the GICv2 CPU mask for one CPU
-//!   (bit 8) in the flags cell: [`TIMER_IRQ_FLAGS`] = 0x104, QEMU's value.
+//!   them. Each is level-high (type 4) with the GICv2 CPU mask in bits
+//!   15:8 of the flags cell naming every CPU, `(1 << cpus) - 1`
+//!   ([`timer_irq_flags`]; 0x104 for one CPU, 0xf04 for four), QEMU's
+//!   value.
 //!   Level matches the GIC model, whose PPIs are fixed level-sensitive
 //!   (Linux sets the type in GICD_ICFGR and warns when it does not read
 //!   back). No
@@ -72,7 +79,7 @@ use vm_fdt::FdtWriter;
 
 use crate::addr::GuestPhysAddr;
 use crate::devices::{gicv2, pl011};
-use crate::dtb::{TreeError, check_initrd, device, device_of_size, nodes, ram};
+use crate::dtb::{TreeError, check_cpus, check_initrd, device, device_of_size, nodes, ram};
 use crate::layout::GuestLayout;
 use crate::machine::{Board, DeviceKind};
 
@@ -95,8 +102,18 @@ pub const APB_PCLK_HZ: u32 = 24_000_000;
 /// physical, virtual, hypervisor (PPI numbers; the INTID is 16 more).
 pub const TIMER_PPIS: [u32; 4] = [13, 14, 11, 10];
 
-/// The flags cell of each timer PPI: level-high, routed to CPU 0.
-pub const TIMER_IRQ_FLAGS: u32 = GIC_CPU_MASK_CPU0 | IRQ_TYPE_LEVEL_HIGH;
+/// The flags cell of each timer PPI on a one-CPU machine: level-high,
+/// routed to CPU 0.
+pub const TIMER_IRQ_FLAGS: u32 = timer_irq_flags(1);
+
+/// The flags cell of each timer PPI with `cpus` CPUs: level-high, wired to
+/// every CPU (GIC_CPU_MASK_SIMPLE(cpus) in bits 15:8, as QEMU and the
+/// Linux `arm,gic` binding have it). `cpus` is 1 to 8.
+pub const fn timer_irq_flags(cpus: usize) -> u32 {
+    // Eight bits: a GICv2 has at most eight CPU interfaces.
+    let mask = if cpus >= 8 { 0xff } else { (1u32 << cpus) - 1 };
+    (mask << GIC_CPU_MASK_SHIFT) | IRQ_TYPE_LEVEL_HIGH
+}
 
 /// The phandles the tree defines.
 pub mod phandle {
@@ -113,22 +130,42 @@ const GIC_SPI: u32 = 0;
 const GIC_PPI: u32 = 1;
 /// Third cell: level-sensitive, active high.
 const IRQ_TYPE_LEVEL_HIGH: u32 = 4;
-/// Third cell, bits 8-15 (GICv2 PPIs only): the CPUs the PPI is wired to,
-/// here CPU 0 alone.
-const GIC_CPU_MASK_CPU0: u32 = 1 << 8;
+/// Third cell, bits 8-15 (GICv2 PPIs only): the CPUs the PPI is wired
+/// to, bit `8 + i` for CPU interface `i`.
+const GIC_CPU_MASK_SHIFT: u32 = 8;
 
 /// What the tree says beyond the layout.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DtbConfig<'a> {
     /// The kernel command line (`/chosen/bootargs`), if any.
     pub bootargs: Option<&'a str>,
     /// Where an initrd was loaded and its size in bytes, if any.
     pub initrd: Option<(GuestPhysAddr, u64)>,
+    /// How many CPUs the tree describes (`cpu@0` to `cpu@<cpus-1>`), 1 to
+    /// 8.
+    pub cpus: usize,
 }
 
-/// The device tree of an aarch64 guest with `layout`'s regions: RAM from
-/// `ram`, the GIC from `gic`, the PL011 from `uart` (all three required),
-/// and a flash node if the layout has `pflash`.
+impl DtbConfig<'static> {
+    /// No command line, no initrd, one CPU.
+    pub const QEMU_VIRT: Self = DtbConfig {
+        bootargs: None,
+        initrd: None,
+        cpus: 1,
+    };
+}
+
+impl Default for DtbConfig<'_> {
+    /// [`DtbConfig::QEMU_VIRT`].
+    fn default() -> Self {
+        DtbConfig::QEMU_VIRT
+    }
+}
+
+/// The device tree of an aarch64 guest with `config.cpus` CPUs and
+/// `layout`'s regions: RAM from `ram`, the GIC from `gic`, the PL011 from
+/// `uart` (all three required), and a flash node if the layout has
+/// `pflash`.
 pub fn aarch64_dtb(
     board: &Board,
     layout: &GuestLayout<'_>,
@@ -150,6 +187,7 @@ pub fn aarch64_dtb(
     })
     .ok();
     check_initrd(ram, config.initrd)?;
+    check_cpus(config.cpus)?;
 
     let mut fdt = FdtWriter::new()?;
     let root = nodes::begin_root(&mut fdt, COMPATIBLE, MODEL)?;
@@ -159,12 +197,15 @@ pub fn aarch64_dtb(
     let cpus = fdt.begin_node("cpus")?;
     fdt.property_u32("#address-cells", 1)?;
     fdt.property_u32("#size-cells", 0)?;
-    let cpu = fdt.begin_node("cpu@0")?;
-    fdt.property_string("device_type", "cpu")?;
-    fdt.property_string("compatible", "arm,armv8")?;
-    fdt.property_u32("reg", 0)?;
-    fdt.property_string("enable-method", "psci")?;
-    fdt.end_node(cpu)?;
+    for cpu in 0..config.cpus {
+        let node = fdt.begin_node(&alloc::format!("cpu@{cpu:x}"))?;
+        fdt.property_string("device_type", "cpu")?;
+        fdt.property_string("compatible", "arm,armv8")?;
+        // MPIDR Aff0 = cpu: at most 8 CPUs, all in cluster 0.
+        fdt.property_u32("reg", cpu as u32)?;
+        fdt.property_string("enable-method", "psci")?;
+        fdt.end_node(node)?;
+    }
     fdt.end_node(cpus)?;
 
     nodes::memory(&mut fdt, ram)?;
@@ -179,9 +220,10 @@ pub fn aarch64_dtb(
 
     let timer = fdt.begin_node("timer")?;
     fdt.property_string("compatible", "arm,armv8-timer")?;
+    let flags = timer_irq_flags(config.cpus);
     let irqs: Vec<u32> = TIMER_PPIS
         .iter()
-        .flat_map(|&ppi| [GIC_PPI, ppi, TIMER_IRQ_FLAGS])
+        .flat_map(|&ppi| [GIC_PPI, ppi, flags])
         .collect();
     fdt.property_array_u32("interrupts", &irqs)?;
     fdt.property_null("always-on")?;
@@ -443,6 +485,7 @@ mod tests {
         let config = DtbConfig {
             bootargs: Some("console=ttyAMA0 earlycon rdinit=/init"),
             initrd: Some((gpa(0x47a0_0000), 0x40_1234)),
+            ..DtbConfig::QEMU_VIRT
         };
         let blob = aarch64_dtb(&BOARD, &AARCH64_VIRT, &config).unwrap();
         let tree = Tree::parse(&blob);
@@ -475,6 +518,81 @@ mod tests {
                 .len(),
             blob.len()
         );
+    }
+
+    #[test]
+    fn four_cpus_with_psci_and_the_timer_wired_to_all() {
+        let config = DtbConfig {
+            cpus: 4,
+            ..DtbConfig::QEMU_VIRT
+        };
+        let blob = aarch64_dtb(&BOARD, &AARCH64_VIRT, &config).unwrap();
+        let tree = Tree::parse(&blob);
+        let cpu_paths: Vec<&str> = tree
+            .paths()
+            .into_iter()
+            .filter(|p| p.starts_with("/cpus/"))
+            .collect();
+        assert_eq!(
+            cpu_paths,
+            ["/cpus/cpu@0", "/cpus/cpu@1", "/cpus/cpu@2", "/cpus/cpu@3"]
+        );
+        for cpu in 0..4 {
+            let node = tree.node(&alloc::format!("/cpus/cpu@{cpu}"));
+            expect_names(node, &["device_type", "compatible", "reg", "enable-method"]);
+            assert_eq!(string(node, "device_type"), "cpu");
+            assert_eq!(string(node, "compatible"), "arm,armv8");
+            assert_eq!(u32s(node, "reg"), [cpu], "MPIDR affinity");
+            assert_eq!(string(node, "enable-method"), "psci");
+        }
+        // The fdt crate's own view of the CPUs.
+        let ids: Vec<usize> = tree
+            .fdt
+            .find_nodes("/cpus/cpu")
+            .map(|n| n.reg().unwrap().next().unwrap().address as usize)
+            .collect();
+        assert_eq!(ids, [0, 1, 2, 3]);
+
+        // GIC_CPU_MASK_SIMPLE(4) = 0xf in bits 15:8, level-high.
+        let timer = u32s(tree.node("/timer"), "interrupts");
+        assert_eq!(
+            timer,
+            [1, 13, 0xf04, 1, 14, 0xf04, 1, 11, 0xf04, 1, 10, 0xf04]
+        );
+        for spec in timer.chunks(3) {
+            assert_eq!((spec[2] >> 8) & 0xff, 0b1111);
+        }
+        // PSCI as for one CPU: CPU_ON is the standard 0.2 function.
+        let psci = tree.node("/psci");
+        expect_names(psci, &["compatible", "method"]);
+        assert_eq!(strs(psci, "compatible"), ["arm,psci-1.0", "arm,psci-0.2"]);
+        // The SPI of the UART has no CPU mask.
+        assert_eq!(u32s(tree.node("/pl011@9000000"), "interrupts"), [0, 1, 4]);
+    }
+
+    #[test]
+    fn the_timer_mask_names_every_cpu_and_the_count_is_checked() {
+        assert_eq!(TIMER_IRQ_FLAGS, 0x104);
+        assert_eq!(timer_irq_flags(2), 0x304);
+        assert_eq!(timer_irq_flags(8), 0xff04);
+        let eight = DtbConfig {
+            cpus: 8,
+            ..DtbConfig::QEMU_VIRT
+        };
+        let blob = aarch64_dtb(&BOARD, &AARCH64_VIRT, &eight).unwrap();
+        let tree = Tree::parse(&blob);
+        assert_eq!(u32s(tree.node("/cpus/cpu@7"), "reg"), [7]);
+        assert_eq!(u32s(tree.node("/timer"), "interrupts")[2], 0xff04);
+        for cpus in [0, 9] {
+            let config = DtbConfig {
+                cpus,
+                ..DtbConfig::QEMU_VIRT
+            };
+            assert_eq!(
+                aarch64_dtb(&BOARD, &AARCH64_VIRT, &config),
+                Err(TreeError::BadCpuCount { cpus })
+            );
+        }
     }
 
     #[test]

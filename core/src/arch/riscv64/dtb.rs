@@ -1,6 +1,7 @@
 //! The flattened device tree (DTB) a riscv64 guest reads to learn the
-//! machine the hypervisor gives it: one hart, its RAM, the PLIC, the 16550
-//! UART and (where the layout has it) the pflash bank.
+//! machine the hypervisor gives it: its harts ([`DtbConfig::cpus`], 1 to
+//! 8), its RAM, the PLIC, the 16550 UART and (where the layout has it) the
+//! pflash bank.
 //!
 //! Written for the guests the project boots on QEMU `virt` (Debian's U-Boot
 //! `qemu-riscv64_smode`, a Linux kernel): the tree has the shape of the one
@@ -35,6 +36,16 @@
 //!   properties current bindings prefer.
 //! - The pflash region, passed through read-only, is an `mtd-rom`, never
 //!   probed with CFI commands (see [`crate::dtb`]).
+//! - Harts: `cpu@<i>` with `reg = <i>` (the hart id) for every vCPU, all
+//!   with the same properties, each with its own `riscv,cpu-intc` child.
+//!   The PLIC's `interrupts-extended` lists, per hart in hart order, its
+//!   M-mode and S-mode external interrupts: the PLIC's contexts `2*i` and
+//!   `2*i + 1`, as QEMU `virt` lists them and as the PLIC model numbers
+//!   them ([`plic::s_mode_context`]). QEMU's `/cpus/cpu-map` and the
+//!   `phandle` on each `cpu@<i>` it needs are left out: nothing here
+//!   states a topology, and Linux treats CPUs without one as one cluster
+//!   of single-thread cores anyway. The CLINT is not in the tree (see
+//!   above), so no other node lists per-hart interrupts.
 #![cfg(feature = "alloc")]
 
 extern crate alloc;
@@ -45,7 +56,7 @@ use vm_fdt::FdtWriter;
 
 use crate::addr::GuestPhysAddr;
 use crate::devices::plic;
-use crate::dtb::{TreeError, check_initrd, device, nodes, ram};
+use crate::dtb::{TreeError, check_cpus, check_initrd, device, nodes, ram};
 use crate::layout::GuestLayout;
 use crate::machine::{Board, DeviceKind};
 
@@ -80,10 +91,21 @@ pub const UART_CLOCK_HZ: u32 = 3_686_400;
 
 /// The phandles the tree defines.
 pub mod phandle {
-    /// The hart's local interrupt controller (`cpu@0/interrupt-controller`).
+    /// Hart 0's local interrupt controller (`cpu@0/interrupt-controller`).
     pub const CPU0_INTC: u32 = 1;
     /// The PLIC.
     pub const PLIC: u32 = 2;
+
+    /// Hart `hart`'s local interrupt controller: [`CPU0_INTC`] for hart 0,
+    /// the numbers after the PLIC's for the others (so a one-hart tree is
+    /// what it was before there were more).
+    pub const fn cpu_intc(hart: usize) -> u32 {
+        if hart == 0 {
+            CPU0_INTC
+        } else {
+            PLIC + hart as u32
+        }
+    }
 }
 
 /// Interrupt number of the supervisor external interrupt at the hart's
@@ -155,15 +177,20 @@ pub struct DtbConfig<'a> {
     pub bootargs: Option<&'a str>,
     /// Where an initrd was loaded and its size in bytes, if any.
     pub initrd: Option<(GuestPhysAddr, u64)>,
+    /// How many harts the tree describes (`cpu@0` to `cpu@<cpus-1>`), 1
+    /// to 8.
+    pub cpus: usize,
 }
 
 impl DtbConfig<'static> {
-    /// QEMU `virt`'s timebase and guest ISA, no command line, no initrd.
+    /// QEMU `virt`'s timebase and guest ISA, no command line, no initrd,
+    /// one hart.
     pub const QEMU_VIRT: Self = DtbConfig {
         timebase_hz: QEMU_VIRT_TIMEBASE_HZ,
         isa: QEMU_VIRT_GUEST_ISA,
         bootargs: None,
         initrd: None,
+        cpus: 1,
     };
 }
 
@@ -273,9 +300,10 @@ pub fn guest_isa(host_isa: &str) -> Result<String, DtbError> {
     Ok(isa)
 }
 
-/// The device tree of a riscv64 guest with `layout`'s regions: RAM from
-/// `ram`, the PLIC from `plic`, the UART from `uart` (all three required),
-/// and a flash node if the layout has `pflash`.
+/// The device tree of a riscv64 guest with `config.cpus` harts and
+/// `layout`'s regions: RAM from `ram`, the PLIC from `plic`, the UART from
+/// `uart` (all three required), and a flash node if the layout has
+/// `pflash`.
 pub fn riscv64_dtb(
     board: &Board,
     layout: &GuestLayout<'_>,
@@ -297,6 +325,7 @@ pub fn riscv64_dtb(
             hz: config.timebase_hz,
         })?;
     check_initrd(ram, config.initrd)?;
+    check_cpus(config.cpus)?;
 
     let mut fdt = FdtWriter::new()?;
     let root = nodes::begin_root(&mut fdt, COMPATIBLE, MODEL)?;
@@ -306,22 +335,24 @@ pub fn riscv64_dtb(
     fdt.property_u32("#address-cells", 1)?;
     fdt.property_u32("#size-cells", 0)?;
     fdt.property_u32("timebase-frequency", timebase)?;
-    let cpu = fdt.begin_node("cpu@0")?;
-    fdt.property_string("device_type", "cpu")?;
-    fdt.property_u32("reg", 0)?;
-    fdt.property_string("status", "okay")?;
-    fdt.property_string("compatible", "riscv")?;
-    fdt.property_string("riscv,isa", config.isa)?;
-    fdt.property_string("riscv,isa-base", "rv64i")?;
-    fdt.property_string_list("riscv,isa-extensions", isa.extensions())?;
-    fdt.property_string("mmu-type", MMU_TYPE)?;
-    let intc = fdt.begin_node("interrupt-controller")?;
-    fdt.property_u32("#interrupt-cells", 1)?;
-    fdt.property_null("interrupt-controller")?;
-    fdt.property_string("compatible", "riscv,cpu-intc")?;
-    fdt.property_phandle(phandle::CPU0_INTC)?;
-    fdt.end_node(intc)?;
-    fdt.end_node(cpu)?;
+    for hart in 0..config.cpus {
+        let cpu = fdt.begin_node(&alloc::format!("cpu@{hart:x}"))?;
+        fdt.property_string("device_type", "cpu")?;
+        fdt.property_u32("reg", hart as u32)?;
+        fdt.property_string("status", "okay")?;
+        fdt.property_string("compatible", "riscv")?;
+        fdt.property_string("riscv,isa", config.isa)?;
+        fdt.property_string("riscv,isa-base", "rv64i")?;
+        fdt.property_string_list("riscv,isa-extensions", isa.extensions())?;
+        fdt.property_string("mmu-type", MMU_TYPE)?;
+        let intc = fdt.begin_node("interrupt-controller")?;
+        fdt.property_u32("#interrupt-cells", 1)?;
+        fdt.property_null("interrupt-controller")?;
+        fdt.property_string("compatible", "riscv,cpu-intc")?;
+        fdt.property_phandle(phandle::cpu_intc(hart))?;
+        fdt.end_node(intc)?;
+        fdt.end_node(cpu)?;
+    }
     fdt.end_node(cpus)?;
 
     nodes::memory(&mut fdt, ram)?;
@@ -345,17 +376,16 @@ pub fn riscv64_dtb(
             .into(),
     )?;
     nodes::reg(&mut fdt, plic.gpa, plic.size)?;
-    // One pair per PLIC context, in context order: 0 is the hart's M-mode
-    // (machine external interrupt), 1 its S-mode, which the guest drives.
-    fdt.property_array_u32(
-        "interrupts-extended",
-        &[
-            phandle::CPU0_INTC,
-            IRQ_M_EXTERNAL,
-            phandle::CPU0_INTC,
-            IRQ_S_EXTERNAL,
-        ],
-    )?;
+    // One pair per PLIC context, in context order: 2*i is hart i's M-mode
+    // (machine external interrupt), 2*i + 1 its S-mode, which the guest
+    // drives.
+    let contexts: Vec<u32> = (0..config.cpus)
+        .flat_map(|hart| {
+            let intc = phandle::cpu_intc(hart);
+            [intc, IRQ_M_EXTERNAL, intc, IRQ_S_EXTERNAL]
+        })
+        .collect();
+    fdt.property_array_u32("interrupts-extended", &contexts)?;
     // Sources 1..=ndev: id 0 means "no interrupt".
     fdt.property_u32("riscv,ndev", plic::NUM_SOURCES - 1)?;
     fdt.property_u32("#interrupt-cells", 1)?;
@@ -634,6 +664,120 @@ mod tests {
         assert_eq!(irqs, [[10]], "one cell per interrupt, as the PLIC says");
 
         expect_console_and_no_bootargs(&tree, "/soc/serial@10000000");
+    }
+
+    #[test]
+    fn four_harts_each_with_its_own_intc_and_plic_contexts() {
+        let config = DtbConfig {
+            cpus: 4,
+            ..DtbConfig::QEMU_VIRT
+        };
+        let blob = riscv64_dtb(&BOARD, &RISCV64_VIRT, &config).unwrap();
+        let tree = Tree::parse(&blob);
+        let cpu_paths: Vec<&str> = tree
+            .paths()
+            .into_iter()
+            .filter(|p| p.starts_with("/cpus/"))
+            .collect();
+        assert_eq!(
+            cpu_paths,
+            [
+                "/cpus/cpu@0",
+                "/cpus/cpu@0/interrupt-controller",
+                "/cpus/cpu@1",
+                "/cpus/cpu@1/interrupt-controller",
+                "/cpus/cpu@2",
+                "/cpus/cpu@2/interrupt-controller",
+                "/cpus/cpu@3",
+                "/cpus/cpu@3/interrupt-controller",
+            ]
+        );
+        // Every hart alike but for `reg` and its controller's phandle.
+        let cpu0 = tree.node("/cpus/cpu@0");
+        let mut phandles = Vec::new();
+        for hart in 0..4 {
+            let cpu = tree.node(&alloc::format!("/cpus/cpu@{hart}"));
+            assert_eq!(u32s(cpu, "reg"), [hart as u32]);
+            for name in [
+                "device_type",
+                "status",
+                "compatible",
+                "riscv,isa",
+                "riscv,isa-base",
+                "riscv,isa-extensions",
+                "mmu-type",
+            ] {
+                assert_eq!(strs(cpu, name), strs(cpu0, name), "cpu@{hart} {name}");
+            }
+            let intc = tree.node(&alloc::format!("/cpus/cpu@{hart}/interrupt-controller"));
+            assert_eq!(string(intc, "compatible"), "riscv,cpu-intc");
+            assert_eq!(u32s(intc, "phandle"), [phandle::cpu_intc(hart)]);
+            phandles.push(phandle::cpu_intc(hart));
+        }
+        assert_eq!(phandles, [1, 3, 4, 5], "hart 0's and the PLIC's stay");
+        assert_eq!(u32s(tree.node("/soc/plic@c000000"), "phandle"), [2]);
+
+        // Two contexts per hart, M then S, in hart order: 4 cells each.
+        let cells = u32s(tree.node("/soc/plic@c000000"), "interrupts-extended");
+        assert_eq!(cells.len(), 4 * 4);
+        for (hart, pair) in cells.chunks(4).enumerate() {
+            let intc = phandle::cpu_intc(hart);
+            assert_eq!(pair, [intc, 11, intc, 9], "hart {hart}");
+            // Context 2*hart + 1 is the S-mode one the model gives vCPU hart.
+            assert_eq!(
+                cells[2 * plic::s_mode_context(hart)..][..2],
+                [intc, IRQ_S_EXTERNAL]
+            );
+            assert_eq!(
+                cells[2 * plic::m_mode_context(hart)..][..2],
+                [intc, IRQ_M_EXTERNAL]
+            );
+        }
+        // Every phandle resolves to a hart's controller.
+        for &ph in &phandles {
+            let node = tree.fdt.get_node_by_phandle(ph.into()).unwrap();
+            assert_eq!(node.name(), "interrupt-controller");
+        }
+
+        // Only the harts grew: the rest of the tree is the one-hart one's.
+        let one = riscv64_dtb(&BOARD, &RISCV64_VIRT, &DtbConfig::QEMU_VIRT).unwrap();
+        let one = Tree::parse(&one);
+        let rest = |t: &Tree<'_>| -> Vec<String> {
+            t.paths()
+                .into_iter()
+                .filter(|p| !p.starts_with("/cpus/"))
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(rest(&tree), rest(&one));
+    }
+
+    #[test]
+    fn eight_harts_fit_and_nine_do_not() {
+        let eight = DtbConfig {
+            cpus: 8,
+            ..DtbConfig::QEMU_VIRT
+        };
+        let blob = riscv64_dtb(&BOARD, &RISCV64_VIRT, &eight).unwrap();
+        assert!(blob.len() < 8192, "{} bytes", blob.len());
+        let tree = Tree::parse(&blob);
+        assert_eq!(u32s(tree.node("/cpus/cpu@7"), "reg"), [7]);
+        assert_eq!(
+            u32s(tree.node("/soc/plic@c000000"), "interrupts-extended").len(),
+            8 * 4
+        );
+        for cpus in [0, 9] {
+            let config = DtbConfig {
+                cpus,
+                ..DtbConfig::QEMU_VIRT
+            };
+            let err = riscv64_dtb(&BOARD, &RISCV64_VIRT, &config).unwrap_err();
+            assert_eq!(err, DtbError::Tree(TreeError::BadCpuCount { cpus }));
+            assert_eq!(
+                err.to_string(),
+                alloc::format!("a device tree for {cpus} CPUs: 1 to 8 are supported")
+            );
+        }
     }
 
     #[test]

@@ -56,6 +56,7 @@ impl Arch for Aarch64 {
             let config = dtb::DtbConfig {
                 bootargs: inputs.cmdline.as_deref(),
                 initrd,
+                cpus: 1,
             };
             dtb::aarch64_dtb(&Self::BOARD, layout, &config).map_err(tree_error)
         };
