@@ -8,7 +8,7 @@
 //! initrd = "/boot/initrd"           # initramfs (default: none)
 //! cmdline = "console=ttyS0"         # kernel command line, one line (default: none)
 //! mem = "256M"                      # guest RAM: bytes, or "64K", "128M", "1G"
-//! cpus = 1                          # vCPUs, 1..=8 (only 1 so far)
+//! cpus = 1                          # vCPUs, 1..=8
 //! watchdog = 20                     # seconds of guest run before it is stopped
 //! blocks = false                    # map RAM a 4 KiB page per fault (default true)
 //! strict = false                    # (`true` is not supported yet)
@@ -361,7 +361,7 @@ pub fn parse_with_lines(text: &str) -> Result<(VmConfig, KeyLines), ConfigError>
             "mem" => config.mem = Some(setting.size()?),
             "cpus" => {
                 let cpus = setting.integer("an integer", check_cpus)?;
-                // Cannot fail: `check_cpus` accepted it, so it is 1.
+                // Cannot fail: `check_cpus` accepted it, so it is 1..=8.
                 config.cpus = u32::try_from(cpus).expect("checked range");
             }
             "watchdog" => {
@@ -523,10 +523,7 @@ fn check_mem(bytes: u64) -> Result<(), Problem> {
 
 fn check_cpus(cpus: u64) -> Result<(), Problem> {
     match cpus {
-        1 => Ok(()),
-        2..=8 => Err(Problem::NotSupported(
-            "SMP is not supported yet (only cpus = 1)",
-        )),
+        1..=8 => Ok(()),
         _ => Err(Problem::Expected("from 1 to 8 vCPUs")),
     }
 }

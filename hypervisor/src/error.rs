@@ -24,7 +24,12 @@ pub enum HvError {
         path: &'static str,
         error: ImageError,
     },
-    Vm(VmError),
+    Vm {
+        /// What stopped it.
+        error: VmError,
+        /// The vCPU it happened on, named when the VM has more than one.
+        cpu: Option<usize>,
+    },
     /// `/etc/vm.toml` is not usable: the file, the line and what is wrong.
     Config(String),
     /// The guest's device tree could not be built or placed.
@@ -46,7 +51,11 @@ impl fmt::Display for HvError {
                 write!(f, "cannot read {path} from the disk: {reason}")
             }
             HvError::Image { path, error } => write!(f, "{path}: {error}"),
-            HvError::Vm(e) => write!(f, "VM stopped: {e}"),
+            HvError::Vm { error, cpu: None } => write!(f, "VM stopped: {error}"),
+            HvError::Vm {
+                error,
+                cpu: Some(cpu),
+            } => write!(f, "VM stopped on vCPU {cpu}: {error}"),
             HvError::Config(e) => write!(f, "VM config {e}"),
             HvError::DeviceTree(e) => write!(f, "guest device tree: {e}"),
             HvError::Boot(e) => write!(f, "guest boot: {e}"),

@@ -23,6 +23,7 @@ mod guest_image;
 mod host_memory;
 mod linux_boot;
 mod report;
+mod smp;
 mod vm_config;
 mod vm_setup;
 
@@ -43,18 +44,24 @@ fn main() {
 fn run() -> Result<(), HvError> {
     println!("arceos-guestaspace: {}", Current::DESCRIPTION);
     Current::init_hardware().map_err(HvError::Hardware)?;
-    let mut vm = vm_setup::build()?;
+    let built = vm_setup::build()?;
     println!("Entering VM run loop...");
     let entered_ns = axhal::time::monotonic_time_nanos();
-    let result = vm.run_vcpu(0);
+    let vm = smp::run(built);
     let ended_ns = axhal::time::monotonic_time_nanos();
     // Whatever the guest sent last reaches the console before the verdict.
-    vm.devices.service(&mut vm.console);
+    vm.devices.lock().service(&mut *vm.console.lock());
+    let (cpu, result) = vm
+        .ending()
+        .expect("every vCPU's run ends with the VM's ending");
     if result.is_ok() {
         println!("Shutdown vm normally!");
     }
     report::print(&vm, entered_ns, ended_ns);
-    result.map_err(HvError::Vm)?;
+    result.map_err(|error| HvError::Vm {
+        error,
+        cpu: (vm.cpus.count() > 1).then_some(cpu),
+    })?;
     println!("Hypervisor ok!");
     Ok(())
 }

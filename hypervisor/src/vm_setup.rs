@@ -14,11 +14,24 @@ use alloc::string::String;
 use guestaspace_core::layout::{HostResources, Layout};
 use guestaspace_core::machine::DEFAULT_RAM_SIZE;
 use guestaspace_core::stage2::{AddressSpace, Format};
-use guestaspace_core::vm::{Devices, Limits, Memory, Vm};
+use guestaspace_core::vm::{Devices, Limits, Memory, VcpuSlot, Vm};
 
 /// The VM type of this architecture.
-pub type GuestVm =
-    Vm<<Current as Arch>::Format, HostMemory<Current>, HostConsole, <Current as Arch>::Vcpu>;
+pub type GuestVm = Vm<<Current as Arch>::Format, HostMemory<Current>, HostConsole>;
+
+/// A vCPU of this architecture with its counters.
+pub type GuestVcpu = VcpuSlot<<Current as Arch>::Vcpu>;
+
+/// A built VM: the shared part, and vCPU 0, ready at the guest's entry.
+/// The other vCPUs are made on their own host CPUs ([`crate::smp`]).
+pub struct Built {
+    /// The VM.
+    pub vm: GuestVm,
+    /// Its vCPU 0, made on this host CPU.
+    pub vcpu0: GuestVcpu,
+    /// The root of its stage-2 tables, for the other vCPUs.
+    pub stage2_root: guestaspace_core::addr::HostPhysAddr,
+}
 
 /// The guest's address map: the board's, with `mem` bytes of RAM (the
 /// default unless the config says), checked against the host (its RAM, the
@@ -42,7 +55,7 @@ fn guest_layout(mem: Option<u64>) -> Result<Layout, HvError> {
 }
 
 /// The VM, ready to run: everything the disk describes, loaded.
-pub fn build() -> Result<GuestVm, HvError> {
+pub fn build() -> Result<Built, HvError> {
     let disk_vm = vm_config::read()?;
     let config = &disk_vm.config;
     let layout = guest_layout(config.mem)?;
@@ -97,12 +110,25 @@ pub fn build() -> Result<GuestVm, HvError> {
     if let Some(secs) = config.watchdog_secs {
         println!("Watchdog: the guest is stopped after {secs} s");
     }
-    let devices = Devices::for_board(&Current::BOARD)
+    let cpus = config.cpus as usize;
+    crate::smp::check_cpus(cpus)?;
+    let board = Current::BOARD;
+    let mut devices = Devices::for_board_with_cpus(&board, cpus)
         .map_err(|e| HvError::Boot(alloc::format!("the board's devices: {e}")))?;
-    let vcpu = Current::new_vcpu(&plan, memory.space.root(), Current::BOARD.cpu_wiring(0));
+    let contexts: alloc::vec::Vec<usize> = (0..cpus)
+        .map(|cpu| board.cpu_wiring(cpu).irq_context)
+        .collect();
+    devices.wire_cpus(&contexts);
+    let stage2_root = memory.space.root();
+    let vcpu = Current::new_vcpu(&plan, stage2_root, board.cpu_wiring(0));
     println!("Guest entry point {:#x}", plan.entry);
+    if cpus > 1 {
+        println!("vCPUs: {cpus}, each on its own host CPU");
+    }
     let name = config.name.clone().unwrap_or_else(|| String::from("guest"));
-    let mut vm = Vm::new(name, limits, memory, devices, HostConsole);
-    vm.add_vcpu(vcpu);
-    Ok(vm)
+    Ok(Built {
+        vm: Vm::new(name, limits, memory, devices, HostConsole, cpus),
+        vcpu0: VcpuSlot::new(0, vcpu),
+        stage2_root,
+    })
 }

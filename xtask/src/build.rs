@@ -85,7 +85,11 @@ pub fn arceos_env(
     let Some(file) = app.config else {
         return Ok(Vec::new());
     };
-    let config = paths.config(file);
+    let config = if app.package == spec.hypervisor.package {
+        paths.hv_config(file)?
+    } else {
+        paths.config(file)
+    };
     if !config.is_file() {
         bail!("the ArceOS configuration {} is missing", config.display());
     }

@@ -45,6 +45,9 @@ pub struct ArchPaths {
     pub pflash: PathBuf,
     /// Scratch directory of the end-to-end tests' own images.
     pub e2e: PathBuf,
+    /// The host CPUs the hypervisor is built for (its ArceOS `cpu-num`,
+    /// QEMU's `-smp`): one per vCPU.
+    pub host_cpus: usize,
 }
 
 impl ArchPaths {
@@ -65,7 +68,61 @@ impl ArchPaths {
             e2e: base.join(format!("e2e-{arch}")),
             guest_target,
             hv_target,
+            host_cpus: 1,
         }
+    }
+
+    /// These paths for a hypervisor built for `cpus` host CPUs: each count
+    /// has its own target directory (and ArceOS configuration,
+    /// [`ArchPaths::hv_config`]), so switching between them rebuilds
+    /// nothing.
+    pub fn with_host_cpus(mut self, spec: &ArchSpec, cpus: usize) -> ArchPaths {
+        if cpus <= 1 {
+            return self;
+        }
+        let target = self
+            .hv_target
+            .with_file_name(format!("hv-{}-smp{cpus}", spec.arch.name()));
+        self.hv_elf = target
+            .join(spec.triple)
+            .join("release")
+            .join(spec.hypervisor.binary);
+        self.hv_flat = target.join(format!("{}.bin", spec.hypervisor.binary));
+        self.hv_target = target;
+        self.host_cpus = cpus;
+        self
+    }
+
+    /// The hypervisor's ArceOS configuration for [`ArchPaths::host_cpus`]
+    /// CPUs: the repository's file with its `cpu-num` set, written into the
+    /// build's own directory.
+    pub fn hv_config(&self, file: &str) -> Result<PathBuf> {
+        let base = self.config(file);
+        if self.host_cpus <= 1 {
+            return Ok(base);
+        }
+        let text = std::fs::read_to_string(&base)
+            .with_context(|| format!("cannot read {}", base.display()))?;
+        let mut found = false;
+        let text: String = text
+            .lines()
+            .map(|line| {
+                if line.trim_start().starts_with("cpu-num") {
+                    found = true;
+                    format!("cpu-num = {}", self.host_cpus)
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        if !found {
+            anyhow::bail!("{} has no `cpu-num` to set", base.display());
+        }
+        std::fs::create_dir_all(&self.hv_target)?;
+        let out = self.hv_target.join("axconfig.toml");
+        crate::fsio::write_if_different(&out, (text + "\n").as_bytes())?;
+        Ok(out)
     }
 
     /// The paths of `spec` in this checkout.

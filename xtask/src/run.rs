@@ -44,7 +44,10 @@ pub fn build_only(arch: Arch) -> Result<()> {
 pub fn run(options: &RunOptions) -> Result<()> {
     let spec = options.arch.spec()?;
     check_qemu(&spec.qemu)?;
-    let paths = ArchPaths::for_spec(spec)?;
+    let cpus = options.vm.cpus as usize;
+    let paths = ArchPaths::for_spec(spec)?.with_host_cpus(spec, cpus);
+    let smp = cpus.to_string();
+    let smp_args: &[&str] = if cpus > 1 { &["-smp", &smp] } else { &[] };
     let prepare_options = PrepareOptions {
         guest: options.guest.clone(),
         scenario: options.scenario,
@@ -63,7 +66,7 @@ pub fn run(options: &RunOptions) -> Result<()> {
         timeout: options.timeout,
         echo: true,
         show_command: options.verbose,
-        extra_args: &[],
+        extra_args: smp_args,
         // The user types to the guest's serial console.
         input: crate::vm::Input::Inherit,
     };

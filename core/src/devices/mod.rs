@@ -184,7 +184,7 @@ impl fmt::Display for DeviceError {
 /// Offsets are relative to the start of the range the device was added at.
 /// Every method except `name`, `read` and `write` has a default for devices
 /// without that feature.
-pub trait Device {
+pub trait Device: Send {
     /// A short name for diagnostics and the exit report (`"uart16550"`).
     fn name(&self) -> &'static str;
 

@@ -12,8 +12,8 @@ use crate::layout::Perms;
 use crate::machine::{Board, DEFAULT_RAM_SIZE, RISCV64_VIRT, X86_Q35};
 use crate::stage2::test_host::{ArenaHost, gpa, hpa};
 use crate::stage2::{AddressSpace, MapError, Npt, Sv39x4};
-use crate::vcpu::{Unemulated, access_bus};
 use crate::stats::Stats;
+use crate::vcpu::{Unemulated, access_bus};
 use crate::vm::{Limits, Vm};
 use std::boxed::Box;
 use std::collections::VecDeque;
@@ -235,7 +235,14 @@ fn faults_in_declared_regions_are_mapped_and_counted() {
         SHUTDOWN,
     ]);
     assert_eq!(go(&mut vm, &mut cpu), Ok(()));
-    assert!(vm.vm.memory.lock().space.translate(gpa(0x8020_1000)).is_some());
+    assert!(
+        vm.vm
+            .memory
+            .lock()
+            .space
+            .translate(gpa(0x8020_1000))
+            .is_some()
+    );
     assert_eq!(
         vm.vm.memory.lock().space.translate(gpa(0x2200_0000)),
         Some((hpa(0x2200_0000), Perms::READ))
@@ -265,7 +272,11 @@ fn device_accesses_are_emulated_never_mapped() {
     cpu.mmio
         .push_back(MmioAccess::read(gpa(0x1000_0005), Width::Byte));
     assert_eq!(go(&mut vm, &mut cpu), Ok(()));
-    assert_eq!(vm.vm.console.lock().out, b"A", "THR goes to the host console");
+    assert_eq!(
+        vm.vm.console.lock().out,
+        b"A",
+        "THR goes to the host console"
+    );
     assert_eq!(
         cpu.loads,
         [0, 0x60],
@@ -914,10 +925,16 @@ fn console_read_fills_guest_ram() {
         ]
     );
     let mut got = [0u8; 4];
-    assert_eq!(vm.vm.memory.lock().space.read(gpa(0x8030_0ffe), &mut got), 4);
+    assert_eq!(
+        vm.vm.memory.lock().space.read(gpa(0x8030_0ffe), &mut got),
+        4
+    );
     assert_eq!(&got, b">typ");
     let mut got = [0u8; 7];
-    assert_eq!(vm.vm.memory.lock().space.read(gpa(0x8030_2000), &mut got), 7);
+    assert_eq!(
+        vm.vm.memory.lock().space.read(gpa(0x8030_2000), &mut got),
+        7
+    );
     assert_eq!(&got, b"ed text");
     assert_eq!(vm.stats.pages(3), 3, "three RAM pages mapped for the reads");
     assert_eq!(
@@ -958,7 +975,12 @@ fn ram_faults_map_blocks_unless_the_limits_turn_them_off() {
         let s = &vm.stats;
         assert_eq!((s.blocks(3), s.pages(3), s.pages(2)), counts, "{limits:?}");
         assert_eq!(
-            vm.vm.memory.lock().space.translate(gpa(0x805f_f000)).is_some(),
+            vm.vm
+                .memory
+                .lock()
+                .space
+                .translate(gpa(0x805f_f000))
+                .is_some(),
             limits.ram_blocks,
             "the rest of the faulting block"
         );

@@ -301,7 +301,15 @@ mod tests {
     #[test]
     fn the_first_ending_wins_and_everyone_is_told() {
         let cpus = Cpus::new(2);
-        assert_eq!(cpus.end(1, Err(VmError::AllCpusStopped { pc: crate::addr::GuestVirtAddr::new(0x40) })), CpuSet(3));
+        assert_eq!(
+            cpus.end(
+                1,
+                Err(VmError::AllCpusStopped {
+                    pc: crate::addr::GuestVirtAddr::new(0x40)
+                })
+            ),
+            CpuSet(3)
+        );
         cpus.end(0, Ok(()));
         assert!(matches!(cpus.ending(), Some((1, Err(_)))));
         assert!(cpus.take_work(0).0.has(Work::STOP));

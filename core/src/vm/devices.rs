@@ -38,9 +38,9 @@ pub struct Devices {
 
 /// A fresh model of `kind`; `None` for a device the guest reaches by a
 /// mapping (flash), not through the bus.
-fn model(kind: DeviceKind) -> Option<Box<dyn Device>> {
+fn model(kind: DeviceKind, cpus: usize) -> Option<Box<dyn Device>> {
     Some(match kind {
-        DeviceKind::Plic => Box::new(Plic::new()),
+        DeviceKind::Plic => Box::new(Plic::with_harts(cpus)),
         DeviceKind::Uart16550 => Box::new(Uart16550::new()),
         DeviceKind::Pl011 => Box::new(Pl011::new()),
         DeviceKind::Gicv2 => Box::new(Gicv2::new()),
@@ -64,9 +64,15 @@ impl Devices {
     /// Every emulated device of `board` on its bus, at its range, with
     /// its interrupt line wired to the board's interrupt controller.
     pub fn for_board(board: &Board) -> Result<Self, BusError> {
+        Self::for_board_with_cpus(board, 1)
+    }
+
+    /// [`Devices::for_board`] for a VM of `cpus` vCPUs (1..=8): its
+    /// interrupt controller has a context (a CPU interface) for each.
+    pub fn for_board_with_cpus(board: &Board, cpus: usize) -> Result<Self, BusError> {
         let mut devices = Devices::new();
         for spec in board.devices {
-            let Some(device) = model(spec.kind) else {
+            let Some(device) = model(spec.kind, cpus) else {
                 continue;
             };
             let bus = match spec.space {

@@ -14,8 +14,8 @@ mod error;
 mod memory;
 
 pub use console::Console;
-pub use cpus::{Cpus, Ending, StartError, Work};
 pub(crate) use console::{ReadInto, read as console_read, write as console_write};
+pub use cpus::{Cpus, Ending, StartError, Work};
 pub use devices::Devices;
 pub use error::VmError;
 pub use memory::Memory;

@@ -96,6 +96,17 @@ pub trait Arch {
         stage2_root: HostPhysAddr,
         wiring: CpuWiring,
     ) -> Self::Vcpu;
+    /// vCPU `index` (not 0), made on the host CPU that runs it: off, until
+    /// the guest starts it ([`Vcpu::start`]).
+    fn new_secondary_vcpu(index: usize, stage2_root: HostPhysAddr, wiring: CpuWiring)
+    -> Self::Vcpu;
+    /// The hypervisor-level set-up of a secondary host CPU (what
+    /// [`Arch::init_hardware`] did on the boot CPU that is per CPU).
+    fn init_cpu() -> Result<(), HwSetupError>;
+    /// Refuses a VM of `cpus` vCPUs this architecture cannot run yet.
+    fn check_smp(_cpus: usize) -> Result<(), HvError> {
+        Ok(())
+    }
     /// Drops cached stage-2 translations of the guest page at `gpa`.
     fn invalidate_guest_page(gpa: GuestPhysAddr);
     /// Makes the host's writes to the guest frame at kernel address `frame`

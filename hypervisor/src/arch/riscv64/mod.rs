@@ -82,7 +82,21 @@ impl Arch for Riscv64 {
         stage2_root: HostPhysAddr,
         wiring: CpuWiring,
     ) -> vcpu::RiscvVcpu {
-        vcpu::RiscvVcpu::new(plan.entry, plan.start, stage2_root, wiring)
+        vcpu::RiscvVcpu::new(0, plan.entry, plan.start, stage2_root, wiring)
+    }
+
+    fn new_secondary_vcpu(
+        index: usize,
+        stage2_root: HostPhysAddr,
+        wiring: CpuWiring,
+    ) -> vcpu::RiscvVcpu {
+        let nowhere = GuestPhysAddr::new(0);
+        vcpu::RiscvVcpu::new(index, nowhere, nowhere, stage2_root, wiring)
+    }
+
+    /// The H-extension registers are per hart.
+    fn init_cpu() -> Result<(), HwSetupError> {
+        hardware::init()
     }
 
     fn invalidate_guest_page(gpa: GuestPhysAddr) {

@@ -16,13 +16,16 @@ use guestaspace_core::devices::MmioAccess;
 use guestaspace_core::exit::{Access, Exit, ExitKind, Fence, Handled, Reply, Request};
 use guestaspace_core::guest_memory::GuestMemory;
 use guestaspace_core::machine::CpuWiring;
-use guestaspace_core::vcpu::{Io, IoError, Unemulated, Vcpu, access_bus};
+use guestaspace_core::vcpu::{Io, IoError, RemoteWork, Unemulated, Vcpu, access_bus};
 use guestaspace_core::vm::Devices;
-use riscv::register::{scause, sstatus, stval};
+use riscv::register::{scause, sie, sstatus, stval};
 use riscv_h::register::{hgatp, hstatus, htval, hvip};
 
-/// VMID of our one guest.
+/// VMID of our one guest (all its harts share it).
 const VMID: usize = 1;
+/// `scause` of the supervisor software interrupt: another host hart's
+/// kick ([`Vcpu::kick`]).
+const KICK_CAUSE: u64 = (1 << 63) | 1;
 /// Register numbers in [`VcpuState::guest`].
 const A0: usize = 10;
 const A1: usize = 11;
@@ -63,6 +66,8 @@ pub struct RiscvVcpu {
     htinst: u64,
     /// The PLIC context that is this hart's external interrupt line.
     irq_context: usize,
+    /// The guest's hart id (the vCPU's index; also the host hart it runs on).
+    hart: usize,
     /// That line's level as last given to the guest (`hvip.VSEIP`).
     external: bool,
     /// The guest's privilege when it last left: VS (true) or VU (false),
@@ -73,7 +78,11 @@ pub struct RiscvVcpu {
 }
 
 impl RiscvVcpu {
+    /// Hart `hart` of the guest, on the calling host hart, about to start
+    /// at `entry` with `a1` = `dtb` (vCPU 0), or off until started (the
+    /// others: [`Vcpu::start`] sets where).
     pub fn new(
+        hart: usize,
         entry: GuestPhysAddr,
         dtb: GuestPhysAddr,
         stage2_root: HostPhysAddr,
@@ -85,7 +94,7 @@ impl RiscvVcpu {
             ..Default::default()
         };
         // The SBI boot protocol: a0 = hart id, a1 = the device tree.
-        state.guest[A0] = 0;
+        state.guest[A0] = hart as u64;
         state.guest[A1] = dtb.as_u64();
         let mut g = hgatp::Hgatp::from_bits(0);
         g.set_mode(hgatp::HgatpValues::Sv39x4);
@@ -105,15 +114,20 @@ impl RiscvVcpu {
         hs.set_spvp(true);
         // SAFETY: SPVP only takes effect on HLV/HSV; SIE off keeps the
         // host's own interrupts off in HS-mode.
+        // A kick from another hart (an SBI IPI: sip.SSIP) ends the guest's
+        // time slice or the host's `wfi` in `idle`, and is never taken in
+        // HS-mode (SIE stays off).
         unsafe {
             hs.write();
             sstatus::clear_sie();
+            sie::set_ssoft();
         }
         Self {
             state,
             timers: Timers::new(),
             htinst: 0,
             irq_context: wiring.irq_context,
+            hart,
             external: false,
             // The guest kernel starts in VS-mode.
             guest_supervisor: true,
@@ -202,6 +216,10 @@ impl Vcpu for RiscvVcpu {
         // return value: the hot path copies no `Exit`.
         match decode(&trap, &self.args()) {
             Exit::HostTick => self.timer_interrupt(),
+            Exit::Unexpected(_) if trap.scause == KICK_CAUSE => {
+                clear_kick();
+                Exit::Handled(Handled::quiet(ExitKind::Kick, false))
+            }
             Exit::Hypercall(req) if hart::is_local(&req) => self.serve_locally(req),
             exit => exit,
         }
@@ -275,6 +293,61 @@ impl Vcpu for RiscvVcpu {
         }
         u64::from(level)
     }
+
+    /// SBI HSM's start state: `a0` = hart id, `a1` = `arg`, the PC at
+    /// `entry` in VS-mode with `vsatp` = 0 (no translation) and
+    /// `vsstatus.SIE` = 0; no timer armed, no interrupt pending.
+    fn start(&mut self, entry: GuestPhysAddr, arg: u64) {
+        self.state.guest = [0; 32];
+        self.state.guest[A0] = self.hart as u64;
+        self.state.guest[A1] = arg;
+        self.state.guest_pc = entry.as_u64();
+        self.guest_supervisor = true;
+        self.timers.set_guest(u64::MAX);
+        // SAFETY: these are the guest's own VS-level registers, reset as
+        // the SBI says a started hart finds them.
+        unsafe {
+            riscv_h::register::vsatp::Vsatp::from_bits(0).write();
+            let mut vs = riscv_h::register::vsstatus::read();
+            vs.set_sie(false);
+            vs.write();
+            hvip::clear_vstip();
+            hvip::clear_vssip();
+        }
+    }
+
+    fn remote_work(&mut self, work: RemoteWork) {
+        if work.software_interrupt {
+            self.raise_software_interrupt();
+        }
+        if work.fence_i {
+            self.fence(Fence::Instruction);
+        }
+        if work.flush_tlb {
+            hardware::hfence_vvma(None, None);
+        }
+    }
+
+    /// An SBI IPI to the host hart that runs vCPU `cpu` (vCPU `i` runs on
+    /// host hart `i`).
+    fn kick(cpu: usize) {
+        let _ = sbi_rt::send_ipi(sbi_rt::HartMask::from_mask_base(1, cpu));
+    }
+
+    /// `wfi` until a kick (or the host timer) arrives; the kick is then
+    /// taken back.
+    fn idle() {
+        // SAFETY: `wfi` only waits; interrupts stay off in HS-mode.
+        unsafe { core::arch::asm!("wfi") };
+        clear_kick();
+    }
+}
+
+/// Withdraws a kick (the supervisor software interrupt the SBI raised).
+fn clear_kick() {
+    // SAFETY: sip.SSIP is the host's own software interrupt; clearing it
+    // drops only the kick already acted on.
+    unsafe { riscv::register::sip::clear_ssoft() };
 }
 
 /// The SBI calls the hart serves for itself, on its own CSRs.
