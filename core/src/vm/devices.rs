@@ -77,7 +77,17 @@ impl Devices {
         Ok(devices)
     }
 
-    /// Drives controller input `source` (a timer the vCPU emulates).
+    /// The accesses and interrupt lines that follow are vCPU `cpu`'s: the
+    /// interrupt controller's per-CPU registers and sources (a GIC's
+    /// banked SGIs and PPIs) are that vCPU's ([`Bus::set_cpu`]). Cheap
+    /// when the CPU does not change.
+    pub fn select_cpu(&mut self, cpu: usize) {
+        self.bus.set_cpu(cpu);
+    }
+
+    /// Drives controller input `source` (a timer the vCPU emulates; a
+    /// per-CPU source is the selected vCPU's, see
+    /// [`Devices::select_cpu`]).
     pub fn set_irq_line(&mut self, source: u32, level: bool) {
         self.bus.set_irq_line(source, level);
     }
