@@ -9,6 +9,10 @@
 //! its line is, never when it changed (a controller that acts on edges
 //! finds them itself). A bus without a controller can hand its lines to
 //! another bus's ([`Bus::wired_lines`]).
+//!
+//! For an SMP guest the bus also knows which vCPU is accessing
+//! ([`Bus::set_cpu`]) and tells the controller, whose per-CPU registers
+//! (a GIC's banked ones) and per-CPU inputs depend on it.
 
 extern crate alloc;
 
@@ -129,6 +133,8 @@ impl Slot {
 pub struct Bus {
     slots: Vec<Slot>,
     irq_chip: Option<usize>,
+    /// The vCPU making the accesses, as last told to [`Bus::set_cpu`].
+    cpu: usize,
 }
 
 impl Bus {
@@ -137,6 +143,7 @@ impl Bus {
         Self {
             slots: Vec::new(),
             irq_chip: None,
+            cpu: 0,
         }
     }
 
@@ -185,8 +192,28 @@ impl Bus {
             return Err(BusError::UnknownId(id));
         }
         self.irq_chip = Some(id.0);
+        self.slots[id.0].device.select_cpu(self.cpu);
         self.sync_irqs();
         Ok(())
+    }
+
+    /// The accesses and [`Bus::set_irq_line`] calls that follow are made by
+    /// vCPU `cpu` (0 until told otherwise): tells the interrupt controller,
+    /// the only device with per-CPU registers ([`Device::select_cpu`]).
+    /// Calling it again with the same CPU costs one comparison.
+    pub fn set_cpu(&mut self, cpu: usize) {
+        if cpu == self.cpu {
+            return;
+        }
+        self.cpu = cpu;
+        if let Some(chip) = self.irq_chip {
+            self.slots[chip].device.select_cpu(cpu);
+        }
+    }
+
+    /// The vCPU last given to [`Bus::set_cpu`].
+    pub const fn cpu(&self) -> usize {
+        self.cpu
     }
 
     /// Whether some device covers `addr`.
@@ -421,8 +448,62 @@ mod tests {
         }
     }
 
+    /// An interrupt controller that reads back the CPU it was last told
+    /// (offset 0) and how many times it was told (offset 4).
+    #[derive(Default)]
+    struct CpuChip {
+        cpu: usize,
+        selects: u64,
+    }
+
+    impl Device for CpuChip {
+        fn name(&self) -> &'static str {
+            "cpuchip"
+        }
+        fn read(&mut self, offset: u64, _: Width) -> Result<u64, DeviceError> {
+            Ok(if offset == 0 {
+                self.cpu as u64
+            } else {
+                self.selects
+            })
+        }
+        fn write(&mut self, offset: u64, _: Width, _: u64) -> Result<(), DeviceError> {
+            Err(DeviceError::ReadOnly { offset })
+        }
+        fn select_cpu(&mut self, cpu: usize) {
+            self.cpu = cpu;
+            self.selects += 1;
+        }
+    }
+
     fn gpa(a: u64) -> GuestPhysAddr {
         GuestPhysAddr::new(a)
+    }
+
+    #[test]
+    fn the_chip_is_told_which_cpu_accesses() {
+        let mut bus = Bus::new();
+        let chip = bus
+            .add(gpa(0x3000), 16, Box::<CpuChip>::default(), None)
+            .unwrap();
+        let read = |bus: &mut Bus, offset: u64| {
+            bus.access(&MmioAccess::read(gpa(0x3000 + offset), Width::Word))
+                .unwrap()
+        };
+        // Not the controller yet: only remembered.
+        bus.set_cpu(2);
+        assert_eq!(bus.cpu(), 2);
+        assert_eq!(read(&mut bus, 4), 0);
+        // Becoming the controller, it learns the current CPU.
+        bus.set_irq_chip(chip).unwrap();
+        assert_eq!((read(&mut bus, 0), read(&mut bus, 4)), (2, 1));
+        bus.set_cpu(3);
+        assert_eq!((read(&mut bus, 0), read(&mut bus, 4)), (3, 2));
+        // The same CPU again: not passed on.
+        bus.set_cpu(3);
+        assert_eq!(read(&mut bus, 4), 2);
+        bus.set_cpu(0);
+        assert_eq!((read(&mut bus, 0), read(&mut bus, 4)), (0, 3));
     }
 
     #[test]

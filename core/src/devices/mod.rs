@@ -208,6 +208,15 @@ pub trait Device: Send {
     /// Hands the bytes the guest transmitted since the last call to `out`.
     fn take_output(&mut self, _out: &mut dyn FnMut(&[u8])) {}
 
+    /// Interrupt controllers with per-CPU (banked) state: the accesses
+    /// that follow, and the [`Device::set_irq_source`] calls for a source
+    /// private to one CPU (an Arm PPI, the timer of the vCPU that syncs its
+    /// lines), are made by vCPU `cpu`, until the next call. Before any call
+    /// it is CPU 0. [`Device::irq_output`] is not affected: its context
+    /// names the CPU. The bus only calls it on its interrupt controller
+    /// ([`Bus::set_cpu`]).
+    fn select_cpu(&mut self, _cpu: usize) {}
+
     /// Interrupt controllers: input line `source` is now at `level`.
     fn set_irq_source(&mut self, _source: u32, _level: bool) {}
 

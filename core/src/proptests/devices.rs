@@ -1,7 +1,8 @@
 //! Device models: random sequences of guest reads and writes at random
 //! offsets with random widths and values, interleaved with console input,
-//! interrupt-line changes and the controllers' other inputs, against each
-//! model on its own and against each board's buses. Nothing panics; a
+//! interrupt-line changes, the controllers' other inputs and changes of
+//! the accessing vCPU, against each model on its own (the GIC with one CPU
+//! and with eight) and against each board's buses (for four vCPUs). Nothing panics; a
 //! model's read returns a value within its width; a refused access is an
 //! `Err`.
 
@@ -38,6 +39,9 @@ enum Op {
     Eoi(u8),
     /// The host drains transmitted bytes.
     Drain,
+    /// The accesses that follow are this vCPU's (one the controller may
+    /// not have included).
+    SelectCpu(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -50,6 +54,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::TakeMessage),
         1 => any::<u8>().prop_map(Op::Eoi),
         1 => Just(Op::Drain),
+        1 => (0usize..10).prop_map(Op::SelectCpu),
     ]
 }
 
@@ -97,6 +102,11 @@ fn models() -> Vec<(Box<dyn Device>, u64, &'static [u64])> {
             GIC_SIZE,
             &[0, 0x400, 0x800, 0xc00, 0xf00, 0xfc0, 0x1_0000, 0x1_1000],
         ),
+        (
+            Box::new(Gicv2::with_cpus(8)),
+            GIC_SIZE,
+            &[0, 0x400, 0x800, 0xc00, 0xf00, 0xfc0, 0x1_0000, 0x1_1000],
+        ),
         (Box::new(IoApic::new()), IOAPIC_SIZE, &[0, 0xc00]),
         (
             Box::new(Lapic::new(1_000_000_000)),
@@ -137,9 +147,10 @@ fn drive(d: &mut dyn Device, size: u64, hot: &[u64], ops: &[Op]) {
             }
             Op::Eoi(v) => d.end_of_interrupt(v),
             Op::Drain => d.take_output(&mut |_| {}),
+            Op::SelectCpu(cpu) => d.select_cpu(cpu),
         }
         let _ = d.irq_level();
-        for context in 0..4 {
+        for context in 0..10 {
             let _ = d.irq_output(context);
         }
     }
@@ -161,7 +172,8 @@ fn board_ranges(board: &Board) -> Vec<(Space, u64, u64)> {
 /// Runs `ops` against a board's devices, each access at a device of the
 /// board picked by the op (an offset just past the end included).
 fn drive_board(board: &Board, ops: &[(usize, Op)]) {
-    let mut devices = Devices::for_board(board).expect("the board's devices fit its buses");
+    let mut devices =
+        Devices::for_board_with_cpus(board, 4).expect("the board's devices fit its buses");
     let ranges = board_ranges(board);
     for (pick, op) in ops {
         let (space, base, size) = ranges[pick % ranges.len()];
@@ -193,12 +205,13 @@ fn drive_board(board: &Board, ops: &[(usize, Op)]) {
                 devices.bus.drain_console_output(|_| {});
                 devices.ports.drain_console_output(|_| {});
             }
+            Op::SelectCpu(cpu) => devices.select_cpu(cpu),
         }
         let lines: Vec<_> = devices.ports.wired_lines().collect();
         for (source, level) in lines {
             devices.set_irq_line(source, level);
         }
-        for context in 0..4 {
+        for context in 0..10 {
             let _ = devices.external_irq(context);
         }
     }

@@ -1,7 +1,8 @@
 //! The VM's emulated devices: the MMIO bus with its interrupt controller,
 //! x86's port bus, and the console input no device has taken yet. Built
-//! from the board description ([`Devices::for_board`]); per VM, shared by
-//! its vCPUs.
+//! from the board description and the VM's vCPU count
+//! ([`Devices::for_board_with_cpus`]); per VM, shared by its vCPUs, which
+//! say which of them is accessing ([`Devices::select_cpu`]).
 
 extern crate alloc;
 
@@ -36,14 +37,15 @@ pub struct Devices {
     pub(crate) cpu_lines: CpuLines,
 }
 
-/// A fresh model of `kind`; `None` for a device the guest reaches by a
-/// mapping (flash), not through the bus.
+/// A fresh model of `kind` for a VM with `cpus` vCPUs (an interrupt
+/// controller has per-CPU parts); `None` for a device the guest reaches by
+/// a mapping (flash), not through the bus.
 fn model(kind: DeviceKind, cpus: usize) -> Option<Box<dyn Device>> {
     Some(match kind {
         DeviceKind::Plic => Box::new(Plic::with_harts(cpus)),
         DeviceKind::Uart16550 => Box::new(Uart16550::new()),
         DeviceKind::Pl011 => Box::new(Pl011::new()),
-        DeviceKind::Gicv2 => Box::new(Gicv2::new()),
+        DeviceKind::Gicv2 => Box::new(Gicv2::with_cpus(cpus)),
         DeviceKind::IoApic => Box::new(IoApic::new()),
         DeviceKind::Pic8259(name) => Box::new(Pic8259::new(name)),
         DeviceKind::PassthroughFlash { .. } | DeviceKind::EmulatedFlash { .. } => return None,
@@ -62,13 +64,18 @@ impl Devices {
     }
 
     /// Every emulated device of `board` on its bus, at its range, with
-    /// its interrupt line wired to the board's interrupt controller.
+    /// its interrupt line wired to the board's interrupt controller, for
+    /// one vCPU.
     pub fn for_board(board: &Board) -> Result<Self, BusError> {
         Self::for_board_with_cpus(board, 1)
     }
 
-    /// [`Devices::for_board`] for a VM of `cpus` vCPUs (1..=8): its
-    /// interrupt controller has a context (a CPU interface) for each.
+    /// [`Devices::for_board`] for a VM with `cpus` vCPUs, 1..=8: the
+    /// interrupt controller gets a part per vCPU (a GIC's CPU interfaces).
+    ///
+    /// # Panics
+    ///
+    /// On a board with a GIC, if `cpus` is not in 1..=8.
     pub fn for_board_with_cpus(board: &Board, cpus: usize) -> Result<Self, BusError> {
         let mut devices = Devices::new();
         for spec in board.devices {
@@ -87,13 +94,17 @@ impl Devices {
         Ok(devices)
     }
 
-    /// Makes vCPU `cpu` the one whose accesses, banked interrupt inputs
-    /// and output the next calls concern.
+    /// The accesses and interrupt lines that follow are vCPU `cpu`'s: the
+    /// interrupt controller's per-CPU registers and sources (a GIC's
+    /// banked SGIs and PPIs) are that vCPU's ([`Bus::set_cpu`]). Cheap
+    /// when the CPU does not change.
     pub fn select_cpu(&mut self, cpu: usize) {
-        let _ = cpu;
+        self.bus.set_cpu(cpu);
     }
 
-    /// Drives controller input `source` (a timer the vCPU emulates).
+    /// Drives controller input `source` (a timer the vCPU emulates; a
+    /// per-CPU source is the selected vCPU's, see
+    /// [`Devices::select_cpu`]).
     pub fn set_irq_line(&mut self, source: u32, level: bool) {
         self.bus.set_irq_line(source, level);
     }
@@ -217,6 +228,8 @@ impl Default for Devices {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::gicv2::VIRT_BASE;
+    use crate::devices::{MmioAccess, Width};
     use crate::machine::{AARCH64_VIRT, RISCV64_VIRT, X86_Q35};
     use std::vec::Vec;
 
@@ -240,5 +253,28 @@ mod tests {
         assert_eq!(names(&pc.bus), ["ioapic"]);
         assert_eq!(names(&pc.ports), ["uart16550", "pic-master", "pic-slave"]);
         assert!(pc.ports.contains(GuestPhysAddr::new(0x3ff)));
+    }
+
+    /// GICD_TYPER.CPUNumber of the board's GIC.
+    fn gic_cpus(devices: &mut Devices) -> u64 {
+        let typer = GuestPhysAddr::new(VIRT_BASE + 4);
+        let a = MmioAccess::read(typer, Width::Word);
+        (devices.bus.access(&a).unwrap() >> 5 & 7) + 1
+    }
+
+    #[test]
+    fn the_gic_gets_a_cpu_interface_per_vcpu() {
+        assert_eq!(gic_cpus(&mut Devices::for_board(&AARCH64_VIRT).unwrap()), 1);
+        let mut arm = Devices::for_board_with_cpus(&AARCH64_VIRT, 4).unwrap();
+        assert_eq!(gic_cpus(&mut arm), 4);
+        // Selecting vCPU 2: the banked GICD_ITARGETSR0 names it.
+        arm.select_cpu(2);
+        assert_eq!(arm.bus.cpu(), 2);
+        let itargetsr0 = GuestPhysAddr::new(VIRT_BASE + 0x800);
+        let a = MmioAccess::read(itargetsr0, Width::Word);
+        assert_eq!(arm.bus.access(&a), Ok(0x0404_0404));
+        // Other boards take the count without a GIC.
+        let rv = Devices::for_board_with_cpus(&RISCV64_VIRT, 8).unwrap();
+        assert_eq!(names(&rv.bus), ["plic", "uart16550"]);
     }
 }

@@ -1,6 +1,7 @@
-//! The CPU interface frame (GICC) of CPU 0.
+//! The CPU interface frame (GICC): one [`CpuInterface`] per CPU, all at
+//! the same offsets; an access reaches the accessing CPU's.
 
-use super::{DeviceError, GICC_IIDR_VALUE, Gicv2, Width, check_width, ctlr};
+use super::{APR_WORDS, DeviceError, GICC_IIDR_VALUE, Gicv2, Width, check_width, ctlr};
 
 /// CPU interface register offsets, from the start of the GICC frame.
 pub mod gicc {
@@ -36,6 +37,33 @@ pub mod gicc {
     pub const DIR: u64 = 0x1000;
 }
 
+/// The registers of one CPU interface (the acknowledge and end-of-interrupt
+/// logic they drive is in the parent module).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct CpuInterface {
+    /// GICC_CTLR.
+    pub(super) ctlr: u32,
+    /// GICC_PMR.
+    pub(super) pmr: u8,
+    /// GICC_BPR.
+    pub(super) bpr: u8,
+    /// GICC_ABPR.
+    pub(super) abpr: u8,
+    /// GICC_APR0..3: bit `n` = an active group priority `2n`.
+    pub(super) apr: [u32; APR_WORDS],
+}
+
+impl CpuInterface {
+    /// Reset: disabled, everything masked (GICC_PMR 0), idle.
+    pub(super) const RESET: Self = CpuInterface {
+        ctlr: 0,
+        pmr: 0,
+        bpr: 0,
+        abpr: 1,
+        apr: [0; APR_WORDS],
+    };
+}
+
 /// The GICC_CTLR bits kept: all of the layout without the Security
 /// Extensions except FIQEn (no FIQ line).
 const CTLR_MASK: u32 = ctlr::ENABLE_GRP0
@@ -46,20 +74,22 @@ const CTLR_MASK: u32 = ctlr::ENABLE_GRP0
     | ctlr::EOI_MODE;
 
 impl Gicv2 {
-    /// A read of the CPU interface frame at `offset`.
+    /// A read of the accessing CPU's interface at `offset`.
     pub(super) fn cpu_read(&mut self, offset: u64, width: Width) -> Result<u32, DeviceError> {
         check_width(offset, width, false)?;
+        let cpu = self.current;
+        let iface = &self.cpus[cpu].iface;
         Ok(match offset {
-            gicc::CTLR => self.cpu_ctlr,
-            gicc::PMR => u32::from(self.pmr),
-            gicc::BPR => u32::from(self.bpr),
-            gicc::IAR => self.acknowledge(false),
-            gicc::RPR => self.running_priority().min(0xff),
-            gicc::HPPIR => self.highest_pending(false),
-            gicc::ABPR => u32::from(self.abpr),
-            gicc::AIAR => self.acknowledge(true),
-            gicc::AHPPIR => self.highest_pending(true),
-            o if (gicc::APR..gicc::NSAPR).contains(&o) => self.apr[((o - gicc::APR) / 4) as usize],
+            gicc::CTLR => iface.ctlr,
+            gicc::PMR => u32::from(iface.pmr),
+            gicc::BPR => u32::from(iface.bpr),
+            gicc::IAR => self.acknowledge(cpu, false),
+            gicc::RPR => self.running_priority(cpu).min(0xff),
+            gicc::HPPIR => self.highest_pending(cpu, false),
+            gicc::ABPR => u32::from(iface.abpr),
+            gicc::AIAR => self.acknowledge(cpu, true),
+            gicc::AHPPIR => self.highest_pending(cpu, true),
+            o if (gicc::APR..gicc::NSAPR).contains(&o) => iface.apr[((o - gicc::APR) / 4) as usize],
             o if (gicc::NSAPR..gicc::NSAPR + 0x10).contains(&o) => 0,
             gicc::IIDR => GICC_IIDR_VALUE,
             gicc::EOIR | gicc::AEOIR | gicc::DIR => 0,
@@ -67,7 +97,7 @@ impl Gicv2 {
         })
     }
 
-    /// A write of `value` to the CPU interface frame at `offset`.
+    /// A write of `value` to the accessing CPU's interface at `offset`.
     pub(super) fn cpu_write(
         &mut self,
         offset: u64,
@@ -75,17 +105,19 @@ impl Gicv2 {
         value: u32,
     ) -> Result<(), DeviceError> {
         check_width(offset, width, false)?;
+        let cpu = self.current;
+        let iface = &mut self.cpus[cpu].iface;
         match offset {
-            gicc::CTLR => self.cpu_ctlr = value & CTLR_MASK,
-            gicc::PMR => self.pmr = value as u8,
-            gicc::BPR => self.bpr = (value & 7) as u8,
+            gicc::CTLR => iface.ctlr = value & CTLR_MASK,
+            gicc::PMR => iface.pmr = value as u8,
+            gicc::BPR => iface.bpr = (value & 7) as u8,
             // The minimum binary point of group 1 is 1.
-            gicc::ABPR => self.abpr = (value & 7).max(1) as u8,
-            gicc::EOIR => self.end_of_interrupt(value, false),
-            gicc::AEOIR => self.end_of_interrupt(value, true),
-            gicc::DIR => self.deactivate(value),
+            gicc::ABPR => iface.abpr = (value & 7).max(1) as u8,
+            gicc::EOIR => self.end_of_interrupt(cpu, value, false),
+            gicc::AEOIR => self.end_of_interrupt(cpu, value, true),
+            gicc::DIR => self.deactivate(cpu, value),
             o if (gicc::APR..gicc::NSAPR).contains(&o) => {
-                self.apr[((o - gicc::APR) / 4) as usize] = value;
+                iface.apr[((o - gicc::APR) / 4) as usize] = value;
             }
             o if (gicc::NSAPR..gicc::NSAPR + 0x10).contains(&o) => {}
             gicc::IAR | gicc::RPR | gicc::HPPIR | gicc::AIAR | gicc::AHPPIR | gicc::IIDR => {

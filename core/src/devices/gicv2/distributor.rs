@@ -1,8 +1,13 @@
 //! The distributor frame (GICD): decoding and the register semantics.
+//!
+//! The registers of INTIDs 0..=31 (word 0 of the bit registers,
+//! IPRIORITYR0..7, ITARGETSR0..7, CPENDSGIR/SPENDSGIR) are banked: an access
+//! reaches the copy of the CPU last selected
+//! ([`crate::devices::Device::select_cpu`]).
 
 use super::{
-    DeviceError, GICD_IIDR_VALUE, GICD_TYPER_VALUE, Gicv2, NUM_INTIDS, PPI_BASE, SPI_BASE, WORDS,
-    Width, check_width, ctlr,
+    DeviceError, Field, GICD_IIDR_VALUE, GICD_TYPER_VALUE, Gicv2, NUM_INTIDS, PPI_BASE, SPI_BASE,
+    WORDS, Width, check_width, ctlr,
 };
 
 /// Distributor register offsets, from the start of the GICD frame.
@@ -155,22 +160,27 @@ impl Gicv2 {
     pub(super) fn dist_read(&mut self, offset: u64, width: Width) -> Result<u32, DeviceError> {
         let reg = Reg::decode(offset).ok_or(DeviceError::BadOffset { offset })?;
         check_width(offset, width, reg.byte_accessible())?;
+        let cpu = self.current;
         Ok(match reg {
             Reg::Ctlr => self.dist_ctlr,
-            Reg::Typer => GICD_TYPER_VALUE,
+            // CPUNumber, bits [7:5]: the CPU interfaces but one.
+            Reg::Typer => GICD_TYPER_VALUE | ((self.num_cpus as u32 - 1) << 5),
             Reg::Iidr => GICD_IIDR_VALUE,
             Reg::Bits(_, w) if w >= WORDS => 0,
-            Reg::Bits(BitReg::Group, w) => self.group.0[w],
-            Reg::Bits(BitReg::SetEnable | BitReg::ClearEnable, w) => self.enabled.0[w],
+            Reg::Bits(BitReg::Group, w) => self.word(cpu, Field::Group, w),
+            Reg::Bits(BitReg::SetEnable | BitReg::ClearEnable, w) => {
+                self.word(cpu, Field::Enabled, w)
+            }
             Reg::Bits(BitReg::SetPending | BitReg::ClearPending, w) => (0..32)
-                .filter(|i| self.is_pending(32 * w as u32 + i))
+                .filter(|i| self.is_pending(cpu, 32 * w as u32 + i))
                 .fold(0, |v, i| v | 1 << i),
-            Reg::Bits(BitReg::SetActive | BitReg::ClearActive, w) => self.active.0[w],
-            Reg::Priority(first) => gather(width, first, |id| {
-                self.priority.get(id as usize).copied().unwrap_or(0)
-            }),
+            Reg::Bits(BitReg::SetActive | BitReg::ClearActive, w) => {
+                self.word(cpu, Field::Active, w)
+            }
+            Reg::Priority(first) => gather(width, first, |id| self.priority_of(cpu, id)),
+            // SGIs and PPIs: each byte names the reading CPU.
             Reg::Target(first) => gather(width, first, |id| match id {
-                0..SPI_BASE => 0x01,
+                0..SPI_BASE => 1 << cpu,
                 _ => self.target.get(id as usize).copied().unwrap_or(0),
             }),
             Reg::Config(0) => ICFGR_SGIS,
@@ -181,9 +191,9 @@ impl Gicv2 {
                 })
                 .fold(0, |v, i| v | 2 << (2 * i)),
             Reg::Nsacr | Reg::Sgir => 0,
-            Reg::SgiPending { sgi, .. } => {
-                gather(width, sgi as u32, |s| self.sgi_sources[s as usize])
-            }
+            Reg::SgiPending { sgi, .. } => gather(width, sgi as u32, |s| {
+                self.cpus[cpu].sgi_sources[s as usize]
+            }),
             Reg::Id(i) => ID_REGS[i],
         })
     }
@@ -197,22 +207,27 @@ impl Gicv2 {
     ) -> Result<(), DeviceError> {
         let reg = Reg::decode(offset).ok_or(DeviceError::BadOffset { offset })?;
         check_width(offset, width, reg.byte_accessible())?;
+        let cpu = self.current;
         match reg {
             Reg::Ctlr => self.dist_ctlr = value & (ctlr::ENABLE_GRP0 | ctlr::ENABLE_GRP1),
             Reg::Typer | Reg::Iidr | Reg::Id(_) => return Err(DeviceError::ReadOnly { offset }),
             Reg::Bits(kind, w) if w < WORDS => self.write_bits(kind, w, value),
             Reg::Bits(..) | Reg::Nsacr => {}
             Reg::Priority(first) => scatter(width, first, value, |id, b| {
-                if let Some(p) = self.priority.get_mut(id as usize) {
+                if let Some(p) = self.priority_mut(cpu, id) {
                     *p = b;
                 }
             }),
-            Reg::Target(first) => scatter(width, first, value, |id, b| {
-                if (SPI_BASE..NUM_INTIDS).contains(&id) {
-                    // Only CPU interface 0 exists.
-                    self.target[id as usize] = b & 0x01;
-                }
-            }),
+            Reg::Target(first) => {
+                // SGI and PPI bytes are read-only; an SPI keeps the bits of
+                // the CPU interfaces that exist.
+                let mask = self.cpu_mask();
+                scatter(width, first, value, |id, b| {
+                    if (SPI_BASE..NUM_INTIDS).contains(&id) {
+                        self.target[id as usize] = b & mask;
+                    }
+                });
+            }
             Reg::Config(n) => {
                 for i in 0..16 {
                     let id = 16 * n + i;
@@ -223,7 +238,7 @@ impl Gicv2 {
             }
             Reg::Sgir => self.software_interrupt(value),
             Reg::SgiPending { set, sgi } => scatter(width, sgi as u32, value, |s, b| {
-                let sources = &mut self.sgi_sources[s as usize];
+                let sources = &mut self.cpus[cpu].sgi_sources[s as usize];
                 if set {
                     *sources |= b;
                 } else {
@@ -243,33 +258,40 @@ impl Gicv2 {
         } else {
             value
         };
+        let cpu = self.current;
         match kind {
-            BitReg::Group => self.group.0[w] = value,
-            BitReg::SetEnable => self.enabled.0[w] |= value,
-            BitReg::ClearEnable => self.enabled.0[w] &= !value,
-            BitReg::SetPending => self.latch.0[w] |= not_sgis,
-            BitReg::ClearPending => self.latch.0[w] &= !not_sgis,
-            BitReg::SetActive => self.active.0[w] |= value,
-            BitReg::ClearActive => self.active.0[w] &= !value,
+            BitReg::Group => *self.word_mut(cpu, Field::Group, w) = value,
+            BitReg::SetEnable => *self.word_mut(cpu, Field::Enabled, w) |= value,
+            BitReg::ClearEnable => *self.word_mut(cpu, Field::Enabled, w) &= !value,
+            BitReg::SetPending => *self.word_mut(cpu, Field::Latch, w) |= not_sgis,
+            BitReg::ClearPending => *self.word_mut(cpu, Field::Latch, w) &= !not_sgis,
+            BitReg::SetActive => *self.word_mut(cpu, Field::Active, w) |= value,
+            BitReg::ClearActive => *self.word_mut(cpu, Field::Active, w) &= !value,
         }
     }
 
-    /// A GICD_SGIR write: pends SGI `value[3:0]` from CPU 0 if the target
-    /// filter (`value[25:24]`) and list (`value[23:16]`) name CPU 0.
+    /// A GICD_SGIR write: pends SGI `value[3:0]`, from the accessing CPU,
+    /// on the CPUs the target filter (`value[25:24]`) and list
+    /// (`value[23:16]`) name; bits of CPUs the GIC does not have are
+    /// ignored.
     fn software_interrupt(&mut self, value: u32) {
         let sgi = (value & 0xf) as usize;
-        let to_self = match (value >> 24) & 3 {
-            // The listed CPUs.
-            0 => value & (1 << 16) != 0,
-            // Every CPU but the sender: there is none.
-            1 => false,
-            // The sender.
-            2 => true,
-            // Reserved.
-            _ => false,
-        };
-        if to_self {
-            self.sgi_sources[sgi] |= 1;
+        let source = self.current;
+        let targets = self.cpu_mask()
+            & match (value >> 24) & 3 {
+                // The listed CPUs.
+                0 => (value >> 16) as u8,
+                // Every CPU but the sender.
+                1 => !(1 << source),
+                // The sender.
+                2 => 1 << source,
+                // Reserved.
+                _ => 0,
+            };
+        for (t, cpu) in self.cpus.iter_mut().enumerate() {
+            if targets & (1 << t) != 0 {
+                cpu.sgi_sources[sgi] |= 1 << source;
+            }
         }
     }
 }

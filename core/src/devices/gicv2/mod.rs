@@ -1,6 +1,6 @@
 //! An Arm GICv2 ("ARM Generic Interrupt Controller Architecture
-//! Specification, version 2.0", ARM IHI 0048B) for a guest with one CPU,
-//! laid out as on QEMU's `virt` machine.
+//! Specification, version 2.0", ARM IHI 0048B) for a guest with 1 to 8
+//! CPUs, laid out as on QEMU's `virt` machine.
 //!
 //! # One device, two frames
 //!
@@ -20,10 +20,11 @@
 //!
 //! The guest's distributor and CPU interface are both trap-and-emulate: the
 //! hypervisor maps neither, every access exits, and it drives the guest's
-//! virtual IRQ line (HCR_EL2.VI) from [`Device::irq_output`] with
-//! [`IRQ_CONTEXT`]. This works whatever GIC the host has and however it is
-//! configured (the host keeps its own GIC to itself), and the whole model
-//! is plain state that unit-tests on the host. Its price is two exits per
+//! virtual IRQ line (HCR_EL2.VI) from [`Device::irq_output`] with the
+//! vCPU's index as the context ([`IRQ_CONTEXT`] for CPU 0). This works
+//! whatever GIC the host has and however it is configured (the host keeps
+//! its own GIC to itself), and the whole model is plain state that
+//! unit-tests on the host. Its price is two exits per
 //! interrupt taken by the guest: the GICC_IAR read and the GICC_EOIR
 //! write. Handing the CPU interface to the hardware (GICV mapped in place
 //! of GICC, pending interrupts put in the GICH list registers) removes
@@ -35,9 +36,10 @@
 //! timers: [`VTIMER_PPI`] 27, [`PTIMER_PPI`] 30) and SPIs 32.. (the PL011
 //! of `virt` is SPI 1, INTID 33). SGIs 0..=15 only come from the guest's
 //! GICD_SGIR and GICD_SPENDSGIR writes; sources outside 16..[`NUM_INTIDS`]
-//! are ignored. The model has [`NUM_SPIS`] = 64 SPIs, a small QEMU
+//! are ignored. A PPI is the selected CPU's (see [CPUs](#cpus)); an SPI
+//! is shared. The model has [`NUM_SPIS`] = 64 SPIs, a small QEMU
 //! configuration: GICD_TYPER reads ITLinesNumber 2 (96 INTIDs), CPUNumber
-//! 0 (one CPU interface), SecurityExtn 0.
+//! `n - 1` for `n` CPU interfaces, SecurityExtn 0.
 //!
 //! Lines are levels (the bus polls them). Each INTID has a pending latch
 //! next to its line; it reads as pending when the latch is set or, when
@@ -50,9 +52,12 @@
 //!   ignored): their sources, the timers, are level outputs.
 //! - SGIs are edge-triggered (GICD_ICFGR0 reads 0xAAAA_AAAA, writes are
 //!   ignored); their pending state is one bit per source CPU, as
-//!   GICD_SPENDSGIR shows it. A GICD_SGIR write records source CPU 0;
-//!   GICD_SPENDSGIR may set any of the 8 source bits. GICC_IAR hands out
-//!   the lowest source first and returns it in bits \[12:10\].
+//!   GICD_SPENDSGIR shows it. A GICD_SGIR write records the writing CPU as
+//!   the source; GICD_SPENDSGIR may set any of the 8 source bits. GICC_IAR
+//!   hands out the lowest source first and returns it in bits \[12:10\];
+//!   GICC_EOIR and GICC_DIR must carry the same source while the SGI is
+//!   active (a write naming another is ignored: UNPREDICTABLE in the
+//!   specification).
 //!
 //! GICD_ISPENDR/ICPENDR set and clear the latch (SGI bits are WI there: use
 //! GICD_SPENDSGIR/CPENDSGIR), so a clear-pending cannot withdraw a level
@@ -98,17 +103,39 @@
 //! (the specification requires EOIs in reverse order of acknowledges) and
 //! is ignored when none is set or the INTID is not implemented.
 //!
+//! # CPUs
+//!
+//! [`Gicv2::with_cpus`] builds a GIC with `n` CPU interfaces, 1 to
+//! [`MAX_CPUS`] ([`Gicv2::new`]: one). Every vCPU reaches the same two
+//! frames; which one is accessing is what [`Device::select_cpu`] last said
+//! (CPU 0 at first), and the bus says it before the vCPU's accesses. The
+//! state of INTIDs 0..=31 is banked, one copy per CPU, as IHI 0048B
+//! requires: GICD_IGROUPR0, ISENABLER0/ICENABLER0, ISPENDR0/ICPENDR0,
+//! ISACTIVER0/ICACTIVER0, IPRIORITYR0..7, CPENDSGIR/SPENDSGIR (the SGIs
+//! pending on that CPU, by source) and each PPI's line (a
+//! [`Device::set_irq_source`] of a PPI drives the selected CPU's: the
+//! timer of the vCPU that syncs its lines). The whole GICC frame is per
+//! CPU. GICD_CTLR, the SPIs' state and the trigger configuration are
+//! shared.
+//!
 //! # Targets
 //!
-//! GICD_ITARGETSR0..7 (SGIs and PPIs) read 0x01 in each byte, the reading
-//! CPU, and ignore writes. An SPI's byte keeps only bit 0 (the one CPU
-//! interface; the bits of absent interfaces are RAZ/WI) and is 0x01 at
-//! reset, so a guest that never programs targets on a one-CPU GIC still
-//! gets its SPIs; an SPI whose byte is 0 targets no CPU and is never
-//! signalled. SGIR target lists likewise only reach CPU 0: filter 0 with
-//! bit 0 set and filter 2 ("self") pend the SGI, filter 1 ("others") and
-//! the reserved filter 3 do nothing. SGI enables are programmable and set
-//! at reset (as QEMU resets them); PPI and SPI enables are clear.
+//! GICD_ITARGETSR0..7 (SGIs and PPIs) read, in each byte, the reading
+//! CPU's bit (0x01 on CPU 0, 0x02 on CPU 1...) and ignore writes. An SPI's
+//! byte keeps the bits of the CPU interfaces that exist (the others are
+//! RAZ/WI) and is 0x01, CPU 0, at reset (the specification leaves the
+//! reset value open), so a guest that never programs targets still gets
+//! its SPIs on its boot CPU; an SPI whose byte is 0 targets no CPU and is
+//! never signalled. An SPI with several targets is 1-of-N, modelled simply
+//! (as the specification allows): it is pending on every targeted CPU
+//! interface, and the first to acknowledge it makes it active, so the
+//! others no longer see it.
+//!
+//! GICD_SGIR pends its SGI on the CPUs its TargetListFilter names: 0, the
+//! CPU target list; 1, every CPU but the writer; 2, the writer only; 3,
+//! reserved, nobody. Target bits of CPUs the GIC does not have are
+//! ignored. SGI enables are programmable and set at reset (as QEMU resets
+//! them); PPI and SPI enables are clear.
 //!
 //! # Identification
 //!
@@ -160,6 +187,7 @@
 //!   ISPENDR/ICPENDR/ISACTIVER/ICACTIVER for the irqchip state calls.
 
 use super::{Device, DeviceError, Width};
+use cpu_interface::CpuInterface;
 
 mod cpu_interface;
 mod distributor;
@@ -204,10 +232,14 @@ pub const SPURIOUS: u32 = 1023;
 /// The INTID GICC_IAR returns when the best interrupt is group 1 and
 /// GICC_CTLR.AckCtl is clear.
 pub const SPURIOUS_GROUP1: u32 = 1022;
-/// The [`Device::irq_output`] context: the IRQ line of CPU interface 0.
+/// The [`Device::irq_output`] context of CPU interface 0's IRQ line; CPU
+/// interface `n`'s is `n`.
 pub const IRQ_CONTEXT: usize = 0;
+/// The most CPU interfaces a GICv2 has.
+pub const MAX_CPUS: usize = 8;
 
-/// GICD_TYPER: ITLinesNumber = 96 / 32 - 1, CPUNumber 0, SecurityExtn 0.
+/// GICD_TYPER of a one-CPU GIC: ITLinesNumber = 96 / 32 - 1, CPUNumber 0,
+/// SecurityExtn 0 (with `n` CPUs, CPUNumber, bits \[7:5\], is `n - 1`).
 pub const GICD_TYPER_VALUE: u32 = NUM_INTIDS / 32 - 1;
 /// GICD_IIDR: an Arm GIC-400 (product 0x02, revision 1, implementer 0x43B).
 pub const GICD_IIDR_VALUE: u32 = 0x0200_143b;
@@ -253,48 +285,90 @@ impl Bits {
     }
 
     fn set(&mut self, id: u32, on: bool) {
-        let w = &mut self.0[(id / 32) as usize];
-        if on {
-            *w |= 1 << (id % 32);
-        } else {
-            *w &= !(1 << (id % 32));
-        }
+        set_bit(&mut self.0[(id / 32) as usize], id % 32, on);
     }
 }
 
-/// The GICv2 model: distributor and CPU interface 0.
+/// Sets or clears bit `bit` of `word`.
+fn set_bit(word: &mut u32, bit: u32, on: bool) {
+    if on {
+        *word |= 1 << bit;
+    } else {
+        *word &= !(1 << bit);
+    }
+}
+
+/// The bit-per-INTID state, banked for INTIDs 0..=31: indexes of
+/// [`Gicv2::shared`] (SPIs) and of each CPU's [`Cpu::bits`] (its SGIs and
+/// PPIs).
+#[derive(Clone, Copy, Debug)]
+enum Field {
+    /// GICD_IGROUPR: set = group 1.
+    Group,
+    /// GICD_ISENABLER.
+    Enabled,
+    /// Pending latch of PPIs and SPIs (edges, GICD_ISPENDR).
+    Latch,
+    /// GICD_ISACTIVER.
+    Active,
+    /// The input line of each PPI and SPI.
+    Line,
+}
+const FIELDS: usize = 5;
+
+/// What one CPU has of its own: the distributor state of its SGIs and PPIs
+/// (banked: each CPU sees its own at the same offsets) and its CPU
+/// interface.
+#[derive(Clone, Copy, Debug)]
+struct Cpu {
+    /// Word 0 (INTIDs 0..=31) of each bit-per-INTID state, by [`Field`].
+    bits: [u32; FIELDS],
+    /// GICD_IPRIORITYR0..7.
+    priority: [u8; 32],
+    /// Pending SGIs: bit `src` of byte `sgi` = pending from source CPU `src`.
+    sgi_sources: [u8; 16],
+    /// The source CPU each SGI was acknowledged from (meaningful while it
+    /// is active): GICC_EOIR and GICC_DIR must name it.
+    sgi_active_source: [u8; 16],
+    /// GICC_*.
+    iface: CpuInterface,
+}
+
+impl Cpu {
+    /// Reset: SGIs enabled, everything else clear.
+    const RESET: Self = Cpu {
+        bits: {
+            let mut b = [0; FIELDS];
+            b[Field::Enabled as usize] = 0xffff;
+            b
+        },
+        priority: [0; 32],
+        sgi_sources: [0; 16],
+        sgi_active_source: [0; 16],
+        iface: CpuInterface::RESET,
+    };
+}
+
+/// The GICv2 model: the distributor and 1 to [`MAX_CPUS`] CPU interfaces.
 #[derive(Clone, Debug)]
 pub struct Gicv2 {
+    /// CPU interfaces implemented (GICD_TYPER.CPUNumber + 1).
+    num_cpus: usize,
+    /// The CPU making the accesses ([`Device::select_cpu`]).
+    current: usize,
     /// GICD_CTLR.
     dist_ctlr: u32,
-    /// GICD_IGROUPR: set = group 1.
-    group: Bits,
-    /// GICD_ISENABLER.
-    enabled: Bits,
-    /// Pending latch of PPIs and SPIs (edges, GICD_ISPENDR).
-    latch: Bits,
-    /// GICD_ISACTIVER.
-    active: Bits,
-    /// The input line of each PPI and SPI.
-    line: Bits,
+    /// Words 1.. (SPIs) of each bit-per-INTID state, by [`Field`]; word 0
+    /// is banked in [`Cpu::bits`].
+    shared: [Bits; FIELDS],
     /// Edge-triggered SPIs (GICD_ICFGR Int_config\[1\]).
     edge: Bits,
-    /// GICD_IPRIORITYR.
+    /// GICD_IPRIORITYR of SPIs (entries below 32 unused: banked).
     priority: [u8; NUM],
     /// GICD_ITARGETSR of SPIs (entries below 32 unused).
     target: [u8; NUM],
-    /// Pending SGIs: bit `cpu` of byte `sgi` = pending from source `cpu`.
-    sgi_sources: [u8; 16],
-    /// GICC_CTLR.
-    cpu_ctlr: u32,
-    /// GICC_PMR.
-    pmr: u8,
-    /// GICC_BPR.
-    bpr: u8,
-    /// GICC_ABPR.
-    abpr: u8,
-    /// GICC_APR0..3: bit `n` = an active group priority `2n`.
-    apr: [u32; APR_WORDS],
+    /// Per-CPU state; entries from `num_cpus` on unused.
+    cpus: [Cpu; MAX_CPUS],
 }
 
 impl Default for Gicv2 {
@@ -304,30 +378,83 @@ impl Default for Gicv2 {
 }
 
 impl Gicv2 {
-    /// A GIC in its reset state: everything disabled and idle, SGIs
-    /// enabled, priorities and GICC_PMR 0, SPIs level-sensitive, group 0,
-    /// targeting CPU 0.
+    /// A GIC with one CPU interface in its reset state (see
+    /// [`Gicv2::with_cpus`]).
     pub const fn new() -> Self {
+        Self::with_cpus(1)
+    }
+
+    /// A GIC with `cpus` CPU interfaces (0..`cpus`) in its reset state:
+    /// everything disabled and idle, SGIs enabled, priorities and GICC_PMR
+    /// 0, SPIs level-sensitive, group 0, targeting CPU 0; accesses are CPU
+    /// 0's until [`Device::select_cpu`] says otherwise.
+    ///
+    /// # Panics
+    ///
+    /// If `cpus` is not in 1..=[`MAX_CPUS`] (a VM's config allows no other).
+    pub const fn with_cpus(cpus: usize) -> Self {
+        assert!(cpus >= 1 && cpus <= MAX_CPUS, "a GICv2 has 1 to 8 CPUs");
         Self {
+            num_cpus: cpus,
+            current: 0,
             dist_ctlr: 0,
-            group: Bits::EMPTY,
-            enabled: {
-                let mut b = [0; WORDS];
-                b[0] = 0xffff;
-                Bits(b)
-            },
-            latch: Bits::EMPTY,
-            active: Bits::EMPTY,
-            line: Bits::EMPTY,
+            shared: [Bits::EMPTY; FIELDS],
             edge: Bits::EMPTY,
             priority: [0; NUM],
             target: [1; NUM],
-            sgi_sources: [0; 16],
-            cpu_ctlr: 0,
-            pmr: 0,
-            bpr: 0,
-            abpr: 1,
-            apr: [0; APR_WORDS],
+            cpus: [Cpu::RESET; MAX_CPUS],
+        }
+    }
+
+    /// How many CPU interfaces the GIC has.
+    pub const fn cpus(&self) -> usize {
+        self.num_cpus
+    }
+
+    /// The bits of the implemented CPU interfaces, as in a target list.
+    fn cpu_mask(&self) -> u8 {
+        ((1u16 << self.num_cpus) - 1) as u8
+    }
+
+    /// Word `w` of `field` as CPU `cpu` sees it (word 0 is banked).
+    fn word(&self, cpu: usize, field: Field, w: usize) -> u32 {
+        match w {
+            0 => self.cpus[cpu].bits[field as usize],
+            _ => self.shared[field as usize].0[w],
+        }
+    }
+
+    /// Word `w` of `field` as CPU `cpu` sees it, to change it.
+    fn word_mut(&mut self, cpu: usize, field: Field, w: usize) -> &mut u32 {
+        match w {
+            0 => &mut self.cpus[cpu].bits[field as usize],
+            _ => &mut self.shared[field as usize].0[w],
+        }
+    }
+
+    /// Bit `id` of `field` as CPU `cpu` sees it.
+    fn get(&self, cpu: usize, field: Field, id: u32) -> bool {
+        self.word(cpu, field, (id / 32) as usize) & (1 << (id % 32)) != 0
+    }
+
+    /// Sets or clears bit `id` of `field` as CPU `cpu` sees it.
+    fn set(&mut self, cpu: usize, field: Field, id: u32, on: bool) {
+        set_bit(self.word_mut(cpu, field, (id / 32) as usize), id % 32, on);
+    }
+
+    /// The priority of `id` as CPU `cpu` sees it (INTIDs 0..=31 banked).
+    fn priority_of(&self, cpu: usize, id: u32) -> u8 {
+        match id {
+            0..SPI_BASE => self.cpus[cpu].priority[id as usize],
+            _ => self.priority.get(id as usize).copied().unwrap_or(0),
+        }
+    }
+
+    /// The priority byte of `id` as CPU `cpu` sees it, if implemented.
+    fn priority_mut(&mut self, cpu: usize, id: u32) -> Option<&mut u8> {
+        match id {
+            0..SPI_BASE => Some(&mut self.cpus[cpu].priority[id as usize]),
+            _ => self.priority.get_mut(id as usize),
         }
     }
 
@@ -341,41 +468,44 @@ impl Gicv2 {
         }
     }
 
-    /// Whether `id` is pending (whether or not it is also active).
-    fn is_pending(&self, id: u32) -> bool {
+    /// Whether `id` is pending on CPU `cpu` (whether or not it is also
+    /// active); an SPI's pending state is the same for every CPU.
+    fn is_pending(&self, cpu: usize, id: u32) -> bool {
         if id < PPI_BASE {
-            self.sgi_sources[id as usize] != 0
+            self.cpus[cpu].sgi_sources[id as usize] != 0
         } else {
-            self.latch.get(id) || (!self.is_edge(id) && self.line.get(id))
+            self.get(cpu, Field::Latch, id) || (!self.is_edge(id) && self.get(cpu, Field::Line, id))
         }
     }
 
-    fn group_of(&self, id: u32) -> u32 {
-        u32::from(self.group.get(id))
+    fn group_of(&self, cpu: usize, id: u32) -> u32 {
+        u32::from(self.get(cpu, Field::Group, id))
     }
 
-    /// Whether `group` is enabled in both the distributor and the CPU
+    /// Whether `group` is enabled in both the distributor and CPU `cpu`'s
     /// interface.
-    fn group_enabled(&self, group: u32) -> bool {
+    fn group_enabled(&self, cpu: usize, group: u32) -> bool {
         let bit = ctlr::ENABLE_GRP0 << group;
-        self.dist_ctlr & bit != 0 && self.cpu_ctlr & bit != 0
+        self.dist_ctlr & bit != 0 && self.cpus[cpu].iface.ctlr & bit != 0
     }
 
-    /// The interrupt the CPU interface would present, whatever the running
-    /// priority: pending, not active, enabled, of an enabled group,
-    /// targeting CPU 0, with a priority below GICC_PMR; the highest
-    /// priority wins, then the lowest INTID.
-    fn best(&self) -> Option<u32> {
+    /// The interrupt CPU `cpu`'s interface would present, whatever its
+    /// running priority: pending, not active, enabled, of an enabled group,
+    /// targeting that CPU (SGIs and PPIs are its own), with a priority
+    /// below its GICC_PMR; the highest priority wins, then the lowest
+    /// INTID.
+    fn best(&self, cpu: usize) -> Option<u32> {
+        let pmr = self.cpus[cpu].iface.pmr;
         let mut best: Option<(u32, u8)> = None;
         for id in 0..NUM_INTIDS {
-            let p = self.priority[id as usize];
-            if p < self.pmr
+            let p = self.priority_of(cpu, id);
+            if p < pmr
                 && best.is_none_or(|(_, bp)| p < bp)
-                && self.enabled.get(id)
-                && !self.active.get(id)
-                && self.is_pending(id)
-                && self.group_enabled(self.group_of(id))
-                && (id < SPI_BASE || self.target[id as usize] & 1 != 0)
+                && self.get(cpu, Field::Enabled, id)
+                && !self.get(cpu, Field::Active, id)
+                && self.is_pending(cpu, id)
+                && self.group_enabled(cpu, self.group_of(cpu, id))
+                && (id < SPI_BASE || self.target[id as usize] & (1 << cpu) != 0)
             {
                 best = Some((id, p));
             }
@@ -383,21 +513,24 @@ impl Gicv2 {
         best.map(|(id, _)| id)
     }
 
-    /// The group priority of `id`: its priority with the bits below the
-    /// binary point of its group cleared.
-    fn group_priority(&self, id: u32) -> u32 {
-        let shift = if self.group.get(id) && self.cpu_ctlr & ctlr::CBPR == 0 {
-            u32::from(self.abpr)
+    /// The group priority of `id` on CPU `cpu`: its priority with the bits
+    /// below the binary point of its group cleared.
+    fn group_priority(&self, cpu: usize, id: u32) -> u32 {
+        let iface = &self.cpus[cpu].iface;
+        let shift = if self.get(cpu, Field::Group, id) && iface.ctlr & ctlr::CBPR == 0 {
+            u32::from(iface.abpr)
         } else {
-            u32::from(self.bpr) + 1
+            u32::from(iface.bpr) + 1
         };
-        u32::from(self.priority[id as usize]) & (0xff << shift)
+        u32::from(self.priority_of(cpu, id)) & (0xff << shift)
     }
 
-    /// The priority of the highest active preemption level, or
+    /// The priority of CPU `cpu`'s highest active preemption level, or
     /// `IDLE_PRIORITY`.
-    fn running_priority(&self) -> u32 {
-        self.apr
+    fn running_priority(&self, cpu: usize) -> u32 {
+        self.cpus[cpu]
+            .iface
+            .apr
             .iter()
             .enumerate()
             .find(|(_, w)| **w != 0)
@@ -406,71 +539,89 @@ impl Gicv2 {
             })
     }
 
-    /// What GICC_HPPIR (`alias`: GICC_AHPPIR) reads.
-    fn highest_pending(&self, alias: bool) -> u32 {
-        let Some(id) = self.best() else {
+    /// What CPU `cpu`'s GICC_HPPIR (`alias`: GICC_AHPPIR) reads.
+    fn highest_pending(&self, cpu: usize, alias: bool) -> u32 {
+        let Some(id) = self.best(cpu) else {
             return SPURIOUS;
         };
-        match (alias, self.group.get(id)) {
+        match (alias, self.get(cpu, Field::Group, id)) {
             (true, false) => SPURIOUS,
-            (false, true) if self.cpu_ctlr & ctlr::ACK_CTL == 0 => SPURIOUS_GROUP1,
-            _ if id < PPI_BASE => id | self.lowest_source(id) << 10,
+            (false, true) if self.cpus[cpu].iface.ctlr & ctlr::ACK_CTL == 0 => SPURIOUS_GROUP1,
+            _ if id < PPI_BASE => id | self.lowest_source(cpu, id) << 10,
             _ => id,
         }
     }
 
-    fn lowest_source(&self, sgi: u32) -> u32 {
-        self.sgi_sources[sgi as usize].trailing_zeros()
+    fn lowest_source(&self, cpu: usize, sgi: u32) -> u32 {
+        self.cpus[cpu].sgi_sources[sgi as usize].trailing_zeros()
     }
 
-    /// A GICC_IAR (`alias`: GICC_AIAR) read: acknowledges the best
-    /// interrupt if it may preempt, and returns its INTID and, for an SGI,
-    /// its source CPU in bits \[12:10\].
-    fn acknowledge(&mut self, alias: bool) -> u32 {
-        let value = self.highest_pending(alias);
+    /// A GICC_IAR (`alias`: GICC_AIAR) read by CPU `cpu`: acknowledges the
+    /// best interrupt if it may preempt, and returns its INTID and, for an
+    /// SGI, its source CPU in bits \[12:10\]. An SPI targeting several CPUs
+    /// goes to the first that acknowledges it: it is then active, so the
+    /// others no longer see it.
+    fn acknowledge(&mut self, cpu: usize, alias: bool) -> u32 {
+        let value = self.highest_pending(cpu, alias);
         let id = value & INTID_MASK;
         if id >= NUM_INTIDS {
             // 1022 or 1023: nothing acknowledged.
             return value;
         }
-        if self.group_priority(id) >= self.running_priority() {
+        if self.group_priority(cpu, id) >= self.running_priority(cpu) {
             // Pending, but cannot preempt what is active.
             return SPURIOUS;
         }
         if id < PPI_BASE {
-            self.sgi_sources[id as usize] &= !(1 << (value >> 10));
+            let source = (value >> 10) as u8;
+            self.cpus[cpu].sgi_sources[id as usize] &= !(1 << source);
+            self.cpus[cpu].sgi_active_source[id as usize] = source;
         } else {
-            self.latch.set(id, false);
+            self.set(cpu, Field::Latch, id, false);
         }
-        self.active.set(id, true);
-        let level = self.group_priority(id) >> 1;
-        self.apr[(level / 32) as usize] |= 1 << (level % 32);
+        self.set(cpu, Field::Active, id, true);
+        let level = self.group_priority(cpu, id) >> 1;
+        self.cpus[cpu].iface.apr[(level / 32) as usize] |= 1 << (level % 32);
         value
     }
 
-    /// A GICC_EOIR (`alias`: GICC_AEOIR, group 1 only) write: drops the
-    /// running priority and, unless EOImode is set, deactivates the INTID.
-    fn end_of_interrupt(&mut self, value: u32, alias: bool) {
+    /// Whether a GICC_EOIR, GICC_AEOIR or GICC_DIR write of `value` by CPU
+    /// `cpu` names an implemented INTID and, for an active SGI, the source
+    /// it was acknowledged from (anything else is UNPREDICTABLE in the
+    /// specification; the model ignores it).
+    fn completes(&self, cpu: usize, value: u32) -> bool {
         let id = value & INTID_MASK;
-        if id >= NUM_INTIDS || (alias && !self.group.get(id)) {
+        id < NUM_INTIDS
+            && (id >= PPI_BASE
+                || !self.get(cpu, Field::Active, id)
+                || u32::from(self.cpus[cpu].sgi_active_source[id as usize]) == value >> 10 & 7)
+    }
+
+    /// A GICC_EOIR (`alias`: GICC_AEOIR, group 1 only) write by CPU `cpu`:
+    /// drops its running priority and, unless EOImode is set, deactivates
+    /// the INTID.
+    fn end_of_interrupt(&mut self, cpu: usize, value: u32, alias: bool) {
+        let id = value & INTID_MASK;
+        if !self.completes(cpu, value) || (alias && !self.get(cpu, Field::Group, id)) {
             return;
         }
-        let Some(word) = self.apr.iter_mut().find(|w| **w != 0) else {
+        let iface = &mut self.cpus[cpu].iface;
+        let Some(word) = iface.apr.iter_mut().find(|w| **w != 0) else {
             return;
         };
         // Clear the lowest set bit: the highest active priority.
         *word &= *word - 1;
-        if self.cpu_ctlr & ctlr::EOI_MODE == 0 {
-            self.active.set(id, false);
+        if iface.ctlr & ctlr::EOI_MODE == 0 {
+            self.set(cpu, Field::Active, id, false);
         }
     }
 
-    /// A GICC_DIR write: deactivates the INTID when EOImode is set (the
-    /// specification leaves it unpredictable otherwise; it is ignored).
-    fn deactivate(&mut self, value: u32) {
-        let id = value & INTID_MASK;
-        if id < NUM_INTIDS && self.cpu_ctlr & ctlr::EOI_MODE != 0 {
-            self.active.set(id, false);
+    /// A GICC_DIR write by CPU `cpu`: deactivates the INTID when EOImode is
+    /// set (the specification leaves it unpredictable otherwise; it is
+    /// ignored).
+    fn deactivate(&mut self, cpu: usize, value: u32) {
+        if self.completes(cpu, value) && self.cpus[cpu].iface.ctlr & ctlr::EOI_MODE != 0 {
+            self.set(cpu, Field::Active, value & INTID_MASK, false);
         }
     }
 }
@@ -517,22 +668,34 @@ impl Device for Gicv2 {
         false
     }
 
+    /// Accesses and PPI lines from now on are CPU `cpu`'s; a CPU the GIC
+    /// does not have is ignored (the previous one stays selected).
+    fn select_cpu(&mut self, cpu: usize) {
+        if cpu < self.num_cpus {
+            self.current = cpu;
+        }
+    }
+
+    /// A PPI (16..=31) is the selected CPU's; an SPI is shared.
     fn set_irq_source(&mut self, source: u32, level: bool) {
         if !(PPI_BASE..NUM_INTIDS).contains(&source) {
             return;
         }
-        let rising = level && !self.line.get(source);
-        self.line.set(source, level);
+        let cpu = self.current;
+        let rising = level && !self.get(cpu, Field::Line, source);
+        self.set(cpu, Field::Line, source, level);
         if rising && self.is_edge(source) {
-            self.latch.set(source, true);
+            self.set(cpu, Field::Latch, source, true);
         }
     }
 
+    /// The IRQ line of CPU interface `context`.
     fn irq_output(&self, context: usize) -> bool {
-        context == IRQ_CONTEXT
+        let cpu = context;
+        cpu < self.num_cpus
             && self
-                .best()
-                .is_some_and(|id| self.group_priority(id) < self.running_priority())
+                .best(cpu)
+                .is_some_and(|id| self.group_priority(cpu, id) < self.running_priority(cpu))
     }
 }
 

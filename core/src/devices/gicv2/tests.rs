@@ -828,3 +828,379 @@ fn spi33_through_the_bus() {
         })
     );
 }
+
+// SMP: several CPU interfaces, banked SGIs and PPIs, SPI targets, SGIR.
+
+/// `g` with CPU `cpu` selected: the accesses that follow are its.
+fn on(g: &mut Gicv2, cpu: usize) -> &mut Gicv2 {
+    g.select_cpu(cpu);
+    g
+}
+
+/// `n` CPUs, the distributor and every CPU interface on (group 0), nothing
+/// masked by PMR; CPU 0 selected.
+fn ready_smp(n: usize) -> Gicv2 {
+    let mut g = Gicv2::with_cpus(n);
+    wr(&mut g, d(gicd::CTLR), ctlr::ENABLE_GRP0);
+    for cpu in 0..n {
+        wr(on(&mut g, cpu), c(gicc::CTLR), ctlr::ENABLE_GRP0);
+        wr(&mut g, c(gicc::PMR), 0xff);
+    }
+    g.select_cpu(0);
+    g
+}
+
+/// The CPUs (as a bit mask) whose IRQ line is up.
+fn lines_up(g: &Gicv2) -> u32 {
+    (0..MAX_CPUS)
+        .filter(|&cpu| g.irq_output(cpu))
+        .fold(0, |m, cpu| m | 1 << cpu)
+}
+
+#[test]
+fn typer_counts_the_cpu_interfaces() {
+    for n in 1..=MAX_CPUS {
+        let mut g = Gicv2::with_cpus(n);
+        assert_eq!(g.cpus(), n);
+        let typer = rd(&mut g, d(gicd::TYPER));
+        assert_eq!((typer >> 5) & 7, n as u32 - 1, "CPUNumber of {n}");
+        assert_eq!(typer & 0x1f, 2, "ITLinesNumber");
+    }
+    assert_eq!(Gicv2::new().cpus(), 1);
+}
+
+#[test]
+#[should_panic(expected = "1 to 8 CPUs")]
+fn no_gic_without_a_cpu() {
+    let _ = Gicv2::with_cpus(0);
+}
+
+#[test]
+#[should_panic(expected = "1 to 8 CPUs")]
+fn no_gic_with_nine_cpus() {
+    let _ = Gicv2::with_cpus(9);
+}
+
+#[test]
+fn select_cpu_ignores_absent_cpus() {
+    let mut g = Gicv2::with_cpus(2);
+    assert_eq!(rd8(&mut g, d(gicd::ITARGETSR)), 0x01, "CPU 0 at first");
+    assert_eq!(rd8(on(&mut g, 1), d(gicd::ITARGETSR)), 0x02);
+    assert_eq!(rd8(on(&mut g, 2), d(gicd::ITARGETSR)), 0x02, "still CPU 1");
+    assert!(!g.irq_output(2) && !g.irq_output(8));
+}
+
+#[test]
+fn sgi_and_ppi_enables_priorities_and_state_are_banked() {
+    let mut g = Gicv2::with_cpus(3);
+    // CPU 0 enables its virtual timer PPI and sets its priority.
+    poke_bit(on(&mut g, 0), gicd::ISENABLER, VTIMER_PPI);
+    set_priority(&mut g, VTIMER_PPI, 0x40);
+    wr(&mut g, d(gicd::ICENABLER), 0x0000_0001);
+    assert_eq!(rd(&mut g, d(gicd::ISENABLER)), 0x0800_fffe);
+    // CPU 1 sees its own reset state, and has its own copy to program.
+    assert_eq!(rd(on(&mut g, 1), d(gicd::ISENABLER)), 0xffff);
+    assert_eq!(rd8(&mut g, d(gicd::IPRIORITYR + 27)), 0);
+    set_priority(&mut g, VTIMER_PPI, 0x80);
+    wr(&mut g, d(gicd::IPRIORITYR), 0x1122_3344);
+    poke_bit(&mut g, gicd::IGROUPR, 3);
+    poke_bit(&mut g, gicd::ISACTIVER, 4);
+    assert_eq!(rd8(on(&mut g, 0), d(gicd::IPRIORITYR + 27)), 0x40);
+    assert_eq!(rd(&mut g, d(gicd::IPRIORITYR)), 0);
+    assert_eq!(rd(&mut g, d(gicd::IGROUPR)), 0);
+    assert_eq!(rd(&mut g, d(gicd::ISACTIVER)), 0);
+    assert_eq!(rd(on(&mut g, 1), d(gicd::IPRIORITYR)), 0x1122_3344);
+    assert_eq!(rd(&mut g, d(gicd::IGROUPR)), 1 << 3);
+    assert_eq!(rd(&mut g, d(gicd::ICACTIVER)), 1 << 4);
+    assert_eq!(rd(on(&mut g, 2), d(gicd::ISENABLER)), 0xffff);
+    // SPIs are shared: enabled, prioritised and activated once for all.
+    poke_bit(on(&mut g, 2), gicd::ISENABLER, 40);
+    set_priority(&mut g, 40, 0x60);
+    poke_bit(&mut g, gicd::ISACTIVER, 41);
+    for cpu in 0..3 {
+        let g = on(&mut g, cpu);
+        assert!(test_bit(g, gicd::ISENABLER, 40), "CPU {cpu}");
+        assert_eq!(rd8(g, d(gicd::IPRIORITYR + 40)), 0x60, "CPU {cpu}");
+        assert!(active(g, 41), "CPU {cpu}");
+    }
+}
+
+#[test]
+fn each_cpu_has_its_own_cpu_interface() {
+    let mut g = Gicv2::with_cpus(2);
+    wr(&mut g, d(gicd::CTLR), ctlr::ENABLE_GRP0);
+    // CPU 1's interface on, CPU 0's left off.
+    wr(
+        on(&mut g, 1),
+        c(gicc::CTLR),
+        ctlr::ENABLE_GRP0 | ctlr::EOI_MODE,
+    );
+    wr(&mut g, c(gicc::PMR), 0xf0);
+    wr(&mut g, c(gicc::BPR), 3);
+    assert_eq!(rd(on(&mut g, 0), c(gicc::CTLR)), 0);
+    assert_eq!(rd(&mut g, c(gicc::PMR)), 0);
+    assert_eq!(rd(&mut g, c(gicc::BPR)), 0);
+    // The same SPI to both: only the enabled interface signals it.
+    poke_bit(&mut g, gicd::ISENABLER, 40);
+    set_priority(&mut g, 40, 0x80);
+    wr8(&mut g, d(gicd::ITARGETSR + 40), 0x03);
+    g.set_irq_source(40, true);
+    assert_eq!(lines_up(&g), 0b10);
+    assert_eq!(iar(&mut g), SPURIOUS, "CPU 0's interface is off");
+    assert_eq!(iar(on(&mut g, 1)), 40);
+    // Running priorities are per CPU.
+    assert_eq!(rpr(&mut g), 0x80);
+    assert_eq!(rpr(on(&mut g, 0)), 0xff);
+    assert_eq!(rd(&mut g, c(gicc::APR + 8)), 0);
+    // CPU 1 is in EOImode 1: EOIR only drops its priority.
+    eoi(on(&mut g, 1), 40);
+    assert_eq!(rpr(&mut g), 0xff);
+    assert!(active(&mut g, 40));
+    wr(&mut g, c(gicc::DIR), 40);
+    assert!(!active(&mut g, 40));
+}
+
+#[test]
+fn itargetsr_reads_the_accessing_cpu() {
+    let mut g = Gicv2::with_cpus(4);
+    for cpu in 0..4 {
+        let g = on(&mut g, cpu);
+        let own = 0x0101_0101 << cpu;
+        for off in (0..32).step_by(4) {
+            // Read-only: writes are ignored, not refused.
+            wr(g, d(gicd::ITARGETSR + off), 0xffff_ffff);
+            assert_eq!(rd(g, d(gicd::ITARGETSR + off)), own, "CPU {cpu} {off}");
+        }
+        wr8(g, d(gicd::ITARGETSR + 27), 0);
+        assert_eq!(rd8(g, d(gicd::ITARGETSR + 27)), 1 << cpu);
+        // What Linux's gic_get_cpumask learns.
+        assert_eq!(rd(g, d(gicd::ITARGETSR)) & 0xff, 1 << cpu);
+    }
+    // SPI bytes: the bits of the 4 interfaces, the same for every CPU.
+    let spi = d(gicd::ITARGETSR + 32);
+    assert_eq!(rd(on(&mut g, 3), spi), 0x0101_0101, "CPU 0 at reset");
+    wr(&mut g, spi, 0xff0f_0402);
+    assert_eq!(rd(on(&mut g, 1), spi), 0x0f0f_0402);
+    wr8(&mut g, spi + 3, 0x18);
+    assert_eq!(rd8(on(&mut g, 0), spi + 3), 0x08);
+}
+
+#[test]
+fn an_spi_reaches_its_targets_only() {
+    let mut g = ready_smp(4);
+    poke_bit(&mut g, gicd::ISENABLER, 40);
+    set_priority(&mut g, 40, 0x80);
+    wr8(&mut g, d(gicd::ITARGETSR + 40), 0x04);
+    g.set_irq_source(40, true);
+    assert_eq!(lines_up(&g), 0b0100);
+    for cpu in [0, 1, 3] {
+        assert_eq!(rd(on(&mut g, cpu), c(gicc::HPPIR)), SPURIOUS, "CPU {cpu}");
+        assert_eq!(iar(&mut g), SPURIOUS, "CPU {cpu}");
+    }
+    assert!(!active(&mut g, 40));
+    // Retargeted while pending: it follows.
+    wr8(&mut g, d(gicd::ITARGETSR + 40), 0x08);
+    assert_eq!(lines_up(&g), 0b1000);
+    assert_eq!(iar(on(&mut g, 2)), SPURIOUS);
+    assert_eq!(iar(on(&mut g, 3)), 40);
+    assert_eq!(lines_up(&g), 0);
+    eoi(&mut g, 40);
+    assert!(!active(&mut g, 40));
+}
+
+#[test]
+fn a_one_of_n_spi_goes_to_the_first_to_acknowledge() {
+    let mut g = ready_smp(3);
+    poke_bit(&mut g, gicd::ISENABLER, 50);
+    set_priority(&mut g, 50, 0x80);
+    make_edge(&mut g, 50);
+    wr8(&mut g, d(gicd::ITARGETSR + 50), 0x07);
+    g.set_irq_source(50, true);
+    assert_eq!(lines_up(&g), 0b111);
+    assert_eq!(rd(on(&mut g, 0), c(gicc::HPPIR)), 50);
+    // CPU 1 takes it: active, no longer offered to the others.
+    assert_eq!(iar(on(&mut g, 1)), 50);
+    assert_eq!(lines_up(&g), 0);
+    for cpu in [0, 2] {
+        assert_eq!(rd(on(&mut g, cpu), c(gicc::HPPIR)), SPURIOUS, "CPU {cpu}");
+        assert_eq!(iar(&mut g), SPURIOUS, "CPU {cpu}");
+        assert_eq!(rpr(&mut g), 0xff, "CPU {cpu}");
+    }
+    // A new edge while active waits for CPU 1's EOI, then goes to all.
+    g.set_irq_source(50, false);
+    g.set_irq_source(50, true);
+    assert_eq!(lines_up(&g), 0);
+    eoi(on(&mut g, 1), 50);
+    assert_eq!(lines_up(&g), 0b111);
+    assert_eq!(iar(on(&mut g, 2)), 50);
+    assert_eq!(lines_up(&g), 0);
+}
+
+#[test]
+fn sgir_target_filters_and_the_source_in_iar() {
+    let mut g = ready_smp(4);
+    // Filter 0 from CPU 1: the listed CPUs 0, 2 and 3.
+    wr(on(&mut g, 1), d(gicd::SGIR), 0b1101 << 16 | 5);
+    assert_eq!(lines_up(&g), 0b1101);
+    for (cpu, sources) in [(0, 0x02), (1, 0), (2, 0x02), (3, 0x02)] {
+        let g = on(&mut g, cpu);
+        assert_eq!(rd8(g, d(gicd::SPENDSGIR + 5)), sources, "CPU {cpu}");
+        assert_eq!(pending(g, 5), sources != 0, "CPU {cpu}");
+    }
+    // The source is in IAR bits [12:10], and EOIR must name it again.
+    let v = iar(on(&mut g, 2));
+    assert_eq!(v, 5 | 1 << 10);
+    assert!(active(&mut g, 5));
+    eoi(&mut g, 5 | 3 << 10);
+    assert!(active(&mut g, 5), "another source: ignored");
+    assert_eq!(rpr(&mut g), 0);
+    eoi(&mut g, v);
+    assert!(!active(&mut g, 5));
+    assert_eq!(rpr(&mut g), 0xff);
+    assert!(pending(on(&mut g, 0), 5), "CPU 0's copy is untouched");
+    wr8(&mut g, d(gicd::CPENDSGIR + 5), 0xff);
+    wr8(on(&mut g, 3), d(gicd::CPENDSGIR + 5), 0xff);
+    assert_eq!(lines_up(&g), 0);
+
+    // Filter 1 from CPU 3: everyone else, target list ignored.
+    wr(on(&mut g, 3), d(gicd::SGIR), 1 << 24 | 0x08 << 16 | 6);
+    assert_eq!(lines_up(&g), 0b0111);
+    for cpu in 0..3 {
+        assert_eq!(iar(on(&mut g, cpu)), 6 | 3 << 10, "CPU {cpu}");
+        eoi(&mut g, 6 | 3 << 10);
+    }
+    assert_eq!(iar(on(&mut g, 3)), SPURIOUS);
+
+    // Filter 2 from CPU 2: itself only.
+    wr(on(&mut g, 2), d(gicd::SGIR), 2 << 24 | 0x0f << 16 | 7);
+    assert_eq!(lines_up(&g), 0b0100);
+    assert_eq!(iar(&mut g), 7 | 2 << 10);
+    eoi(&mut g, 7 | 2 << 10);
+
+    // Filter 3 is reserved, and list bits of absent CPUs are ignored.
+    wr(on(&mut g, 0), d(gicd::SGIR), 3 << 24 | 0x0f << 16 | 8);
+    wr(&mut g, d(gicd::SGIR), 0xf0 << 16 | 9);
+    assert_eq!(lines_up(&g), 0);
+    for cpu in 0..4 {
+        assert_eq!(rd(on(&mut g, cpu), d(gicd::SPENDSGIR + 8)), 0, "CPU {cpu}");
+    }
+}
+
+#[test]
+fn sgis_from_several_sources_are_taken_one_by_one() {
+    let mut g = ready_smp(3);
+    wr(on(&mut g, 2), d(gicd::SGIR), 0b10 << 16 | 4);
+    wr(on(&mut g, 0), d(gicd::SGIR), 0b10 << 16 | 4);
+    let g = on(&mut g, 1);
+    assert_eq!(rd8(g, d(gicd::SPENDSGIR + 4)), 0b101);
+    // The lowest source first; the other waits for the EOI.
+    assert_eq!(iar(g), 4);
+    assert!(!g.irq_output(1));
+    eoi(g, 4);
+    assert_eq!(iar(g), 4 | 2 << 10);
+    eoi(g, 4 | 2 << 10);
+    assert_eq!(iar(g), SPURIOUS);
+}
+
+#[test]
+fn spendsgir_and_cpendsgir_are_the_accessing_cpus() {
+    let mut g = ready_smp(2);
+    // CPU 1 pends SGI 3 from sources 0 and 2 on itself.
+    wr8(on(&mut g, 1), d(gicd::SPENDSGIR + 3), 0x05);
+    assert_eq!(rd(&mut g, d(gicd::SPENDSGIR)), 0x0500_0000);
+    assert_eq!(rd(&mut g, d(gicd::CPENDSGIR)), 0x0500_0000);
+    assert!(pending(&mut g, 3));
+    assert_eq!(lines_up(&g), 0b10);
+    // CPU 0 sees none of it and cannot clear it.
+    assert_eq!(rd(on(&mut g, 0), d(gicd::SPENDSGIR)), 0);
+    assert!(!pending(&mut g, 3));
+    wr(&mut g, d(gicd::CPENDSGIR), 0xffff_ffff);
+    assert_eq!(rd(on(&mut g, 1), d(gicd::SPENDSGIR)), 0x0500_0000);
+    // CPU 1 clears source 0: source 2 is what it acknowledges.
+    wr8(&mut g, d(gicd::CPENDSGIR + 3), 0x01);
+    assert_eq!(rd8(&mut g, d(gicd::SPENDSGIR + 3)), 0x04);
+    assert_eq!(iar(&mut g), 3 | 2 << 10);
+    assert_eq!(rd8(&mut g, d(gicd::SPENDSGIR + 3)), 0);
+    eoi(&mut g, 3 | 2 << 10);
+    assert_eq!(lines_up(&g), 0);
+    // CPU 0's SPENDSGIR reaches CPU 0 only.
+    wr8(on(&mut g, 0), d(gicd::SPENDSGIR + 1), 0x02);
+    assert_eq!(lines_up(&g), 0b01);
+    assert_eq!(iar(&mut g), 1 | 1 << 10);
+}
+
+#[test]
+fn a_ppi_is_the_cpu_that_raised_it() {
+    let mut g = ready_smp(2);
+    for cpu in 0..2 {
+        poke_bit(on(&mut g, cpu), gicd::ISENABLER, VTIMER_PPI);
+        set_priority(&mut g, VTIMER_PPI, 0xa0);
+    }
+    // CPU 1's timer fires.
+    on(&mut g, 1).set_irq_source(VTIMER_PPI, true);
+    assert_eq!(lines_up(&g), 0b10);
+    assert!(pending(&mut g, VTIMER_PPI));
+    assert!(!pending(on(&mut g, 0), VTIMER_PPI));
+    assert_eq!(iar(&mut g), SPURIOUS);
+    // CPU 0's timer line is its own: lowering it leaves CPU 1's high.
+    g.set_irq_source(VTIMER_PPI, false);
+    assert_eq!(lines_up(&g), 0b10);
+    // ISPENDR0 latches a PPI on the writer only.
+    poke_bit(&mut g, gicd::ISPENDR, PTIMER_PPI);
+    poke_bit(&mut g, gicd::ISENABLER, PTIMER_PPI);
+    assert!(!test_bit(on(&mut g, 1), gicd::ISPENDR, PTIMER_PPI));
+    assert_eq!(lines_up(&g), 0b11);
+    assert_eq!(iar(on(&mut g, 0)), PTIMER_PPI);
+    // CPU 1 takes its timer; CPU 0's active PPI is not CPU 1's.
+    assert_eq!(iar(on(&mut g, 1)), VTIMER_PPI);
+    assert!(!active(&mut g, PTIMER_PPI));
+    g.set_irq_source(VTIMER_PPI, false);
+    eoi(&mut g, VTIMER_PPI);
+    assert!(!pending(&mut g, VTIMER_PPI) && !active(&mut g, VTIMER_PPI));
+    assert!(active(on(&mut g, 0), PTIMER_PPI));
+}
+
+/// Two vCPUs on the bus: the bus says which one accesses, each timer
+/// reaches its own CPU, and an IPI goes from one to the other.
+#[test]
+fn smp_through_the_bus() {
+    let mut bus = Bus::new();
+    let gic = bus
+        .add(
+            GuestPhysAddr::new(VIRT_BASE),
+            GIC_SIZE,
+            Box::new(Gicv2::with_cpus(2)),
+            None,
+        )
+        .unwrap();
+    bus.set_irq_chip(gic).unwrap();
+    let access = |bus: &mut Bus, off: u64, value: Option<u32>| {
+        let addr = GuestPhysAddr::new(VIRT_BASE + off);
+        let a = match value {
+            Some(v) => MmioAccess::write(addr, Width::Word, u64::from(v)),
+            None => MmioAccess::read(addr, Width::Word),
+        };
+        bus.access(&a).unwrap() as u32
+    };
+    access(&mut bus, d(gicd::CTLR), Some(1));
+    for cpu in 0..2 {
+        bus.set_cpu(cpu);
+        access(&mut bus, c(gicc::CTLR), Some(1));
+        access(&mut bus, c(gicc::PMR), Some(0xff));
+        access(&mut bus, d(gicd::ISENABLER), Some(1 << VTIMER_PPI | 0xffff));
+        assert_eq!(access(&mut bus, d(gicd::ITARGETSR), None) & 0xff, 1 << cpu);
+    }
+    // vCPU 1's timer, synced while vCPU 1 runs.
+    bus.set_irq_line(VTIMER_PPI, true);
+    assert!(bus.external_irq(1) && !bus.external_irq(0));
+    bus.set_cpu(0);
+    bus.set_irq_line(VTIMER_PPI, false);
+    assert!(bus.external_irq(1), "vCPU 0's timer line is another");
+    // An IPI from vCPU 0 to vCPU 1 (filter 0, list 0b10, SGI 1).
+    access(&mut bus, d(gicd::SGIR), Some(0b10 << 16 | 1));
+    assert!(!bus.external_irq(0));
+    bus.set_cpu(1);
+    assert_eq!(access(&mut bus, c(gicc::IAR), None), 1);
+    access(&mut bus, c(gicc::EOIR), Some(1));
+    assert_eq!(access(&mut bus, c(gicc::IAR), None), VTIMER_PPI);
+}
