@@ -23,6 +23,8 @@ use riscv_h::register::{hgatp, hstatus, htval, hvip};
 
 /// VMID of our one guest.
 const VMID: usize = 1;
+/// The vCPU index (and hart id) of the guest's one hart.
+const HART: usize = 0;
 /// Register numbers in [`VcpuState::guest`].
 const A0: usize = 10;
 const A1: usize = 11;
@@ -85,7 +87,7 @@ impl RiscvVcpu {
             ..Default::default()
         };
         // The SBI boot protocol: a0 = hart id, a1 = the device tree.
-        state.guest[A0] = 0;
+        state.guest[A0] = HART as u64;
         state.guest[A1] = dtb.as_u64();
         let mut g = hgatp::Hgatp::from_bits(0);
         g.set_mode(hgatp::HgatpValues::Sv39x4);
@@ -146,7 +148,7 @@ impl RiscvVcpu {
     /// interrupt, a fence on it), answered here.
     #[cold]
     fn serve_locally(&mut self, req: Request) -> Exit {
-        match hart::serve(&req, self) {
+        match hart::serve(&req, HART, self) {
             Some(reply) => {
                 self.finish_hypercall(reply);
                 Exit::Handled(Handled::quiet(ExitKind::Hypercall, false))
@@ -202,7 +204,7 @@ impl Vcpu for RiscvVcpu {
         // return value: the hot path copies no `Exit`.
         match decode(&trap, &self.args()) {
             Exit::HostTick => self.timer_interrupt(),
-            Exit::Hypercall(req) if hart::is_local(&req) => self.serve_locally(req),
+            Exit::Hypercall(req) if hart::is_local(&req, HART) => self.serve_locally(req),
             exit => exit,
         }
     }
