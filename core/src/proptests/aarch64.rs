@@ -5,6 +5,7 @@
 use proptest::prelude::*;
 
 use super::cases;
+use crate::addr::GuestPhysAddr;
 use crate::arch::aarch64::a64_ldst;
 use crate::arch::aarch64::dabt::{self, DataAbortInsn, ZR};
 use crate::arch::aarch64::debug_regs::DebugRegs;
@@ -13,7 +14,7 @@ use crate::arch::aarch64::sysreg;
 use crate::arch::aarch64::vtimer::PhysTimer;
 use crate::arch::smccc;
 use crate::devices::Width;
-use crate::exit::{Exit, Reply, immediate_reply};
+use crate::exit::{CpuPower, Exit, Reply, Request, Suspend, immediate_reply};
 
 /// What a decoded access must satisfy: x0..x30 or the zero register, a
 /// length of 4 (A64) or 2 (T32), sixty-four-bit for a doubleword, a
@@ -152,19 +153,96 @@ proptest! {
         }
     }
 
-    /// Any reply encodes; only success can be a non-negative value.
+    /// Any reply encodes; only success can be a non-negative value, and a
+    /// CPU's state is AFFINITY_INFO's ON, OFF or ON_PENDING.
     #[test]
-    fn any_smccc_reply_encodes(v in any::<u64>(), which in 0u8..5) {
+    fn any_smccc_reply_encodes(v in any::<u64>(), which in 0u8..9) {
         let r = match which {
             0 => Reply::Value(v),
             1 => Reply::NotSupported,
             2 => Reply::InvalidParam,
             3 => Reply::InvalidAddress,
-            _ => Reply::AlreadyAvailable,
+            4 => Reply::AlreadyAvailable,
+            5 => Reply::CpuState(CpuPower::On),
+            6 => Reply::CpuState(CpuPower::Off),
+            7 => Reply::CpuState(CpuPower::OnPending),
+            _ => Reply::CpuState(CpuPower::Suspended),
         };
         let x0 = smccc::encode(r);
-        if !matches!(r, Reply::Value(_)) {
-            prop_assert!((x0 as i64) < 0);
+        match r {
+            Reply::Value(_) => {}
+            Reply::CpuState(_) => prop_assert!(x0 <= 2),
+            _ => prop_assert!((x0 as i64) < 0),
+        }
+    }
+
+    /// An SMC32 call reads only the low halves of its arguments (W1..W3).
+    #[test]
+    fn smc32_calls_ignore_upper_halves(
+        function in prop_oneof![0x8400_0000u64..0x8400_0020, 0x8000_0000u64..0x8000_0004],
+        args in any::<[u64; 3]>(),
+    ) {
+        prop_assert_eq!(
+            smccc::decode(function, args),
+            smccc::decode(function, args.map(|a| a & 0xffff_ffff))
+        );
+    }
+
+    /// CPU_ON and AFFINITY_INFO name vCPU Aff0 when Aff3..Aff1 are 0, and
+    /// no vCPU otherwise; AFFINITY_INFO answers only for level 0.
+    #[test]
+    fn cpu_power_calls_name_cpus_by_aff0(
+        sixty_four in any::<bool>(),
+        target in prop_oneof![0u64..0x200, any::<u64>().prop_map(|t| t & 0xff_80ff_ffff), any::<u64>()],
+        args in any::<[u64; 2]>(),
+        level in prop_oneof![Just(0u64), 0u64..4, any::<u64>()],
+    ) {
+        let (on, info) = if sixty_four {
+            (smccc::PSCI_CPU_ON_64, smccc::PSCI_AFFINITY_INFO_64)
+        } else {
+            (smccc::PSCI_CPU_ON, smccc::PSCI_AFFINITY_INFO)
+        };
+        let w = |a: u64| if sixty_four { a } else { a & 0xffff_ffff };
+        let affinity = w(target) & 0xff_00ff_ffff;
+        let cpu = if affinity >> 8 == 0 { affinity } else { smccc::NO_CPU };
+        prop_assert!(cpu < 0x100 || cpu == smccc::NO_CPU);
+        prop_assert_eq!(smccc::cpu_index(w(target)), cpu);
+        prop_assert_eq!(
+            smccc::decode(on, [target, args[0], args[1]]),
+            Request::CpuStart { cpu, entry: GuestPhysAddr::new(w(args[0])), arg: w(args[1]) }
+        );
+        let status = smccc::decode(info, [target, level, 0]);
+        if level as u32 == 0 {
+            prop_assert_eq!(status, Request::CpuStatus { cpu });
+        } else {
+            prop_assert_eq!(immediate_reply(&status), Some(Reply::InvalidParam));
+        }
+    }
+
+    /// CPU_SUSPEND: an original-format power_state with a reserved bit set
+    /// is invalid; otherwise StateType (bit 16) picks standby or powerdown.
+    #[test]
+    fn cpu_suspend_follows_the_state_type(
+        sixty_four in any::<bool>(),
+        power_state in prop_oneof![any::<u64>().prop_map(|p| p & 0x0301_ffff), any::<u64>()],
+        args in any::<[u64; 2]>(),
+    ) {
+        let f = if sixty_four { smccc::PSCI_CPU_SUSPEND_64 } else { smccc::PSCI_CPU_SUSPEND };
+        let w = |a: u64| if sixty_four { a } else { a & 0xffff_ffff };
+        let req = smccc::decode(f, [power_state, args[0], args[1]]);
+        let ps = power_state as u32;
+        if ps & 0xFCFE_0000 != 0 {
+            prop_assert_eq!(immediate_reply(&req), Some(Reply::InvalidParam));
+        } else if ps & 1 << 16 == 0 {
+            prop_assert_eq!(req, Request::CpuSuspend(Suspend::Retentive));
+        } else {
+            prop_assert_eq!(
+                req,
+                Request::CpuSuspend(Suspend::NonRetentive {
+                    entry: GuestPhysAddr::new(w(args[0])),
+                    arg: w(args[1]),
+                })
+            );
         }
     }
 }

@@ -1,13 +1,21 @@
 //! riscv64: the MMIO instruction decoder (`htinst` and raw encodings), the
-//! trap decoder and the SBI decoder/encoder, on arbitrary register values.
+//! trap decoder, the SBI decoder/encoder (hart masks, HSM) and the
+//! hart-local calls, on arbitrary register values.
 
 use proptest::prelude::*;
 
 use super::cases;
+use crate::addr::GuestPhysAddr;
+use crate::arch::riscv64::hart::{self, HartControls};
 use crate::arch::riscv64::insn::{self, MmioInsn, MmioOp};
 use crate::arch::riscv64::{sbi, trap};
 use crate::devices::Width;
-use crate::exit::{Exit, Reply, immediate_reply};
+use crate::exit::{CpuPower, CpuSet, Exit, Fence, Reply, Request, Suspend, immediate_reply};
+
+/// SBI extension ids (SBI v2.0 §7, §8, §9).
+const EID_SPI: u64 = 0x73_5049;
+const EID_RFNC: u64 = 0x5246_4E43;
+const EID_HSM: u64 = 0x48_534D;
 
 /// What any decoded load or store must satisfy: a register x0..x31, an
 /// access width RV64I has, and the length of a 32- or 16-bit instruction.
@@ -33,7 +41,44 @@ fn reply() -> impl Strategy<Value = Reply> {
         Just(Reply::InvalidParam),
         Just(Reply::InvalidAddress),
         Just(Reply::AlreadyAvailable),
+        prop_oneof![
+            Just(CpuPower::On),
+            Just(CpuPower::Off),
+            Just(CpuPower::OnPending),
+            Just(CpuPower::Suspended),
+        ]
+        .prop_map(Reply::CpuState),
     ]
+}
+
+/// The set a hart mask names, bit by bit (SBI v2.0 §3.1): `None` if a
+/// hart id `base + i` reaches 64.
+fn named(mask: u64, base: u64) -> Option<CpuSet> {
+    (0..64)
+        .filter(|i| mask & (1 << i) != 0)
+        .try_fold(0u64, |set, i| match base.checked_add(i) {
+            Some(hart) if hart < 64 => Some(set | 1 << hart),
+            _ => None,
+        })
+        .map(CpuSet)
+}
+
+/// Hart mask bases where the interesting branches are: small ones, near
+/// 64, -1 (every hart) and anything.
+fn mask_base() -> impl Strategy<Value = u64> {
+    prop_oneof![0u64..8, 56u64..72, Just(u64::MAX), any::<u64>()]
+}
+
+/// A hart that accepts every hart-local call.
+struct Any;
+
+impl HartControls for Any {
+    fn set_timer(&mut self, _: u64) {}
+    fn raise_software_interrupt(&mut self) {}
+    fn clear_software_interrupt(&mut self) -> bool {
+        false
+    }
+    fn fence(&mut self, _: Fence) {}
 }
 
 proptest! {
@@ -140,15 +185,113 @@ proptest! {
         }
     }
 
-    /// Any reply to any extension encodes: legacy calls return one value.
+    /// Any reply to any extension encodes: legacy calls return one value;
+    /// a hart state is a success with an HSM state (SBI v2.0 §9).
     #[test]
     fn any_sbi_reply_encodes(eid in any::<u64>(), r in reply()) {
         let ret = sbi::encode(eid, r);
         if eid >= sbi::LEGACY_EID_END {
-            prop_assert_eq!(ret.a1, Some(match r { Reply::Value(v) => v, _ => 0 }));
-            prop_assert_eq!(ret.a0 == 0, matches!(r, Reply::Value(_)));
+            let value = ret.a1.expect("(error, value)");
+            match r {
+                Reply::Value(v) => prop_assert_eq!(value, v),
+                Reply::CpuState(_) => prop_assert!(matches!(value, 0 | 1 | 2 | 4)),
+                _ => prop_assert_eq!(value, 0),
+            }
+            prop_assert_eq!(ret.a0 == 0, matches!(r, Reply::Value(_) | Reply::CpuState(_)));
         } else {
             prop_assert!(ret.a1.is_none());
+        }
+    }
+
+    /// Any hart mask names the harts `base + i` of its set bits, every
+    /// hart (vCPUs 0..8) for base -1, and is invalid if one of them is 64
+    /// or more.
+    #[test]
+    fn hart_masks_name_base_plus_bit(mask in any::<u64>(), small in 0u64..0x100,
+                                     use_small in any::<bool>(), base in mask_base()) {
+        let mask = if use_small { small } else { mask };
+        let want = if base == u64::MAX { Some(sbi::ALL_HARTS) } else { named(mask, base) };
+        prop_assert_eq!(sbi::hart_mask(mask, base), want);
+    }
+
+    /// IPI and RFENCE calls decode their hart mask into the set of the
+    /// request: a mask naming no hart succeeds at once, one naming a hart
+    /// of 64 or more is INVALID_PARAM (or, for a fence over a range that
+    /// wraps, INVALID_ADDRESS).
+    #[test]
+    fn ipis_and_fences_go_to_the_harts_their_mask_names(
+        mask in prop_oneof![0u64..0x100, any::<u64>()], base in mask_base(),
+        fid in 0u64..3, range in any::<[u64; 3]>(),
+    ) {
+        let args = [mask, base, range[0], range[1], range[2], 0];
+        let set = sbi::hart_mask(mask, base);
+        match (sbi::decode(EID_SPI, 0, args), set) {
+            (Request::SendIpi(s), Some(want)) => {
+                prop_assert_eq!(s, want);
+                prop_assert_ne!(s, CpuSet(0));
+            }
+            (Request::Answer(0), Some(CpuSet(0))) | (Request::Invalid { .. }, None) => {}
+            (other, _) => prop_assert!(false, "IPI to {:?}: {:?}", set, other),
+        }
+        match (sbi::decode(EID_RFNC, fid, args), set) {
+            (Request::RemoteFence { cpus, .. }, Some(want)) => {
+                prop_assert_eq!(cpus, want);
+                prop_assert_ne!(cpus, CpuSet(0));
+            }
+            (Request::Answer(0), Some(CpuSet(0)))
+            | (Request::Invalid { .. }, None)
+            | (Request::BadAddress { .. }, _) => {}
+            (other, _) => prop_assert!(false, "fence {} on {:?}: {:?}", fid, set, other),
+        }
+    }
+
+    /// HSM passes any hart id on for the run loop to check, and suspends
+    /// only with the two default types (SBI v2.0 §9).
+    #[test]
+    fn hsm_passes_hart_ids_on(args in any::<[u64; 6]>(),
+                              ty in prop_oneof![Just(0u64), Just(0x8000_0000), any::<u64>()]) {
+        prop_assert_eq!(
+            sbi::decode(EID_HSM, 0, args),
+            Request::CpuStart {
+                cpu: args[0],
+                entry: GuestPhysAddr::new(args[1]),
+                arg: args[2],
+            }
+        );
+        prop_assert_eq!(sbi::decode(EID_HSM, 2, args), Request::CpuStatus { cpu: args[0] });
+        let suspend = sbi::decode(EID_HSM, 3, [ty, args[1], args[2], 0, 0, 0]);
+        match ty as u32 {
+            0 => prop_assert_eq!(suspend, Request::CpuSuspend(Suspend::Retentive)),
+            0x8000_0000 => prop_assert_eq!(
+                suspend,
+                Request::CpuSuspend(Suspend::NonRetentive {
+                    entry: GuestPhysAddr::new(args[1]),
+                    arg: args[2],
+                })
+            ),
+            _ => {
+                let invalid = matches!(suspend, Request::Invalid { .. });
+                prop_assert!(invalid, "{:?}", suspend);
+            }
+        }
+    }
+
+    /// On any hart, a decoded SBI call is served there exactly when it is
+    /// hart-local, and an IPI or fence is local only when its set is that
+    /// hart alone.
+    #[test]
+    fn a_hart_serves_exactly_its_local_calls(
+        eid in prop_oneof![
+            0u64..9, Just(0x5449_4D45), Just(EID_SPI), Just(EID_RFNC), Just(EID_HSM),
+        ],
+        fid in 0u64..4, mask in 0u64..0x100, base in mask_base(),
+        rest in any::<[u64; 4]>(), me in 0usize..8,
+    ) {
+        let req = sbi::decode(eid, fid, [mask, base, rest[0], rest[1], rest[2], rest[3]]);
+        let local = hart::is_local(&req, me);
+        prop_assert_eq!(hart::serve(&req, me, &mut Any).is_some(), local, "{:?}", req);
+        if let Request::SendIpi(set) | Request::RemoteFence { cpus: set, .. } = req {
+            prop_assert_eq!(local, set == CpuSet::one(me));
         }
     }
 }

@@ -997,18 +997,19 @@ fn sbi_calls_round_trip() {
     const HSM: u64 = 0x48_534D;
     const SRST: u64 = 0x5352_5354;
     // (The hart-local calls, timer, IPI to itself and fences, are the
-    // vCPU's: `arch::riscv64::hart` tests their round trip.)
+    // vCPU's: `arch::riscv64::hart` tests their round trip. IPIs and
+    // fences to other harts and HSM are the loop's SMP requests, not
+    // here.)
     let calls: &[(u64, u64, [u64; 6], SbiReturn)] = &[
         // legacy console_getchar (no input)
         (2, 0, [0; 6], legacy(u64::MAX)),
-        // IPI to hart 1, which does not exist
-        (SPI, 0, [2, 0, 0, 0, 0, 0], sbi(-3i64 as u64, 0)),
+        // IPI to hart 64, which no VM has
+        (SPI, 0, [1, 64, 0, 0, 0, 0], sbi(-3i64 as u64, 0)),
         // RFENCE: hfence.gvma is not the guest's
         (RFNC, 4, [1, 0, 0, 0, 0, 0], sbi(-2i64 as u64, 0)),
-        // HSM: start hart 0, status of hart 0, retentive suspend
-        (HSM, 0, [0, 0x8020_0000, 0, 0, 0, 0], sbi(-6i64 as u64, 0)),
-        (HSM, 2, [0; 6], sbi(0, 0)),
-        (HSM, 3, [0; 6], sbi(0, 0)),
+        // HSM: a reserved suspend type, an unknown function
+        (HSM, 3, [1, 0, 0, 0, 0, 0], sbi(-3i64 as u64, 0)),
+        (HSM, 4, [0; 6], sbi(-2i64 as u64, 0)),
     ];
     let mut exits: Vec<Exit> = calls
         .iter()

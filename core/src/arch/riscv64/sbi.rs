@@ -1,6 +1,8 @@
-//! The SBI the hypervisor implements for a RISC-V guest with one hart:
-//! decoding an `ecall` from VS-mode into a [`Request`], and encoding the
-//! [`Reply`] back into `a0`/`a1`.
+//! The SBI the hypervisor implements for a RISC-V guest: decoding an
+//! `ecall` from VS-mode into a [`Request`], and encoding the [`Reply`] back
+//! into `a0`/`a1`. Decoding is a pure function of the registers: it knows
+//! no VM, so hart ids are passed on as vCPU indices (hart id `i` is vCPU
+//! `i`) and the run loop refuses those the VM does not have.
 //!
 //! Chapters are those of the RISC-V SBI specification v2.0; constants come
 //! from `sbi-spec`. Implemented, each answering as its chapter says:
@@ -9,17 +11,25 @@
 //!   `probe_extension` (1 for every extension below), machine ids 0.
 //! * Legacy (§5, EIDs 0x00-0x08): timer, console put/get, IPIs, remote
 //!   fences, shutdown. The legacy hart mask is a pointer to a bit vector in
-//!   guest-virtual memory; it is not read: the only hart a valid mask can
-//!   name is the caller, so every legacy IPI and fence targets it (an
-//!   extra fence is harmless; an IPI to an empty mask is not something
-//!   guests send).
-//! * TIME (§6), IPI (§7) and RFENCE (§8): a hart mask naming the guest's
-//!   hart 0 raises its software interrupt or runs the fence on it; a mask
-//!   naming any other hart is INVALID_PARAM; one naming none succeeds and
-//!   does nothing. The HFENCE functions are only for harts with the
-//!   hypervisor extension, which the guest's hart does not have: they
-//!   answer NOT_SUPPORTED.
-//! * HSM (§9): hart 0 is the only hart and it is started.
+//!   guest-virtual memory; it is not read, and every legacy IPI and fence
+//!   targets the calling hart alone ([`Request::SelfIpi`],
+//!   [`Request::LocalFence`]). A guest with several harts that uses them
+//!   to reach another hart is not served: the legacy extensions are
+//!   deprecated (§5), and guests use IPI and RFENCE below when
+//!   `probe_extension` reports them, as it does.
+//! * TIME (§6).
+//! * IPI (§7) and RFENCE (§8): the hart mask (§3.1, [`hart_mask`]) is
+//!   decoded into a [`CpuSet`]: [`Request::SendIpi`] and
+//!   [`Request::RemoteFence`]. A mask naming no hart succeeds and does
+//!   nothing; one naming a hart id of 64 or more is INVALID_PARAM. The
+//!   calling hart serves a set that is itself alone
+//!   ([`super::hart::is_local`]); any other set is the run loop's. The
+//!   HFENCE functions are only for harts with the hypervisor extension,
+//!   which the guest's harts do not have: they answer NOT_SUPPORTED.
+//! * HSM (§9): `hart_start`, `hart_stop`, `hart_get_status` and the two
+//!   default `hart_suspend` types, for the run loop
+//!   ([`Request::CpuStart`], [`Request::CpuStop`], [`Request::CpuStatus`],
+//!   [`Request::CpuSuspend`]).
 //! * SRST (§10): shutdown, and reboots reported to the run loop (which
 //!   ends the run: there is no second boot).
 //! * DBCN (§12): console write, read and write-byte.
@@ -30,7 +40,9 @@
 //! the real firmware.
 
 use crate::addr::{GuestPhysAddr, GuestVirtAddr};
-use crate::exit::{CpuPower, Fence, RebootKind, Reply, Request, ShutdownReason, VirtRange};
+use crate::exit::{
+    CpuPower, CpuSet, Fence, RebootKind, Reply, Request, ShutdownReason, Suspend, VirtRange,
+};
 use sbi_spec::{base, binary, dbcn, hsm, legacy, rfnc, spi, srst, time};
 
 /// SBI specification version we implement: 2.0 (major in bits 30..24,
@@ -77,9 +89,6 @@ pub const FID_NULL: u64 = 0;
 /// 0x00-0x0F), which return one value in `a0` instead of `(error, value)`.
 pub const LEGACY_EID_END: u64 = 0x10;
 
-/// The guest's only hart.
-pub const HART_ID: u64 = 0;
-
 /// Extensions `probe_extension` reports as available: every legacy
 /// extension (0x00-0x08) and every extension of v0.2 and later that
 /// `decode` implements.
@@ -108,22 +117,33 @@ pub fn is_available(eid: u64) -> bool {
     AVAILABLE.contains(&eid)
 }
 
-/// Which of the guest's harts an SBI hart mask (SBI v2.0 §3.1: bit `i` of
-/// `mask` names hart `base + i`; `base == -1` names every hart) selects:
-/// `Some(true)` if it names hart 0, `Some(false)` if it names no hart at
-/// all, `None` if it names a hart the guest does not have.
-pub fn hart_mask_targets(mask: u64, base: u64) -> Option<bool> {
+/// What a hart mask naming every hart (`hart_mask_base` = -1) decodes
+/// to: every vCPU a VM can have ([`CpuSet::MAX_CPUS`]). The run loop
+/// intersects it with the VM's vCPUs.
+pub const ALL_HARTS: CpuSet = CpuSet((1 << CpuSet::MAX_CPUS) - 1);
+
+/// The harts an SBI hart mask names, as vCPU indices (SBI v2.0 §3.1: bit
+/// `i` of `mask` names hart `base + i`; `base` = -1 names every hart
+/// available, `mask` ignored): [`ALL_HARTS`] for every hart, an empty set
+/// for a zero mask, and `None` when a hart id of 64 or more is named
+/// (`base + i` overflows or is at least 64), which no [`CpuSet`] holds
+/// and no VM has.
+///
+/// Hart ids below 64 that the VM lacks stay in the set, for the run loop
+/// to refuse (INVALID_PARAM, §7.1, §8). One set is ambiguous: an explicit
+/// mask naming exactly harts 0..=7 is [`ALL_HARTS`], so in a VM of fewer
+/// harts it reaches those the VM has rather than being refused.
+pub fn hart_mask(mask: u64, base: u64) -> Option<CpuSet> {
     if base == u64::MAX {
-        Some(true)
-    } else if mask == 0 {
-        Some(false)
-    } else if base == HART_ID && mask == 1 {
-        Some(true)
-    } else {
-        // A set bit other than bit 0 of base 0, or any bit of a base above
-        // 0: a hart id of 1 or more.
-        None
+        return Some(ALL_HARTS);
     }
+    if mask == 0 {
+        return Some(CpuSet(0));
+    }
+    // The highest hart named is `base + top`; it must be below 64, which
+    // also keeps the shift below 64.
+    let top = 63 - u64::from(mask.leading_zeros());
+    (base <= 63 - top).then(|| CpuSet(mask << base))
 }
 
 /// The address range of a remote SFENCE.VMA (SBI v2.0 §5.7, §8): the
@@ -160,28 +180,25 @@ pub fn decode(eid: u64, fid: u64, args: [u64; 6]) -> Request {
         id: eid,
         function: fid,
     };
-    // A remote SFENCE.VMA for hart 0 (`targets`) over `start..+size`,
-    // restricted to `asid` if given.
-    let tlb_fence = |targets: Option<bool>, start: u64, size: u64, asid: Option<u64>| {
-        let range = match fence_range(start, size) {
-            Ok(range) => range,
-            Err(BadRange) => {
-                return Request::BadAddress {
-                    id: eid,
-                    function: fid,
-                };
-            }
-        };
-        match targets {
-            None => invalid,
-            Some(false) => Request::Answer(0),
-            Some(true) => Request::LocalFence(Fence::GuestTlb {
-                // ASIDs are at most 16 bits on RV64 (ASIDMAX); the bits
-                // above are reserved and must be passed as zero.
-                asid: asid.map(|asid| asid as u16),
-                range,
-            }),
-        }
+    // The TLB fence of a remote SFENCE.VMA over `start..+size`,
+    // restricted to `asid` if given; INVALID_ADDRESS for a range that
+    // wraps.
+    let tlb_fence = |start: u64, size: u64, asid: Option<u64>| match fence_range(start, size) {
+        Ok(range) => Ok(Fence::GuestTlb {
+            // ASIDs are at most 16 bits on RV64 (ASIDMAX); the bits
+            // above are reserved and must be passed as zero.
+            asid: asid.map(|asid| asid as u16),
+            range,
+        }),
+        Err(BadRange) => Err(Request::BadAddress {
+            id: eid,
+            function: fid,
+        }),
+    };
+    // A legacy fence: on the calling hart (see the module documentation).
+    let legacy_fence = |fence: Result<Fence, Request>| match fence {
+        Ok(fence) => Request::LocalFence(fence),
+        Err(bad) => bad,
     };
     match eid as usize {
         legacy::LEGACY_SET_TIMER => Request::SetTimer { deadline: args[0] },
@@ -189,12 +206,13 @@ pub fn decode(eid: u64, fid: u64, args: [u64; 6]) -> Request {
         legacy::LEGACY_CONSOLE_GETCHAR => Request::ConsoleGetByte,
         legacy::LEGACY_CLEAR_IPI => Request::ClearIpi,
         // The legacy hart mask (argument 0) points into guest memory and
-        // can only name the calling hart: see the module documentation.
+        // is not read: legacy IPIs and fences target the calling hart (see
+        // the module documentation).
         legacy::LEGACY_SEND_IPI => Request::SelfIpi,
         legacy::LEGACY_REMOTE_FENCE_I => Request::LocalFence(Fence::Instruction),
-        legacy::LEGACY_REMOTE_SFENCE_VMA => tlb_fence(Some(true), args[1], args[2], None),
+        legacy::LEGACY_REMOTE_SFENCE_VMA => legacy_fence(tlb_fence(args[1], args[2], None)),
         legacy::LEGACY_REMOTE_SFENCE_VMA_ASID => {
-            tlb_fence(Some(true), args[1], args[2], Some(args[3]))
+            legacy_fence(tlb_fence(args[1], args[2], Some(args[3])))
         }
         legacy::LEGACY_SHUTDOWN => Request::Shutdown(ShutdownReason::Normal),
         base::EID_BASE => match fid as usize {
@@ -212,26 +230,30 @@ pub fn decode(eid: u64, fid: u64, args: [u64; 6]) -> Request {
             time::SET_TIMER => Request::SetTimer { deadline: args[0] },
             _ => unsupported,
         },
+        // sbi_send_ipi(hart_mask, hart_mask_base) (§7.1).
         spi::EID_SPI => match fid as usize {
-            spi::SEND_IPI => match hart_mask_targets(args[0], args[1]) {
-                Some(true) => Request::SelfIpi,
-                Some(false) => Request::Answer(0),
+            spi::SEND_IPI => match hart_mask(args[0], args[1]) {
+                // Nobody to interrupt.
+                Some(CpuSet(0)) => Request::Answer(0),
+                Some(set) => Request::SendIpi(set),
                 None => invalid,
             },
             _ => unsupported,
         },
+        // Every function takes (hart_mask, hart_mask_base, ...) (§8).
         rfnc::EID_RFNC => {
-            let targets = hart_mask_targets(args[0], args[1]);
+            let on = |fence: Result<Fence, Request>| match (fence, hart_mask(args[0], args[1])) {
+                (Err(bad), _) => bad,
+                (Ok(_), None) => invalid,
+                (Ok(_), Some(CpuSet(0))) => Request::Answer(0),
+                (Ok(fence), Some(cpus)) => Request::RemoteFence { cpus, fence },
+            };
             match fid as usize {
-                rfnc::REMOTE_FENCE_I => match targets {
-                    Some(true) => Request::LocalFence(Fence::Instruction),
-                    Some(false) => Request::Answer(0),
-                    None => invalid,
-                },
-                rfnc::REMOTE_SFENCE_VMA => tlb_fence(targets, args[2], args[3], None),
-                rfnc::REMOTE_SFENCE_VMA_ASID => tlb_fence(targets, args[2], args[3], Some(args[4])),
+                rfnc::REMOTE_FENCE_I => on(Ok(Fence::Instruction)),
+                rfnc::REMOTE_SFENCE_VMA => on(tlb_fence(args[2], args[3], None)),
+                rfnc::REMOTE_SFENCE_VMA_ASID => on(tlb_fence(args[2], args[3], Some(args[4]))),
                 // Only valid for harts with the hypervisor extension; the
-                // guest's hart has none.
+                // guest's harts have none.
                 rfnc::REMOTE_HFENCE_GVMA_VMID
                 | rfnc::REMOTE_HFENCE_GVMA
                 | rfnc::REMOTE_HFENCE_VVMA_ASID
@@ -240,29 +262,38 @@ pub fn decode(eid: u64, fid: u64, args: [u64; 6]) -> Request {
             }
         }
         hsm::EID_HSM => match fid as usize {
-            hsm::HART_START if args[0] == HART_ID => Request::AlreadyAvailable {
-                id: eid,
-                function: fid,
+            // sbi_hart_start(hartid, start_addr, opaque) (§9.1): the hart
+            // starts at start_addr, MMU off, with a0 = hartid and
+            // a1 = opaque. Any hart id is passed on: the run loop answers
+            // INVALID_PARAM for one the VM does not have.
+            hsm::HART_START => Request::CpuStart {
+                cpu: args[0],
+                entry: GuestPhysAddr::new(args[1]),
+                arg: args[2],
             },
-            hsm::HART_START => invalid,
-            // The calling hart stops; with one hart nothing can ever start
-            // it again, which the run loop reports: it is not a power-off.
+            // sbi_hart_stop() (§9.2): the calling hart stops.
             hsm::HART_STOP => Request::CpuStop,
-            hsm::HART_GET_STATUS if args[0] == HART_ID => {
-                Request::Answer(hsm::hart_state::STARTED as u64)
-            }
-            hsm::HART_GET_STATUS => invalid,
+            // sbi_hart_get_status(hartid) (§9.3), answered with
+            // [`Reply::CpuState`].
+            hsm::HART_GET_STATUS => Request::CpuStatus { cpu: args[0] },
+            // sbi_hart_suspend(suspend_type, resume_addr, opaque) (§9.4);
+            // suspend_type has 32 bits.
             hsm::HART_SUSPEND => match args[0] as u32 {
-                // Default retentive suspend: the hart resumes on an
-                // interrupt or a platform event. Resuming at once is such
-                // a wake-up; the guest sees the call return with success,
-                // as after any retentive suspend.
-                hsm::suspend_type::RETENTIVE => Request::Answer(0),
-                // Default non-retentive suspend: not reserved, but resuming
-                // at `resume_addr` with the guest's state reset is not
-                // implemented.
-                hsm::suspend_type::NON_RETENTIVE => refused,
-                // Reserved, or platform-specific and not implemented.
+                // Default retentive suspend: the call returns once the
+                // hart is woken.
+                hsm::suspend_type::RETENTIVE => Request::CpuSuspend(Suspend::Retentive),
+                // Default non-retentive suspend: once woken the hart
+                // starts at resume_addr, as a started hart would, with
+                // a1 = opaque.
+                hsm::suspend_type::NON_RETENTIVE => Request::CpuSuspend(Suspend::NonRetentive {
+                    entry: GuestPhysAddr::new(args[1]),
+                    arg: args[2],
+                }),
+                // Reserved (0x0000_0001..=0x0FFF_FFFF,
+                // 0x8000_0001..=0x8FFF_FFFF) or platform-specific
+                // (0x1000_0000..=0x7FFF_FFFF, 0x9000_0000..=0xFFFF_FFFF),
+                // of which we define none: INVALID_PARAM (§9.4, Table
+                // "HSM Hart Suspend Types").
                 _ => invalid,
             },
             _ => unsupported,
@@ -338,15 +369,16 @@ pub fn encode(eid: u64, reply: Reply) -> SbiReturn {
         Reply::InvalidParam => (binary::RET_ERR_INVALID_PARAM as u64, 0),
         Reply::InvalidAddress => (binary::RET_ERR_INVALID_ADDRESS as u64, 0),
         Reply::AlreadyAvailable => (binary::RET_ERR_ALREADY_AVAILABLE as u64, 0),
-        // HSM hart states (SBI v2.0 §9, table "HSM Hart States").
+        // HSM hart states (SBI v2.0 §9, Table "HSM Hart States"):
+        // STARTED 0, STOPPED 1, START_PENDING 2, SUSPENDED 4.
         Reply::CpuState(state) => (
             binary::RET_SUCCESS as u64,
             match state {
-                CpuPower::On => 0,
-                CpuPower::Off => 1,
-                CpuPower::OnPending => 2,
-                CpuPower::Suspended => 4,
-            },
+                CpuPower::On => hsm::hart_state::STARTED,
+                CpuPower::Off => hsm::hart_state::STOPPED,
+                CpuPower::OnPending => hsm::hart_state::START_PENDING,
+                CpuPower::Suspended => hsm::hart_state::SUSPENDED,
+            } as u64,
         ),
     };
     if eid < LEGACY_EID_END {
@@ -377,7 +409,7 @@ mod tests {
     const EID_SRST: u64 = 0x5352_5354;
     const EID_DBCN: u64 = 0x4442_434E;
     /// -1 as the guest reads it from a register.
-    const ALL_HARTS: u64 = u64::MAX;
+    const ALL_HARTS_BASE: u64 = u64::MAX;
 
     const SUCCESS: u64 = 0;
     const NOT_SUPPORTED: u64 = -2i64 as u64;
@@ -586,80 +618,160 @@ mod tests {
     }
 
     #[test]
-    fn hart_masks_of_a_one_hart_guest() {
-        assert_eq!(hart_mask_targets(1, 0), Some(true));
-        assert_eq!(hart_mask_targets(0, ALL_HARTS), Some(true));
+    fn hart_masks_name_harts_from_the_base() {
+        let set = |mask, base| hart_mask(mask, base).map(|s| s.0);
+        assert_eq!(set(1, 0), Some(1), "hart 0");
+        assert_eq!(set(0b1010, 0), Some(0b1010), "harts 1 and 3");
+        assert_eq!(set(0b11, 2), Some(0b1100), "harts 2 and 3");
+        assert_eq!(set(1, 7), Some(0x80), "hart 7");
         assert_eq!(
-            hart_mask_targets(0b1010, ALL_HARTS),
-            Some(true),
-            "mask ignored"
+            set(1, 8),
+            Some(0x100),
+            "hart 8: no VM has it, the run loop refuses it"
         );
-        assert_eq!(hart_mask_targets(0, 0), Some(false));
-        assert_eq!(hart_mask_targets(0, 5), Some(false), "names no hart");
-        assert_eq!(hart_mask_targets(0b11, 0), None, "hart 1");
-        assert_eq!(hart_mask_targets(0b10, 0), None, "hart 1");
-        assert_eq!(hart_mask_targets(1 << 63, 0), None, "hart 63");
-        assert_eq!(hart_mask_targets(1, 1), None, "hart 1");
-        assert_eq!(hart_mask_targets(1, u64::MAX - 1), None, "hart 2^64-2");
+        assert_eq!(set(1 << 63, 0), Some(1 << 63), "hart 63");
+        assert_eq!(set(1, 63), Some(1 << 63), "hart 63");
+        assert_eq!(set(0, 0), Some(0), "names no hart");
+        assert_eq!(set(0, 5), Some(0), "names no hart");
+        assert_eq!(set(0, u64::MAX - 1), Some(0), "names no hart");
+    }
+
+    #[test]
+    fn a_base_of_minus_one_names_every_hart() {
+        assert_eq!(ALL_HARTS, CpuSet(0xff));
+        for mask in [0, 1, 0b1010, u64::MAX] {
+            assert_eq!(
+                hart_mask(mask, ALL_HARTS_BASE),
+                Some(ALL_HARTS),
+                "mask ignored"
+            );
+        }
+    }
+
+    #[test]
+    fn hart_ids_of_64_and_above_are_invalid() {
+        assert_eq!(hart_mask(1, 64), None, "hart 64");
+        assert_eq!(hart_mask(0b10, 63), None, "hart 64");
+        assert_eq!(hart_mask(1 << 63, 1), None, "hart 64");
+        assert_eq!(hart_mask(u64::MAX, 1), None, "harts 1..=64");
+        assert_eq!(hart_mask(1, u64::MAX - 1), None, "hart 2^64-2");
+        assert_eq!(hart_mask(1 << 63, u64::MAX - 1), None, "base + bit wraps");
     }
 
     #[test]
     fn ipi_extension() {
-        assert_eq!(decode(EID_SPI, 0, args(&[1, 0])), Request::SelfIpi);
-        assert_eq!(decode(EID_SPI, 0, args(&[0, ALL_HARTS])), Request::SelfIpi);
+        let ipi = |mask, base| decode(EID_SPI, 0, args(&[mask, base]));
+        assert_eq!(ipi(1, 0), Request::SendIpi(CpuSet::one(0)));
+        assert_eq!(ipi(1, 3), Request::SendIpi(CpuSet::one(3)));
+        assert_eq!(ipi(0b1011, 0), Request::SendIpi(CpuSet(0b1011)));
+        assert_eq!(ipi(0, ALL_HARTS_BASE), Request::SendIpi(ALL_HARTS));
+        assert_eq!(
+            ipi(1, 9),
+            Request::SendIpi(CpuSet::one(9)),
+            "the loop's to refuse"
+        );
         assert_eq!(encode(EID_SPI, Reply::Value(0)), ret(SUCCESS, 0));
         assert_eq!(
             call(EID_SPI, 0, &[0, 0]),
             ret(SUCCESS, 0),
             "nobody to interrupt"
         );
-        assert_eq!(call(EID_SPI, 0, &[0b10, 0]), ret(INVALID_PARAM, 0));
-        assert_eq!(call(EID_SPI, 0, &[0b11, 0]), ret(INVALID_PARAM, 0));
-        assert_eq!(call(EID_SPI, 0, &[1, 1]), ret(INVALID_PARAM, 0));
+        assert_eq!(call(EID_SPI, 0, &[1, 64]), ret(INVALID_PARAM, 0));
+        assert_eq!(call(EID_SPI, 0, &[0b11, 63]), ret(INVALID_PARAM, 0));
         assert_eq!(call(EID_SPI, 1, &[1, 0]), ret(NOT_SUPPORTED, 0));
+    }
+
+    fn remote(cpus: u64, fence: Fence) -> Request {
+        Request::RemoteFence {
+            cpus: CpuSet(cpus),
+            fence,
+        }
     }
 
     #[test]
     fn rfence_extension() {
+        let all = Fence::GuestTlb {
+            asid: None,
+            range: None,
+        };
         // remote_fence_i
         assert_eq!(
             decode(EID_RFNC, 0, args(&[1, 0])),
-            Request::LocalFence(Fence::Instruction)
+            remote(1, Fence::Instruction)
         );
         assert_eq!(
-            decode(EID_RFNC, 0, args(&[0, ALL_HARTS])),
-            Request::LocalFence(Fence::Instruction)
+            decode(EID_RFNC, 0, args(&[0b101, 1])),
+            remote(0b1010, Fence::Instruction)
+        );
+        assert_eq!(
+            decode(EID_RFNC, 0, args(&[0, ALL_HARTS_BASE])),
+            remote(0xff, Fence::Instruction)
         );
         assert_eq!(call(EID_RFNC, 0, &[0, 0]), ret(SUCCESS, 0));
-        assert_eq!(call(EID_RFNC, 0, &[0b10, 0]), ret(INVALID_PARAM, 0));
+        assert_eq!(call(EID_RFNC, 0, &[1, 64]), ret(INVALID_PARAM, 0));
         // remote_sfence_vma
-        assert_eq!(decode(EID_RFNC, 1, args(&[1, 0, 0, 0])), whole(None));
+        assert_eq!(decode(EID_RFNC, 1, args(&[1, 0, 0, 0])), remote(1, all));
         assert_eq!(
-            decode(EID_RFNC, 1, args(&[0, ALL_HARTS, 0x1000, u64::MAX])),
-            whole(None)
+            decode(EID_RFNC, 1, args(&[0, ALL_HARTS_BASE, 0x1000, u64::MAX])),
+            remote(0xff, all)
         );
         assert_eq!(
-            decode(EID_RFNC, 1, args(&[1, 0, 0x8020_0000, 0x3000])),
-            ranged(0x8020_0000, 0x3000, None)
+            decode(EID_RFNC, 1, args(&[0b110, 0, 0x8020_0000, 0x3000])),
+            remote(
+                0b110,
+                Fence::GuestTlb {
+                    asid: None,
+                    range: Some(VirtRange {
+                        start: GuestVirtAddr::new(0x8020_0000),
+                        size: 0x3000
+                    })
+                }
+            )
         );
         assert_eq!(
             call(EID_RFNC, 1, &[1, 0, u64::MAX, 2]),
             ret(INVALID_ADDRESS, 0)
         );
-        assert_eq!(call(EID_RFNC, 1, &[2, 0, 0, 0]), ret(INVALID_PARAM, 0));
+        assert_eq!(
+            call(EID_RFNC, 1, &[1, 64, u64::MAX, 2]),
+            ret(INVALID_ADDRESS, 0),
+            "the range is checked first"
+        );
+        assert_eq!(
+            call(EID_RFNC, 1, &[1 << 63, 1, 0, 0]),
+            ret(INVALID_PARAM, 0)
+        );
         assert_eq!(call(EID_RFNC, 1, &[0, 0, 0, 0]), ret(SUCCESS, 0));
         // remote_sfence_vma_asid
-        assert_eq!(decode(EID_RFNC, 2, args(&[1, 0, 0, 0, 7])), whole(Some(7)));
         assert_eq!(
-            decode(EID_RFNC, 2, args(&[1, 0, 0x4000, 0x1000, 0])),
-            ranged(0x4000, 0x1000, Some(0)),
-            "ASID 0 is an ASID like the others"
+            decode(EID_RFNC, 2, args(&[1, 2, 0, 0, 7])),
+            remote(
+                0b100,
+                Fence::GuestTlb {
+                    asid: Some(7),
+                    range: None
+                }
+            )
+        );
+        assert_eq!(
+            decode(EID_RFNC, 2, args(&[1, 0, 0x4000, 0x1000, 0x1_0000])),
+            remote(
+                1,
+                Fence::GuestTlb {
+                    asid: Some(0),
+                    range: Some(VirtRange {
+                        start: GuestVirtAddr::new(0x4000),
+                        size: 0x1000
+                    })
+                }
+            ),
+            "ASIDs have 16 bits; ASID 0 is an ASID like the others"
         );
         assert_eq!(
             call(EID_RFNC, 2, &[1, 0, 1 << 63, 1 << 63, 7]),
             ret(INVALID_ADDRESS, 0)
         );
-        assert_eq!(call(EID_RFNC, 2, &[1, 3, 0, 0, 7]), ret(INVALID_PARAM, 0));
+        assert_eq!(call(EID_RFNC, 2, &[1, 70, 0, 0, 7]), ret(INVALID_PARAM, 0));
         // The HFENCE functions need a hart with the H extension.
         for fid in 3..=6 {
             assert_eq!(
@@ -675,50 +787,89 @@ mod tests {
     #[test]
     fn hart_state_management() {
         assert_eq!(
-            call(EID_HSM, 0, &[0, 0x8020_0000, 0]),
-            ret(ALREADY_AVAILABLE, 0),
-            "hart 0 runs"
+            decode(EID_HSM, 0, args(&[1, 0x8020_0000, 0x8220_0000])),
+            Request::CpuStart {
+                cpu: 1,
+                entry: GuestPhysAddr::new(0x8020_0000),
+                arg: 0x8220_0000
+            }
         );
         assert_eq!(
-            call(EID_HSM, 0, &[1, 0x8020_0000, 0]),
-            ret(INVALID_PARAM, 0)
+            decode(EID_HSM, 0, args(&[u64::MAX, 0x8020_0000, 0])),
+            Request::CpuStart {
+                cpu: u64::MAX,
+                entry: GuestPhysAddr::new(0x8020_0000),
+                arg: 0
+            },
+            "any hart id: the run loop refuses those the VM lacks"
         );
         assert_eq!(
             decode(EID_HSM, 1, NO_ARGS),
             Request::CpuStop,
             "the calling hart stops: not a power-off"
         );
-        assert_eq!(call(EID_HSM, 2, &[0]), ret(SUCCESS, 0), "STARTED");
-        assert_eq!(call(EID_HSM, 2, &[1]), ret(INVALID_PARAM, 0));
-        assert_eq!(call(EID_HSM, 2, &[u64::MAX]), ret(INVALID_PARAM, 0));
+        assert_eq!(
+            decode(EID_HSM, 2, args(&[3])),
+            Request::CpuStatus { cpu: 3 }
+        );
+        assert_eq!(
+            decode(EID_HSM, 2, args(&[1 << 40])),
+            Request::CpuStatus { cpu: 1 << 40 }
+        );
         assert_eq!(call(EID_HSM, 4, &[]), ret(NOT_SUPPORTED, 0));
+        // What the run loop answers, as the guest finds it.
+        for (state, value) in [
+            (CpuPower::On, 0),
+            (CpuPower::Off, 1),
+            (CpuPower::OnPending, 2),
+            (CpuPower::Suspended, 4),
+        ] {
+            assert_eq!(
+                encode(EID_HSM, Reply::CpuState(state)),
+                ret(SUCCESS, value),
+                "{state:?}"
+            );
+        }
+        assert_eq!(
+            encode(EID_HSM, Reply::AlreadyAvailable),
+            ret(ALREADY_AVAILABLE, 0),
+            "starting a started hart"
+        );
     }
 
     #[test]
     fn hart_suspend() {
-        assert_eq!(call(EID_HSM, 3, &[0, 0, 0]), ret(SUCCESS, 0), "retentive");
         assert_eq!(
-            call(EID_HSM, 3, &[0xdead_0000_0000_0000, 0, 0]),
-            ret(SUCCESS, 0),
+            decode(EID_HSM, 3, args(&[0, 0x8020_0000, 5])),
+            Request::CpuSuspend(Suspend::Retentive),
+            "resume_addr and opaque unused"
+        );
+        assert_eq!(
+            decode(EID_HSM, 3, args(&[0xdead_0000_0000_0000, 0, 0])),
+            Request::CpuSuspend(Suspend::Retentive),
             "suspend_type has 32 bits"
         );
         assert_eq!(
-            call(EID_HSM, 3, &[0x8000_0000, 0x8020_0000, 0]),
-            ret(NOT_SUPPORTED, 0),
-            "default non-retentive"
+            decode(EID_HSM, 3, args(&[0x8000_0000, 0x8020_0000, 5])),
+            Request::CpuSuspend(Suspend::NonRetentive {
+                entry: GuestPhysAddr::new(0x8020_0000),
+                arg: 5
+            }),
         );
-        for reserved_or_platform in [1, 0x0FFF_FFFF, 0x1000_0000, 0x7FFF_FFFF] {
+        // Reserved, then platform-specific retentive types.
+        for ty in [1, 0x0FFF_FFFF, 0x1000_0000, 0x7FFF_FFFF] {
             assert_eq!(
-                call(EID_HSM, 3, &[reserved_or_platform, 0, 0]),
+                call(EID_HSM, 3, &[ty, 0, 0]),
                 ret(INVALID_PARAM, 0),
-                "{reserved_or_platform:#x}"
+                "{ty:#x}"
             );
         }
-        for reserved_or_platform in [0x8000_0001, 0x8FFF_FFFF, 0x9000_0000, 0xFFFF_FFFF] {
+        // Reserved, then platform-specific non-retentive types.
+        for ty in [0x8000_0001, 0x8FFF_FFFF, 0x9000_0000, 0xFFFF_FFFF] {
             assert_eq!(
-                call(EID_HSM, 3, &[reserved_or_platform, 0x8020_0000, 0]),
+                call(EID_HSM, 3, &[ty, 0x8020_0000, 0]),
                 ret(INVALID_PARAM, 0),
-                "{reserved_or_platform:#x}"
+                "{ty:#x}"
             );
         }
     }

@@ -160,7 +160,7 @@ impl RiscvVcpu {
     /// interrupt, a fence on it), answered here.
     #[cold]
     fn serve_locally(&mut self, req: Request) -> Exit {
-        match hart::serve(&req, self) {
+        match hart::serve(&req, HART, self) {
             Some(reply) => {
                 self.finish_hypercall(reply);
                 Exit::Handled(Handled::quiet(ExitKind::Hypercall, false))
@@ -220,7 +220,7 @@ impl Vcpu for RiscvVcpu {
                 clear_kick();
                 Exit::Handled(Handled::quiet(ExitKind::Kick, false))
             }
-            Exit::Hypercall(req) if hart::is_local(&req) => self.serve_locally(req),
+            Exit::Hypercall(req) if hart::is_local(&req, self.hart) => self.serve_locally(req),
             exit => exit,
         }
     }
