@@ -160,7 +160,7 @@ impl RiscvVcpu {
     /// interrupt, a fence on it), answered here.
     #[cold]
     fn serve_locally(&mut self, req: Request) -> Exit {
-        match hart::serve(&req, HART, self) {
+        match hart::serve(&req, self.hart, self) {
             Some(reply) => {
                 self.finish_hypercall(reply);
                 Exit::Handled(Handled::quiet(ExitKind::Hypercall, false))
