@@ -309,4 +309,6 @@ fn emulate<V: Vcpu, F: Format, H: Host, C: Console>(
 }
 
 #[cfg(test)]
+mod smp_tests;
+#[cfg(test)]
 mod tests;

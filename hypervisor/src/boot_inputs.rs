@@ -1,5 +1,5 @@
-//! What a real kernel is given besides its image: the initial RAM disk and
-//! the kernel command line, as the VM's config names them (`initrd`, a
+//! What a real kernel is given besides its image: the initial RAM disk,
+//! the kernel command line and its CPU count, as the VM's config names them (`initrd`, a
 //! file on the boot disk, and `cmdline`; `cargo xtask run --initrd FILE
 //! --cmdline TEXT` writes both).
 
@@ -16,6 +16,9 @@ pub struct BootInputs {
     pub cmdline: Option<String>,
     /// The initial RAM disk's bytes.
     pub initrd: Option<Vec<u8>>,
+    /// How many vCPUs the guest is told about (its device tree's CPUs).
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+    pub cpus: usize,
 }
 
 impl BootInputs {
@@ -34,6 +37,7 @@ impl BootInputs {
             kernel: vm.kernel,
             cmdline: vm.config.cmdline.clone(),
             initrd,
+            cpus: vm.config.cpus as usize,
         })
     }
 }

@@ -11,8 +11,10 @@
  * It mounts /proc and reads the kernel command line. With the word
  * guestaspace.init_fails there, it says so and exits 1, so that the kernel
  * panics ("Attempted to kill init!"). Otherwise it prints the userspace
- * line, the isa line of /proc/cpuinfo and /proc/interrupts, and powers the
- * machine off (reboot(2), which the kernel turns into SBI SRST).
+ * line, the isa line of /proc/cpuinfo, how many CPUs it lists, a line from a
+ * process pinned to each CPU in turn saying where it ran, /proc/interrupts,
+ * and powers the machine off (reboot(2), which the kernel turns into SBI
+ * SRST).
  *
  * The lines it prints are the ones xtask/src/guests/initramfs.rs names;
  * a unit test there checks they match.
@@ -93,6 +95,69 @@ static void say_line_starting(const char *prefix)
 	say("\n");
 }
 
+/* How many lines of buf start with prefix. */
+static long count_lines_starting(const char *prefix)
+{
+	const char *line = buf;
+	long n = 0;
+
+	while (*line) {
+		n += starts_with(line, prefix);
+		while (*line && *line != '\n')
+			line++;
+		if (*line)
+			line++;
+	}
+	return n;
+}
+
+/* Prints n in decimal (nolibc's printf would pull in more than this). */
+static void say_number(long n)
+{
+	char digits[24];
+	int i = sizeof(digits);
+
+	digits[--i] = 0;
+	do {
+		digits[--i] = '0' + n % 10;
+		n /= 10;
+	} while (n && i > 0);
+	say(digits + i);
+}
+
+/* Says how many CPUs /proc/cpuinfo lists, then runs one child process
+ * pinned to each (sched_setaffinity) and has it say where it runs
+ * (getcpu): every CPU the kernel brought up runs user code. */
+static void run_on_every_cpu(long cpus)
+{
+	long cpu;
+
+	say("guestaspace: nproc ");
+	say_number(cpus);
+	say("\n");
+	for (cpu = 0; cpu < cpus && cpu < 64; cpu++) {
+		int status;
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			unsigned long mask = 1UL << cpu;
+			unsigned int here = ~0U;
+
+			if (my_syscall3(__NR_sched_setaffinity, 0, sizeof(mask), &mask) != 0)
+				say("guestaspace: sched_setaffinity failed\n");
+			my_syscall3(__NR_getcpu, &here, 0, 0);
+			say("guestaspace: a process pinned to CPU ");
+			say_number(cpu);
+			say(" runs on CPU ");
+			say_number(here);
+			say("\n");
+			exit(0);
+		}
+		if (pid > 0)
+			waitpid(pid, &status, 0);
+	}
+}
+
 int main(void)
 {
 	if (mount("proc", "/proc", "proc", 0, 0) != 0)
@@ -102,8 +167,10 @@ int main(void)
 		return 1;
 	}
 	say("guestaspace: userspace is up\n");
-	if (read_file("/proc/cpuinfo") >= 0)
+	if (read_file("/proc/cpuinfo") >= 0) {
 		say_line_starting("isa");
+		run_on_every_cpu(count_lines_starting("processor"));
+	}
 	if (read_file("/proc/interrupts") >= 0) {
 		say("guestaspace: /proc/interrupts:\n");
 		say(buf);

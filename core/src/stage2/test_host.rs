@@ -27,6 +27,11 @@ pub struct ArenaHost {
     pub refuse_blocks: bool,
 }
 
+// SAFETY: `base_ptr` points into the host's own `arena`, which moves with
+// it; nothing else holds the pointer. The VM that owns an arena keeps it
+// behind its memory lock when its vCPUs run on several threads.
+unsafe impl Send for ArenaHost {}
+
 pub const BASE: HostPhysAddr = HostPhysAddr::new(0x1_0000_0000);
 
 /// Shorthand for a guest-physical address in tests.

@@ -131,3 +131,33 @@ unsafe extern "C" fn _start_primary() -> ! {
         entry = sym axplat::call_main,
     )
 }
+
+/// Where a secondary CPU starts (PSCI CPU_ON from `cpu_boot`), at EL2
+/// with its MMU off. In: x0 = its stack top (physical). Out: calls
+/// `axplat::call_secondary_main(cpu_id)` on the linear map with the MMU on
+/// (the boot CPU's page table); never returns.
+#[unsafe(naked)]
+pub(crate) unsafe extern "C" fn _start_secondary() -> ! {
+    core::arch::naked_asm!("
+        mrs     x19, mpidr_el1
+        and     x19, x19, #0xffffff     // CPU id
+        mov     sp, x0
+
+        bl      {init_el2_host}
+        adrp    x0, {boot_pt}
+        bl      {init_mmu}
+
+        mov     x8, {phys_virt_offset}  // the stack, on the linear map
+        add     sp, sp, x8
+
+        mov     x0, x19
+        ldr     x8, ={entry}
+        blr     x8
+        b       .",
+        init_el2_host = sym init_el2_host,
+        init_mmu = sym axcpu::init::init_mmu,
+        boot_pt = sym BOOT_PT_L0,
+        phys_virt_offset = const PHYS_VIRT_OFFSET,
+        entry = sym axplat::call_secondary_main,
+    )
+}

@@ -17,5 +17,13 @@ impl InitIf for InitIfImpl {
         axplat_aarch64_peripherals::generic_timer::init_early();
     }
 
+    fn init_early_secondary(_cpu_id: usize) {
+        axcpu::init::init_trap();
+    }
+
     fn init_later(_cpu_id: usize, _dtb: usize) {}
+
+    /// The hypervisor sets up each CPU's GIC interface itself
+    /// ([`crate::gic::init_secondary`]).
+    fn init_later_secondary(_cpu_id: usize) {}
 }

@@ -24,7 +24,9 @@ pub const INIT_FAILS_LINE: &str = "guestaspace: guestaspace.init_fails is set, /
 
 /// Where busybox is, and the applets `/init` runs by name (links to it).
 const BUSYBOX: &str = "bin/busybox";
-const APPLETS: [&str; 5] = ["sh", "mount", "uname", "head", "poweroff"];
+const APPLETS: [&str; 9] = [
+    "sh", "mount", "uname", "head", "poweroff", "nproc", "taskset", "cut", "grep",
+];
 
 /// The script run as `/init` (by busybox's shell, through its `#!` line).
 pub fn init_script() -> String {
@@ -43,7 +45,18 @@ for word in $cmdline; do
 done
 echo "{USERSPACE_LINE}"
 uname -a
+cpus=$(nproc)
+echo "guestaspace: nproc $cpus"
+cpu=0
+while [ $cpu -lt $cpus ]; do
+    # Field 39 of /proc/self/stat: the CPU the reading process (cut,
+    # pinned by taskset) last ran on.
+    on=$(taskset -c $cpu cut -d ' ' -f 39 /proc/self/stat)
+    echo "guestaspace: a process pinned to CPU $cpu runs on CPU $on"
+    cpu=$((cpu + 1))
+done
 head -n 4 /proc/interrupts
+grep IPI /proc/interrupts
 poweroff -f
 "#
     )
@@ -101,6 +114,10 @@ mod tests {
                 ("bin/uname", 0o120_777, b"busybox"),
                 ("bin/head", 0o120_777, b"busybox"),
                 ("bin/poweroff", 0o120_777, b"busybox"),
+                ("bin/nproc", 0o120_777, b"busybox"),
+                ("bin/taskset", 0o120_777, b"busybox"),
+                ("bin/cut", 0o120_777, b"busybox"),
+                ("bin/grep", 0o120_777, b"busybox"),
                 ("dev", 0o040_755, b""),
                 ("dev/console", 0o020_600, b""),
                 ("proc", 0o040_555, b""),
@@ -108,7 +125,7 @@ mod tests {
                 ("init", 0o100_755, script.as_bytes()),
             ]
         );
-        assert_eq!(entries[8].rdev, (5, 1), "/dev/console is c 5 1");
+        assert_eq!(entries[12].rdev, (5, 1), "/dev/console is c 5 1");
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl Arch for Aarch64 {
             let config = dtb::DtbConfig {
                 bootargs: inputs.cmdline.as_deref(),
                 initrd,
-                cpus: 1,
+                cpus: inputs.cpus,
             };
             dtb::aarch64_dtb(&Self::BOARD, layout, &config).map_err(tree_error)
         };
@@ -86,7 +86,22 @@ impl Arch for Aarch64 {
         stage2_root: HostPhysAddr,
         wiring: CpuWiring,
     ) -> vcpu::ArmVcpu {
-        vcpu::ArmVcpu::new(plan.entry, plan.start.as_u64(), stage2_root, wiring)
+        vcpu::ArmVcpu::new(0, plan.entry, plan.start.as_u64(), stage2_root, wiring)
+    }
+
+    fn new_secondary_vcpu(
+        index: usize,
+        stage2_root: HostPhysAddr,
+        wiring: CpuWiring,
+    ) -> vcpu::ArmVcpu {
+        vcpu::ArmVcpu::new(index, GuestPhysAddr::new(0), 0, stage2_root, wiring)
+    }
+
+    /// EL2's registers and the GIC's CPU interface are per CPU.
+    fn init_cpu() -> Result<(), HwSetupError> {
+        registers::init_cpu()?;
+        axplat_aarch64_qemu_virt_el2::gic::init_secondary();
+        Ok(())
     }
 
     fn invalidate_guest_page(gpa: GuestPhysAddr) {

@@ -62,15 +62,27 @@ const MDCR_EL2_GUEST_TRAPS: u64 = 1 << 5 | 1 << 6 | 1 << 9 | 1 << 10 | 1 << 11;
 /// switch need not save them: the guest is their only user.
 const CPTR_EL2_NO_FP_TRAPS: u64 = 0b11 << 16 | 0b11 << 20 | 0b11 << 24;
 
-/// VMPIDR_EL2 (the MPIDR_EL1 the guest reads): bit 31 RES1, every
-/// affinity field 0, the one CPU that PSCI and the device tree name.
-const GUEST_MPIDR: u64 = 1 << 31;
+/// VMPIDR_EL2 (the MPIDR_EL1 the guest reads) of vCPU `index`: bit 31
+/// RES1, Aff0 = the index, the other affinity fields 0, as PSCI and the
+/// device tree name the CPUs.
+pub const fn guest_mpidr(index: usize) -> u64 {
+    1 << 31 | (index as u64 & 0xff)
+}
 
+/// Checks the boot CPU is at EL2 with VHE and sets it up.
 pub fn init() -> Result<(), HwSetupError> {
     if CurrentEL.read(CurrentEL::EL) != 2 {
         return Err(HwSetupError::NotAtEl2);
     }
     println!("CurrentEL = 2");
+    init_cpu()
+}
+
+/// Sets up the calling CPU's EL2 registers for running a guest.
+pub fn init_cpu() -> Result<(), HwSetupError> {
+    if CurrentEL.read(CurrentEL::EL) != 2 {
+        return Err(HwSetupError::NotAtEl2);
+    }
     if !HCR_EL2.is_set(HCR_EL2::E2H) {
         return Err(HwSetupError::NoVhe);
     }
@@ -111,7 +123,7 @@ pub fn init() -> Result<(), HwSetupError> {
             "isb",
             tmp = out(reg) _,
             fp = in(reg) CPTR_EL2_NO_FP_TRAPS,
-            mpidr = in(reg) GUEST_MPIDR,
+            mpidr = in(reg) guest_mpidr(0),
         )
     };
     Ok(())

@@ -4,7 +4,7 @@
 use super::registers::{hcr_guest, hcr_host};
 use super::timer::{Due, Timers};
 use axplat_aarch64_qemu_virt_el2::gic::{
-    HYP_TIMER_INTID, VIRT_TIMER_INTID, set_ppi_enabled, take_irq,
+    HYP_TIMER_INTID, KICK_SGI, VIRT_TIMER_INTID, send_kick, set_ppi_enabled, take_irq,
 };
 use core::arch::asm;
 use core::mem::offset_of;
@@ -21,7 +21,7 @@ use guestaspace_core::arch::smccc;
 use guestaspace_core::exit::{Exit, ExitKind, Handled, Reply, Unexpected};
 use guestaspace_core::guest_memory::GuestMemory;
 use guestaspace_core::machine::CpuWiring;
-use guestaspace_core::vcpu::{Io, IoError, Unemulated, Vcpu, access_bus};
+use guestaspace_core::vcpu::{Io, IoError, RemoteWork, Unemulated, Vcpu, access_bus};
 use guestaspace_core::vm::Devices;
 
 /// VMID of our one guest.
@@ -89,6 +89,9 @@ extern "C" fn el2_unexpected(vector: u64) -> ! {
     );
 }
 
+/// The guest's CNTVOFF_EL2, shared by all its vCPUs (0: none made yet).
+static VM_CNTVOFF: AtomicU64 = AtomicU64::new(0);
+
 /// The host's VBAR_EL2, for [`el2_unexpected`] to put back.
 static HOST_VBAR: AtomicU64 = AtomicU64::new(0);
 
@@ -125,9 +128,12 @@ pub struct ArmVcpu {
 }
 
 impl ArmVcpu {
-    /// A vCPU that starts at `entry` with `x0` = `x0` (the device tree's
-    /// address, as the Linux arm64 boot protocol has it; `x1..x3` = 0).
+    /// vCPU `index`, on the calling host CPU, that starts at `entry` with
+    /// `x0` = `x0` (the device tree's address, as the Linux arm64 boot
+    /// protocol has it; `x1..x3` = 0). vCPUs other than 0 are off until
+    /// started ([`Vcpu::start`] sets where).
     pub fn new(
+        index: usize,
         entry: GuestPhysAddr,
         x0: u64,
         stage2_root: HostPhysAddr,
@@ -147,14 +153,24 @@ impl ArmVcpu {
                 // knows them only with FEAT_VHE enabled for the whole crate.
                 "msr S3_5_C1_C0_0, {sctlr}",
                 "msr S3_5_C12_C0_0, xzr",
-                // The guest's virtual count starts at zero now.
-                "mrs {count}, cntpct_el0",
-                "msr cntvoff_el2, {count}",
+                "msr vmpidr_el2, {mpidr}",
                 "isb",
                 sctlr = in(reg) SCTLR_EL1_RES1,
-                count = out(reg) _,
+                mpidr = in(reg) super::registers::guest_mpidr(index),
             )
         };
+        // The guest's virtual count starts at zero when its first vCPU is
+        // made, and reads the same on every vCPU.
+        let now: u64;
+        // SAFETY: reading the physical count has no side effects.
+        unsafe { asm!("mrs {}, cntpct_el0", out(reg) now) };
+        let offset = match VM_CNTVOFF.compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => now,
+            Err(first) => first,
+        };
+        // SAFETY: CNTVOFF_EL2 only offsets the counter EL1 and EL0 read.
+        unsafe { asm!("msr cntvoff_el2, {}", "isb", in(reg) offset) };
         let mut state = ArmVcpuState::default();
         state.guest[0] = x0;
         Self {
@@ -337,6 +353,8 @@ impl Vcpu for ArmVcpu {
                     Due::Guest => Exit::Handled(Handled::timer(true)),
                     Due::HostTick => Exit::HostTick,
                 },
+                // Another CPU's kick: posted work, or the VM ended.
+                Some(KICK_SGI) => Exit::Handled(Handled::quiet(ExitKind::Kick, false)),
                 Some(VIRT_TIMER_INTID) => {
                     set_ppi_enabled(VIRT_TIMER_INTID, false);
                     self.vtimer_held = true;
@@ -417,6 +435,73 @@ impl Vcpu for ArmVcpu {
         }
         self.virq = level;
         u64::from(level)
+    }
+
+    /// PSCI CPU_ON's start state: EL1h with D, A, I and F masked, the MMU
+    /// and caches off (SCTLR_EL1 at its RES1 bits), no vectors, `x0` =
+    /// `arg` (the context id) and the other registers 0, the PC at
+    /// `entry`; its timers stopped.
+    fn start(&mut self, entry: GuestPhysAddr, arg: u64) {
+        self.state.guest = [0; 31];
+        self.state.guest[0] = arg;
+        self.pc = entry.as_u64();
+        self.pstate = SPSR_EL1H_MASKED;
+        self.timers = Timers::new();
+        // SAFETY: the guest's own EL1 registers, through their VHE
+        // aliases by encoding (SCTLR_EL12, VBAR_EL12, CNTV_CTL_EL02).
+        unsafe {
+            asm!(
+                "msr S3_5_C1_C0_0, {sctlr}",
+                "msr S3_5_C12_C0_0, xzr",
+                "msr S3_5_C14_C3_1, xzr",
+                "isb",
+                sctlr = in(reg) SCTLR_EL1_RES1,
+            )
+        };
+    }
+
+    /// Only fences: aarch64 software interrupts are SGIs, which go through
+    /// the emulated GIC (a sync, not a posted interrupt).
+    fn remote_work(&mut self, work: RemoteWork) {
+        if work.fence_i {
+            // SAFETY: invalidating the instruction caches has no other
+            // effect.
+            unsafe { asm!("ic iallu", "dsb nsh", "isb") };
+        }
+        if work.flush_tlb {
+            // SAFETY: with the guest's HCR_EL2 (TGE off) for the one
+            // instruction, TLBI VMALLE1 drops the stage-1 entries of the
+            // guest's VMID (in VTTBR_EL2, still the guest's) on this CPU;
+            // the host's HCR_EL2 is put back.
+            unsafe {
+                asm!(
+                    "msr hcr_el2, {guest}",
+                    "isb",
+                    "tlbi vmalle1",
+                    "dsb nsh",
+                    "msr hcr_el2, {host}",
+                    "isb",
+                    guest = in(reg) hcr_guest(false),
+                    host = in(reg) hcr_host(),
+                )
+            };
+        }
+    }
+
+    /// The kick SGI to host CPU `cpu` (vCPU `i` runs on host CPU `i`),
+    /// and an event for a CPU waiting in [`Vcpu::idle`].
+    fn kick(cpu: usize) {
+        send_kick(cpu);
+        // SAFETY: SEV only signals an event to every CPU's WFE.
+        unsafe { asm!("dsb ish", "sev") };
+    }
+
+    /// WFE until an event (a kick's SEV) or a spurious wake-up; a kick
+    /// SGI left pending ends the vCPU's first entry into the guest, as an
+    /// ordinary kick exit.
+    fn idle() {
+        // SAFETY: WFE only waits.
+        unsafe { asm!("wfe") };
     }
 }
 

@@ -51,6 +51,7 @@ impl Arch for Riscv64 {
             let config = dtb::DtbConfig {
                 bootargs: inputs.cmdline.as_deref(),
                 initrd,
+                cpus: inputs.cpus,
                 ..dtb::DtbConfig::QEMU_VIRT
             };
             dtb::riscv64_dtb(&Self::BOARD, layout, &config)

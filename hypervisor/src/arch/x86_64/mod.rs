@@ -104,6 +104,32 @@ impl Arch for X86_64 {
         vcpu::SvmVcpu::new(plan.entry, plan.start, stage2_root)
     }
 
+    /// Never made: [`Arch::check_smp`] keeps x86_64 VMs at one vCPU (the
+    /// application processors' INIT-SIPI start-up is not built yet). Made
+    /// anyway it would be a vCPU that starts in long mode, off until
+    /// started.
+    fn new_secondary_vcpu(
+        _index: usize,
+        stage2_root: HostPhysAddr,
+        _wiring: CpuWiring,
+    ) -> vcpu::SvmVcpu {
+        vcpu::SvmVcpu::new(GuestPhysAddr::new(0), boot::Start::LongMode, stage2_root)
+    }
+
+    fn init_cpu() -> Result<(), HwSetupError> {
+        svm::enable()
+    }
+
+    /// One vCPU: the local APICs' IPIs and INIT-SIPI are not emulated yet.
+    fn check_smp(cpus: usize) -> Result<(), HvError> {
+        if cpus > 1 {
+            return Err(HvError::Boot(alloc::format!(
+                "the VM has {cpus} vCPUs: SMP guests run on riscv64 and aarch64; an x86_64 VM has one vCPU for now"
+            )));
+        }
+        Ok(())
+    }
+
     fn invalidate_guest_page(_gpa: GuestPhysAddr) {
         // SVM has no per-page nested-TLB flush without INVLPGB; flushing
         // the guest's ASID on the next VMRUN covers every change.

@@ -23,7 +23,7 @@ use guestaspace_core::devices::MmioAccess;
 use guestaspace_core::devices::lapic::{IpiOutcome, Lapic};
 use guestaspace_core::exit::{Exit, ExitKind, Handled, Reply};
 use guestaspace_core::guest_memory::GuestMemory;
-use guestaspace_core::vcpu::{Io, IoError, Vcpu, access_bus};
+use guestaspace_core::vcpu::{Io, IoError, RemoteWork, Vcpu, access_bus};
 use guestaspace_core::vm::Devices;
 
 /// ASID of our one guest (0 is the host's).
@@ -476,5 +476,21 @@ impl Vcpu for SvmVcpu {
             }
         }
         accepted
+    }
+
+    /// An x86 VM has one vCPU for now (`check_smp`), which no firmware
+    /// call starts; were one started, it would resume at `entry`.
+    fn start(&mut self, entry: GuestPhysAddr, _arg: u64) {
+        self.vmcb.save.rip = entry.as_u64();
+    }
+
+    /// Nothing is ever posted to an x86 vCPU: it has no SBI-style calls.
+    fn remote_work(&mut self, _work: RemoteWork) {}
+
+    /// With one vCPU there is never another to kick.
+    fn kick(_cpu: usize) {}
+
+    fn idle() {
+        core::hint::spin_loop();
     }
 }
