@@ -98,9 +98,14 @@ fn run_on<V: Vcpu, F: Format, H: Host, C: Console>(
                         pc: vcpu.pc(),
                     });
                 }
-                let mut devices = vm.devices.lock();
-                devices.feed_input(&mut *vm.console.lock());
-                service_devices(slot, vm, &mut devices);
+                // One vCPU brings host console input to the devices (whose
+                // lines reach the others' through the controller); the
+                // others' ticks only take back control of their host CPU.
+                if slot.index == 0 {
+                    let mut devices = vm.devices.lock();
+                    devices.feed_input(&mut *vm.console.lock());
+                    service_devices(slot, vm, &mut devices);
+                }
             }
             Exit::Handled(handled) => {
                 stats.count_exit(handled.kind);
@@ -241,8 +246,8 @@ fn hypercall<V: Vcpu, F: Format, H: Host, C: Console>(
                 pc,
                 blocks: vm.limits.ram_blocks,
             };
-            let mut memory = vm.memory.lock();
             let mut devices = vm.devices.lock();
+            let mut memory = vm.memory.lock();
             console_read(&mut memory, &mut devices, &mut *vm.console.lock(), into)?
         }
         Request::Null => Reply::Value(0),
@@ -282,11 +287,12 @@ fn emulate<V: Vcpu, F: Format, H: Host, C: Console>(
     vm: &Vm<F, H, C>,
     io: Io,
 ) -> Result<(), VmError> {
-    let memory = vm.memory.lock();
     let mut devices = vm.devices.lock();
     devices.select_cpu(slot.index);
-    let result = slot.vcpu.emulate_io(io, &mut devices, &memory.space);
-    drop(memory);
+    // Guest memory is locked only if the vCPU reads it (an instruction
+    // without a syndrome): most device accesses need only the devices.
+    let memory = LockedMemory(&vm.memory);
+    let result = slot.vcpu.emulate_io(io, &mut devices, &memory);
     result.map_err(|e| {
         let pc = slot.vcpu.pc();
         match (e, io) {
@@ -306,6 +312,16 @@ fn emulate<V: Vcpu, F: Format, H: Host, C: Console>(
     })?;
     service_devices(slot, vm, &mut devices);
     Ok(())
+}
+
+/// The VM's memory as a device emulation reads it: locked for each read,
+/// under the devices' lock (the lock order is devices, memory, console).
+struct LockedMemory<'a, F: Format, H: Host>(&'a spin::Mutex<Memory<F, H>>);
+
+impl<F: Format, H: Host> crate::guest_memory::GuestMemory for LockedMemory<'_, F, H> {
+    fn read(&self, gpa: GuestPhysAddr, buf: &mut [u8]) -> usize {
+        crate::guest_memory::GuestMemory::read(&self.0.lock().space, gpa, buf)
+    }
 }
 
 #[cfg(test)]

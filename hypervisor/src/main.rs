@@ -44,10 +44,17 @@ fn main() {
 fn run() -> Result<(), HvError> {
     println!("arceos-guestaspace: {}", Current::DESCRIPTION);
     Current::init_hardware().map_err(HvError::Hardware)?;
-    let built = vm_setup::build()?;
+    let parked = smp::park();
+    let built = match vm_setup::build() {
+        Ok(built) => built,
+        Err(e) => {
+            smp::release(parked);
+            return Err(e);
+        }
+    };
     println!("Entering VM run loop...");
     let entered_ns = axhal::time::monotonic_time_nanos();
-    let vm = smp::run(built);
+    let vm = smp::run(parked, built);
     let ended_ns = axhal::time::monotonic_time_nanos();
     // Whatever the guest sent last reaches the console before the verdict.
     vm.devices.lock().service(&mut *vm.console.lock());

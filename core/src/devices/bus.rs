@@ -120,6 +120,8 @@ struct Slot {
     device: Box<dyn Device>,
     irq: Option<u32>,
     accesses: u64,
+    /// Its interrupt line's level as last copied to the controller.
+    level: bool,
 }
 
 impl Slot {
@@ -135,6 +137,8 @@ pub struct Bus {
     irq_chip: Option<usize>,
     /// The vCPU making the accesses, as last told to [`Bus::set_cpu`].
     cpu: usize,
+    /// See [`Bus::irq_epoch`].
+    irq_epoch: u64,
 }
 
 impl Bus {
@@ -144,6 +148,7 @@ impl Bus {
             slots: Vec::new(),
             irq_chip: None,
             cpu: 0,
+            irq_epoch: 0,
         }
     }
 
@@ -179,6 +184,7 @@ impl Bus {
             device,
             irq,
             accesses: 0,
+            level: false,
         });
         let id = DeviceId(self.slots.len() - 1);
         self.sync_irqs();
@@ -248,6 +254,9 @@ impl Bus {
             });
         }
         slot.accesses += 1;
+        if Some(index) == self.irq_chip {
+            self.irq_epoch += 1;
+        }
         let result = match a.dir {
             Direction::Read => slot
                 .device
@@ -278,9 +287,21 @@ impl Bus {
             }
             if let Some(source) = self.slots[i].irq {
                 let level = self.slots[i].device.irq_level();
+                if level != self.slots[i].level {
+                    self.slots[i].level = level;
+                    self.irq_epoch += 1;
+                }
                 self.slots[chip].device.set_irq_source(source, level);
             }
         }
+    }
+
+    /// A count that moves whenever the controller's outputs may have
+    /// changed: an access to the controller, a wired line that changed
+    /// level, a line driven from outside. Equal counts: the outputs are
+    /// as they were (what the run loop checks before asking each CPU's).
+    pub fn irq_epoch(&self) -> u64 {
+        self.irq_epoch
     }
 
     /// Offers a byte of host console input to the devices in registration
@@ -303,6 +324,7 @@ impl Bus {
     /// Drives controller input `source` from outside the bus (a timer the
     /// vCPU emulates); nothing happens without a controller.
     pub fn set_irq_line(&mut self, source: u32, level: bool) {
+        self.irq_epoch += 1;
         if let Some(chip) = self.irq_chip {
             self.slots[chip].device.set_irq_source(source, level);
         }

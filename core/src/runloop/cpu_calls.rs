@@ -38,8 +38,9 @@ pub(super) fn wait_for_start<V: Vcpu, F: Format, H: Host, C: Console>(
             && let Some((entry, arg)) = vm.cpus.take_start(me)
         {
             slot.vcpu.start(entry, arg);
+            // An IPI sent while it was starting is pending when it runs.
             slot.vcpu.remote_work(RemoteWork {
-                software_interrupt: false,
+                software_interrupt: work.has(Work::SOFTWARE_INTERRUPT),
                 fence_i: true,
                 flush_tlb: true,
             });
@@ -152,7 +153,10 @@ pub(super) fn serve<V: Vcpu, F: Format, H: Host, C: Console>(
                             software_interrupt: true,
                             ..RemoteWork::default()
                         });
-                    } else if vm.cpus.power(cpu) == CpuPower::On {
+                    } else if vm.cpus.power(cpu) != CpuPower::Off {
+                        // On, or starting: a starting vCPU finds it when
+                        // it runs. An off one drops it, as a stopped hart
+                        // has no interrupt state.
                         vm.cpus.post(cpu, Work::SOFTWARE_INTERRUPT);
                         V::kick(cpu);
                     }

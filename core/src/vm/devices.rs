@@ -189,6 +189,8 @@ pub(crate) struct CpuLines {
     /// The level of that context when vCPU `i` (or a kick for it) was last
     /// told.
     seen: alloc::vec::Vec<bool>,
+    /// The bus's [`Bus::irq_epoch`] when the levels were last compared.
+    epoch: u64,
 }
 
 impl Devices {
@@ -197,6 +199,7 @@ impl Devices {
         self.cpu_lines = CpuLines {
             contexts: contexts.to_vec(),
             seen: alloc::vec![false; contexts.len()],
+            epoch: u64::MAX,
         };
     }
 
@@ -205,7 +208,14 @@ impl Devices {
     /// told (to be kicked, so that they sync). With one vCPU, none.
     pub fn lines_changed(&mut self, me: usize) -> CpuSet {
         let mut changed = CpuSet::default();
-        let CpuLines { contexts, seen } = &mut self.cpu_lines;
+        // Nothing reached the controller since the last comparison: its
+        // outputs are what they were.
+        let epoch = self.bus.irq_epoch();
+        if epoch == self.cpu_lines.epoch {
+            return changed;
+        }
+        self.cpu_lines.epoch = epoch;
+        let CpuLines { contexts, seen, .. } = &mut self.cpu_lines;
         for (cpu, (&context, seen)) in contexts.iter().zip(seen.iter_mut()).enumerate() {
             let level = self.bus.external_irq(context);
             if *seen != level {

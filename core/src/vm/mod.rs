@@ -80,7 +80,7 @@ pub struct Vm<F: Format, H: Host, C: Console> {
     pub name: String,
     /// What the run loop enforces.
     pub limits: Limits,
-    /// Guest memory. Lock order: memory, then devices, then console.
+    /// Guest memory. Lock order: devices, then memory, then console.
     pub memory: Mutex<Memory<F, H>>,
     /// The emulated devices.
     pub devices: Mutex<Devices>,

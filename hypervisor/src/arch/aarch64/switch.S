@@ -5,7 +5,10 @@
 //   out: x0 = how the guest left: 0 synchronous exception, 1 IRQ, 2 FIQ,
 //        3 SError; guest x0..x30 stored back into ArmVcpuState.
 //   The caller has set ELR_EL2 (guest PC), SPSR_EL2 (guest PSTATE),
-//   VTTBR_EL2 and the guest HCR_EL2, with interrupts masked. Saves the
+//   VTTBR_EL2 and the guest HCR_EL2, with interrupts masked. Swaps
+//   TPIDR_EL1 (the host's per-CPU base, which VHE does not redirect to
+//   TPIDR_EL2, and the guest's own thread register) for the guest's, and
+//   back on the way out. Saves the
 //   host's callee-saved registers (x19-x30) in ArmVcpuState and the
 //   state pointer on the host stack, installs _guestaspace_el2_vectors in
 //   VBAR_EL2 for the way back (the host's is saved and restored), loads the
@@ -42,6 +45,10 @@ _guestaspace_el1_enter:
     stp     x25, x26, [x0, #{HOST} + 3 * 16]
     stp     x27, x28, [x0, #{HOST} + 4 * 16]
     stp     x29, x30, [x0, #{HOST} + 5 * 16]
+    mrs     x9, tpidr_el1
+    str     x9, [x0, #{HOST_TPIDR}]
+    ldr     x9, [x0, #{GUEST_TPIDR}]
+    msr     tpidr_el1, x9
     mrs     x9, vbar_el2
     str     x9, [x0, #{HOST_VBAR}]
     adrp    x9, _guestaspace_el2_vectors
@@ -89,6 +96,10 @@ _guestaspace_el2_exit:
     ldp     x2, x3, [sp], #16
     stp     x2, x3, [x0, #{GUEST} + 0 * 8]
     add     sp, sp, #16
+    mrs     x10, tpidr_el1
+    str     x10, [x0, #{GUEST_TPIDR}]
+    ldr     x10, [x0, #{HOST_TPIDR}]
+    msr     tpidr_el1, x10
     ldr     x10, [x0, #{HOST_VBAR}]
     msr     vbar_el2, x10
     isb

@@ -40,6 +40,10 @@ pub struct ArmVcpuState {
     /// Host x19..x30 while the guest runs.
     host: [u64; 12],
     host_vbar: u64,
+    /// The host's TPIDR_EL1 (its per-CPU base) while the guest runs.
+    host_tpidr: u64,
+    /// The guest's TPIDR_EL1 while the host runs.
+    guest_tpidr: u64,
 }
 
 core::arch::global_asm!(
@@ -47,6 +51,8 @@ core::arch::global_asm!(
     GUEST = const offset_of!(ArmVcpuState, guest),
     HOST = const offset_of!(ArmVcpuState, host),
     HOST_VBAR = const offset_of!(ArmVcpuState, host_vbar),
+    HOST_TPIDR = const offset_of!(ArmVcpuState, host_tpidr),
+    GUEST_TPIDR = const offset_of!(ArmVcpuState, guest_tpidr),
     unexpected = sym el2_unexpected,
 );
 
@@ -54,18 +60,26 @@ core::arch::global_asm!(
 /// EL2 itself while the guest's vectors are installed, or an AArch32 one):
 /// names it and fails the run through the panic path.
 extern "C" fn el2_unexpected(vector: u64) -> ! {
-    // Put the host's HCR_EL2 and vectors back first, so that the panic
-    // path runs in the host's regime rather than with the guest's
-    // stage-2 settings and our exit vectors still installed.
-    // SAFETY: the values are the host's own (HOST_VBAR was saved when the
-    // vCPU was made, before the guest's vectors ever went in).
+    // Put the host's HCR_EL2, vectors and per-CPU base back first, so that
+    // the panic path runs in the host's regime rather than with the
+    // guest's stage-2 settings, our exit vectors and the guest's
+    // TPIDR_EL1 still installed.
+    let cpu: u64;
+    // SAFETY: reading MPIDR_EL1 has no side effects.
+    unsafe { asm!("mrs {}, mpidr_el1", out(reg) cpu) };
+    let tpidr = HOST_TPIDRS[(cpu & 0xff) as usize % HOST_TPIDRS.len()].load(Ordering::Relaxed);
+    // SAFETY: the values are the host's own (HOST_VBAR and this CPU's
+    // HOST_TPIDRS entry were saved when its vCPU was made, before the
+    // guest's vectors ever went in).
     unsafe {
         asm!(
             "msr hcr_el2, {hcr}",
             "msr vbar_el2, {vbar}",
+            "msr tpidr_el1, {tpidr}",
             "isb",
             hcr = in(reg) hcr_host(),
             vbar = in(reg) HOST_VBAR.load(Ordering::Relaxed),
+            tpidr = in(reg) tpidr,
         )
     };
     const KINDS: [&str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
@@ -88,6 +102,10 @@ extern "C" fn el2_unexpected(vector: u64) -> ! {
         "unexpected {kind} exception from {from} in the world switch: ESR_EL2 = {esr:#x}, ELR_EL2 = {elr:#x}, FAR_EL2 = {far:#x}"
     );
 }
+
+/// Each host CPU's TPIDR_EL1 (its per-CPU base), by MPIDR Aff0, for
+/// [`el2_unexpected`] to put back.
+static HOST_TPIDRS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
 /// The guest's CNTVOFF_EL2, shared by all its vCPUs (0: none made yet).
 static VM_CNTVOFF: AtomicU64 = AtomicU64::new(0);
@@ -144,6 +162,10 @@ impl ArmVcpu {
         // SAFETY: reading VBAR_EL2 has no side effects.
         unsafe { asm!("mrs {}, vbar_el2", out(reg) vbar) };
         HOST_VBAR.store(vbar, Ordering::Relaxed);
+        let (tpidr, mpidr): (u64, u64);
+        // SAFETY: reading TPIDR_EL1 and MPIDR_EL1 has no side effects.
+        unsafe { asm!("mrs {}, tpidr_el1", "mrs {}, mpidr_el1", out(reg) tpidr, out(reg) mpidr) };
+        HOST_TPIDRS[(mpidr & 0xff) as usize % HOST_TPIDRS.len()].store(tpidr, Ordering::Relaxed);
         // SAFETY: the guest's EL1 system registers are not used by the host
         // (under VHE it runs on the EL2 ones); set a clean EL1 with the MMU
         // off and no vectors, and a zero virtual-counter offset.
@@ -447,6 +469,12 @@ impl Vcpu for ArmVcpu {
         self.pc = entry.as_u64();
         self.pstate = SPSR_EL1H_MASKED;
         self.timers = Timers::new();
+        self.timer_lines = [false; 2];
+        self.virq = false;
+        if self.vtimer_held {
+            self.vtimer_held = false;
+            set_ppi_enabled(VIRT_TIMER_INTID, true);
+        }
         // SAFETY: the guest's own EL1 registers, through their VHE
         // aliases by encoding (SCTLR_EL12, VBAR_EL12, CNTV_CTL_EL02).
         unsafe {
@@ -488,20 +516,19 @@ impl Vcpu for ArmVcpu {
         }
     }
 
-    /// The kick SGI to host CPU `cpu` (vCPU `i` runs on host CPU `i`),
-    /// and an event for a CPU waiting in [`Vcpu::idle`].
+    /// The kick SGI to host CPU `cpu` (vCPU `i` runs on host CPU `i`).
     fn kick(cpu: usize) {
         send_kick(cpu);
-        // SAFETY: SEV only signals an event to every CPU's WFE.
-        unsafe { asm!("dsb ish", "sev") };
     }
 
-    /// WFE until an event (a kick's SEV) or a spurious wake-up; a kick
-    /// SGI left pending ends the vCPU's first entry into the guest, as an
-    /// ordinary kick exit.
+    /// WFI until a physical interrupt is pending (a kick's SGI; it wakes
+    /// the CPU with interrupts masked), then takes every pending one: an
+    /// off vCPU's timers are reset when it starts ([`Vcpu::start`]), so
+    /// nothing taken here is missed.
     fn idle() {
-        // SAFETY: WFE only waits.
-        unsafe { asm!("wfe") };
+        // SAFETY: WFI only waits.
+        unsafe { asm!("wfi") };
+        while take_irq().is_some() {}
     }
 }
 

@@ -63,6 +63,10 @@ pub fn init() -> Result<(), HwSetupError> {
         disarm_sstc_guest_timer();
         hvip::Hvip::from_bits(0).write();
         vsatp::Vsatp::from_bits(0).write();
+        // Another hart's kick (an SBI IPI: sip.SSIP) wakes this one from
+        // `wfi` and ends its guest's time slice; it is never taken in
+        // HS-mode, where sstatus.SIE stays off.
+        riscv::register::sie::set_ssoft();
     }
     // An implementation without Sv39x4 ignores the mode write.
     let mut probe = hgatp::Hgatp::from_bits(0);

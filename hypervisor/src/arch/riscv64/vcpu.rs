@@ -18,7 +18,7 @@ use guestaspace_core::guest_memory::GuestMemory;
 use guestaspace_core::machine::CpuWiring;
 use guestaspace_core::vcpu::{Io, IoError, RemoteWork, Unemulated, Vcpu, access_bus};
 use guestaspace_core::vm::Devices;
-use riscv::register::{scause, sie, sstatus, stval};
+use riscv::register::{scause, sstatus, stval};
 use riscv_h::register::{hgatp, hstatus, htval, hvip};
 
 /// VMID of our one guest (all its harts share it).
@@ -114,13 +114,9 @@ impl RiscvVcpu {
         hs.set_spvp(true);
         // SAFETY: SPVP only takes effect on HLV/HSV; SIE off keeps the
         // host's own interrupts off in HS-mode.
-        // A kick from another hart (an SBI IPI: sip.SSIP) ends the guest's
-        // time slice or the host's `wfi` in `idle`, and is never taken in
-        // HS-mode (SIE stays off).
         unsafe {
             hs.write();
             sstatus::clear_sie();
-            sie::set_ssoft();
         }
         Self {
             state,
