@@ -170,6 +170,10 @@ pub struct TestArgs {
     /// Test only this architecture (default: every implemented one).
     #[arg(long, value_enum)]
     pub arch: Option<Arch>,
+    /// Run only the case of this name (repeatable; default: every case),
+    /// e.g. `--case linux-smp`.
+    #[arg(long = "case", value_name = "NAME")]
+    pub cases: Vec<String>,
 }
 
 /// Parses a scenario by the names `guestaspace_core::scenario` gives them.
@@ -203,7 +207,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             }
             crate::run::run(&options)
         }
-        Command::Test(a) => crate::e2e::run_all(a.arch, cli.verbose),
+        Command::Test(a) => crate::e2e::run_all(a.arch, &a.cases, cli.verbose),
         Command::Lint => crate::lint::lint(),
         Command::Setup(a) => crate::setup::setup(&a, cli.no_install),
         Command::Bench(a) => crate::bench::bench(&crate::bench::BenchOptions {

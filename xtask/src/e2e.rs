@@ -74,6 +74,11 @@ impl Ctx {
         if self.spec.pflash_size > 0 {
             write_pflash(&pflash, scenario, self.spec.pflash_size)?;
         }
+        let smp = self.paths.host_cpus.to_string();
+        let mut args: Vec<&str> = extra_args.to_vec();
+        if self.paths.host_cpus > 1 {
+            args.extend(["-smp", &smp]);
+        }
         let run = RunSpec {
             spec: self.spec,
             files: VmFiles {
@@ -84,10 +89,32 @@ impl Ctx {
             timeout,
             echo: self.verbose,
             show_command: self.verbose,
-            extra_args,
+            extra_args: &args,
             input,
         };
         run_vm(&run)
+    }
+
+    /// This context with the hypervisor built for `cpus` host CPUs (one
+    /// per vCPU; built here unless it is up to date), whose boots run
+    /// QEMU with `-smp cpus`.
+    pub fn with_host_cpus(&self, cpus: usize) -> Result<Ctx> {
+        let paths = self.paths.clone().with_host_cpus(self.spec, cpus);
+        let cargo = if self.verbose {
+            CargoOutput::Live
+        } else {
+            CargoOutput::Captured
+        };
+        crate::prepare::build_hypervisor(self.spec, &paths, cargo)?;
+        Ok(Ctx {
+            spec: self.spec,
+            paths,
+            prepared: Prepared {
+                guest: self.prepared.guest.clone(),
+                cargo_log: String::new(),
+            },
+            verbose: self.verbose,
+        })
     }
 
     /// Boots the bundled guest playing `scenario`, with the default timeout.
@@ -164,7 +191,7 @@ impl Ctx {
 }
 
 /// Runs every case of `arch`, or of every implemented architecture.
-pub fn run_all(arch: Option<Arch>, verbose: bool) -> Result<()> {
+pub fn run_all(arch: Option<Arch>, only: &[String], verbose: bool) -> Result<()> {
     let arches = match arch {
         Some(arch) => vec![arch],
         None => Arch::implemented(),
@@ -175,8 +202,18 @@ pub fn run_all(arch: Option<Arch>, verbose: bool) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let mut tally = Tally::default();
     for spec in specs {
+        let cases: Vec<Case> = cases::for_arch(spec.arch)
+            .into_iter()
+            .filter(|c| only.is_empty() || only.iter().any(|name| name == c.name))
+            .collect();
+        if cases.is_empty() {
+            continue;
+        }
         println!("== {} ==", spec.arch);
-        run_arch(spec, verbose, &mut tally);
+        run_arch(spec, cases, verbose, &mut tally);
+    }
+    if tally.passed + tally.failed == 0 {
+        bail!("no end-to-end case is named {}", only.join(" or "));
     }
     println!("{} passed, {} failed", tally.passed, tally.failed);
     if tally.failed > 0 {
@@ -191,8 +228,7 @@ struct Tally {
     failed: usize,
 }
 
-fn run_arch(spec: &'static ArchSpec, verbose: bool, tally: &mut Tally) {
-    let cases = cases::for_arch(spec.arch);
+fn run_arch(spec: &'static ArchSpec, cases: Vec<Case>, verbose: bool, tally: &mut Tally) {
     let ctx = match setup(spec, verbose) {
         Ok(ctx) => ctx,
         Err(e) => {

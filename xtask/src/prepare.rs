@@ -66,24 +66,25 @@ pub fn prepare(spec: &ArchSpec, paths: &ArchPaths, options: &PrepareOptions) -> 
         GuestSource::Tutorial(app) => guest_flat(&tutorial::build(*app, spec)?, spec)?,
         GuestSource::Debian(guest) => guest_flat(&debian::fetch(*guest)?, spec)?,
     };
-    cargo_log += &build_app(
-        spec,
-        paths,
-        &spec.hypervisor,
-        &paths.hv_target,
-        &[],
-        options.cargo,
-    )?;
-    if let KernelImage::Flat { load_addr } = spec.kernel {
-        let hv = hypervisor_flat(&paths.hv_elf, spec, load_addr)?;
-        write_if_different(&paths.hv_flat, &hv)?;
-    }
+    cargo_log += &build_hypervisor(spec, paths, options.cargo)?;
     let initrd = options.initrd.as_deref().map(read_initrd).transpose()?;
     write_fat_disk(&paths.disk, &guest_disk(&guest, &options.vm, initrd))?;
     if spec.pflash_size > 0 {
         write_pflash(&paths.pflash, options.scenario, spec.pflash_size)?;
     }
     Ok(Prepared { guest, cargo_log })
+}
+
+/// Builds the hypervisor for `paths` (its host CPU count among them) and
+/// writes its flat image where the machine loads one; returns what cargo
+/// printed, if captured.
+pub fn build_hypervisor(spec: &ArchSpec, paths: &ArchPaths, cargo: CargoOutput) -> Result<String> {
+    let log = build_app(spec, paths, &spec.hypervisor, &paths.hv_target, &[], cargo)?;
+    if let KernelImage::Flat { load_addr } = spec.kernel {
+        let hv = hypervisor_flat(&paths.hv_elf, spec, load_addr)?;
+        write_if_different(&paths.hv_flat, &hv)?;
+    }
+    Ok(log)
 }
 
 /// Builds the bundled guest and returns its flat image. Where the scenario

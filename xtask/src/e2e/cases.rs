@@ -50,6 +50,10 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
                 name: "linux-init-fails",
                 run: linux::linux_init_fails,
             },
+            Case {
+                name: "linux-smp",
+                run: linux::linux_smp,
+            },
         ]);
     }
     if arch == Arch::Aarch64 {
@@ -65,6 +69,10 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
             Case {
                 name: "debian-linux-init-fails",
                 run: linux::linux_init_fails,
+            },
+            Case {
+                name: "debian-linux-smp",
+                run: linux::linux_smp,
             },
         ]);
     }

@@ -28,8 +28,14 @@ const LINUX_TIMEOUT: Duration = Duration::from_secs(linux::DEFAULT_TIMEOUT_SECS)
 /// `configs/vms/linux-ARCH.toml`) and `extra` words after its command
 /// line, from a disk named after `name`.
 fn boot_linux(ctx: &Ctx, name: &str, extra: &str) -> Result<RunOutput> {
+    boot_linux_on(ctx, name, extra, 1)
+}
+
+/// [`boot_linux`] with `cpus` vCPUs (`ctx` built for as many host CPUs).
+fn boot_linux_on(ctx: &Ctx, name: &str, extra: &str, cpus: u32) -> Result<RunOutput> {
     let guest = linux::prepare(ctx.spec.arch)?;
     let mut vm = linux::shipped_config(ctx.spec.arch)?.config;
+    vm.cpus = cpus;
     let cmdline = format!("{} {extra}", vm.cmdline.unwrap_or_default());
     vm.cmdline = Some(cmdline.trim().to_string()).filter(|c| !c.is_empty());
     let files = guest_disk(
@@ -194,5 +200,95 @@ mod tests {
         ));
         assert!(!is_uname_line("Linux version 6.1.0-56-arm64 (aarch64)"));
         assert!(!is_uname_line("guestaspace: userspace is up"));
+    }
+}
+
+/// How many vCPUs the SMP case gives Linux.
+const SMP_CPUS: usize = 4;
+
+/// Linux with 4 vCPUs, each on a host CPU of its own (QEMU `-smp 4`): the
+/// kernel starts the secondary CPUs through the firmware interface (SBI
+/// HSM, PSCI `CPU_ON`) and brings all 4 up; `/init` counts them, runs a
+/// process pinned to each that reports the CPU it ran on, and shows the
+/// IPIs each CPU took; the run ends cleanly and the report names every
+/// vCPU with exits of its own.
+pub(super) fn linux_smp(ctx: &Ctx) -> Result<()> {
+    let smp = ctx.with_host_cpus(SMP_CPUS)?;
+    let out = boot_linux_on(&smp, "linux-smp", "", SMP_CPUS as u32)?;
+    out.check().map_err(|e| with_output(&out, e))?;
+    let pinned: Vec<String> = (0..SMP_CPUS)
+        .map(|cpu| format!("guestaspace: a process pinned to CPU {cpu} runs on CPU {cpu}"))
+        .collect();
+    let mut wanted = vec![
+        "vCPUs: 4, each on its own host CPU",
+        "smp: Brought up 1 node, 4 CPUs",
+        USERSPACE_LINE,
+        "guestaspace: nproc 4",
+    ];
+    wanted.extend(pinned.iter().map(String::as_str));
+    wanted.extend(["Shutdown vm normally!", "Hypervisor ok!"]);
+    check_in_order(&out.text, &wanted).map_err(|e| with_output(&out, e))?;
+    let ipis = function_call_ipis(&out.text)
+        .ok_or_else(|| with_output(&out, "no `IPI1: ... Function call interrupts` line"))?;
+    ensure!(
+        ipis.len() == SMP_CPUS && ipis[1..].iter().any(|&n| n > 0),
+        with_output(
+            &out,
+            format!("function-call IPIs per CPU {ipis:?}: expected 4 CPUs, the secondaries' taken")
+        )
+    );
+    for cpu in 0..SMP_CPUS {
+        let exits = vcpu_exits(&out.text, cpu);
+        ensure!(
+            exits.is_some_and(|n| n > 0),
+            with_output(
+                &out,
+                format!("the report gives vCPU {cpu} no exits of its own")
+            )
+        );
+    }
+    Ok(())
+}
+
+/// The per-CPU counts of `/proc/interrupts`'s function-call IPI line
+/// (`IPI1:  18  5  12  15  Function call interrupts`).
+fn function_call_ipis(text: &str) -> Option<Vec<u64>> {
+    let line = text
+        .lines()
+        .map(without_timestamp)
+        .find(|l| l.trim_start().starts_with("IPI1:") && l.contains("Function call"))?;
+    Some(
+        line.trim_start()
+            .trim_start_matches("IPI1:")
+            .split_whitespace()
+            .map_while(|w| w.parse().ok())
+            .collect(),
+    )
+}
+
+/// The exits the report gives vCPU `cpu` (`vCPU 1: 244 exits (...)`).
+fn vcpu_exits(text: &str, cpu: usize) -> Option<u64> {
+    let prefix = format!("vCPU {cpu}: ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ipi_and_vcpu_lines_are_read() {
+        let text = "[    1.0] x\nIPI0:  0  8  3  1  Rescheduling interrupts\n\
+                    IPI1:        18          5         12         15  Function call interrupts\n\
+                    vCPU 0: 7343 exits (3798 hypercalls, 27 kicks), ended on\n";
+        assert_eq!(function_call_ipis(text), Some(vec![18, 5, 12, 15]));
+        assert_eq!(vcpu_exits(text, 0), Some(7343));
+        assert_eq!(vcpu_exits(text, 1), None);
+        assert_eq!(function_call_ipis("IPI0: 1 Rescheduling"), None);
     }
 }
