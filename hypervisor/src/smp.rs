@@ -41,7 +41,9 @@ pub struct Parked {
 /// guests and waits for the VM.
 pub fn park() -> Parked {
     axtask::set_current_affinity(AxCpuMask::one_shot(0));
-    let tasks = (1..HOST_CPUS)
+    // Every CPU but the boot CPU (none in a one-CPU build).
+    let tasks = (0..HOST_CPUS)
+        .skip(1)
         .map(|cpu| {
             let task = TaskInner::new(
                 move || secondary(cpu),
@@ -94,7 +96,7 @@ pub fn run(parked: Parked, built: Built) -> Arc<GuestVm> {
 
 /// Wakes every parked CPU.
 fn kick_all() {
-    for cpu in 1..HOST_CPUS {
+    for cpu in (0..HOST_CPUS).skip(1) {
         <Current as Arch>::Vcpu::kick(cpu);
     }
 }

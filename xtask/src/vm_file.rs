@@ -229,12 +229,12 @@ mod tests {
             )),
             "{err}"
         );
-        std::fs::write(&file, "cpus = 2\n").unwrap();
+        std::fs::write(&file, "cpus = 9\n").unwrap();
         let err = load(&file).unwrap_err().to_string();
         assert_eq!(
             err,
             format!(
-                "VM config {} line 1: `cpus = 2`: SMP is not supported yet (only cpus = 1)",
+                "VM config {} line 1: `cpus = 9`: expected from 1 to 8 vCPUs",
                 file.display()
             )
         );

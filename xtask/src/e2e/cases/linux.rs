@@ -159,50 +159,6 @@ pub(super) fn linux_init_fails(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn console_lines_are_read_without_the_kernel_time_stamp() {
-        let banner = "[    0.000000] Linux version 6.1.0-56-arm64 (debian-kernel@lists.debian.org) \
-                      #1 SMP Debian 6.1.192-2 (2026-11-16)\r";
-        assert!(without_timestamp(banner).starts_with("Linux version 6.1"));
-        assert_eq!(without_timestamp("[ok] fine"), "[ok] fine");
-        assert_eq!(without_timestamp("plain\r"), "plain");
-    }
-
-    #[test]
-    fn the_isa_line_names_a_64_bit_isa_with_float_and_compressed() {
-        assert!(is_isa_line("guestaspace: isa\t\t: rv64imafdc_zihintpause"));
-        assert!(is_isa_line("guestaspace: isa : rv64imafdc"));
-        assert!(!is_isa_line("guestaspace: isa\t\t: rv64imac"));
-        assert!(!is_isa_line("guestaspace: no line starts with isa"));
-        assert!(!is_isa_line("isa\t\t: rv64imafdc"));
-    }
-
-    #[test]
-    fn the_banner_names_the_kernel_and_its_builder() {
-        let ours = "Linux version 6.1.192 (guestaspace@xtask) (riscv64-linux-gnu-gcc (Debian \
-                    12.2.0-13) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 Thu Jan  1 \
-                    00:00:00 UTC 1970";
-        assert!(is_banner(ours));
-        let debian = "Linux version 6.1.0-56-arm64 (debian-kernel@lists.debian.org) \
-                      #1 SMP Debian 6.1.192-2 (2026-11-16)";
-        assert!(is_debian_banner(debian));
-        assert!(!is_banner("Linux version 5.10.0"));
-    }
-
-    #[test]
-    fn the_uname_line_is_linux_on_aarch64() {
-        assert!(is_uname_line(
-            "Linux (none) 6.1.0-56-arm64 #1 SMP Debian 6.1.192-2 (2026-11-16) aarch64 GNU/Linux"
-        ));
-        assert!(!is_uname_line("Linux version 6.1.0-56-arm64 (aarch64)"));
-        assert!(!is_uname_line("guestaspace: userspace is up"));
-    }
-}
-
 /// How many vCPUs the SMP case gives Linux.
 const SMP_CPUS: usize = 4;
 
@@ -290,5 +246,44 @@ mod tests {
         assert_eq!(vcpu_exits(text, 0), Some(7343));
         assert_eq!(vcpu_exits(text, 1), None);
         assert_eq!(function_call_ipis("IPI0: 1 Rescheduling"), None);
+    }
+
+    #[test]
+    fn console_lines_are_read_without_the_kernel_time_stamp() {
+        let banner = "[    0.000000] Linux version 6.1.0-56-arm64 (debian-kernel@lists.debian.org) \
+                      #1 SMP Debian 6.1.192-2 (2026-11-16)\r";
+        assert!(without_timestamp(banner).starts_with("Linux version 6.1"));
+        assert_eq!(without_timestamp("[ok] fine"), "[ok] fine");
+        assert_eq!(without_timestamp("plain\r"), "plain");
+    }
+
+    #[test]
+    fn the_isa_line_names_a_64_bit_isa_with_float_and_compressed() {
+        assert!(is_isa_line("guestaspace: isa\t\t: rv64imafdc_zihintpause"));
+        assert!(is_isa_line("guestaspace: isa : rv64imafdc"));
+        assert!(!is_isa_line("guestaspace: isa\t\t: rv64imac"));
+        assert!(!is_isa_line("guestaspace: no line starts with isa"));
+        assert!(!is_isa_line("isa\t\t: rv64imafdc"));
+    }
+
+    #[test]
+    fn the_banner_names_the_kernel_and_its_builder() {
+        let ours = "Linux version 6.1.192 (guestaspace@xtask) (riscv64-linux-gnu-gcc (Debian \
+                    12.2.0-13) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 Thu Jan  1 \
+                    00:00:00 UTC 1970";
+        assert!(is_banner(ours));
+        let debian = "Linux version 6.1.0-56-arm64 (debian-kernel@lists.debian.org) \
+                      #1 SMP Debian 6.1.192-2 (2026-11-16)";
+        assert!(is_debian_banner(debian));
+        assert!(!is_banner("Linux version 5.10.0"));
+    }
+
+    #[test]
+    fn the_uname_line_is_linux_on_aarch64() {
+        assert!(is_uname_line(
+            "Linux (none) 6.1.0-56-arm64 #1 SMP Debian 6.1.192-2 (2026-11-16) aarch64 GNU/Linux"
+        ));
+        assert!(!is_uname_line("Linux version 6.1.0-56-arm64 (aarch64)"));
+        assert!(!is_uname_line("guestaspace: userspace is up"));
     }
 }
