@@ -272,7 +272,7 @@ fn service_devices<V: Vcpu, F: Format, H: Host, C: Console>(
     devices: &mut Devices,
 ) {
     devices.select_cpu(slot.index);
-    devices.service(&mut *vm.console.lock());
+    devices.service_to(|bytes| vm.console.lock().write(bytes));
     let raised = slot.vcpu.sync_interrupts(devices);
     slot.stats.count_external_injections(raised);
     if vm.cpus.count() > 1 {

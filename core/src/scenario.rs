@@ -62,6 +62,14 @@ pub enum Scenario {
     /// control port (x86_64): a sleeping state the hypervisor does not
     /// emulate, so the VM stops as failed, not as powered off.
     AcpiSleep = 14,
+    /// With 2 vCPUs (riscv64, aarch64): start CPU 1 through the firmware
+    /// interface (after the calls the spec refuses: an entry outside RAM,
+    /// a CPU that does not exist, one that is on), exchange IPIs with it
+    /// for many rounds, ask for remote fences, and power off.
+    Smp = 15,
+    /// [`Scenario::Smp`] up to the first IPI, which tells CPU 1 to read an
+    /// undeclared address: the VM stops naming vCPU 1.
+    SmpFault = 16,
 }
 
 /// Byte offset of the bench's hypercall count (u32 LE) in the pflash image.
@@ -77,7 +85,7 @@ pub const BENCH_PAGES: u32 = 1000;
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 15] = [
+    pub const ALL: [Scenario; 17] = [
         Scenario::Normal,
         Scenario::WildAccess,
         Scenario::NeverShutdown,
@@ -93,6 +101,8 @@ impl Scenario {
         Scenario::UserVmmcall,
         Scenario::CpuStop,
         Scenario::AcpiSleep,
+        Scenario::Smp,
+        Scenario::SmpFault,
     ];
 
     /// The scenario for a code; unknown codes (an erased flash reads
@@ -127,6 +137,8 @@ impl Scenario {
             Scenario::UserVmmcall => "user-vmmcall",
             Scenario::CpuStop => "cpu-stop",
             Scenario::AcpiSleep => "acpi-sleep",
+            Scenario::Smp => "smp",
+            Scenario::SmpFault => "smp-fault",
         }
     }
 }

@@ -17,6 +17,11 @@ extern crate alloc;
 mod arch;
 mod bench;
 mod rx_ring;
+#[cfg(not(target_arch = "x86_64"))]
+mod smp;
+// An x86_64 VM has one vCPU: its `smp` only refuses the scenarios.
+#[cfg(target_arch = "x86_64")]
+use arch::smp;
 
 use axhal::mem::{PhysAddr, phys_to_virt};
 use guestaspace_core::scenario::{
@@ -97,6 +102,8 @@ fn main() {
         Scenario::UserVmmcall => arch::user_vmmcall_scenario(),
         Scenario::CpuStop => arch::cpu_stop_scenario(),
         Scenario::AcpiSleep => arch::acpi_sleep_scenario(),
+        Scenario::Smp => smp::scenario(false),
+        Scenario::SmpFault => smp::scenario(true),
         Scenario::NeverShutdown => {
             println!("Scenario never-shutdown: spinning forever");
             loop {

@@ -127,9 +127,15 @@ impl Devices {
     /// After device activity: prints what the devices transmitted and
     /// brings the port devices' lines to the controller.
     pub fn service<C: Console + ?Sized>(&mut self, console: &mut C) {
-        self.bus.drain_console_output(|bytes| console.write(bytes));
-        self.ports
-            .drain_console_output(|bytes| console.write(bytes));
+        self.service_to(|bytes| console.write(bytes));
+    }
+
+    /// [`Devices::service`] with the output going to `out`, called only
+    /// when there is some (the run loop locks the shared console there,
+    /// not on every device access).
+    pub fn service_to(&mut self, mut out: impl FnMut(&[u8])) {
+        self.bus.drain_console_output(&mut out);
+        self.ports.drain_console_output(&mut out);
         for (source, level) in self.ports.wired_lines() {
             self.bus.set_irq_line(source, level);
         }

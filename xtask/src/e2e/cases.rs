@@ -3,6 +3,7 @@
 //! cases are in `cases/linux.rs`.
 
 mod linux;
+mod smp;
 
 use super::{Case, Ctx, DEFAULT_TIMEOUT};
 use crate::arch::Arch;
@@ -120,6 +121,14 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
     }
     if matches!(arch, Arch::Riscv64 | Arch::Aarch64) {
         cases.extend([
+            Case {
+                name: "smp",
+                run: smp::smp,
+            },
+            Case {
+                name: "smp-fault",
+                run: smp::smp_fault,
+            },
             Case {
                 name: "cpu-stop",
                 run: cpu_stop,

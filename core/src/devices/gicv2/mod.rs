@@ -497,20 +497,47 @@ impl Gicv2 {
     fn best(&self, cpu: usize) -> Option<u32> {
         let pmr = self.cpus[cpu].iface.pmr;
         let mut best: Option<(u32, u8)> = None;
-        for id in 0..NUM_INTIDS {
-            let p = self.priority_of(cpu, id);
-            if p < pmr
-                && best.is_none_or(|(_, bp)| p < bp)
-                && self.get(cpu, Field::Enabled, id)
-                && !self.get(cpu, Field::Active, id)
-                && self.is_pending(cpu, id)
-                && self.group_enabled(cpu, self.group_of(cpu, id))
-                && (id < SPI_BASE || self.target[id as usize] & (1 << cpu) != 0)
-            {
-                best = Some((id, p));
+        // Word by word, only the INTIDs pending, enabled and not active on
+        // this CPU are looked at (usually none): this runs after every
+        // device access, for each CPU's line.
+        for w in 0..WORDS {
+            let mut candidates = self.pending_word(cpu, w)
+                & self.word(cpu, Field::Enabled, w)
+                & !self.word(cpu, Field::Active, w);
+            while candidates != 0 {
+                let id = w as u32 * 32 + candidates.trailing_zeros();
+                candidates &= candidates - 1;
+                let p = self.priority_of(cpu, id);
+                if p < pmr
+                    && best.is_none_or(|(_, bp)| p < bp)
+                    && self.group_enabled(cpu, self.group_of(cpu, id))
+                    && (id < SPI_BASE || self.target[id as usize] & (1 << cpu) != 0)
+                {
+                    best = Some((id, p));
+                }
             }
         }
         best.map(|(id, _)| id)
+    }
+
+    /// Word `w` of what is pending on CPU `cpu`, as [`Gicv2::is_pending`]
+    /// says bit by bit: an SGI from any source; a PPI or SPI latched, or
+    /// level-triggered with its line high.
+    fn pending_word(&self, cpu: usize, w: usize) -> u32 {
+        let latch = self.word(cpu, Field::Latch, w);
+        let line = self.word(cpu, Field::Line, w);
+        if w > 0 {
+            return latch | (line & !self.edge.0[w]);
+        }
+        // Word 0: SGIs (0..16) by source; PPIs (16..32) level-triggered.
+        let sgis = self.cpus[cpu]
+            .sgi_sources
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (sgi, &sources)| {
+                acc | (u32::from(sources != 0) << sgi)
+            });
+        sgis | ((latch | line) & 0xffff_0000)
     }
 
     /// The group priority of `id` on CPU `cpu`: its priority with the bits

@@ -3,6 +3,7 @@
 //! kernel is built with ArceOS's `irq` feature on aarch64), the SMCCC
 //! vendor calls over HVC, and PSCI power-off.
 
+pub mod smp;
 pub mod uart;
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -47,10 +48,13 @@ const TIMER_INTID: usize = 30;
 /// Timer interrupts taken since boot, counted by an IRQ hook.
 static TIMER_IRQS: AtomicU64 = AtomicU64::new(0);
 
+/// The one IRQ hook ArceOS keeps: timer interrupts, and the `smp`
+/// scenario's replies.
 fn count_timer_irq(intid: usize) {
     if intid == TIMER_INTID {
         TIMER_IRQS.fetch_add(1, Ordering::Relaxed);
     }
+    smp::count_reply(intid);
 }
 
 /// The physical count.

@@ -3,6 +3,7 @@
 //! hypervisor's null SBI call, and SBI SRST power-off.
 
 pub mod interrupts;
+pub mod smp;
 pub mod uart;
 
 /// QEMU virt pflash1.

@@ -183,3 +183,11 @@ pub fn power_off(clean: bool) -> ! {
         core::hint::spin_loop();
     }
 }
+
+/// The `smp` scenarios are riscv64 and aarch64 ones: an x86_64 VM has one
+/// vCPU.
+pub mod smp {
+    pub fn scenario(_fault: bool) {
+        panic!("the smp scenarios are riscv64 and aarch64 scenarios");
+    }
+}
