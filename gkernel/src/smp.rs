@@ -86,11 +86,17 @@ pub fn scenario(fault: bool) {
         wait("the VM to stop", || false);
         return;
     }
+    let start = cpu::now();
     for round in 1..=ROUNDS {
         cpu::send_ipi(1);
         wait("CPU 1 to take an IPI", || read(&MAILBOX.ipis) >= round);
         wait("CPU 1's IPI", cpu::take_ipi);
     }
+    let ticks = cpu::now() - start;
     println!("{ROUNDS} IPIs to CPU 1 and {ROUNDS} back, none lost");
+    // Nanoseconds by the guest's own counter; under QEMU's `-icount
+    // shift=0`, instructions.
+    let ns = u128::from(ticks) * 1_000_000_000 / u128::from(cpu::counter_hz()) / u128::from(ROUNDS);
+    println!("IPI round trip: {ns} ns (mean of {ROUNDS})");
     cpu::remote_fences();
 }

@@ -24,6 +24,7 @@ mod guest_boot;
 mod linux_boot;
 mod measure;
 mod report;
+mod smp;
 
 use crate::arch::ICOUNT;
 use crate::arch::{App, Arch, ArchSpec, KernelImage, VmFiles};
@@ -160,7 +161,14 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
         None
     };
 
-    // 7. A cold build.
+    // 7. SMP: the IPI round trip, and Linux with 4 vCPUs.
+    let smp = if crate::guests::linux::supports(spec.arch) {
+        Some(smp::measure(spec, &paths, runs).context("SMP figures")?)
+    } else {
+        None
+    };
+
+    // 8. A cold build.
     let cold_build = if options.cold {
         Some(cold_build(&paths.repo, spec.arch)?)
     } else {
@@ -181,6 +189,7 @@ fn bench_arch(spec: &'static ArchSpec, options: &BenchOptions) -> Result<ArchFig
         clock_us,
         devices,
         linux,
+        smp,
         cold_build,
     })
 }

@@ -230,3 +230,59 @@ mod tests {
         assert_eq!(cpus(Arch::Riscv64), [None]);
     }
 }
+
+/// Linux to its `/init` with `cpus` CPUs: bare QEMU with `-smp cpus` (on
+/// the guest's CPU), and as the guest with `cpus` vCPUs on a hypervisor
+/// built for as many host CPUs; `runs` times each.
+pub fn measure_smp(
+    spec: &'static ArchSpec,
+    paths: &ArchPaths,
+    runs: usize,
+    cpus: usize,
+) -> Result<(Summary, Summary)> {
+    let guest = linux::prepare(spec.arch)?;
+    let mem = linux::shipped_config(spec.arch)?
+        .config
+        .mem
+        .context("the shipped Linux config gives no mem")?;
+    let smp = cpus.to_string();
+    let cpu = bare_cpus(spec.arch).last().and_then(|&(cpu, _)| cpu);
+    let mut args = bare_args(spec.arch, cpu, mem, &guest.kernel, &guest.initrd);
+    args.extend(["-smp", &smp].map(OsString::from));
+    let bare = Summary::of(time_command(runs, || {
+        let watch = Watch {
+            timeout: super::RUN_TIMEOUT,
+            echo: false,
+            show_command: false,
+            input: Input::Null,
+        };
+        let out = run_command(spec.qemu.binary, &args, &watch)?;
+        out.check()
+            .with_context(|| format!("bare QEMU output:\n{}", out.text))?;
+        to_userspace(&out)
+    })?);
+    let smp_paths = paths.clone().with_host_cpus(spec, cpus);
+    crate::prepare::build_hypervisor(spec, &smp_paths, crate::build::CargoOutput::Captured)?;
+    let vm = VmConfig {
+        mem: Some(mem),
+        cmdline: Some(cmdline(spec.arch).to_string()),
+        cpus: cpus as u32,
+        ..VmConfig::DEFAULT
+    };
+    let disk_files = guest_disk(
+        &guest_flat(&guest.kernel, spec)?,
+        &vm,
+        Some(read_initrd(&guest.initrd)?),
+    );
+    let disk = paths.e2e.join("disk-bench-linux-smp.img");
+    crate::disk::write_fat_disk(&disk, &disk_files)?;
+    let files = VmFiles {
+        kernel: smp_paths.kernel(spec),
+        disk: &disk,
+        pflash: &paths.pflash,
+    };
+    let hosted = Summary::of(time_command(runs, || {
+        to_userspace(&super::boot(spec, &files, &["-smp", &smp])?)
+    })?);
+    Ok((bare, hosted))
+}

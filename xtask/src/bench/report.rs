@@ -5,6 +5,7 @@
 use super::guest_boot::GuestBoot;
 use super::linux_boot::LinuxBoot;
 use super::measure::Summary;
+use super::smp::{LINUX_CPUS, SmpFigures};
 use crate::arch::Arch;
 use serde_json::{Value, json};
 use std::fmt::Write;
@@ -98,6 +99,8 @@ pub struct ArchFigures {
     pub devices: Option<DeviceFigures>,
     /// Linux booted to `/init`, where it runs as a guest.
     pub linux: Option<LinuxBoot>,
+    /// SMP figures, where the guest has several vCPUs (riscv64, aarch64).
+    pub smp: Option<SmpFigures>,
     pub cold_build: Option<Duration>,
 }
 
@@ -313,6 +316,42 @@ pub fn table(f: &ArchFigures, runs: usize) -> String {
             l.clock_us.1 as f64 / 1e3
         );
     }
+    if let Some(smp) = &f.smp {
+        let _ = writeln!(t, "SMP (vCPUs each on a host CPU of its own)");
+        let _ = writeln!(
+            t,
+            "{:<46} {:>7.1} {:>7.1} {:>7.1} us",
+            "  IPI round trip, 2 vCPUs (guest's counter)",
+            smp.ipi.min.as_secs_f64() * 1e6,
+            smp.ipi.median.as_secs_f64() * 1e6,
+            smp.ipi.max.as_secs_f64() * 1e6
+        );
+        let _ = writeln!(
+            t,
+            "{:<46} {} instructions",
+            "  IPI round trip under -icount", smp.ipi_icount
+        );
+        if let Some((bare, hosted)) = &smp.linux {
+            let _ = writeln!(
+                t,
+                "{:<46} {}",
+                format!("  Linux to /init, bare QEMU -smp {LINUX_CPUS}"),
+                secs(bare)
+            );
+            let _ = writeln!(
+                t,
+                "{:<46} {}",
+                format!("  Linux to /init, as our guest, {LINUX_CPUS} vCPUs"),
+                secs(hosted)
+            );
+            let _ = writeln!(
+                t,
+                "{:<46} {:>7.2}x",
+                "  guest / bare (medians)",
+                ratio(hosted.median, bare.median)
+            );
+        }
+    }
     let _ = writeln!(t, "guest memory");
     let _ = writeln!(
         t,
@@ -415,6 +454,16 @@ pub fn json(all: &[ArchFigures], runs: usize) -> Value {
                     "ram_pages_4k": l.pages,
                     "hypervisor_clock_us": { "to_guest_entry": l.clock_us.0, "guest_run": l.clock_us.1 },
                 })),
+                "smp": f.smp.as_ref().map(|smp| json!({
+                    "ipi_round_trip_seconds": summary_json(&smp.ipi),
+                    "ipi_round_trip_icount_instructions": smp.ipi_icount,
+                    "linux_to_init_cpus": LINUX_CPUS,
+                    "linux_to_init": smp.linux.as_ref().map(|(bare, hosted)| json!({
+                        "bare_seconds": summary_json(bare),
+                        "hosted_seconds": summary_json(hosted),
+                        "hosted_over_bare": ratio(hosted.median, bare.median),
+                    })),
+                })),
                 "cold_build_seconds": f.cold_build.map(|d| d.as_secs_f64()),
             })
         })
@@ -477,6 +526,11 @@ mod tests {
                 pages: 9000,
                 clock_us: (230_000, 250_000),
             }),
+            smp: Some(SmpFigures {
+                ipi: s(2),
+                ipi_icount: 4321,
+                linux: Some((s(1000), s(3500))),
+            }),
             cold_build: None,
         }
     }
@@ -533,6 +587,20 @@ mod tests {
         assert_eq!(
             j["arches"][0]["guest_memory"]["ram_mapped_bytes"],
             212 << 10
+        );
+        assert!(
+            t.contains("IPI round trip under -icount           4321 instructions"),
+            "{t}"
+        );
+        assert!(t.contains("2000.0  2000.0  2000.0 us"), "{t}");
+        assert!(t.contains("3.50x"), "Linux SMP guest / bare: {t}");
+        assert_eq!(
+            j["arches"][0]["smp"]["linux_to_init"]["hosted_over_bare"],
+            3.5
+        );
+        assert_eq!(
+            j["arches"][0]["smp"]["ipi_round_trip_icount_instructions"],
+            4321
         );
     }
 }

@@ -146,3 +146,19 @@ pub fn clean(addr: usize) {
 /// No SBI-style remote fences: Arm's TLB and cache maintenance broadcast
 /// in hardware.
 pub fn remote_fences() {}
+
+/// The virtual count.
+pub fn now() -> u64 {
+    let v: u64;
+    // SAFETY: reading CNTVCT_EL0 has no side effects.
+    unsafe { core::arch::asm!("isb", "mrs {}, cntvct_el0", out(reg) v) };
+    v
+}
+
+/// Its frequency (CNTFRQ_EL0).
+pub fn counter_hz() -> u64 {
+    let hz: u64;
+    // SAFETY: reading CNTFRQ_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) hz) };
+    hz
+}

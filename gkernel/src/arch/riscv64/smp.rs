@@ -117,3 +117,14 @@ pub fn remote_fences() {
         answer(sbi_rt::remote_sfence_vma(both, 0, usize::MAX))
     );
 }
+
+/// The time counter.
+pub fn now() -> u64 {
+    riscv::register::time::read64()
+}
+
+/// Its frequency: QEMU `virt`'s 10 MHz (its device tree's
+/// `timebase-frequency`).
+pub fn counter_hz() -> u64 {
+    10_000_000
+}
