@@ -89,8 +89,17 @@ pub fn scenario(fault: bool) {
     let start = cpu::now();
     for round in 1..=ROUNDS {
         cpu::send_ipi(1);
-        wait("CPU 1 to take an IPI", || read(&MAILBOX.ipis) >= round);
-        wait("CPU 1's IPI", cpu::take_ipi);
+        // Halted until CPU 1's IPI arrives, so that under `-icount` (one
+        // host thread runs the vCPUs in turn) the round trip counts the
+        // instructions of the IPI path, not of a wait loop.
+        wait("CPU 1's IPI", || {
+            cpu::wait_for_interrupt();
+            cpu::take_ipi()
+        });
+        assert!(
+            read(&MAILBOX.ipis) >= round,
+            "CPU 1's IPI came before it counted mine"
+        );
     }
     let ticks = cpu::now() - start;
     println!("{ROUNDS} IPIs to CPU 1 and {ROUNDS} back, none lost");

@@ -109,6 +109,12 @@ pub fn cpu_state(cpu: usize) -> isize {
     hvc3(smccc::PSCI_AFFINITY_INFO_64, cpu as u64, 0, 0)
 }
 
+/// Waits for an interrupt (this kernel takes IRQs: the reply SGI's hook
+/// runs before this returns).
+pub fn wait_for_interrupt() {
+    axhal::asm::wait_for_irqs();
+}
+
 /// SGI 1 to `cpu` (GICD_SGIR through ArceOS's GIC mapping).
 pub fn send_ipi(cpu: usize) {
     use axhal::mem::{PhysAddr, phys_to_virt};

@@ -63,8 +63,19 @@ fn answer(ret: sbi_rt::SbiRet) -> isize {
     }
 }
 
-/// Nothing to set up: SBI IPIs arrive as sip.SSIP, polled.
-pub fn prepare() {}
+/// SBI IPIs arrive as sip.SSIP, polled; sie.SSIE lets one end a `wfi`
+/// (sstatus.SIE stays off: it is never taken).
+pub fn prepare() {
+    // SAFETY: with sstatus.SIE off, the software interrupt only wakes
+    // `wfi`; nothing takes it.
+    unsafe { riscv::register::sie::set_ssoft() };
+}
+
+/// Waits for an interrupt to be pending (or returns at once if one is).
+pub fn wait_for_interrupt() {
+    // SAFETY: `wfi` only waits.
+    unsafe { core::arch::asm!("wfi") };
+}
 
 /// SBI HSM `hart_start`: the error code (0: started).
 pub fn start_cpu(hart: usize, entry: usize, opaque: usize) -> isize {
