@@ -476,17 +476,21 @@ pub enum ExitKind {
     /// Another vCPU (or the hypervisor) kicked this one out of the guest:
     /// work was posted for it, or the VM ended.
     Kick = 9,
+    /// The guest waited for an interrupt (a trapped WFI), which the vCPU
+    /// waited for on its host CPU.
+    Wfi = 10,
 }
 
 impl ExitKind {
     /// Every class, in report order.
-    pub const ALL: [ExitKind; 10] = [
+    pub const ALL: [ExitKind; 11] = [
         ExitKind::NestedPageFault,
         ExitKind::Hypercall,
         ExitKind::Timer,
         ExitKind::Mmio,
         ExitKind::HostTick,
         ExitKind::Kick,
+        ExitKind::Wfi,
         ExitKind::SysReg,
         ExitKind::PortIo,
         ExitKind::Reflected,
@@ -502,6 +506,7 @@ impl ExitKind {
             ExitKind::Mmio => "mmio",
             ExitKind::HostTick => "host tick",
             ExitKind::Kick => "kick",
+            ExitKind::Wfi => "wfi",
             ExitKind::SysReg => "sysreg",
             ExitKind::PortIo => "pio",
             ExitKind::Reflected => "reflected",

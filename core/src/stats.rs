@@ -209,7 +209,7 @@ mod tests {
         let text = s.report(&riscv().as_ref()).to_string();
         assert_eq!(
             text,
-            "VM exits: 4 total, nested page fault 3, hypercall 1, timer 0, mmio 0, host tick 0, kick 0, sysreg 0, pio 0, reflected 0, unexpected 0\n\
+            "VM exits: 4 total, nested page fault 3, hypercall 1, timer 0, mmio 0, host tick 0, kick 0, wfi 0, sysreg 0, pio 0, reflected 0, unexpected 0\n\
              Interrupts injected: timer 0, external 0; exceptions injected: 0\n\
              Guest memory mapped: 0 blocks of 2 MiB + 4 pages of 4 KiB (16 KiB), plic 0 pages, uart 1 page, pflash 1 page, ram 0 blocks + 2 pages (8 KiB of 128 MiB)"
         );

@@ -57,6 +57,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         ("mmio", 1729),
         ("host tick", 0),
         ("kick", 0),
+        ("wfi", 0),
         ("sysreg", 0),
         ("pio", 0),
         ("reflected", 0),

@@ -61,6 +61,7 @@ pub const SPEC: ArchSpec = ArchSpec {
         ("mmio", 0),
         ("host tick", 0),
         ("kick", 0),
+        ("wfi", 0),
         ("sysreg", 44),
         ("pio", 1888),
         ("reflected", 0),

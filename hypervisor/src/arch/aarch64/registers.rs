@@ -9,6 +9,9 @@ use guestaspace_core::arch::setup::HwSetupError;
 /// HCR_EL2.VI, bit 7: a virtual IRQ is pending for EL1 (Arm ARM DDI 0487,
 /// D23.2 "HCR_EL2"; aarch64-cpu 10 does not name the field).
 const HCR_EL2_VI: u64 = 1 << 7;
+/// HCR_EL2.TWI, bit 13: the guest's WFI traps to EL2 (same section), where
+/// the vCPU waits on its host CPU for what can wake it.
+const HCR_EL2_TWI: u64 = 1 << 13;
 
 /// HCR_EL2 while the guest runs: stage-2 on, AArch64 EL1, physical
 /// interrupts and SErrors routed to EL2, SMC trapped, implementation-defined
@@ -23,19 +26,20 @@ const HCR_EL2_VI: u64 = 1 << 7;
 /// GIC's CPU interface has an interrupt for it.
 pub fn hcr_guest(virq: bool) -> u64 {
     let vi = if virq { HCR_EL2_VI } else { 0 };
-    vi | (HCR_EL2::VM::Enable
-        + HCR_EL2::SWIO::SET
-        + HCR_EL2::FMO::EnableVirtualFIQ
-        + HCR_EL2::IMO::EnableVirtualIRQ
-        + HCR_EL2::AMO::SET
-        + HCR_EL2::TSC::EnableTrapEl1SmcToEl2
-        + HCR_EL2::TIDCP::SET
-        + HCR_EL2::TACR::SET
-        + HCR_EL2::RW::EL1IsAarch64
-        + HCR_EL2::E2H::EnableOsAtEl2
-        + HCR_EL2::APK::DisableTrapPointerAuthKeyRegsToEl2
-        + HCR_EL2::API::DisableTrapPointerAuthInstToEl2)
-        .value
+    vi | HCR_EL2_TWI
+        | (HCR_EL2::VM::Enable
+            + HCR_EL2::SWIO::SET
+            + HCR_EL2::FMO::EnableVirtualFIQ
+            + HCR_EL2::IMO::EnableVirtualIRQ
+            + HCR_EL2::AMO::SET
+            + HCR_EL2::TSC::EnableTrapEl1SmcToEl2
+            + HCR_EL2::TIDCP::SET
+            + HCR_EL2::TACR::SET
+            + HCR_EL2::RW::EL1IsAarch64
+            + HCR_EL2::E2H::EnableOsAtEl2
+            + HCR_EL2::APK::DisableTrapPointerAuthKeyRegsToEl2
+            + HCR_EL2::API::DisableTrapPointerAuthInstToEl2)
+            .value
 }
 
 /// HCR_EL2 while the host runs: VHE with TGE, as the platform set it up.

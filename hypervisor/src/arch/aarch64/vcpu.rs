@@ -295,6 +295,22 @@ impl ArmVcpu {
         }
     }
 
+    /// A trapped WFI (HCR_EL2.TWI; WFE is not trapped): unless the guest's
+    /// virtual IRQ line is up already, the vCPU waits on its host CPU, in a
+    /// WFI at EL2 with interrupts masked, until a physical interrupt is
+    /// pending (its EL2 timer, armed for its emulated timer's deadline and
+    /// the host tick; its virtual timer's PPI; another vCPU's kick). The
+    /// interrupt then ends its next entry, as any other exit.
+    fn wait_for_interrupt(&mut self) -> Exit {
+        // ELR_EL2 points at the WFI.
+        self.pc += 4;
+        if !self.virq {
+            // SAFETY: WFI only waits; the host's interrupts stay masked.
+            unsafe { asm!("wfi") };
+        }
+        Exit::Handled(Handled::quiet(ExitKind::Wfi, false))
+    }
+
     /// After an exit: if the guest's virtual timer interrupt is held, lets
     /// the physical PPI through again once the timer no longer asserts it
     /// (the guest masked, disabled or re-armed it).
@@ -359,6 +375,7 @@ impl Vcpu for ArmVcpu {
         let trap = Trap { esr, far, hpfar };
         match kind {
             0 if trap.class() == ec::SYSREG => self.emulate_sysreg(esr, far),
+            0 if trap.class() == ec::WFX => self.wait_for_interrupt(),
             0 => {
                 let x = [
                     self.state.guest[0],
