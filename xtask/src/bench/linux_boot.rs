@@ -199,38 +199,6 @@ fn to_userspace(out: &RunOutput) -> Result<Duration> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bare_command_line_is_what_a_user_types() {
-        let (kernel, initrd) = (Path::new("/k/Image"), Path::new("/k/initrd"));
-        let args = bare_args(Arch::Aarch64, Some("cortex-a72"), 256 << 20, kernel, initrd);
-        let line = crate::vm::shell_line("qemu-system-aarch64", &args);
-        assert_eq!(
-            line,
-            "qemu-system-aarch64 -machine virt -cpu cortex-a72 -m 256M -nographic -no-reboot \
-             -kernel /k/Image -initrd /k/initrd -append console=ttyAMA0"
-        );
-        let args = bare_args(Arch::Riscv64, None, 256 << 20, kernel, initrd);
-        let line = crate::vm::shell_line("qemu-system-riscv64", &args);
-        assert_eq!(
-            line,
-            "qemu-system-riscv64 -machine virt -m 256M -nographic -no-reboot -bios default \
-             -kernel /k/Image -initrd /k/initrd -append console=ttyS0"
-        );
-    }
-
-    #[test]
-    fn aarch64_is_also_timed_bare_on_the_guests_cpu() {
-        let cpus = |arch| -> Vec<Option<&str>> { bare_cpus(arch).iter().map(|c| c.0).collect() };
-        assert_eq!(cpus(Arch::Aarch64), [Some("cortex-a72"), Some("max")]);
-        // The riscv64 hypervisor's machine has QEMU's default CPU too.
-        assert_eq!(cpus(Arch::Riscv64), [None]);
-    }
-}
-
 /// Linux to its `/init` with `cpus` CPUs: bare QEMU with `-smp cpus` (on
 /// the guest's CPU), and as the guest with `cpus` vCPUs on a hypervisor
 /// built for as many host CPUs; `runs` times each.
@@ -285,4 +253,36 @@ pub fn measure_smp(
         to_userspace(&super::boot(spec, &files, &["-smp", &smp])?)
     })?);
     Ok((bare, hosted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bare_command_line_is_what_a_user_types() {
+        let (kernel, initrd) = (Path::new("/k/Image"), Path::new("/k/initrd"));
+        let args = bare_args(Arch::Aarch64, Some("cortex-a72"), 256 << 20, kernel, initrd);
+        let line = crate::vm::shell_line("qemu-system-aarch64", &args);
+        assert_eq!(
+            line,
+            "qemu-system-aarch64 -machine virt -cpu cortex-a72 -m 256M -nographic -no-reboot \
+             -kernel /k/Image -initrd /k/initrd -append console=ttyAMA0"
+        );
+        let args = bare_args(Arch::Riscv64, None, 256 << 20, kernel, initrd);
+        let line = crate::vm::shell_line("qemu-system-riscv64", &args);
+        assert_eq!(
+            line,
+            "qemu-system-riscv64 -machine virt -m 256M -nographic -no-reboot -bios default \
+             -kernel /k/Image -initrd /k/initrd -append console=ttyS0"
+        );
+    }
+
+    #[test]
+    fn aarch64_is_also_timed_bare_on_the_guests_cpu() {
+        let cpus = |arch| -> Vec<Option<&str>> { bare_cpus(arch).iter().map(|c| c.0).collect() };
+        assert_eq!(cpus(Arch::Aarch64), [Some("cortex-a72"), Some("max")]);
+        // The riscv64 hypervisor's machine has QEMU's default CPU too.
+        assert_eq!(cpus(Arch::Riscv64), [None]);
+    }
 }
