@@ -43,6 +43,7 @@ fn main() {
 
 fn run() -> Result<(), HvError> {
     println!("arceos-guestaspace: {}", Current::DESCRIPTION);
+    smp::pin_to_cpu0();
     Current::init_hardware().map_err(HvError::Hardware)?;
     let parked = smp::park();
     let built = match vm_setup::build() {

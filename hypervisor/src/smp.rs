@@ -37,11 +37,18 @@ pub struct Parked {
     tasks: Vec<AxTaskRef>,
 }
 
-/// Starts a task on every secondary host CPU: it sets the CPU up for
-/// guests and waits for the VM.
-pub fn park() -> Parked {
+/// Moves the calling (main) task to host CPU 0, where vCPU 0 runs: vCPU
+/// `i` runs on host CPU `i`, whichever CPU the firmware booted (OpenSBI
+/// picks its boot hart by lottery). Call first, before any per-CPU
+/// set-up.
+pub fn pin_to_cpu0() {
     axtask::set_current_affinity(AxCpuMask::one_shot(0));
-    // Every CPU but the boot CPU (none in a one-CPU build).
+}
+
+/// Starts a task on every host CPU but 0: it sets the CPU up for guests
+/// and waits for the VM.
+pub fn park() -> Parked {
+    // None in a one-CPU build.
     let tasks = (0..HOST_CPUS)
         .skip(1)
         .map(|cpu| {
