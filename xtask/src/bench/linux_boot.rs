@@ -103,19 +103,7 @@ pub fn measure(
         .context("the shipped Linux config gives no mem")?;
     let time_bare = |cpu| {
         let args = bare_args(spec.arch, cpu, mem, &guest.kernel, &guest.initrd);
-        time_command(runs, || {
-            let watch = Watch {
-                timeout: super::RUN_TIMEOUT,
-                echo: false,
-                show_command: false,
-                input: Input::Null,
-            };
-            let out = run_command(spec.qemu.binary, &args, &watch)?;
-            out.check()
-                .with_context(|| format!("bare QEMU output:\n{}", out.text))?;
-            to_userspace(&out)
-        })
-        .map(Summary::of)
+        time_bare_runs(spec, &args, runs)
     };
     let cpus = bare_cpus(spec.arch);
     let bare = time_bare(cpus[0].0)?;
@@ -159,6 +147,24 @@ pub fn measure(
         pages: ram.pages,
         clock_us: parse_clock(&last.text)?,
     })
+}
+
+/// Boots the kernel bare with QEMU arguments `args` `runs` times, each
+/// timed to `/init`'s line and required to end cleanly.
+fn time_bare_runs(spec: &ArchSpec, args: &[OsString], runs: usize) -> Result<Summary> {
+    let watch = Watch {
+        timeout: super::RUN_TIMEOUT,
+        echo: false,
+        show_command: false,
+        input: Input::Null,
+    };
+    time_command(runs, || {
+        let out = run_command(spec.qemu.binary, args, &watch)?;
+        out.check()
+            .with_context(|| format!("bare QEMU output:\n{}", out.text))?;
+        to_userspace(&out)
+    })
+    .map(Summary::of)
 }
 
 /// QEMU's arguments for `arch`'s `kernel` and `initrd` booted directly,
@@ -217,18 +223,7 @@ pub fn measure_smp(
     let cpu = bare_cpus(spec.arch).last().and_then(|&(cpu, _)| cpu);
     let mut args = bare_args(spec.arch, cpu, mem, &guest.kernel, &guest.initrd);
     args.extend(["-smp", &smp].map(OsString::from));
-    let bare = Summary::of(time_command(runs, || {
-        let watch = Watch {
-            timeout: super::RUN_TIMEOUT,
-            echo: false,
-            show_command: false,
-            input: Input::Null,
-        };
-        let out = run_command(spec.qemu.binary, &args, &watch)?;
-        out.check()
-            .with_context(|| format!("bare QEMU output:\n{}", out.text))?;
-        to_userspace(&out)
-    })?);
+    let bare = time_bare_runs(spec, &args, runs)?;
     let smp_paths = paths.clone().with_host_cpus(spec, cpus);
     crate::prepare::build_hypervisor(spec, &smp_paths, crate::build::CargoOutput::Captured)?;
     let vm = VmConfig {
