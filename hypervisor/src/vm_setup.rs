@@ -113,12 +113,8 @@ pub fn build() -> Result<Built, HvError> {
     let cpus = config.cpus as usize;
     crate::smp::check_cpus(cpus)?;
     let board = Current::BOARD;
-    let mut devices = Devices::for_board_with_cpus(&board, cpus)
+    let devices = Devices::for_board_with_cpus(&board, cpus)
         .map_err(|e| HvError::Boot(alloc::format!("the board's devices: {e}")))?;
-    let contexts: alloc::vec::Vec<usize> = (0..cpus)
-        .map(|cpu| board.cpu_wiring(cpu).irq_context)
-        .collect();
-    devices.wire_cpus(&contexts);
     let stage2_root = memory.space.root();
     let vcpu = Current::new_vcpu(&plan, stage2_root, board.cpu_wiring(0));
     println!("Guest entry point {:#x}", plan.entry);

@@ -71,7 +71,9 @@ impl Devices {
     }
 
     /// [`Devices::for_board`] for a VM with `cpus` vCPUs, 1..=8: the
-    /// interrupt controller gets a part per vCPU (a GIC's CPU interfaces).
+    /// interrupt controller gets a part per vCPU (a GIC's CPU interfaces),
+    /// and each vCPU's controller context is the one the board wires it
+    /// to ([`Devices::lines_changed`]).
     ///
     /// # Panics
     ///
@@ -91,6 +93,12 @@ impl Devices {
                 bus.set_irq_chip(id)?;
             }
         }
+        let contexts = (0..cpus).map(|cpu| board.cpu_wiring(cpu).irq_context);
+        devices.cpu_lines = CpuLines {
+            contexts: contexts.collect(),
+            seen: alloc::vec![false; cpus],
+            epoch: u64::MAX,
+        };
         Ok(devices)
     }
 
@@ -200,15 +208,6 @@ pub(crate) struct CpuLines {
 }
 
 impl Devices {
-    /// Names the controller context of each vCPU, vCPU 0 first.
-    pub fn wire_cpus(&mut self, contexts: &[usize]) {
-        self.cpu_lines = CpuLines {
-            contexts: contexts.to_vec(),
-            seen: alloc::vec![false; contexts.len()],
-            epoch: u64::MAX,
-        };
-    }
-
     /// After vCPU `me` acted on the devices and synced its own line: the
     /// other vCPUs whose controller output changed since they were last
     /// told (to be kicked, so that they sync). With one vCPU, none.
