@@ -96,10 +96,9 @@ pub(super) fn kick_changed<V: Vcpu, F: Format, H: Host, C: Console>(
 fn runnable<F: Format, H: Host, C: Console>(vm: &Vm<F, H, C>, entry: GuestPhysAddr) -> bool {
     vm.memory
         .lock()
-        .layout
-        .regions()
-        .iter()
-        .any(|r| r.kind == RegionKind::Ram && r.contains(entry))
+        .layout()
+        .region_of(entry)
+        .is_some_and(|r| r.kind == RegionKind::Ram)
 }
 
 /// The vCPU index a request names, if the VM has it.
