@@ -8,7 +8,7 @@
 
 use super::sbi;
 use crate::addr::GuestPhysAddr;
-use crate::exit::{Access, Exit, Unexpected};
+use crate::exit::{Access, Exit, ExitKind, Handled, Unexpected};
 
 /// `scause` exception codes an H-extension hypervisor sees from a guest
 /// (Privileged v1.12 §8.6.1, Table 8.6).
@@ -85,14 +85,19 @@ pub const fn guest_fault_address(htval: u64, stval: u64) -> GuestPhysAddr {
 /// Decodes a trap; `a` holds the guest's `a0..a7` (needed for SBI calls).
 /// The hart's supervisor timer interrupt comes back as [`Exit::HostTick`]:
 /// the one S-mode timer carries both the host's tick and the guest's
-/// deadline, and only the vCPU knows which was due.
+/// deadline, and only the vCPU knows which was due. Its supervisor
+/// software interrupt is another hart's kick (an SBI IPI), a
+/// [`ExitKind::Kick`] the vCPU withdraws (`sip.SSIP`) and the run loop
+/// counts.
 pub fn decode(trap: &Trap, a: &[u64; 8]) -> Exit {
     let code = trap.scause & !cause::INTERRUPT;
     if trap.scause & cause::INTERRUPT != 0 {
-        return if code == cause::SUPERVISOR_TIMER_INTERRUPT {
-            Exit::HostTick
-        } else {
-            unexpected(trap)
+        return match code {
+            cause::SUPERVISOR_TIMER_INTERRUPT => Exit::HostTick,
+            cause::SUPERVISOR_SOFTWARE_INTERRUPT => {
+                Exit::Handled(Handled::quiet(ExitKind::Kick, false))
+            }
+            _ => unexpected(trap),
         };
     }
     let fault = |access| Exit::NestedPageFault {
@@ -221,6 +226,11 @@ mod tests {
         assert_eq!(
             decode(&trap(cause::INTERRUPT | 5, 0, 0), &a),
             Exit::HostTick
+        );
+        assert_eq!(
+            decode(&trap(cause::INTERRUPT | 1, 0, 0), &a),
+            Exit::Handled(Handled::quiet(ExitKind::Kick, false)),
+            "another hart's kick"
         );
         let Exit::Unexpected(u) = decode(&trap(22, 0x1234_5678, 0), &a) else {
             panic!("virtual instruction")

@@ -23,9 +23,6 @@ use riscv_h::register::{hgatp, hstatus, htval, hvip};
 
 /// VMID of our one guest (all its harts share it).
 const VMID: usize = 1;
-/// `scause` of the supervisor software interrupt: another host hart's
-/// kick ([`Vcpu::kick`]).
-const KICK_CAUSE: u64 = (1 << 63) | 1;
 /// Register numbers in [`VcpuState::guest`].
 const A0: usize = 10;
 const A1: usize = 11;
@@ -212,9 +209,12 @@ impl Vcpu for RiscvVcpu {
         // return value: the hot path copies no `Exit`.
         match decode(&trap, &self.args()) {
             Exit::HostTick => self.timer_interrupt(),
-            Exit::Unexpected(_) if trap.scause == KICK_CAUSE => {
+            kick @ Exit::Handled(Handled {
+                kind: ExitKind::Kick,
+                ..
+            }) => {
                 clear_kick();
-                Exit::Handled(Handled::quiet(ExitKind::Kick, false))
+                kick
             }
             Exit::Hypercall(req) if hart::is_local(&req, self.hart) => self.serve_locally(req),
             exit => exit,
