@@ -99,13 +99,12 @@ impl Ctx {
     /// per vCPU; built here unless it is up to date), whose boots run
     /// QEMU with `-smp cpus`.
     pub fn with_host_cpus(&self, cpus: usize) -> Result<Ctx> {
-        let paths = self.paths.clone().with_host_cpus(self.spec, cpus);
         let cargo = if self.verbose {
             CargoOutput::Live
         } else {
             CargoOutput::Captured
         };
-        crate::prepare::build_hypervisor(self.spec, &paths, cargo)?;
+        let paths = crate::prepare::hypervisor_for_cpus(self.spec, &self.paths, cpus, cargo)?;
         Ok(Ctx {
             spec: self.spec,
             paths,

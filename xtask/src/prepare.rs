@@ -87,6 +87,19 @@ pub fn build_hypervisor(spec: &ArchSpec, paths: &ArchPaths, cargo: CargoOutput) 
     Ok(log)
 }
 
+/// The paths of a hypervisor for `cpus` host CPUs, built (unless up to
+/// date) as [`build_hypervisor`] does.
+pub fn hypervisor_for_cpus(
+    spec: &ArchSpec,
+    paths: &ArchPaths,
+    cpus: usize,
+    cargo: CargoOutput,
+) -> Result<ArchPaths> {
+    let paths = paths.clone().with_host_cpus(spec, cpus);
+    build_hypervisor(spec, &paths, cargo)?;
+    Ok(paths)
+}
+
 /// Builds the bundled guest and returns its flat image. Where the scenario
 /// is built into the guest, each scenario has its own build directory.
 pub fn build_guest(

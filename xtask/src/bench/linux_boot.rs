@@ -29,7 +29,7 @@ use super::measure::{Summary, time_command};
 use crate::arch::{Arch, ArchSpec, VmFiles};
 use crate::guest_image::guest_flat;
 use crate::guests::initramfs::USERSPACE_LINE;
-use crate::guests::linux;
+use crate::guests::linux::{self, LinuxGuest};
 use crate::paths::ArchPaths;
 use crate::prepare::{guest_disk, read_initrd};
 use crate::vm::{Input, RunOutput, Watch, run_command};
@@ -37,7 +37,7 @@ use crate::vm_report::{parse_clock, parse_exits, parse_mapped};
 use anyhow::{Context, Result};
 use guestaspace_core::vmconfig::VmConfig;
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// One bare machine: its `-cpu` (`None`: QEMU's default) and what the
@@ -96,11 +96,7 @@ pub fn measure(
     files: &VmFiles,
     runs: usize,
 ) -> Result<LinuxBoot> {
-    let guest = linux::prepare(spec.arch)?;
-    let mem = linux::shipped_config(spec.arch)?
-        .config
-        .mem
-        .context("the shipped Linux config gives no mem")?;
+    let (guest, mem) = guest_and_mem(spec)?;
     let time_bare = |cpu| {
         let args = bare_args(spec.arch, cpu, mem, &guest.kernel, &guest.initrd);
         time_bare_runs(spec, &args, runs)
@@ -109,18 +105,7 @@ pub fn measure(
     let bare = time_bare(cpus[0].0)?;
     let bare_max = cpus.get(1).map(|&(cpu, _)| time_bare(cpu)).transpose()?;
 
-    let vm = VmConfig {
-        mem: Some(mem),
-        cmdline: Some(cmdline(spec.arch).to_string()),
-        ..VmConfig::DEFAULT
-    };
-    let disk_files = guest_disk(
-        &guest_flat(&guest.kernel, spec)?,
-        &vm,
-        Some(read_initrd(&guest.initrd)?),
-    );
-    let disk = paths.e2e.join("disk-bench-linux.img");
-    crate::disk::write_fat_disk(&disk, &disk_files)?;
+    let disk = hosted_disk(spec, paths, &guest, mem, 1)?;
     let hosted_files = VmFiles {
         disk: &disk,
         ..*files
@@ -147,6 +132,45 @@ pub fn measure(
         pages: ram.pages,
         clock_us: parse_clock(&last.text)?,
     })
+}
+
+/// `--linux`'s kernel and initramfs, and the RAM its shipped config gives.
+fn guest_and_mem(spec: &ArchSpec) -> Result<(LinuxGuest, u64)> {
+    let guest = linux::prepare(spec.arch)?;
+    let mem = linux::shipped_config(spec.arch)?
+        .config
+        .mem
+        .context("the shipped Linux config gives no mem")?;
+    Ok((guest, mem))
+}
+
+/// The disk of the hosted Linux runs with `cpus` vCPUs: `guest`, `mem`
+/// bytes of RAM, the command line of every run.
+fn hosted_disk(
+    spec: &ArchSpec,
+    paths: &ArchPaths,
+    guest: &LinuxGuest,
+    mem: u64,
+    cpus: usize,
+) -> Result<PathBuf> {
+    let vm = VmConfig {
+        mem: Some(mem),
+        cmdline: Some(cmdline(spec.arch).to_string()),
+        cpus: cpus as u32,
+        ..VmConfig::DEFAULT
+    };
+    let files = guest_disk(
+        &guest_flat(&guest.kernel, spec)?,
+        &vm,
+        Some(read_initrd(&guest.initrd)?),
+    );
+    let name = match cpus {
+        1 => "disk-bench-linux.img".to_string(),
+        n => format!("disk-bench-linux-smp{n}.img"),
+    };
+    let disk = paths.e2e.join(name);
+    crate::disk::write_fat_disk(&disk, &files)?;
+    Ok(disk)
 }
 
 /// Boots the kernel bare with QEMU arguments `args` `runs` times, each
@@ -214,31 +238,19 @@ pub fn measure_smp(
     runs: usize,
     cpus: usize,
 ) -> Result<(Summary, Summary)> {
-    let guest = linux::prepare(spec.arch)?;
-    let mem = linux::shipped_config(spec.arch)?
-        .config
-        .mem
-        .context("the shipped Linux config gives no mem")?;
+    let (guest, mem) = guest_and_mem(spec)?;
     let smp = cpus.to_string();
     let cpu = bare_cpus(spec.arch).last().and_then(|&(cpu, _)| cpu);
     let mut args = bare_args(spec.arch, cpu, mem, &guest.kernel, &guest.initrd);
     args.extend(["-smp", &smp].map(OsString::from));
     let bare = time_bare_runs(spec, &args, runs)?;
-    let smp_paths = paths.clone().with_host_cpus(spec, cpus);
-    crate::prepare::build_hypervisor(spec, &smp_paths, crate::build::CargoOutput::Captured)?;
-    let vm = VmConfig {
-        mem: Some(mem),
-        cmdline: Some(cmdline(spec.arch).to_string()),
-        cpus: cpus as u32,
-        ..VmConfig::DEFAULT
-    };
-    let disk_files = guest_disk(
-        &guest_flat(&guest.kernel, spec)?,
-        &vm,
-        Some(read_initrd(&guest.initrd)?),
-    );
-    let disk = paths.e2e.join("disk-bench-linux-smp.img");
-    crate::disk::write_fat_disk(&disk, &disk_files)?;
+    let smp_paths = crate::prepare::hypervisor_for_cpus(
+        spec,
+        paths,
+        cpus,
+        crate::build::CargoOutput::Captured,
+    )?;
+    let disk = hosted_disk(spec, paths, &guest, mem, cpus)?;
     let files = VmFiles {
         kernel: smp_paths.kernel(spec),
         disk: &disk,

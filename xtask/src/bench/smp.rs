@@ -9,7 +9,7 @@ use super::measure::{Summary, time_command};
 use crate::arch::{ArchSpec, VmFiles};
 use crate::build::CargoOutput;
 use crate::paths::ArchPaths;
-use crate::prepare::{build_guest, build_hypervisor, guest_disk};
+use crate::prepare::{build_guest, guest_disk, hypervisor_for_cpus};
 use anyhow::{Context, Result};
 use guestaspace_core::scenario::Scenario;
 use guestaspace_core::vmconfig::VmConfig;
@@ -41,8 +41,7 @@ fn round_trip_ns(text: &str) -> Result<u64> {
 
 /// Measures `spec`'s SMP figures, `runs` times each.
 pub fn measure(spec: &'static ArchSpec, paths: &ArchPaths, runs: usize) -> Result<SmpFigures> {
-    let smp = paths.clone().with_host_cpus(spec, IPI_CPUS);
-    build_hypervisor(spec, &smp, CargoOutput::Captured)?;
+    let smp = hypervisor_for_cpus(spec, paths, IPI_CPUS, CargoOutput::Captured)?;
     let mut log = String::new();
     let guest = build_guest(
         spec,
