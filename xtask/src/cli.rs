@@ -498,6 +498,17 @@ mod tests {
         );
         assert!(run_args(&["--cpus", "-1"]).is_err());
         assert!(run_args(&["--strict"]).is_err());
+        assert_eq!(
+            error(&["--arch", "x86_64", "--cpus", "2"]),
+            "--cpus 2: SMP guests run on riscv64 and aarch64; an x86_64 VM has one vCPU for now"
+        );
+        assert_eq!(
+            options(&["--arch", "x86_64", "--cpus", "1"])
+                .unwrap()
+                .vm
+                .cpus,
+            1
+        );
     }
 
     #[test]

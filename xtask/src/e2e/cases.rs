@@ -130,6 +130,10 @@ pub fn for_arch(arch: Arch) -> Vec<Case> {
                 run: smp::smp_fault,
             },
             Case {
+                name: "cpus-beyond-host",
+                run: smp::cpus_beyond_host,
+            },
+            Case {
                 name: "cpu-stop",
                 run: cpu_stop,
             },

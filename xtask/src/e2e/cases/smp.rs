@@ -100,3 +100,25 @@ pub(super) fn smp_fault(ctx: &Ctx) -> Result<()> {
     .map_err(|e| with_output(&out, e))?;
     Ok(())
 }
+
+/// A VM config asking for 2 vCPUs, booted on the hypervisor built for one
+/// host CPU (the default build, as if QEMU had no `-smp`): refused before
+/// the guest runs, naming both counts, and the run fails.
+pub(super) fn cpus_beyond_host(ctx: &Ctx) -> Result<()> {
+    let vm = VmConfig {
+        cpus: 2,
+        ..VmConfig::DEFAULT
+    };
+    let out = ctx.boot_scenario_with(Scenario::Normal, &vm, DEFAULT_TIMEOUT)?;
+    expect_vm_failure(&out)?;
+    check_in_order(
+        &out.text,
+        &["error: guest boot: the VM has 2 vCPUs and the hypervisor runs on 1 host CPUs"],
+    )
+    .map_err(|e| with_output(&out, e))?;
+    anyhow::ensure!(
+        !out.text.contains("Entering VM run loop"),
+        with_output(&out, "the guest ran")
+    );
+    Ok(())
+}
